@@ -1,0 +1,75 @@
+# outbox: a sendmail-compatible mail submission client.
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+
+CC	?= cc
+WERROR	?= -Werror
+PKGS	 = openssl libbsd-overlay
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wformat=2 \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
+	   -fstack-protector-strong -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+	   $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LIBS	 = $(shell pkg-config --libs $(PKGS))
+
+OBJS	 = util.o config.o message.o addr.o smtp.o io.o tls.o auth.o
+LINKS	 = sendmail mailq newaliases
+
+all: outbox
+
+outbox: sendmail.o $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ sendmail.o $(OBJS) $(LIBS)
+
+tests/unit: tests/unit.o $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ tests/unit.o $(OBJS) $(LIBS)
+
+.c.o:
+	@echo "  CC $<"; $(CC) $(ALL_CFLAGS) -I. -MMD -MP -c -o $@ $<
+
+-include *.d tests/*.d
+
+check: outbox tests/unit
+	@bash tests/deps.sh
+	bash tests/run.sh
+
+demo:
+	bash tests/demo.sh
+
+lint:
+	mandoc -Tlint -W warning man/outbox.8 man/outbox.conf.5
+
+install: outbox
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5
+	install -m 755 outbox $(DESTDIR)$(BINDIR)/outbox
+	install -m 644 man/outbox.8 $(DESTDIR)$(MANDIR)/man8/outbox.8
+	install -m 644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
+
+# Links sendmail, mailq and newaliases to outbox; a file that is not ours
+# is kept unless FORCE=1.
+install-links: install
+	@for l in $(LINKS); do \
+	    t=$(DESTDIR)$(BINDIR)/$$l; \
+	    if [ -e "$$t" ] && [ "$$(readlink "$$t")" != outbox ] && \
+	        [ -z "$(FORCE)" ]; then \
+	        echo "$$t exists and is not outbox; kept (make install-links FORCE=1 replaces it)"; \
+	        exit 1; \
+	    fi; \
+	    ln -sf outbox "$$t"; \
+	done
+
+uninstall:
+	for l in $(LINKS); do \
+	    t=$(DESTDIR)$(BINDIR)/$$l; \
+	    [ "$$(readlink "$$t")" = outbox ] && rm -f "$$t"; \
+	done; true
+	rm -f $(DESTDIR)$(BINDIR)/outbox $(DESTDIR)$(MANDIR)/man8/outbox.8 \
+	    $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
+
+clean:
+	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d
+
+.PHONY: all check demo lint install install-links uninstall clean

@@ -1,0 +1,467 @@
+/*
+ * Addresses: the RFC 5322 address-list tokenizer, envelope address checks,
+ * the aliases file, and completion of bare local names.
+ */
+#include <ctype.h>
+#include <err.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "outbox.h"
+
+#define ALIAS_DEPTH	10
+
+struct alias {
+	char		*name;
+	char		*value;
+	int		 line;
+};
+
+struct aliases {
+	struct alias	*v;
+	size_t		 n;
+	const char	*path;
+};
+
+struct addrbuf {
+	char		 s[ADDR_MAX + 1];
+	size_t		 len;
+	int		 overflow;
+	int		 phrase;	/* words separated by blanks: a name */
+	int		 gap;		/* blanks or a comment since the last token */
+};
+
+static void	ab_put(struct addrbuf *, char);
+static int	ab_flush(struct addrbuf *, struct strlist *, char *, size_t);
+static size_t	skip_comment(const char *, size_t, size_t);
+static size_t	copy_quoted(const char *, size_t, size_t, char, struct addrbuf *);
+static const char *addr_domain(const char *);
+static int	addr_same(const char *, const char *);
+static void	add_unique(struct strlist *, const char *);
+static int	aliases_load(struct aliases *, const char *, char *, size_t);
+static void	aliases_free(struct aliases *);
+static int	expand(const struct aliases *, const char *, const char *,
+		    int, struct strlist *, struct strlist *, char *, size_t);
+
+static void
+ab_put(struct addrbuf *ab, char c)
+{
+	/* Blank-separated words, as in `John Doe`, make a display name. */
+	if (ab->gap && ab->len > 0 && c != '.' && c != '@' &&
+	    ab->s[ab->len - 1] != '.' && ab->s[ab->len - 1] != '@')
+		ab->phrase = 1;
+	ab->gap = 0;
+	if (ab->len >= ADDR_MAX) {
+		ab->overflow = 1;
+		return;
+	}
+	ab->s[ab->len++] = c;
+}
+
+/* Ends one address: appends it to out unless empty; -1 when it is bad. */
+static int
+ab_flush(struct addrbuf *ab, struct strlist *out, char *err, size_t errlen)
+{
+	int	rv = 0;
+
+	ab->s[ab->len] = '\0';
+	if (ab->overflow) {
+		snprintf(err, errlen, "address longer than %d octets: %.40s...",
+		    ADDR_MAX, ab->s);
+		rv = -1;
+	} else if (ab->phrase) {
+		snprintf(err, errlen, "\"%s\" is a name, not an address "
+		    "(write Name <user@domain>)", ab->s);
+		rv = -1;
+	} else if (ab->len > 0)
+		strlist_add(out, ab->s);
+	memset(ab, 0, sizeof(*ab));
+	return rv;
+}
+
+/* Returns the index just past the comment that opens at s[i]. */
+static size_t
+skip_comment(const char *s, size_t len, size_t i)
+{
+	int	depth = 0;
+
+	for (; i < len; i++) {
+		if (s[i] == '\\' && i + 1 < len)
+			i++;
+		else if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && --depth == 0)
+			return i + 1;
+	}
+	return len;
+}
+
+/* Copies a quoted string or domain literal opening at s[i]; returns past it. */
+static size_t
+copy_quoted(const char *s, size_t len, size_t i, char close,
+    struct addrbuf *ab)
+{
+	ab_put(ab, s[i++]);
+	for (; i < len; i++) {
+		if (s[i] == '\\' && i + 1 < len) {
+			ab_put(ab, s[i++]);
+			ab_put(ab, s[i]);
+		} else if (s[i] == '\r' || s[i] == '\n')
+			continue;	/* folding inside a quoted string */
+		else {
+			ab_put(ab, s[i]);
+			if (s[i] == close)
+				return i + 1;
+		}
+	}
+	return len;
+}
+
+/*
+ * Parses an RFC 5322 address-list (display names, quoted strings, comments,
+ * groups, angle addresses, obsolete routes) and appends each addr-spec to
+ * out. Returns 0, or -1 with err when an address is malformed.
+ */
+int
+addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
+    size_t errlen)
+{
+	struct addrbuf	ab;
+	size_t		i = 0;
+	int		angle = 0;
+
+	memset(&ab, 0, sizeof(ab));
+	while (i < len) {
+		switch (s[i]) {
+		case ' ': case '\t': case '\r': case '\n':
+			ab.gap = 1;
+			i++;
+			break;
+		case '(':
+			ab.gap = 1;
+			i = skip_comment(s, len, i);
+			break;
+		case '"':
+			i = copy_quoted(s, len, i, '"', &ab);
+			break;
+		case '[':
+			i = copy_quoted(s, len, i, ']', &ab);
+			break;
+		case '<':
+			memset(&ab, 0, sizeof(ab));	/* drop the name */
+			angle = 1;
+			i++;
+			break;
+		case '>':
+			if (angle && ab.s[0] == '@') {
+				/* obs-route: "<@a,@b:user@host>" */
+				char *colon = memchr(ab.s, ':', ab.len);
+
+				if (colon != NULL) {
+					ab.len -= colon + 1 - ab.s;
+					memmove(ab.s, colon + 1, ab.len);
+				}
+			}
+			ab.phrase = 0;
+			angle = 0;
+			if (ab_flush(&ab, out, err, errlen) == -1)
+				return -1;
+			i++;
+			break;
+		case ':':
+			if (angle) {
+				ab_put(&ab, s[i++]);
+				break;
+			}
+			memset(&ab, 0, sizeof(ab));	/* a group's name */
+			i++;
+			break;
+		case ',':
+			if (angle) {	/* inside an obsolete route */
+				ab_put(&ab, s[i++]);
+				break;
+			}
+			/* FALLTHROUGH */
+		case ';':
+			if (ab_flush(&ab, out, err, errlen) == -1)
+				return -1;
+			i++;
+			break;
+		default:
+			ab_put(&ab, s[i++]);
+			break;
+		}
+	}
+	if (angle) {
+		snprintf(err, errlen, "missing '>' after <%.*s", (int)ab.len,
+		    ab.s);
+		return -1;
+	}
+	return ab_flush(&ab, out, err, errlen);
+}
+
+/*
+ * Checks an envelope address before it goes into a command: no control
+ * characters (CR, LF and NUL would inject commands) and a bounded length.
+ */
+int
+addr_check(const char *a, char *err, size_t errlen)
+{
+	const unsigned char	*p;
+
+	for (p = (const unsigned char *)a; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "address contains a control "
+			    "character (0x%02x); refusing it", *p);
+			return -1;
+		}
+		if (*p == '<' || *p == '>') {
+			snprintf(err, errlen, "address \"%s\" contains '%c'",
+			    a, *p);
+			return -1;
+		}
+	}
+	if (strlen(a) > ADDR_MAX) {
+		snprintf(err, errlen, "address longer than %d octets",
+		    ADDR_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* The domain of an address (after the last '@'), or NULL for a local name. */
+static const char *
+addr_domain(const char *a)
+{
+	const char	*at = NULL, *p;
+	int		 quoted = 0;
+
+	for (p = a; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		else if (*p == '"')
+			quoted = !quoted;
+		else if (*p == '@' && !quoted)
+			at = p;
+	}
+	return at != NULL ? at + 1 : NULL;
+}
+
+/* Same mailbox: the local part exactly, the domain in any case. */
+static int
+addr_same(const char *a, const char *b)
+{
+	const char	*da = addr_domain(a), *db = addr_domain(b);
+	size_t		 la = da != NULL ? (size_t)(da - a) : strlen(a);
+	size_t		 lb = db != NULL ? (size_t)(db - b) : strlen(b);
+
+	if (la != lb || strncmp(a, b, la) != 0)
+		return 0;
+	if (da == NULL || db == NULL)
+		return da == db;
+	return strcasecmp(da, db) == 0;
+}
+
+static void
+add_unique(struct strlist *l, const char *a)
+{
+	size_t	i;
+
+	for (i = 0; i < l->n; i++)
+		if (addr_same(l->v[i], a))
+			return;
+	strlist_add(l, a);
+}
+
+/* Reads `name: value` lines (with continuation lines) from path. */
+static int
+aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	*line = NULL, *colon, *name;
+	size_t	 cap = 0;
+	ssize_t	 n;
+	int	 lineno = 0;
+
+	memset(al, 0, sizeof(*al));
+	al->path = path;
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '#' || line[strspn(line, " \t")] == '\0')
+			continue;
+		if ((line[0] == ' ' || line[0] == '\t') && al->n > 0) {
+			struct alias *a = &al->v[al->n - 1];
+			size_t vl = strlen(a->value), ll = strlen(line);
+
+			a->value = xreallocarray(a->value, vl + ll + 2, 1);
+			a->value[vl] = ',';
+			memcpy(a->value + vl + 1, line, ll + 1);
+			continue;
+		}
+		if ((colon = strchr(line, ':')) == NULL || colon == line) {
+			snprintf(err, errlen, "%s:%d: expected \"name: address,"
+			    " ...\"", path, lineno);
+			free(line);
+			fclose(fp);
+			aliases_free(al);
+			return -1;
+		}
+		*colon = '\0';
+		name = line;
+		name[strcspn(name, " \t")] = '\0';
+		al->v = xreallocarray(al->v, al->n + 1, sizeof(*al->v));
+		al->v[al->n].name = xstrdup(name);
+		al->v[al->n].value = xstrdup(colon + 1);
+		al->v[al->n].line = lineno;
+		al->n++;
+	}
+	free(line);
+	fclose(fp);
+	return 0;
+}
+
+static void
+aliases_free(struct aliases *al)
+{
+	size_t	i;
+
+	for (i = 0; i < al->n; i++) {
+		free(al->v[i].name);
+		free(al->v[i].value);
+	}
+	free(al->v);
+	memset(al, 0, sizeof(*al));
+}
+
+/* Expands one address into out: aliases for local names, then maildomain. */
+static int
+expand(const struct aliases *al, const char *a, const char *maildomain,
+    int depth, struct strlist *seen, struct strlist *out, char *err,
+    size_t errlen)
+{
+	struct strlist	 targets = { NULL, 0 };
+	const char	*t;
+	size_t		 i;
+	int		 rv = 0;
+
+	if (addr_domain(a) == NULL && al != NULL) {
+		for (i = 0; i < al->n; i++)
+			if (strcasecmp(al->v[i].name, a) == 0)
+				break;
+		if (i < al->n) {
+			for (size_t k = 0; k < seen->n; k++)
+				if (strcasecmp(seen->v[k], a) == 0) {
+					snprintf(err, errlen, "%s:%d: alias "
+					    "loop through %s", al->path,
+					    al->v[i].line, a);
+					return -1;
+				}
+			if (depth >= ALIAS_DEPTH) {
+				snprintf(err, errlen, "%s:%d: aliases nested "
+				    "deeper than %d", al->path, al->v[i].line,
+				    ALIAS_DEPTH);
+				return -1;
+			}
+			if (addr_parse_list(al->v[i].value,
+			    strlen(al->v[i].value), &targets, err, errlen)
+			    == -1)
+				return -1;
+			strlist_add(seen, a);
+			for (size_t k = 0; k < targets.n && rv == 0; k++) {
+				t = targets.v[k];
+				if (t[0] == '|' || t[0] == '/' ||
+				    strncasecmp(t, ":include:", 9) == 0) {
+					warnx("%s:%d: %s: pipes, files and "
+					    ":include: are not supported; "
+					    "skipped", al->path, al->v[i].line,
+					    t);
+					continue;
+				}
+				/* "root: root" delivers to root, no loop. */
+				if (strcasecmp(t, a) == 0)
+					rv = expand(NULL, t, maildomain, depth,
+					    seen, out, err, errlen);
+				else
+					rv = expand(al, t, maildomain,
+					    depth + 1, seen, out, err, errlen);
+			}
+			seen->n--;
+			free(seen->v[seen->n]);
+			strlist_free(&targets);
+			return rv;
+		}
+	}
+	if (addr_domain(a) == NULL && maildomain != NULL) {
+		char	full[ADDR_MAX + 2];
+
+		if ((size_t)snprintf(full, sizeof(full), "%s@%s", a,
+		    maildomain) >= sizeof(full)) {
+			snprintf(err, errlen, "%s@%s: address too long", a,
+			    maildomain);
+			return -1;
+		}
+		add_unique(out, full);
+	} else
+		add_unique(out, a);
+	return 0;
+}
+
+/*
+ * Resolves recipients: aliases (unless noalias), then maildomain for bare
+ * local names, then removes duplicates. Appends to out.
+ */
+int
+addr_resolve(const struct strlist *in, const char *aliases,
+    const char *maildomain, int noalias, struct strlist *out, char *err,
+    size_t errlen)
+{
+	struct aliases	 al;
+	struct strlist	 seen = { NULL, 0 };
+	size_t		 i;
+	int		 rv = 0, have = 0;
+
+	if (aliases != NULL && !noalias) {
+		if (aliases_load(&al, aliases, err, errlen) == -1)
+			return -1;
+		have = 1;
+	}
+	for (i = 0; i < in->n && rv == 0; i++) {
+		rv = addr_check(in->v[i], err, errlen);
+		if (rv == 0)
+			rv = expand(have ? &al : NULL, in->v[i], maildomain, 0,
+			    &seen, out, err, errlen);
+	}
+	if (have)
+		aliases_free(&al);
+	strlist_free(&seen);
+	return rv;
+}
+
+/* Checks the aliases file (newaliases); *n is the number of aliases. */
+int
+aliases_count(const char *path, size_t *n, char *err, size_t errlen)
+{
+	struct aliases	 al;
+	struct strlist	 l = { NULL, 0 };
+	size_t		 i;
+	int		 rv = 0;
+
+	if (aliases_load(&al, path, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < al.n && rv == 0; i++) {
+		rv = addr_parse_list(al.v[i].value, strlen(al.v[i].value), &l,
+		    err, errlen);
+		strlist_free(&l);
+	}
+	*n = al.n;
+	aliases_free(&al);
+	return rv;
+}

@@ -1,0 +1,602 @@
+/*
+ * Configuration: the system file, then the user's; accounts; the checks
+ * that keep a secret private; reading the secret when AUTH needs it.
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+
+enum ktype {
+	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
+	K_FINGERPRINT, K_AUTH
+};
+
+static const struct key {
+	const char	*name;
+	enum ktype	 type;
+	size_t		 off;
+	long long	 min, max;
+} keys[] = {
+#define O(f)	offsetof(struct account, f)
+	{ "host",		K_HOSTS,	O(host),	0, 0 },
+	{ "port",		K_NUM,		O(port),	1, 65535 },
+	{ "tls",		K_TLS,		O(tls),		0, 0 },
+	{ "tls_ca_file",	K_STR,		O(tls_ca_file),	0, 0 },
+	{ "tls_fingerprint",	K_FINGERPRINT,	O(tls_fingerprint), 0, 0 },
+	{ "tls_cert_file",	K_STR,		O(tls_cert_file), 0, 0 },
+	{ "tls_key_file",	K_STR,		O(tls_key_file), 0, 0 },
+	{ "tls_min_version",	K_TLSVER,	O(tls_min_version), 0, 0 },
+	{ "auth",		K_AUTH,		O(auth),	0, 0 },
+	{ "auth_plaintext",	K_BOOL,		O(auth_plaintext), 0, 1 },
+	{ "user",		K_STR,		O(user),	0, 0 },
+	{ "password",		K_SECRET,	O(password),	0, 0 },
+	{ "password_file",	K_FILE,		O(password_file), 0, 0 },
+	{ "password_command",	K_STR,		O(password_command), 0, 0 },
+	{ "from",		K_STR,		O(from),	0, 0 },
+	{ "maildomain",		K_STR,		O(maildomain),	0, 0 },
+	{ "helo",		K_STR,		O(helo),	0, 0 },
+	{ "aliases",		K_STR,		O(aliases),	0, 0 },
+	{ "timeout",		K_NUM,		O(timeout),	1, 3600 },
+	{ "log",		K_STR,		O(log),		0, 0 },
+	{ "dead_letter",	K_STR,		O(dead_letter),	0, 0 },
+#undef O
+};
+
+static const char *mechs[] = {
+	"on", "off", "plain", "login", "cram-md5", "scram-sha-256", "xoauth2",
+	"oauthbearer", NULL
+};
+
+#define FIELD(a, k, t)	((t *)(void *)((char *)(a) + (k)->off))
+#define CFIELD(a, k, t)	((t const *)(const void *)((const char *)(a) + (k)->off))
+
+static void	account_init(struct account *);
+static void	account_copy(struct account *, const struct account *);
+static void	account_free(struct account *);
+static int	file_private(int, const char *, char *, size_t);
+static int	set_key(struct account *, const struct key *, char *,
+		    const char *, int, char *, size_t);
+static int	load_file(struct config *, const char *, int, int, char *,
+		    size_t);
+static int	finish(struct account *, char *, size_t);
+
+static void
+account_init(struct account *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->tls_min_version = TLS1_2_VERSION;
+	a->timeout = 60;
+}
+
+/* Deep copy: every string of dst is its own. */
+static void
+account_copy(struct account *dst, const struct account *src)
+{
+	size_t	i, k;
+
+	*dst = *src;
+	dst->name = src->name != NULL ? xstrdup(src->name) : NULL;
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const struct key *key = &keys[k];
+
+		if (key->type == K_HOSTS) {
+			memset(&dst->host, 0, sizeof(dst->host));
+			for (i = 0; i < src->host.n; i++)
+				strlist_add(&dst->host, src->host.v[i]);
+		} else if (key->type == K_NUM || key->type == K_BOOL ||
+		    key->type == K_TLS || key->type == K_TLSVER)
+			continue;
+		else if (*CFIELD(src, key, char *) != NULL)
+			*FIELD(dst, key, char *) =
+			    xstrdup(*CFIELD(src, key, char *));
+	}
+}
+
+static void
+account_free(struct account *a)
+{
+	size_t	k;
+	char	*s;
+
+	free(a->name);
+	strlist_free(&a->host);
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		const struct key *key = &keys[k];
+
+		if (key->type == K_NUM || key->type == K_BOOL ||
+		    key->type == K_TLS || key->type == K_TLSVER ||
+		    key->type == K_HOSTS)
+			continue;
+		if ((s = *FIELD(a, key, char *)) == NULL)
+			continue;
+		if (key->type == K_SECRET)
+			explicit_bzero(s, strlen(s));
+		free(s);
+	}
+	memset(a, 0, sizeof(*a));
+}
+
+/*
+ * A file that holds a secret must be the caller's (or root's) and closed to
+ * others; group access only for the group outbox runs setgid to.
+ */
+static int
+file_private(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat	st;
+
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != getuid() && st.st_uid != 0) {
+		snprintf(err, errlen, "%s holds a secret but belongs to uid "
+		    "%u: chown it to yourself or root", path,
+		    (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
+	    (st.st_gid != getegid() || getegid() == getgid()))) {
+		snprintf(err, errlen, "%s holds a secret and others can read "
+		    "it (mode %03o): chmod 600 %s", path,
+		    (unsigned)(st.st_mode & 0777), path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_key(struct account *a, const struct key *k, char *v, const char *file,
+    int line, char *err, size_t errlen)
+{
+	const char	*e = NULL;
+	char		*p, hex[65];
+	size_t		 n;
+	long long	 num;
+
+	switch (k->type) {
+	case K_HOSTS:
+		strlist_free(&a->host);
+		for (p = strtok_r(v, " \t,", &v); p != NULL;
+		    p = strtok_r(NULL, " \t,", &v))
+			strlist_add(&a->host, p);
+		return 0;
+	case K_NUM:
+		num = strtonum(v, k->min, k->max, &e);
+		if (e != NULL) {
+			snprintf(err, errlen, "%s:%d: %s: %s is %s (%lld to "
+			    "%lld)", file, line, k->name, v, e, k->min, k->max);
+			return -1;
+		}
+		*FIELD(a, k, long long) = num;
+		return 0;
+	case K_BOOL:
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			goto bad;
+		*FIELD(a, k, long long) = strcmp(v, "on") == 0;
+		return 0;
+	case K_TLS:
+		if (strcmp(v, "starttls") == 0)
+			a->tls = TLS_STARTTLS;
+		else if (strcmp(v, "implicit") == 0)
+			a->tls = TLS_IMPLICIT;
+		else if (strcmp(v, "off") == 0)
+			a->tls = TLS_OFF;
+		else
+			goto bad;
+		return 0;
+	case K_TLSVER:
+		if (strcmp(v, "1.2") == 0)
+			a->tls_min_version = TLS1_2_VERSION;
+		else if (strcmp(v, "1.3") == 0)
+			a->tls_min_version = TLS1_3_VERSION;
+		else
+			goto bad;
+		return 0;
+	case K_FINGERPRINT:
+		for (n = 0, p = v; *p != '\0'; p++) {
+			if (*p == ':')
+				continue;
+			if (!isxdigit((unsigned char)*p) || n == 64)
+				break;
+			hex[n++] = toupper((unsigned char)*p);
+		}
+		if (*p != '\0' || n != 64) {
+			snprintf(err, errlen, "%s:%d: tls_fingerprint must be "
+			    "the SHA-256 of the certificate: 64 hex digits "
+			    "(openssl x509 -noout -fingerprint -sha256)", file,
+			    line);
+			return -1;
+		}
+		hex[64] = '\0';
+		v = hex;
+		break;
+	case K_AUTH:
+		for (n = 0; mechs[n] != NULL; n++)
+			if (strcasecmp(v, mechs[n]) == 0)
+				break;
+		if (mechs[n] == NULL)
+			goto bad;
+		free(a->auth);
+		a->auth = xstrdup(mechs[n]);
+		return 0;
+	case K_FILE:
+	case K_SECRET:
+	case K_STR:
+		break;
+	}
+	free(*FIELD(a, k, char *));
+	*FIELD(a, k, char *) = xstrdup(v);
+	return 0;
+bad:
+	snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
+	    k->name, v);
+	return -1;
+}
+
+/* Reads one file; system marks its accounts as the system's. */
+static int
+load_file(struct config *cfg, const char *path, int system, int must,
+    char *err, size_t errlen)
+{
+	struct account	 defaults, *cur = &defaults;
+	FILE		*fp;
+	char		*line = NULL, *key, *v, *end;
+	size_t		 cap = 0, i, k;
+	int		 fd, lineno = 0, rv = -1, private = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (!must && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		close(fd);
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	account_init(&defaults);
+	defaults.file = path;
+	while (getline(&line, &cap, fp) != -1) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		key = line + strspn(line, " \t");
+		if (*key == '#' || *key == '\0')
+			continue;
+		v = key + strcspn(key, " \t");
+		if (*v != '\0')
+			*v++ = '\0';
+		v += strspn(v, " \t");
+		for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
+		    end[-1] == '\t'); end--)
+			end[-1] = '\0';
+		if (strcmp(key, "defaults") == 0 && *v == '\0') {
+			cur = &defaults;
+			continue;
+		}
+		if (strcmp(key, "account") == 0) {
+			if (*v == '\0' || strcspn(v, " \t") != strlen(v)) {
+				snprintf(err, errlen, "%s:%d: account needs "
+				    "one name", path, lineno);
+				goto out;
+			}
+			for (i = 0; i < cfg->nacct; i++)
+				if (strcmp(cfg->acct[i].name, v) == 0)
+					break;
+			if (i < cfg->nacct) {
+				snprintf(err, errlen, "%s:%d: account %s is "
+				    "already defined in %s:%d%s", path, lineno,
+				    v, cfg->acct[i].file, cfg->acct[i].line,
+				    cfg->acct[i].system && !system ? "; a "
+				    "user file cannot change a system account" :
+				    "");
+				goto out;
+			}
+			cfg->acct = xreallocarray(cfg->acct, cfg->nacct + 1,
+			    sizeof(*cfg->acct));
+			cur = &cfg->acct[cfg->nacct++];
+			account_copy(cur, &defaults);
+			free(cur->name);
+			cur->name = xstrdup(v);
+			cur->file = path;
+			cur->line = lineno;
+			cur->system = system;
+			continue;
+		}
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (strcmp(keys[k].name, key) == 0)
+				break;
+		if (k == sizeof(keys) / sizeof(keys[0])) {
+			snprintf(err, errlen, "%s:%d: unknown key \"%s\"", path,
+			    lineno, key);
+			goto out;
+		}
+		if (*v == '\0') {
+			snprintf(err, errlen, "%s:%d: %s needs a value", path,
+			    lineno, key);
+			goto out;
+		}
+		if (keys[k].type == K_SECRET) {
+			if (private == -1)
+				private = file_private(fd, path, err, errlen);
+			if (private == -1)
+				goto out;
+			cur->secret_line = lineno;
+		}
+		if (keys[k].type == K_FILE) {
+			int pfd = open(v, O_RDONLY | O_CLOEXEC);
+
+			if (pfd == -1) {
+				snprintf(err, errlen, "%s:%d: password_file %s:"
+				    " %s", path, lineno, v, strerror(errno));
+				goto out;
+			}
+			i = file_private(pfd, v, err, errlen);
+			close(pfd);
+			if (i != 0)
+				goto out;
+		}
+		if (set_key(cur, &keys[k], v, path, lineno, err, errlen) == -1)
+			goto out;
+	}
+	/* Keys outside any account make the account "default". */
+	if (defaults.host.n > 0) {
+		for (i = 0; i < cfg->nacct; i++)
+			if (strcmp(cfg->acct[i].name, "default") == 0)
+				break;
+		if (i < cfg->nacct && cfg->acct[i].system && !system) {
+			snprintf(err, errlen, "%s: sets host outside an "
+			    "account, but %s defines the default account; a "
+			    "user file can only add accounts", path,
+			    cfg->acct[i].file);
+			goto out;
+		}
+		if (i == cfg->nacct) {
+			cfg->acct = xreallocarray(cfg->acct, cfg->nacct + 1,
+			    sizeof(*cfg->acct));
+			cur = &cfg->acct[cfg->nacct++];
+			account_copy(cur, &defaults);
+			cur->name = xstrdup("default");
+			cur->file = path;
+			cur->system = system;
+		}
+	}
+	rv = 0;
+out:
+	if (rv == -1 && line != NULL)
+		explicit_bzero(line, cap);
+	free(line);
+	account_free(&defaults);
+	fclose(fp);
+	return rv;
+}
+
+/* Fills in what follows from other keys, and refuses unsafe combinations. */
+static int
+finish(struct account *a, char *err, size_t errlen)
+{
+	if (a->tls == TLS_DEFAULT)
+		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
+	if (a->port == 0)
+		a->port = a->tls == TLS_IMPLICIT ? 465 : 587;
+	if (a->auth == NULL)
+		a->auth = xstrdup(a->user != NULL ? "on" : "off");
+	if (a->maildomain == NULL)
+		a->maildomain = xstrdup(config_hostname());
+	if (a->helo == NULL)
+		a->helo = xstrdup(config_hostname());
+	if (strcmp(a->auth, "off") == 0)
+		return 0;
+	if (a->user == NULL) {
+		snprintf(err, errlen, "%s:%d: account %s: auth %s needs user",
+		    a->file, a->line, a->name, a->auth);
+		return -1;
+	}
+	if (a->password == NULL && a->password_file == NULL &&
+	    a->password_command == NULL) {
+		snprintf(err, errlen, "%s:%d: account %s: user %s has no "
+		    "password, password_file or password_command", a->file,
+		    a->line, a->name, a->user);
+		return -1;
+	}
+	if (a->tls == TLS_OFF && !a->auth_plaintext) {
+		snprintf(err, errlen, "%s:%d: account %s: tls off would send "
+		    "the password in clear; use tls starttls or implicit, or "
+		    "say auth_plaintext on", a->file, a->line, a->name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Loads file (-C), or the system file and then the user's. Returns 0, or -1
+ * with err naming the file and line.
+ */
+int
+config_load(struct config *cfg, const char *file, const char *home,
+    char *err, size_t errlen)
+{
+	char		 user[PATH_MAX];
+	const char	*xdg = getenv("XDG_CONFIG_HOME");
+	size_t		 i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (file != NULL) {
+		if (load_file(cfg, file, 0, 1, err, errlen) == -1)
+			return -1;
+	} else {
+		if (load_file(cfg, SYSCONFDIR "/outbox.conf", 1, 0, err,
+		    errlen) == -1)
+			return -1;
+		if (xdg != NULL && xdg[0] == '/')
+			snprintf(user, sizeof(user), "%s/outbox/config", xdg);
+		else
+			snprintf(user, sizeof(user), "%s/.config/outbox/config",
+			    home);
+		if (home != NULL && load_file(cfg, user, 0, 0, err, errlen)
+		    == -1)
+			return -1;
+	}
+	for (i = 0; i < cfg->nacct; i++)
+		if (finish(&cfg->acct[i], err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * Picks the account: by name, else the one whose from is the sender, else
+ * "default". NULL with err when there is none.
+ */
+const struct account *
+config_account(const struct config *cfg, const char *name,
+    const char *sender, char *err, size_t errlen)
+{
+	size_t	i;
+
+	for (i = 0; name != NULL && i < cfg->nacct; i++)
+		if (strcmp(cfg->acct[i].name, name) == 0)
+			return &cfg->acct[i];
+	if (name != NULL) {
+		snprintf(err, errlen, "no account named %s in the "
+		    "configuration", name);
+		return NULL;
+	}
+	for (i = 0; sender != NULL && i < cfg->nacct; i++)
+		if (cfg->acct[i].from != NULL &&
+		    strcasecmp(cfg->acct[i].from, sender) == 0)
+			return &cfg->acct[i];
+	for (i = 0; i < cfg->nacct; i++)
+		if (strcmp(cfg->acct[i].name, "default") == 0)
+			return &cfg->acct[i];
+	if (cfg->nacct > 0)
+		return &cfg->acct[0];
+	snprintf(err, errlen, "no smarthost configured: put \"host "
+	    "smtp.example.org\" (with user and password_file) in "
+	    SYSCONFDIR "/outbox.conf or ~/.config/outbox/config");
+	return NULL;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t	i;
+
+	for (i = 0; i < cfg->nacct; i++)
+		account_free(&cfg->acct[i]);
+	free(cfg->acct);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Reads the first line of a file or a command into a new string. */
+static int
+read_line(int fd, char **out)
+{
+	char	buf[16384];
+	size_t	len = 0;
+	ssize_t	n;
+
+	while (len < sizeof(buf) - 1) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+		if (memchr(buf, '\n', len) != NULL)
+			break;
+	}
+	buf[len] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	*out = xstrdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return **out != '\0' ? 0 : -1;
+}
+
+/*
+ * Gets the account's secret: password, password_file or the first line of
+ * password_command. The caller clears and frees *out. ST_TEMP with err on
+ * failure: the mail waits while an administrator fixes it.
+ */
+int
+config_secret(const struct account *a, char **out, char *err, size_t errlen)
+{
+	int	fd, p[2], status;
+	pid_t	pid;
+
+	*out = NULL;
+	if (a->password != NULL) {
+		*out = xstrdup(a->password);
+		return 0;
+	}
+	if (a->password_file != NULL) {
+		if ((fd = open(a->password_file, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    file_private(fd, a->password_file, err, errlen) == -1) {
+			if (fd == -1)
+				snprintf(err, errlen, "%s: %s",
+				    a->password_file, strerror(errno));
+			else
+				close(fd);
+			return -1;
+		}
+		status = read_line(fd, out);
+		close(fd);
+		if (status == -1)
+			snprintf(err, errlen, "%s: no password on its first "
+			    "line", a->password_file);
+		return status;
+	}
+	if (pipe(p) == -1 || (pid = fork()) == -1) {
+		snprintf(err, errlen, "password_command: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		if (dup2(p[1], STDOUT_FILENO) == -1)
+			_exit(127);
+		if ((fd = open("/dev/null", O_RDONLY)) != -1)
+			dup2(fd, STDIN_FILENO);
+		execl("/bin/sh", "sh", "-c", a->password_command, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	status = read_line(p[0], out);
+	close(p[0]);
+	while (waitpid(pid, &fd, 0) == -1 && errno == EINTR)
+		;
+	if (status == -1 || !WIFEXITED(fd) || WEXITSTATUS(fd) != 0) {
+		snprintf(err, errlen, "password_command failed (%s)",
+		    status == -1 ? "no output" : "non-zero exit");
+		return -1;
+	}
+	return 0;
+}
+
+/* This host's name, for EHLO and bare local names. */
+const char *
+config_hostname(void)
+{
+	static char	name[256];
+
+	if (name[0] == '\0' && (gethostname(name, sizeof(name)) == -1 ||
+	    name[0] == '\0'))
+		strlcpy(name, "localhost", sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	return name;
+}

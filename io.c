@@ -1,0 +1,238 @@
+/*
+ * Buffered line I/O over a socket or a TLS connection, with a deadline for
+ * every wait. TLS or plain is chosen once, through the read/write pointers.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "outbox.h"
+
+static ssize_t	plain_read(struct io *, void *, size_t);
+static ssize_t	plain_write(struct io *, const void *, size_t);
+static int	io_wait(struct io *, short);
+static int	io_fill(struct io *);
+
+void
+io_init(struct io *io, int fd, int timeout_ms)
+{
+	memset(io, 0, sizeof(*io));
+	io->fd = fd;
+	io->timeout_ms = timeout_ms;
+	io->read = plain_read;
+	io->write = plain_write;
+}
+
+/* Waits until the descriptor is ready for events; -1 with io->err on timeout. */
+static int
+io_wait(struct io *io, short events)
+{
+	struct pollfd	pfd = { .fd = io->fd, .events = events };
+	int		n;
+
+	do {
+		n = poll(&pfd, 1, io->timeout_ms);
+	} while (n == -1 && errno == EINTR);
+	if (n == 0) {
+		snprintf(io->err, sizeof(io->err), "timed out after %d s",
+		    io->timeout_ms / 1000);
+		return -1;
+	}
+	if (n == -1) {
+		snprintf(io->err, sizeof(io->err), "poll: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static ssize_t
+plain_read(struct io *io, void *buf, size_t len)
+{
+	ssize_t	n;
+
+	for (;;) {
+		n = read(io->fd, buf, len);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			snprintf(io->err, sizeof(io->err), "read: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (io_wait(io, POLLIN) == -1)
+			return -1;
+	}
+}
+
+static ssize_t
+plain_write(struct io *io, const void *buf, size_t len)
+{
+	ssize_t	n;
+
+	for (;;) {
+		n = send(io->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			snprintf(io->err, sizeof(io->err), "write: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (io_wait(io, POLLOUT) == -1)
+			return -1;
+	}
+}
+
+/* Reads more into the buffer; -1 on error, timeout or end of stream. */
+static int
+io_fill(struct io *io)
+{
+	ssize_t	n;
+
+	if (io->rpos > 0) {
+		memmove(io->rbuf, io->rbuf + io->rpos, io->rlen - io->rpos);
+		io->rlen -= io->rpos;
+		io->rpos = 0;
+	}
+	if (io->rlen == sizeof(io->rbuf)) {
+		snprintf(io->err, sizeof(io->err),
+		    "reply line longer than %zu octets", sizeof(io->rbuf));
+		return -1;
+	}
+	n = io->read(io, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
+	if (n == 0)
+		snprintf(io->err, sizeof(io->err), "connection closed");
+	if (n <= 0)
+		return -1;
+	io->rlen += n;
+	return 0;
+}
+
+/*
+ * Reads one line; *line points into the buffer, valid until the next read,
+ * NUL-terminated without its CRLF (or LF). A line that does not fit the
+ * buffer is an error, never split into two.
+ */
+int
+io_getline(struct io *io, char **line, size_t *len)
+{
+	char	*start, *nl;
+
+	for (;;) {
+		start = io->rbuf + io->rpos;
+		nl = memchr(start, '\n', io->rlen - io->rpos);
+		if (nl != NULL)
+			break;
+		if (io_fill(io) == -1)
+			return -1;
+	}
+	*len = nl - start;
+	if (*len > 0 && start[*len - 1] == '\r')
+		(*len)--;
+	start[*len] = '\0';
+	io->rpos = nl + 1 - io->rbuf;
+	*line = start;
+	return 0;
+}
+
+/* Bytes received and not yet consumed: after STARTTLS they mean an attack. */
+size_t
+io_pending(const struct io *io)
+{
+	return io->rlen - io->rpos;
+}
+
+int
+io_flush(struct io *io)
+{
+	size_t	off = 0;
+	ssize_t	n;
+
+	if (io->wlen > 0)
+		io->nflush++;
+	while (off < io->wlen) {
+		n = io->write(io, io->wbuf + off, io->wlen - off);
+		if (n <= 0) {
+			if (n == 0)
+				snprintf(io->err, sizeof(io->err),
+				    "connection closed");
+			return -1;
+		}
+		off += n;
+	}
+	io->wlen = 0;
+	return 0;
+}
+
+int
+io_write(struct io *io, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	size_t		 room;
+
+	while (len > 0) {
+		if (io->wlen == sizeof(io->wbuf) && io_flush(io) == -1)
+			return -1;
+		room = sizeof(io->wbuf) - io->wlen;
+		if (room > len)
+			room = len;
+		memcpy(io->wbuf + io->wlen, p, room);
+		io->wlen += room;
+		p += room;
+		len -= room;
+	}
+	return 0;
+}
+
+int
+io_printf(struct io *io, const char *fmt, ...)
+{
+	char	buf[1024], *p = buf;
+	va_list	ap;
+	int	n, rv;
+
+	/* Most commands fit; a long SASL response (OAuth token) is allocated. */
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= sizeof(buf)) {
+		if ((p = malloc(n + 1)) == NULL) {
+			snprintf(io->err, sizeof(io->err), "out of memory");
+			return -1;
+		}
+		va_start(ap, fmt);
+		vsnprintf(p, n + 1, fmt, ap);
+		va_end(ap);
+	}
+	rv = io_write(io, p, n);
+	if (p != buf) {
+		explicit_bzero(p, n);
+		free(p);
+	}
+	return rv;
+}
+
+void
+io_close(struct io *io)
+{
+	if (io->ssl != NULL) {
+		SSL_free(io->ssl);
+		io->ssl = NULL;
+	}
+	if (io->fd != -1)
+		close(io->fd);
+	io->fd = -1;
+}

@@ -1,0 +1,241 @@
+/*
+ * outbox: a sendmail-compatible mail submission client.
+ * The types and functions the source files share.
+ */
+#ifndef OUTBOX_H
+#define OUTBOX_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#define OUTBOX_VERSION	"0.1.0"
+
+#define ADDR_MAX	254	/* RFC 5321 4.5.3.1.3: a path is 256 octets with <> */
+#define RCPT_MAX	1000	/* recipients of one message */
+#define HEADER_MAX	(1024 * 1024)	/* bytes in the header block */
+#define REPLY_LINE_MAX	2048	/* octets in one reply line (RFC 5321: 512) */
+#define REPLY_LINES_MAX	100	/* lines in one multi-line reply */
+#define REPLY_TEXT_MAX	1024	/* reply text kept for messages */
+
+#define PRINTF(f, a)	__attribute__((format(printf, f, a)))
+
+/* Outcome of anything that can fail: sendmail.c maps it to an exit code. */
+enum status {
+	ST_OK = 0,
+	ST_TEMP,	/* try again later: network, 4xx, needs an administrator */
+	ST_PERM		/* the server refused this message or recipient for good */
+};
+
+struct strlist {
+	char		**v;
+	size_t		  n;
+};
+
+enum tls_mode {
+	TLS_DEFAULT = 0,	/* implicit on port 465, else starttls */
+	TLS_STARTTLS,
+	TLS_IMPLICIT,
+	TLS_OFF
+};
+
+/* One smarthost account; every string is owned by the account. */
+struct account {
+	char		*name;
+	const char	*file;		/* where it was defined */
+	int		 line;
+	int		 system;	/* defined by the system file */
+	int		 secret_line;	/* line of `password`, 0 if none */
+	struct strlist	 host;
+	long long	 port;
+	enum tls_mode	 tls;
+	char		*tls_ca_file;
+	char		*tls_fingerprint;	/* 64 hex digits, no colons */
+	char		*tls_cert_file;
+	char		*tls_key_file;
+	long long	 tls_min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	char		*auth;		/* NULL: on when user is set */
+	long long	 auth_plaintext;
+	char		*user;
+	char		*password;
+	char		*password_file;
+	char		*password_command;
+	char		*from;
+	char		*maildomain;
+	char		*helo;
+	char		*aliases;
+	long long	 timeout;	/* seconds */
+	char		*log;
+	char		*dead_letter;
+};
+
+struct config {
+	struct account	*acct;
+	size_t		 nacct;
+	struct account	 defaults;
+};
+
+/* A reply: its code, and its text lines joined by "; " (bounded, printable). */
+struct reply {
+	int		 code;
+	char		 text[REPLY_TEXT_MAX];
+};
+
+struct rcpt {
+	char		*addr;
+	enum status	 st;		/* ST_OK once the server took it */
+	int		 done;		/* a final answer is known */
+	struct reply	 reply;
+};
+
+struct envelope {
+	char		*sender;	/* "" is the null sender */
+	struct rcpt	*rcpt;
+	size_t		 nrcpt;
+	const char	*notify;	/* DSN: -N, -R, -V */
+	const char	*ret;
+	const char	*envid;
+};
+
+/* What sendmail.c tells message.c about reading one message. */
+struct msgopts {
+	int		 dot_ends;	/* a lone "." ends input (no -i) */
+	int		 from_headers;	/* -t */
+	const char	*sender;	/* envelope sender, for an added From */
+	const char	*fullname;	/* -F or GECOS, may be NULL */
+	const char	*maildomain;
+	const char	*spool_dir;
+};
+
+/* The spooled message: canonical CRLF text, headers already rewritten. */
+struct message {
+	int		 fd;
+	off_t		 size;		/* bytes in the spool file */
+	off_t		 body;		/* offset of the body (after the blank line) */
+	size_t		 max_line;	/* longest line, without CRLF */
+	int		 eightbit;
+	int		 nul;
+	int		 multipart;	/* a multipart or message type */
+	int		 encoded;	/* Content-Transfer-Encoding base64 or q-p */
+	int		 mime_version;
+	struct strlist	 hdr_rcpt;	/* addresses from To/Cc/Bcc with -t */
+	char		 err[256];
+	int		 exitcode;	/* with err: the sysexits code */
+};
+
+struct io {
+	int		 fd;
+	SSL		*ssl;
+	int		 timeout_ms;
+	ssize_t		(*read)(struct io *, void *, size_t);
+	ssize_t		(*write)(struct io *, const void *, size_t);
+	char		 rbuf[8192];
+	size_t		 rpos, rlen;
+	char		 wbuf[65536];
+	size_t		 wlen;
+	unsigned long	 nflush;	/* write bursts, for the round-trip count */
+	char		 err[256];
+};
+
+/* EHLO capabilities. */
+#define EXT_PIPELINING	0x001
+#define EXT_STARTTLS	0x002
+#define EXT_8BITMIME	0x004
+#define EXT_SMTPUTF8	0x008
+#define EXT_DSN		0x010
+#define EXT_SIZE	0x020
+#define EXT_CHUNKING	0x040
+#define EXT_ENHANCED	0x080
+#define EXT_AUTH	0x100
+
+struct session {
+	const struct account *acct;
+	struct io	 io;
+	SSL_CTX		*ctx;
+	int		 verbose;
+	int		 connected;
+	unsigned	 ext;
+	unsigned long long size_max;
+	char		 mechs[256];	/* AUTH mechanisms offered */
+	char		 host[256];	/* relay, for messages and the log */
+	char		 addr[64];
+	long long	 port;
+	const char	*tls_version;
+	int		 authenticated;
+	struct reply	 reply;		/* the last reply read */
+	int		 exitcode;	/* with ST_PERM: 65 or 69 */
+	char		 err[1024];	/* why the last step failed */
+};
+
+/* Where DATA's dot-stuffing writes, and whether a line just began. */
+struct dotsink {
+	struct io	*io;
+	int		 bol;
+};
+
+/* util.c */
+char	*xstrdup(const char *);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+void	 strlist_add(struct strlist *, const char *);
+void	 strlist_free(struct strlist *);
+
+/* config.c */
+int	 config_load(struct config *, const char *, const char *, char *,
+	    size_t);
+const struct account *config_account(const struct config *, const char *,
+	    const char *, char *, size_t);
+void	 config_free(struct config *);
+int	 config_secret(const struct account *, char **, char *, size_t);
+const char *config_hostname(void);
+
+/* message.c */
+int	 message_read(struct message *, const struct msgopts *, int);
+int	 message_render(const struct message *, int,
+	    int (*)(void *, const char *, size_t), void *);
+int	 message_qp_allowed(const struct message *);
+void	 message_close(struct message *);
+int	 message_dead_letter(const struct message *, const char *,
+	    const char *, char *, size_t);
+
+/* addr.c */
+int	 addr_parse_list(const char *, size_t, struct strlist *, char *,
+	    size_t);
+int	 addr_check(const char *, char *, size_t);
+int	 addr_resolve(const struct strlist *, const char *, const char *, int,
+	    struct strlist *, char *, size_t);
+int	 aliases_count(const char *, size_t *, char *, size_t);
+
+/* io.c */
+void	 io_init(struct io *, int, int);
+int	 io_getline(struct io *, char **, size_t *);
+int	 io_write(struct io *, const void *, size_t);
+int	 io_printf(struct io *, const char *, ...) PRINTF(2, 3);
+int	 io_flush(struct io *);
+size_t	 io_pending(const struct io *);
+void	 io_close(struct io *);
+
+/* tls.c */
+SSL_CTX	*tls_context(const struct account *, char *, size_t);
+int	 tls_start(struct io *, SSL_CTX *, const struct account *,
+	    const char *, char *, size_t);
+
+/* smtp.c */
+enum status smtp_open(struct session *);
+enum status smtp_send(struct session *, const struct message *,
+	    struct envelope *);
+void	 smtp_close(struct session *);
+int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
+int	 smtp_reply(struct session *);
+enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
+int	 reply_parse_line(const char *, size_t, int *, int *);
+int	 smtp_data_out(void *, const char *, size_t);
+
+/* auth.c */
+enum status auth_login(struct session *);
+const char *auth_choose(const char *, const char *);
+
+#endif

@@ -1,0 +1,455 @@
+/*
+ * Unit tests for the parsers and the content path: replies, RFC 5322
+ * addresses, aliases, spooling (line endings, headers), dot-stuffing,
+ * quoted-printable, configuration. Prints PASS/FAIL lines for tests/run.sh.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+static int	 failures;
+static char	 tmpdir[256];
+
+#define CHECK(name, cond) do {						\
+	if (cond)							\
+		printf("PASS unit: %s\n", name);			\
+	else {								\
+		printf("FAIL unit: %s (%s:%d)\n", name, __FILE__,	\
+		    __LINE__);						\
+		failures++;						\
+	}								\
+} while (0)
+
+/* Joins a list as "a|b|c" for one-line comparisons. */
+static const char *
+joined(const struct strlist *l)
+{
+	static char	buf[4096];
+	size_t		i;
+
+	buf[0] = '\0';
+	for (i = 0; i < l->n; i++) {
+		if (i > 0)
+			strlcat(buf, "|", sizeof(buf));
+		strlcat(buf, l->v[i], sizeof(buf));
+	}
+	return buf;
+}
+
+static void
+test_replies(void)
+{
+	int	code, last;
+
+	CHECK("reply 250 final", reply_parse_line("250 ok", 6, &code, &last)
+	    == 0 && code == 250 && last);
+	CHECK("reply 250- continues", reply_parse_line("250-PIPELINING", 14,
+	    &code, &last) == 0 && !last);
+	CHECK("reply bare code", reply_parse_line("354", 3, &code, &last) == 0
+	    && code == 354 && last);
+	CHECK("reply garbage", reply_parse_line("hello", 5, &code, &last)
+	    == -1);
+	CHECK("reply 1xx refused", reply_parse_line("199 x", 5, &code, &last)
+	    == -1);
+	CHECK("reply 600 refused", reply_parse_line("600 x", 5, &code, &last)
+	    == -1);
+	CHECK("reply no separator", reply_parse_line("250x", 4, &code, &last)
+	    == -1);
+	CHECK("reply short", reply_parse_line("25", 2, &code, &last) == -1);
+}
+
+/* Parses s and compares the addresses with want ("a|b"), or an error. */
+static void
+addr_case(const char *name, const char *s, const char *want)
+{
+	struct strlist	l = { NULL, 0 };
+	char		err[256];
+	int		rv;
+
+	rv = addr_parse_list(s, strlen(s), &l, err, sizeof(err));
+	if (want == NULL)
+		CHECK(name, rv == -1);
+	else {
+		CHECK(name, rv == 0 && strcmp(joined(&l), want) == 0);
+		if (rv != 0 || strcmp(joined(&l), want) != 0)
+			printf("  got [%s] rv %d %s\n", joined(&l), rv,
+			    rv ? err : "");
+	}
+	strlist_free(&l);
+}
+
+static void
+test_addresses(void)
+{
+	char	err[256];
+
+	/* RFC 5322 Appendix A. */
+	addr_case("A.1.1 angle", "John Doe <jdoe@machine.example>",
+	    "jdoe@machine.example");
+	addr_case("A.1.2 list", "Mary Smith <mary@x.test>, jdoe@example.org, "
+	    "Who? <one@y.test>", "mary@x.test|jdoe@example.org|one@y.test");
+	addr_case("A.1.2 quoted name", "\"Joe Q. Public\" "
+	    "<john.q.public@example.com>", "john.q.public@example.com");
+	addr_case("A.1.2 specials in quotes", "<boss@nil.test>, \"Giant; "
+	    "\\\"Big\\\" Box\" <sysservices@example.net>",
+	    "boss@nil.test|sysservices@example.net");
+	addr_case("A.1.3 group", "A Group:Ed Jones <c@a.test>,joe@where.test,"
+	    "John <jdoe@one.test>;", "c@a.test|joe@where.test|jdoe@one.test");
+	addr_case("A.1.3 empty group", "Undisclosed recipients:;", "");
+	addr_case("undisclosed-recipients", "undisclosed-recipients:;", "");
+	addr_case("A.5 comments", "Pete(A nice \\) chap) <pete(his account)"
+	    "@silly.test(his host)>", "pete@silly.test");
+	addr_case("A.5 group with comments", "A Group(Some people)\r\n"
+	    "     :Chris Jones <c@(Chris's host.)public.example>,\r\n"
+	    "         joe@example.org,\r\n  John <jdoe@one.test> (my dear "
+	    "friend); (the end of the group)",
+	    "c@public.example|joe@example.org|jdoe@one.test");
+	addr_case("A.6.1 obsolete route", "<@machine.tld:mary@example.net>",
+	    "mary@example.net");
+	addr_case("obs-local-part with blanks", "john . doe @ example.com",
+	    "john.doe@example.com");
+	addr_case("quoted local part", "\"a b\"@example.com",
+	    "\"a b\"@example.com");
+	addr_case("comma list argv", "a@b.test,c@d.test", "a@b.test|c@d.test");
+	addr_case("bare local name", "root", "root");
+	addr_case("phrase without address", "John Doe", NULL);
+	addr_case("missing >", "John <j@x.test", NULL);
+	addr_case("too long", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@x.test",
+	    NULL);
+	CHECK("addr_check CR LF", addr_check("a@b\r\nRCPT TO:<x@y>", err,
+	    sizeof(err)) == -1);
+	CHECK("addr_check NUL-free ok", addr_check("a@b.test", err,
+	    sizeof(err)) == 0);
+	CHECK("addr_check angle", addr_check("a@b>x", err, sizeof(err)) == -1);
+	CHECK("auth_choose strongest", strcmp(auth_choose("PLAIN LOGIN "
+	    "CRAM-MD5 SCRAM-SHA-256", "on"), "SCRAM-SHA-256") == 0);
+	CHECK("auth_choose forced", strcmp(auth_choose("PLAIN LOGIN",
+	    "login"), "login") == 0);
+	CHECK("auth_choose not offered", auth_choose("PLAIN", "cram-md5")
+	    == NULL);
+	CHECK("auth_choose no partial match", auth_choose("SCRAM-SHA-256-PLUS",
+	    "on") == NULL);
+}
+
+static void
+write_file(const char *path, const char *s, mode_t mode)
+{
+	int	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	if (fd == -1 || write(fd, s, strlen(s)) != (ssize_t)strlen(s))
+		perror(path);
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static void
+test_aliases(void)
+{
+	struct strlist	in = { NULL, 0 }, out = { NULL, 0 };
+	char		path[300], err[256];
+	size_t		n;
+
+	snprintf(path, sizeof(path), "%s/aliases", tmpdir);
+	write_file(path, "# comment\nroot: admin, ops@example.org\n"
+	    "admin: boss@example.org,\n  deputy\nloop1: loop2\nloop2: loop1\n"
+	    "self: self\npipe: |/bin/cat, real@example.org\n", 0644);
+	strlist_add(&in, "root");
+	strlist_add(&in, "ops@EXAMPLE.org");
+	CHECK("aliases nested, continued, deduplicated",
+	    addr_resolve(&in, path, "host.test", 0, &out, err, sizeof(err))
+	    == 0 && strcmp(joined(&out), "boss@example.org|deputy@host.test|"
+	    "ops@example.org") == 0);
+	strlist_free(&in);
+	strlist_free(&out);
+	strlist_add(&in, "loop1");
+	CHECK("aliases loop detected", addr_resolve(&in, path, "h.test", 0,
+	    &out, err, sizeof(err)) == -1 && strstr(err, "loop") != NULL);
+	strlist_free(&in);
+	strlist_free(&out);
+	strlist_add(&in, "self");
+	strlist_add(&in, "pipe");
+	CHECK("alias to itself, pipe skipped", addr_resolve(&in, path,
+	    "h.test", 0, &out, err, sizeof(err)) == 0 &&
+	    strcmp(joined(&out), "self@h.test|real@example.org") == 0);
+	strlist_free(&in);
+	strlist_free(&out);
+	strlist_add(&in, "root");
+	CHECK("-n skips aliases", addr_resolve(&in, path, "h.test", 1, &out,
+	    err, sizeof(err)) == 0 && strcmp(joined(&out), "root@h.test") == 0);
+	strlist_free(&in);
+	strlist_free(&out);
+	CHECK("newaliases count", aliases_count(path, &n, err, sizeof(err))
+	    == 0 && n == 6);
+}
+
+/* Spools input with the given options; returns the spool's text. */
+static char *
+spool(const char *input, int dot_ends, int t, struct message *m)
+{
+	struct msgopts	 o;
+	char		 path[300], *buf;
+	int		 fd;
+
+	memset(&o, 0, sizeof(o));
+	o.dot_ends = dot_ends;
+	o.from_headers = t;
+	o.sender = "me@example.org";
+	o.fullname = "Ann \"Q\" Smith";
+	o.maildomain = "example.org";
+	o.spool_dir = tmpdir;
+	snprintf(path, sizeof(path), "%s/input", tmpdir);
+	write_file(path, input, 0600);
+	fd = open(path, O_RDONLY);
+	if (message_read(m, &o, fd) == -1) {
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	buf = calloc(1, m->size + 1);
+	if (pread(m->fd, buf, m->size, 0) != m->size)
+		buf[0] = '\0';
+	return buf;
+}
+
+/* The spool without the Date and Message-ID lines outbox adds. */
+static int
+spool_is(const char *got, const char *want)
+{
+	char	 buf[8192], *d, *e;
+
+	strlcpy(buf, got, sizeof(buf));
+	while ((d = strstr(buf, "Date: ")) != NULL ||
+	    (d = strstr(buf, "Message-ID: <")) != NULL) {
+		e = strstr(d, "\r\n") + 2;
+		memmove(d, e, strlen(e) + 1);
+	}
+	if (strcmp(buf, want) != 0)
+		printf("  got  [%s]\n  want [%s]\n", buf, want);
+	return strcmp(buf, want) == 0;
+}
+
+static void
+test_spool(void)
+{
+	struct message	 m;
+	char		*s;
+
+	s = spool("Subject: x\nFrom: a@b\n\nline1\nline2\n", 1, 0, &m);
+	CHECK("LF becomes CRLF", s && spool_is(s, "Subject: x\r\nFrom: a@b\r\n"
+	    "\r\nline1\r\nline2\r\n"));
+	CHECK("Date and Message-ID added once", s && strstr(s, "Date: ") &&
+	    strstr(s, "Message-ID: <") && !strstr(strstr(s, "Date: ") + 1,
+	    "Date: "));
+	free(s);
+	message_close(&m);
+	s = spool("Subject: x\r\nFrom: a@b\r\n\r\nline1\r\nline2\r\n", 1, 0,
+	    &m);
+	CHECK("CRLF kept", s && spool_is(s, "Subject: x\r\nFrom: a@b\r\n\r\n"
+	    "line1\r\nline2\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\n\nbare\rcr\r\nmixed\nend", 1, 0, &m);
+	CHECK("bare CR and no final newline", s && spool_is(s, "From: a@b\r\n"
+	    "\r\nbare\r\ncr\r\nmixed\r\nend\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\n\nbefore\n.\nafter\n", 1, 0, &m);
+	CHECK("lone dot ends input", s && spool_is(s, "From: a@b\r\n\r\n"
+	    "before\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\n\nbefore\n.\n..\n.x\nafter\n", 0, 0, &m);
+	CHECK("-i keeps dot lines", s && spool_is(s, "From: a@b\r\n\r\n"
+	    "before\r\n.\r\n..\r\n.x\r\nafter\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\n\n.x\n..\n", 1, 0, &m);
+	CHECK("dot lines that are not alone stay", s && spool_is(s,
+	    "From: a@b\r\n\r\n.x\r\n..\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From someone Sat Nov 21 10:00:00 2026\nFrom: a@b\n\nx\n",
+	    1, 0, &m);
+	CHECK("mbox From_ line dropped", s && spool_is(s, "From: a@b\r\n\r\n"
+	    "x\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("To: a@x.test\nBcc: secret@x.test,\n  other@x.test\n"
+	    "Cc: \"C\" <c@x.test>\nSubject: s\n\nbody\n", 1, 1, &m);
+	CHECK("Bcc removed with its continuation", s && spool_is(s,
+	    "To: a@x.test\r\nCc: \"C\" <c@x.test>\r\nSubject: s\r\n"
+	    "From: \"Ann \\\"Q\\\" Smith\" <me@example.org>\r\n\r\nbody\r\n"));
+	CHECK("-t takes To, Bcc, Cc", strcmp(joined(&m.hdr_rcpt),
+	    "a@x.test|secret@x.test|other@x.test|c@x.test") == 0);
+	free(s);
+	message_close(&m);
+	s = spool("To: a@x.test\nResent-To: r@x.test\nResent-Bcc: rb@x.test\n"
+	    "\nbody\n", 1, 1, &m);
+	CHECK("-t uses Resent- headers when present", strcmp(joined(
+	    &m.hdr_rcpt), "r@x.test|rb@x.test") == 0 && !strstr(s,
+	    "Resent-Bcc"));
+	free(s);
+	message_close(&m);
+	s = spool("Subject: only headers\n", 1, 0, &m);
+	CHECK("headers only", s && m.body == m.size);
+	free(s);
+	message_close(&m);
+	s = spool("just a body line\nsecond\n", 1, 0, &m);
+	CHECK("body without headers", s && spool_is(s, "From: \"Ann \\\"Q\\\" "
+	    "Smith\" <me@example.org>\r\n\r\njust a body line\r\nsecond\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\nContent-Type: multipart/mixed; b=x\n\n\xc3\xa9\n",
+	    1, 0, &m);
+	CHECK("8-bit and multipart noted", s && m.eightbit && m.multipart &&
+	    !message_qp_allowed(&m));
+	free(s);
+	message_close(&m);
+	s = spool("From: a@b\nTo: John Doe\n\nx\n", 1, 1, &m);
+	CHECK("-t with a name but no address fails 65", s == NULL &&
+	    m.exitcode == 65);
+	message_close(&m);
+}
+
+static int
+collect(void *arg, const char *p, size_t n)
+{
+	char	*buf = arg;
+
+	strncat(buf, p, n);
+	return 0;
+}
+
+static void
+test_qp(void)
+{
+	struct message	 m;
+	char		 in[4096], *out = calloc(1, 16384), *s, *l;
+	size_t		 i;
+	int		 ok = 1;
+
+	strlcpy(in, "From: a@b\nContent-Transfer-Encoding: 8bit\n\n", sizeof(in));
+	for (i = 0; i < 1200; i++)
+		strlcat(in, i % 100 == 99 ? "=" : "x", sizeof(in));
+	strlcat(in, "\ntrailing space \n\xc3\xa9t\xc3\xa9\n", sizeof(in));
+	s = spool(in, 1, 0, &m);
+	CHECK("long line noted", s && m.max_line == 1200 &&
+	    message_qp_allowed(&m));
+	message_render(&m, 1, collect, out);
+	CHECK("QP replaces the transfer encoding", strstr(out,
+	    "Content-Transfer-Encoding: quoted-printable\r\n") &&
+	    !strstr(out, "8bit") && strstr(out, "MIME-Version: 1.0\r\n"));
+	for (l = out; (s = strstr(l, "\r\n")) != NULL; l = s + 2)
+		if (s - l > 76)
+			ok = 0;
+	CHECK("QP lines at most 76", ok);
+	CHECK("QP encodes = and 8-bit", strstr(out, "=3D") &&
+	    strstr(out, "=C3=A9t=C3=A9\r\n"));
+	CHECK("QP trailing space encoded", strstr(out, "trailing space=20\r\n")
+	    != NULL);
+	message_close(&m);
+	free(out);
+}
+
+static void
+test_dotstuff(void)
+{
+	struct io	 io;
+	struct dotsink	 d = { &io, 1 };
+	char		 buf[256];
+	int		 sv[2];
+	ssize_t		 n;
+
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	io_init(&io, sv[0], 1000);
+	smtp_data_out(&d, ".a\r\nb\r\n.", 8);
+	smtp_data_out(&d, ".c\r\n", 4);	/* the dot began the last chunk */
+	smtp_data_out(&d, "d.\r\n..\r\n", 8);
+	io_flush(&io);
+	n = read(sv[1], buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	if (strcmp(buf, "..a\r\nb\r\n...c\r\nd.\r\n...\r\n") != 0)
+		printf("  got [%s]\n", buf);
+	CHECK("dot-stuffing across chunks", strcmp(buf, "..a\r\nb\r\n...c\r\n"
+	    "d.\r\n...\r\n") == 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void
+test_config(void)
+{
+	struct config	 cfg;
+	char		 path[300], err[512];
+	const struct account *a;
+
+	snprintf(path, sizeof(path), "%s/c1", tmpdir);
+	write_file(path, "host smtp.example.org\nuser u\npassword p w\n", 0644);
+	CHECK("password in a 0644 file refused", config_load(&cfg, path, NULL,
+	    err, sizeof(err)) == -1 && strstr(err, "chmod 600") != NULL);
+	config_free(&cfg);
+	write_file(path, "host a.test b.test\nport 465\nuser u\npassword p w\n"
+	    "account work\nhost w.test\nfrom me@work.test\n", 0600);
+	CHECK("config loads", config_load(&cfg, path, NULL, err, sizeof(err))
+	    == 0);
+	a = config_account(&cfg, NULL, NULL, err, sizeof(err));
+	CHECK("default account, port 465 means implicit TLS", a != NULL &&
+	    a->tls == TLS_IMPLICIT && a->host.n == 2 &&
+	    strcmp(a->password, "p w") == 0 && strcmp(a->auth, "on") == 0);
+	a = config_account(&cfg, NULL, "ME@work.test", err, sizeof(err));
+	CHECK("account chosen by from, inherits defaults", a != NULL &&
+	    strcmp(a->name, "work") == 0 && a->port == 465 &&
+	    strcmp(a->user, "u") == 0);
+	CHECK("unknown account", config_account(&cfg, "nope", NULL, err,
+	    sizeof(err)) == NULL);
+	config_free(&cfg);
+	write_file(path, "host h\nbogus 1\n", 0600);
+	CHECK("unknown key names file:line", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, "c1:2: unknown key") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\nport 99999\n", 0600);
+	CHECK("bad port", config_load(&cfg, path, NULL, err, sizeof(err))
+	    == -1 && strstr(err, ":2:") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\ntls off\nuser u\npassword x\n", 0600);
+	CHECK("AUTH in clear refused", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, "auth_plaintext") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\ntls_fingerprint 12:34\n", 0600);
+	CHECK("bad fingerprint", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1);
+	config_free(&cfg);
+}
+
+int
+main(void)
+{
+	const char	*t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/outbox-unit.XXXXXX",
+	    t != NULL ? t : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror(tmpdir);
+		return 1;
+	}
+	test_replies();
+	test_addresses();
+	test_aliases();
+	test_spool();
+	test_qp();
+	test_dotstuff();
+	test_config();
+	printf("unit: %d failed\n", failures);
+	return failures != 0;
+}
