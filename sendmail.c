@@ -51,8 +51,10 @@ static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
 static int	exit_code(const struct session *, const struct envelope *,
 		    enum status);
-static void	log_outcome(const struct opts *, const struct session *,
-		    const struct envelope *, const struct timeval *);
+static void	log_outcome(const struct session *, const struct envelope *,
+		    const struct timeval *);
+static void	keep(const struct message *, const struct account *,
+		    const char *, const char *);
 static const char *user_name(void);
 static void	verify(const struct opts *, const struct account *);
 
@@ -323,49 +325,66 @@ log_line(const struct account *a, const char *line)
 
 /* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
 static void
-log_outcome(const struct opts *o, const struct session *s,
-    const struct envelope *env, const struct timeval *start)
+log_outcome(const struct session *s, const struct envelope *env,
+    const struct timeval *start)
 {
 	static const char *names[] = { "sent", "deferred", "bounced" };
+	const struct rcpt *first;
 	struct timeval	 now;
-	char		 line[2048], to[1024];
-	const char	*why = NULL;
-	size_t		 i, n;
+	char		 line[4096], to[1024], why[1200];
+	size_t		 i;
 	enum status	 st;
 
-	(void)o;
 	gettimeofday(&now, NULL);
 	for (st = ST_OK; st <= ST_PERM; st++) {
 		to[0] = '\0';
-		for (i = n = 0; i < env->nrcpt; i++) {
+		first = NULL;
+		for (i = 0; i < env->nrcpt; i++) {
 			if (env->rcpt[i].st != st)
 				continue;
-			if (n++ > 0)
+			if (first == NULL)
+				first = &env->rcpt[i];
+			else
 				strlcat(to, ",", sizeof(to));
 			strlcat(to, "<", sizeof(to));
 			strlcat(to, env->rcpt[i].addr, sizeof(to));
 			strlcat(to, ">", sizeof(to));
-			why = env->rcpt[i].reply.code != 0 ? NULL : s->err;
-			if (why == NULL)
-				why = env->rcpt[i].reply.text;
 		}
-		if (n == 0)
+		if (first == NULL)
 			continue;
-		for (i = 0; i < env->nrcpt && env->rcpt[i].st != st; i++)
-			;
+		if (first->reply.code != 0)
+			snprintf(why, sizeof(why), "%d %s", first->reply.code,
+			    first->reply.text);
+		else
+			strlcpy(why, s->err, sizeof(why));
 		snprintf(line, sizeof(line), "from=<%s>, to=%s, "
-		    "relay=%s[%s]:%lld, delay=%.2f, tls=%s, status=%s (%d %s)",
+		    "relay=%s[%s]:%lld, delay=%.2f, tls=%s, status=%s (%s)",
 		    env->sender, to, s->host[0] ? s->host : "none",
 		    s->addr[0] ? s->addr : "-", s->port,
 		    (now.tv_sec - start->tv_sec) +
 		    (now.tv_usec - start->tv_usec) / 1e6,
 		    s->tls_version != NULL ? s->tls_version : "none",
-		    names[st], env->rcpt[i].reply.code,
-		    env->rcpt[i].reply.code != 0 ? env->rcpt[i].reply.text :
-		    s->err);
+		    names[st], why);
 		log_line(s->acct, line);
 	}
-	(void)why;
+}
+
+/* Appends the message to dead_letter (default ~/dead.letter), and says so. */
+static void
+keep(const struct message *m, const struct account *a, const char *home,
+    const char *sender)
+{
+	char	path[4096], err[512];
+
+	if (a->dead_letter != NULL)
+		strlcpy(path, a->dead_letter, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "%s/dead.letter",
+		    home != NULL ? home : ".");
+	if (message_dead_letter(m, path, sender, err, sizeof(err)) == 0)
+		warnx("message kept in %s", path);
+	else
+		warnx("could not keep the message: %s", err);
 }
 
 /* -bv: what each recipient becomes, and who would carry it. Sends nothing. */
@@ -542,11 +561,7 @@ main(int argc, char *argv[])
 		code = EX_DATAERR;
 	}
 	if (code != EX_OK) {
-		if (message_dead_letter(&m, a->dead_letter != NULL ?
-		    a->dead_letter : "dead.letter", sender, err,
-		    sizeof(err)) == 0)
-			warnx("message kept in %s", a->dead_letter != NULL ?
-			    a->dead_letter : "dead.letter");
+		keep(&m, a, home, sender);
 		return code;
 	}
 	env.rcpt = xcalloc(resolved.n, sizeof(*env.rcpt));
@@ -560,7 +575,7 @@ main(int argc, char *argv[])
 		for (i = 0; i < env.nrcpt; i++)
 			env.rcpt[i].st = ST_TEMP;
 	smtp_close(&s);
-	log_outcome(&o, &s, &env, &start);
+	log_outcome(&s, &env, &start);
 
 	code = exit_code(&s, &env, st);
 	for (i = 0; i < env.nrcpt; i++) {
@@ -580,20 +595,8 @@ main(int argc, char *argv[])
 		warnx("%s[%s]:%lld: %s", s.host, s.addr, s.port, s.err);
 	if (code == EX_TEMPFAIL)
 		warnx("not sent; try again later (exit 75)");
-	if (code != EX_OK && code != EX_TEMPFAIL) {
-		char	 path[4096];
-
-		if (a->dead_letter != NULL)
-			strlcpy(path, a->dead_letter, sizeof(path));
-		else
-			snprintf(path, sizeof(path), "%s/dead.letter",
-			    home != NULL ? home : ".");
-		if (message_dead_letter(&m, path, sender, err, sizeof(err))
-		    == 0)
-			warnx("message kept in %s", path);
-		else
-			warnx("could not keep the message: %s", err);
-	}
+	if (code != EX_OK && code != EX_TEMPFAIL)
+		keep(&m, a, home, sender);
 	message_close(&m);
 	free(env.rcpt);
 	strlist_free(&resolved);

@@ -186,6 +186,7 @@ tls_start(struct io *io, SSL_CTX *ctx, const struct account *a,
     const char *host, char *err, size_t errlen)
 {
 	unsigned char	 ip[16];
+	char		 sni[256];
 	int		 isip, n;
 	long		 vr;
 
@@ -197,7 +198,8 @@ tls_start(struct io *io, SSL_CTX *ctx, const struct account *a,
 	isip = inet_pton(AF_INET, host, ip) == 1 ||
 	    inet_pton(AF_INET6, host, ip) == 1;
 	/* RFC 6066 3: SNI carries host names only, never IP literals. */
-	if (!isip && SSL_set_tlsext_host_name(io->ssl, host) != 1) {
+	strlcpy(sni, host, sizeof(sni));	/* the macro casts away const */
+	if (!isip && SSL_set_tlsext_host_name(io->ssl, sni) != 1) {
 		tls_error(err, errlen, "SNI");
 		return -1;
 	}
