@@ -86,7 +86,8 @@ struct reply {
 
 struct rcpt {
 	char		*addr;
-	enum status	 st;		/* ST_OK once the server took it */
+	enum status	 st;		/* ST_TEMP until the server took it */
+	int		 accepted;	/* RCPT got 2xx in this transaction */
 	int		 done;		/* a final answer is known */
 	struct reply	 reply;
 };

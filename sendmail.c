@@ -566,14 +566,13 @@ main(int argc, char *argv[])
 	}
 	env.rcpt = xcalloc(resolved.n, sizeof(*env.rcpt));
 	env.nrcpt = resolved.n;
-	for (i = 0; i < resolved.n; i++)
+	for (i = 0; i < resolved.n; i++) {
 		env.rcpt[i].addr = resolved.v[i];
+		env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
+	}
 
 	if ((opened = (st = smtp_open(&s)) == ST_OK))
 		st = smtp_send(&s, &m, &env);
-	else
-		for (i = 0; i < env.nrcpt; i++)
-			env.rcpt[i].st = ST_TEMP;
 	smtp_close(&s);
 	log_outcome(&s, &env, &start);
 

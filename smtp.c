@@ -33,6 +33,7 @@ static void	xtext(char *, size_t, const char *);
 static void	sanitize(char *);
 static void	append(char *, size_t, const char *, ...) PRINTF(3, 4);
 static enum status end_of_data(struct session *, struct envelope *, int);
+static void	rcpt_result(struct session *, struct rcpt *, int, size_t *);
 
 /* Records why the step failed; returns ST_TEMP, the usual class. */
 enum status
@@ -430,7 +431,7 @@ xtext(char *buf, size_t size, const char *s)
 	buf[n] = '\0';
 }
 
-/* Reads the reply to the end of data; it decides for every accepted rcpt. */
+/* The reply to the end of data decides for every accepted recipient. */
 static enum status
 end_of_data(struct session *s, struct envelope *env, int code)
 {
@@ -440,30 +441,46 @@ end_of_data(struct session *s, struct envelope *env, int code)
 	if (code == -1) {
 		smtp_fail(s, "no reply after the message was sent (%s); it "
 		    "may arrive twice", s->err);
-		st = ST_TEMP;
-	} else if (code / 100 == 2)
+		return ST_TEMP;		/* recipients stay ST_TEMP */
+	}
+	if (code / 100 == 2)
 		st = ST_OK;
 	else {
 		st = code / 100 == 4 ? ST_TEMP : ST_PERM;
+		s->exitcode = 69;
 		smtp_fail(s, "message refused: %d %s", code, s->reply.text);
 	}
 	for (i = 0; i < env->nrcpt; i++) {
 		struct rcpt *r = &env->rcpt[i];
 
-		if (r->done || r->st != ST_OK)
+		if (r->done || !r->accepted)
 			continue;
 		r->st = st;
-		r->done = 1;
-		if (code != -1)
-			r->reply = s->reply;
+		r->done = st != ST_TEMP;
+		r->reply = s->reply;
 	}
 	return st;
 }
 
+/* Notes the reply to one RCPT. */
+static void
+rcpt_result(struct session *s, struct rcpt *r, int code, size_t *accepted)
+{
+	r->reply = s->reply;
+	if (code / 100 == 2) {
+		r->accepted = 1;
+		(*accepted)++;
+	} else {
+		r->st = code / 100 == 4 ? ST_TEMP : ST_PERM;
+		r->done = r->st == ST_PERM;
+	}
+}
+
 /*
- * Sends one message to every recipient not yet done. Each recipient ends
- * with st and reply set; the return value is the message's own outcome
- * (ST_PERM from MAIL, DATA or the end of data), ST_OK if it went through.
+ * Sends one message to every recipient not yet done. A recipient is ST_OK
+ * only after the 2xx to the end of data, ST_PERM when refused for good,
+ * else ST_TEMP. The return value is the message's own outcome: ST_PERM
+ * (with s->exitcode) from MAIL, DATA or the end of data.
  */
 enum status
 smtp_send(struct session *s, const struct message *m, struct envelope *env)
@@ -490,9 +507,13 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	}
 	for (p = env->sender; *p != '\0'; p++)
 		utf8 |= (unsigned char)*p >= 0x80;
-	for (i = 0; i < env->nrcpt; i++)
+	for (i = 0; i < env->nrcpt; i++) {
+		env->rcpt[i].accepted = 0;
+		if (!env->rcpt[i].done)
+			env->rcpt[i].st = ST_TEMP;
 		for (p = env->rcpt[i].addr; *p != '\0'; p++)
 			utf8 |= (unsigned char)*p >= 0x80;
+	}
 	if (utf8 && !(s->ext & EXT_SMTPUTF8)) {
 		s->exitcode = 65;
 		smtp_fail(s, "an address is not ASCII and the server does not "
@@ -547,13 +568,8 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 		smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
 		if (!pipelining && (code = read_reply(s, 0)) == -1)
 			return ST_TEMP;
-		if (!pipelining) {
-			r->st = code / 100 == 2 ? ST_OK : code / 100 == 4 ?
-			    ST_TEMP : ST_PERM;
-			r->reply = s->reply;
-			r->done = r->st != ST_OK;
-			accepted += r->st == ST_OK;
-		}
+		if (!pipelining)
+			rcpt_result(s, r, code, &accepted);
 	}
 	if (inl) {
 		smtp_command(s, 0, "BDAT %lld LAST", (long long)size);
@@ -574,11 +590,7 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 				continue;
 			if ((code = read_reply(s, 0)) == -1)
 				return ST_TEMP;
-			r->st = code / 100 == 2 ? ST_OK : code / 100 == 4 ?
-			    ST_TEMP : ST_PERM;
-			r->reply = s->reply;
-			r->done = r->st != ST_OK;
-			accepted += r->st == ST_OK;
+			rcpt_result(s, r, code, &accepted);
 		}
 	}
 	if (inl)
@@ -627,6 +639,7 @@ mailfail:
 	for (i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].done) {
 			env->rcpt[i].st = st;
+			env->rcpt[i].done = st == ST_PERM;
 			env->rcpt[i].reply = s->reply;
 		}
 	/* The session is out of step after a pipelined failure: end it. */
