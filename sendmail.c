@@ -352,7 +352,9 @@ log_outcome(const struct session *s, const struct envelope *env,
 		}
 		if (first == NULL)
 			continue;
-		if (first->reply.code != 0)
+		/* A deferred recipient's RCPT 250 is not why it waits. */
+		if (first->reply.code / 100 == (st == ST_OK ? 2 :
+		    st == ST_TEMP ? 4 : 5))
 			snprintf(why, sizeof(why), "%d %s", first->reply.code,
 			    first->reply.text);
 		else
@@ -584,7 +586,7 @@ main(int argc, char *argv[])
 		    !(st == ST_PERM && s.exitcode != 0))
 			warnx("<%s>: refused by %s: %d %s", r->addr, s.host,
 			    r->reply.code, r->reply.text);
-		else if (r->st == ST_TEMP && r->reply.code != 0)
+		else if (r->st == ST_TEMP && r->reply.code / 100 == 4)
 			warnx("<%s>: deferred by %s: %d %s", r->addr, s.host,
 			    r->reply.code, r->reply.text);
 	}

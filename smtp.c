@@ -439,8 +439,11 @@ end_of_data(struct session *s, struct envelope *env, int code)
 	enum status	st;
 
 	if (code == -1) {
+		char	why[sizeof(s->err)];
+
+		strlcpy(why, s->err, sizeof(why));
 		smtp_fail(s, "no reply after the message was sent (%s); it "
-		    "may arrive twice", s->err);
+		    "may arrive twice", why);
 		return ST_TEMP;		/* recipients stay ST_TEMP */
 	}
 	if (code / 100 == 2)
@@ -592,6 +595,10 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 				return ST_TEMP;
 			rcpt_result(s, r, code, &accepted);
 		}
+	}
+	if (inl && accepted == 0) {
+		/* The BDAT's 554 "no valid recipients" says nothing new. */
+		return read_reply(s, 0) == -1 ? ST_TEMP : ST_OK;
 	}
 	if (inl)
 		return end_of_data(s, env, read_reply(s, 0));

@@ -1,0 +1,849 @@
+#!/usr/bin/env python3
+"""faultsmtp: a small fault-injecting SMTP server for outbox's tests.
+
+Python 3 standard library only. It serves one connection at a time on
+127.0.0.1 and records everything that crosses the wire.
+
+Usage:
+    python3 tests/faultsmtp.py --port-file F --log L [options]
+
+Options:
+    --port-file F      bind 127.0.0.1 port 0 and write the chosen port to F
+                       (written atomically once the socket listens: a test may
+                       poll for F to appear)
+    --log L            transcript (see "Log format"); L.data, L.raw, ... beside it
+    --scenario NAME    inject one fault (see --list); default: healthy server
+    --ext LIST         comma-separated EHLO keywords, "=" stands for a space:
+                       PIPELINING,CHUNKING,8BITMIME,SIZE=1000,DSN,SMTPUTF8,
+                       STARTTLS,AUTH=PLAIN LOGIN,ENHANCEDSTATUSCODES
+                       An empty string advertises nothing but the hostname.
+                       Default: PIPELINING, CHUNKING, 8BITMIME, SIZE=10240000,
+                       DSN, ENHANCEDSTATUSCODES, AUTH=PLAIN LOGIN, plus STARTTLS
+                       when --cert is given (a scenario may change the default,
+                       e.g. the data-*/dot-* ones drop CHUNKING so DATA is used).
+                       STARTTLS is never advertised once TLS is up.
+    --cert C --key K   server certificate and key (PEM) for STARTTLS / implicit
+    --implicit-tls     TLS from the first byte (port 465 style)
+    --once             exit after the first session
+    --max-time S       the whole process exits after S seconds (default 120:
+                       a safety net so a forgotten server never lingers)
+    --io-timeout S     per socket read/write wait (default 30)
+    --reply VERB=TEXT  override the reply to VERB (MAIL, RCPT, DATA, BDAT, DOT,
+                       EHLO, HELO, STARTTLS, AUTH, RSET, NOOP, QUIT, GREETING);
+                       TEXT may hold "\\n" for a multi-line reply, or be one of
+                       the actions "drop" (close without a reply) and "stall"
+                       (never reply; keep reading until the client goes).
+                       Repeatable; applied on top of --scenario.
+    --list             print the scenario names and exit
+
+Accounts: AUTH PLAIN and AUTH LOGIN (with or without initial response) accept
+user "alice" with password "secret"; anything else gets 535 5.7.8.
+
+Log format (one line per event, appended as it happens, flushed at once):
+    # ...              session start/end notes
+    S: <line>          a reply line sent (CRLF stripped; overlong lines are
+                       abbreviated in the log, never on the wire)
+    C: <line>          a command line received (CRLF stripped, bytes outside
+                       printable ASCII shown as \\xNN)
+    B: <n> V1 V2 ...   one per recv() that completed at least one command: how
+                       many commands and their verbs, e.g. "B: 3 MAIL RCPT BDAT"
+                       (the pipelining check); written when the server next
+                       reads, i.e. after that batch's C:/S: lines
+    D: ...             message data events ("D: end of data, 123 bytes",
+                       "D: BDAT chunk 50 bytes")
+    T: ...             TLS events
+    W: ...             protocol warnings about the client (bare LF in data,
+                       pipelining without PIPELINING, plaintext pipelined after
+                       STARTTLS, parameters that were not advertised, ...)
+    X: ...             how the session ended
+
+Message records, per completed transaction N (1, 2, ...):
+    L.raw.N    the exact bytes received: for DATA everything after the 354 up
+               to and including the final ".\\r\\n" (dot-stuffing intact); for
+               BDAT the chunks concatenated
+    L.data.N   the message as the server sees it (DATA: dot-unstuffed, without
+               the final ".\\r\\n"; BDAT: same as raw)
+    L.raw, L.data   copies of the latest transaction's records
+    L.partial  bytes of a DATA/BDAT transfer that was cut off by a fault
+
+Scenarios: see SCENARIOS below (also --list). Adding one is a dict entry:
+"ext" (default EHLO keywords), "greeting" and per-verb replies ("MAIL",
+"RCPT", "DOT" = end of data, ...) whose values are reply texts, the actions
+"drop"/"stall", or other action names handled in Session (e.g.
+"inject-after-220"); "mode" is "split" or "joined" for reply delivery.
+"""
+
+import argparse
+import base64
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+
+HOSTNAME = "faultsmtp.test"
+DEFAULT_EXT = ["PIPELINING", "CHUNKING", "8BITMIME", "SIZE=10240000", "DSN",
+               "ENHANCEDSTATUSCODES", "AUTH=PLAIN LOGIN"]
+NO_CHUNKING = [e for e in DEFAULT_EXT if e != "CHUNKING"]
+
+
+def rcpt_partial(sess, arg):
+    """First recipient 250, every later one 550 5.1.1."""
+    if sess.nrcpt_seen == 1:
+        return None  # normal processing
+    return "550 5.1.1 <%s>: faultsmtp says no such user here" % addr_of(arg)
+
+
+SCENARIOS = {
+    "healthy": {},
+    "greeting-421": {"greeting": "421 4.3.2 faultsmtp: service not available"},
+    "greeting-554": {"greeting": "554 5.3.2 faultsmtp: no SMTP service here"},
+    "drop-before-greeting": {"greeting": "drop"},
+    "stall-greeting": {"greeting": "stall"},
+    "ehlo-5xx": {"EHLO": "502 5.5.1 faultsmtp: EHLO not implemented"},
+    "ehlo-421": {"EHLO": "421 4.3.2 faultsmtp: shutting down"},
+    "no-starttls": {"no_starttls": True},
+    "starttls-454": {"STARTTLS": "454 4.7.0 faultsmtp: TLS not available"},
+    "starttls-inject": {"STARTTLS": "inject-after-220"},
+    "tls-fail": {"STARTTLS": "garbage-after-hello"},
+    "tls-close": {"STARTTLS": "close-after-hello"},
+    "auth-535": {"AUTH": "535 5.7.8 faultsmtp: authentication failed"},
+    "auth-454": {"AUTH": "454 4.7.0 faultsmtp: temporary authentication failure"},
+    "mail-421": {"MAIL": "421 4.3.2 faultsmtp: closing"},
+    "mail-451": {"MAIL": "451 4.3.0 faultsmtp: try again later"},
+    "mail-550": {"MAIL": "550 5.7.1 faultsmtp: sender refused"},
+    "mail-552": {"MAIL": "552 5.3.4 faultsmtp: message too big for system"},
+    "rcpt-all-550": {"RCPT": "550 5.1.1 faultsmtp: no such user here"},
+    "rcpt-partial": {"RCPT": rcpt_partial},
+    "rcpt-451": {"RCPT": "451 4.3.0 faultsmtp: recipient temporarily unavailable"},
+    "data-354-then-drop": {"ext": NO_CHUNKING, "DATA": "354-then-drop"},
+    "data-554": {"ext": NO_CHUNKING, "DATA": "554 5.3.0 faultsmtp: no DATA for you"},
+    "data-451": {"ext": NO_CHUNKING, "DATA": "451 4.3.0 faultsmtp: try DATA later"},
+    "dot-451": {"ext": NO_CHUNKING, "DOT": "451 4.3.0 faultsmtp: queue write error"},
+    "dot-554": {"ext": NO_CHUNKING, "DOT": "554 5.6.0 faultsmtp: content rejected"},
+    "dot-drop": {"ext": NO_CHUNKING, "DOT": "drop"},
+    "dot-stall": {"ext": NO_CHUNKING, "DOT": "stall"},
+    "bdat-552": {"BDAT": "552 5.3.4 faultsmtp: chunk too big"},
+    "bdat-drop": {"BDAT": "drop-mid-chunk"},
+    "reply-split": {"mode": "split"},
+    "reply-joined": {"mode": "joined"},
+    "overlong-reply": {"EHLO": "250-" + HOSTNAME + " " + "x" * 100000 + "\n250 OK"},
+    "endless-reply": {"EHLO": "endless"},
+    "bad-reply": {"EHLO": "hello"},
+    "code-mismatch": {"EHLO": "250-" + HOSTNAME + "\n251 mismatched code"},
+}
+
+
+def addr_of(arg):
+    """The address inside <...> of a MAIL/RCPT argument."""
+    i, j = arg.find("<"), arg.find(">")
+    if i >= 0 and j > i:
+        return arg[i + 1:j]
+    return arg.split(":", 1)[-1].strip()
+
+
+def printable(b):
+    out = []
+    for c in b:
+        if 32 <= c < 127 and c != 0x5c:
+            out.append(chr(c))
+        elif c == 0x5c:
+            out.append("\\\\")
+        else:
+            out.append("\\x%02x" % c)
+    return "".join(out)
+
+
+class Closed(Exception):
+    """The session is over (client went, or the server dropped it)."""
+
+
+class _Cancel(Exception):
+    """The client cancelled an AUTH exchange (already answered)."""
+
+
+class Log:
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path, "w", encoding="utf-8")
+
+    def w(self, tag, text):
+        if len(text) > 300:
+            text = text[:200] + "...(%d chars)" % len(text)
+        self.f.write("%s: %s\n" % (tag, text) if tag else text + "\n")
+        self.f.flush()
+
+    def note(self, text):
+        self.f.write("# %s\n" % text)
+        self.f.flush()
+
+    def record(self, suffix, data):
+        with open(self.path + suffix, "wb") as f:
+            f.write(data)
+
+
+class Conn:
+    """A socket with a read buffer that counts recv() calls."""
+
+    def __init__(self, sock, log, io_timeout, mode):
+        self.sock = sock
+        self.log = log
+        self.buf = b""
+        self.recv_no = 0
+        self.mode = mode
+        self.out = []
+        self.before_recv = None
+        sock.settimeout(io_timeout)
+
+    def recv_more(self):
+        self.flush()
+        if self.before_recv:
+            self.before_recv()
+        try:
+            d = self.sock.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError) as e:
+            self.log.w("X", "read error: %s" % e)
+            raise Closed()
+        if not d:
+            raise Closed()
+        self.recv_no += 1
+        self.buf += d
+
+    def readline(self):
+        """A line with its terminator (LF-ended), tagged by the recv that completed it."""
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i + 1], self.buf[i + 1:]
+                return line
+            if len(self.buf) > 1 << 20:
+                self.log.w("W", "command line longer than 1 MiB")
+                raise Closed()
+            self.recv_more()
+
+    def readexact(self, n):
+        while len(self.buf) < n:
+            self.recv_more()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+    def has_line(self):
+        return b"\n" in self.buf
+
+    def sendraw(self, data):
+        try:
+            self.sock.sendall(data)
+        except (socket.timeout, ssl.SSLError, OSError) as e:
+            self.log.w("X", "write error: %s" % e)
+            raise Closed()
+
+    def reply(self, text):
+        lines = text.split("\n")
+        for ln in lines:
+            self.log.w("S", ln)
+        data = b"".join(ln.encode("latin-1") + b"\r\n" for ln in lines)
+        if self.mode == "joined":
+            self.out.append(data)
+            if not self.has_line():
+                self.flush()
+        elif self.mode == "split":
+            for i in range(len(data)):
+                self.sendraw(data[i:i + 1])
+                time.sleep(0.002)
+        else:
+            self.sendraw(data)
+
+    def flush(self):
+        if self.out:
+            data, self.out = b"".join(self.out), []
+            self.sendraw(data)
+
+    def close(self):
+        try:
+            self.flush()
+        except Closed:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Session:
+    def __init__(self, server, sock, peer):
+        self.srv = server
+        self.log = server.log
+        self.sc = server.scenario
+        self.c = Conn(sock, self.log, server.args.io_timeout, self.sc.get("mode"))
+        self.tls = False
+        self.authed = False
+        self.batch = []
+        self.c.before_recv = self.flush_batch
+        self.reset()
+
+    # --- helpers -----------------------------------------------------------
+    def reset(self):
+        self.mail = None
+        self.rcpts = []
+        self.nrcpt_seen = 0
+        self.chunks = []
+
+    def ext(self):
+        base = self.srv.ext
+        out = []
+        for e in base:
+            k = e.split("=", 1)[0].upper()
+            if k == "STARTTLS" and (self.tls or self.sc.get("no_starttls")):
+                continue
+            out.append(e.replace("=", " ", 1))
+        return out
+
+    def offered(self, key):
+        return any(e.split(" ", 1)[0].upper() == key for e in self.ext())
+
+    def size_limit(self):
+        for e in self.ext():
+            p = e.split()
+            if p[0].upper() == "SIZE" and len(p) > 1 and p[1].isdigit():
+                return int(p[1])
+        return 0
+
+    def action(self, key):
+        return self.srv.overrides.get(key, self.sc.get(key))
+
+    def flush_batch(self):
+        if self.batch:
+            self.log.w("B", "%d %s" % (len(self.batch), " ".join(self.batch)))
+            if len(self.batch) > 1 and not self.offered("PIPELINING"):
+                self.log.w("W", "%d commands in one read without PIPELINING"
+                           % len(self.batch))
+        self.batch = []
+
+    def getcmd(self):
+        line = self.c.readline()
+        body = line[:-2] if line.endswith(b"\r\n") else line[:-1]
+        if not line.endswith(b"\r\n"):
+            self.log.w("W", "command line ends in bare LF")
+        text = body.decode("latin-1")
+        verb = text.split(" ", 1)[0].upper()
+        self.batch.append(printable(verb.encode("latin-1"))[:20] or "-")
+        return text, verb
+
+    def do(self, act, default=None):
+        """Perform an override action; returns True when it was handled."""
+        if act is None:
+            return False
+        if act == "drop":
+            self.log.w("X", "server drops the connection (fault)")
+            raise Closed()
+        if act == "stall":
+            self.log.w("X", "server stalls (fault): reading, never replying")
+            self.stall()
+        self.c.reply(act)
+        if act.startswith("421"):
+            self.log.w("X", "server closes after 421")
+            raise Closed()
+        return True
+
+    def stall(self):
+        self.c.flush()
+        while True:
+            try:
+                d = self.c.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except (ssl.SSLError, OSError):
+                raise Closed()
+            if not d:
+                self.log.w("X", "client closed while server stalled")
+                raise Closed()
+            for ln in d.split(b"\n"):
+                if ln:
+                    self.log.w("C", printable(ln.rstrip(b"\r")))
+
+    # --- the session -------------------------------------------------------
+    def run(self):
+        try:
+            if self.srv.args.implicit_tls:
+                self.start_tls()
+            g = self.action("GREETING") or self.sc.get("greeting")
+            if g in ("drop", "stall"):
+                self.do(g)
+            if g:
+                self.c.reply(g)
+                if g.startswith("421"):
+                    self.log.w("X", "server closes after 421 greeting")
+                    raise Closed()
+                self.refusing = True
+            else:
+                self.c.reply("220 %s ESMTP faultsmtp" % HOSTNAME)
+                self.refusing = False
+            while True:
+                text, verb = self.getcmd()
+                self.log.w("C", printable(text.encode("latin-1")))
+                self.command(text, verb)
+        except Closed:
+            pass
+        except BrokenPipeError:
+            self.log.w("X", "broken pipe")
+        self.flush_batch()
+        self.c.close()
+        self.log.w("X", "session ended")
+
+    def command(self, text, verb):
+        arg = text[len(verb):].strip()
+        if self.refusing and verb != "QUIT":
+            self.c.reply("503 5.5.1 faultsmtp: no service, only QUIT")
+            return
+        h = getattr(self, "cmd_" + verb, None)
+        if h is None:
+            self.c.reply("500 5.5.2 faultsmtp: command not recognized")
+            return
+        try:
+            h(arg)
+        except _Cancel:
+            pass
+
+    def cmd_EHLO(self, arg):
+        act = self.action("EHLO")
+        if act == "endless":
+            self.log.w("S", "250-x (repeated forever)")
+            chunk = b"250-x\r\n" * 2000
+            n = 0
+            try:
+                while True:
+                    self.c.sock.sendall(chunk)
+                    n += 2000
+            except (OSError, ssl.SSLError) as e:
+                self.log.w("X", "endless reply stopped after %d lines: %s" % (n, e))
+                raise Closed()
+        if self.do(act):
+            return
+        self.reset()
+        self.c.reply("\n".join(
+            ["250-" + HOSTNAME] + ["250-" + e for e in self.ext()[:-1]] +
+            ["250 " + e for e in self.ext()[-1:]]) if self.ext()
+            else "250 " + HOSTNAME)
+
+    def cmd_HELO(self, arg):
+        if self.do(self.action("HELO")):
+            return
+        self.reset()
+        self.c.reply("250 " + HOSTNAME)
+
+    def cmd_NOOP(self, arg):
+        if not self.do(self.action("NOOP")):
+            self.c.reply("250 2.0.0 OK")
+
+    def cmd_RSET(self, arg):
+        if not self.do(self.action("RSET")):
+            self.reset()
+            self.c.reply("250 2.0.0 OK")
+
+    def cmd_QUIT(self, arg):
+        if not self.do(self.action("QUIT")):
+            self.c.reply("221 2.0.0 Bye")
+        raise Closed()
+
+    def cmd_VRFY(self, arg):
+        self.c.reply("502 5.5.1 VRFY not implemented")
+
+    def cmd_STARTTLS(self, arg):
+        if not self.offered("STARTTLS"):
+            if self.tls:
+                self.log.w("W", "STARTTLS inside TLS")
+            self.c.reply("502 5.5.1 faultsmtp: STARTTLS not offered")
+            return
+        act = self.action("STARTTLS")
+        if act == "inject-after-220":
+            self.log.w("S", "220 2.0.0 Ready to start TLS")
+            self.log.w("S", "250 injected   (same write as the 220: fault)")
+            self.c.flush()
+            self.c.sendraw(b"220 2.0.0 Ready to start TLS\r\n250 injected\r\n")
+            self.begin_tls()
+            return
+        if act in ("garbage-after-hello", "close-after-hello"):
+            # A real handshake failure: let the client read the 220 alone,
+            # wait for its ClientHello, then answer garbage (or hang up).
+            self.c.reply("220 2.0.0 Ready to start TLS")
+            self.c.flush()
+            if not self.c.buf:
+                self.c.recv_more()
+            self.log.w("T", "client sent %d bytes (ClientHello?)" % len(self.c.buf))
+            if act == "close-after-hello":
+                self.log.w("T", "closing instead of a TLS handshake (fault)")
+                raise Closed()
+            self.log.w("T", "answering garbage instead of a TLS handshake (fault)")
+            self.c.sendraw(b"this is not a TLS handshake\r\n" + b"\x00\xff" * 64)
+            time.sleep(0.2)
+            raise Closed()
+        if self.do(act):
+            return
+        self.c.reply("220 2.0.0 Ready to start TLS")
+        self.begin_tls()
+
+    def begin_tls(self):
+        self.c.flush()
+        if self.c.buf:
+            self.log.w("W", "plaintext pipelined after STARTTLS: %s"
+                       % printable(self.c.buf[:200]))
+            self.c.buf = b""
+        self.start_tls()
+        self.reset()
+        self.authed = False
+
+    def start_tls(self):
+        ctx = self.srv.tls_context()
+        if ctx is None:
+            self.log.w("X", "no --cert/--key: cannot do TLS")
+            raise Closed()
+        try:
+            s = ctx.wrap_socket(self.c.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.log.w("T", "handshake failed: %s" % e)
+            raise Closed()
+        self.c.sock = s
+        self.tls = True
+        self.log.w("T", "established %s %s" % (s.version(), s.cipher()[0]))
+
+    def cmd_AUTH(self, arg):
+        act = self.action("AUTH")
+        if not self.offered("AUTH"):
+            self.log.w("W", "AUTH although not advertised")
+        if self.authed:
+            self.c.reply("503 5.5.1 already authenticated")
+            return
+        if act and act.startswith("454"):
+            self.do(act)
+            return
+        parts = arg.split()
+        mech = parts[0].upper() if parts else ""
+        ir = parts[1] if len(parts) > 1 else None
+        if mech == "PLAIN":
+            if ir is None:
+                self.c.reply("334 ")
+                ir = self.auth_line()
+            try:
+                f = base64.b64decode(ir if ir != "=" else "", validate=True).split(b"\0")
+            except Exception:
+                self.c.reply("501 5.5.2 bad base64")
+                return
+            ok = len(f) == 3 and f[1] == b"alice" and f[2] == b"secret"
+        elif mech == "LOGIN":
+            if ir is None:
+                self.c.reply("334 VXNlcm5hbWU6")
+                ir = self.auth_line()
+            self.c.reply("334 UGFzc3dvcmQ6")
+            pw = self.auth_line()
+            try:
+                ok = (base64.b64decode(ir, validate=True) == b"alice" and
+                      base64.b64decode(pw, validate=True) == b"secret")
+            except Exception:
+                self.c.reply("501 5.5.2 bad base64")
+                return
+        else:
+            self.c.reply("504 5.5.4 faultsmtp: mechanism not supported")
+            return
+        if self.do(act):
+            return
+        if ok:
+            self.authed = True
+            self.c.reply("235 2.7.0 Authentication successful")
+        else:
+            self.c.reply("535 5.7.8 Authentication credentials invalid")
+
+    def auth_line(self):
+        text, _ = self.getcmd()
+        self.batch.pop()  # a SASL response is not a command
+        self.log.w("C", printable(text.encode("latin-1")))
+        if text == "*":
+            self.c.reply("501 5.7.0 authentication cancelled")
+            raise _Cancel()
+        return text
+
+    def check_params(self, params, allowed):
+        for p in params:
+            k = p.split("=", 1)[0].upper()
+            need = allowed.get(k)
+            if need is None:
+                self.log.w("W", "unknown parameter %s" % p)
+            elif need and not self.offered(need):
+                self.log.w("W", "parameter %s but %s not advertised" % (p, need))
+
+    def cmd_MAIL(self, arg):
+        if self.mail is not None:
+            self.c.reply("503 5.5.1 nested MAIL command")
+            return
+        if not arg.upper().startswith("FROM:"):
+            self.c.reply("501 5.5.4 syntax: MAIL FROM:<address>")
+            return
+        rest = arg[5:].strip()
+        j = rest.find(">")
+        params = rest[j + 1:].split() if j >= 0 else []
+        self.check_params(params, {"SIZE": "SIZE", "BODY": "8BITMIME",
+                                   "SMTPUTF8": "SMTPUTF8", "RET": "DSN",
+                                   "ENVID": "DSN", "AUTH": "AUTH"})
+        for p in params:
+            if p.upper().startswith("SIZE=") and self.size_limit():
+                try:
+                    n = int(p[5:])
+                except ValueError:
+                    n = 0
+                if n > self.size_limit():
+                    self.c.reply("552 5.3.4 message size exceeds fixed limit")
+                    return
+        if self.do(self.action("MAIL")):
+            return
+        self.mail = addr_of(rest)
+        self.c.reply("250 2.1.0 OK")
+
+    def cmd_RCPT(self, arg):
+        if self.mail is None:
+            self.c.reply("503 5.5.1 need MAIL command")
+            return
+        if not arg.upper().startswith("TO:"):
+            self.c.reply("501 5.5.4 syntax: RCPT TO:<address>")
+            return
+        rest = arg[3:].strip()
+        j = rest.find(">")
+        self.check_params(rest[j + 1:].split() if j >= 0 else [],
+                          {"NOTIFY": "DSN", "ORCPT": "DSN"})
+        self.nrcpt_seen += 1
+        act = self.action("RCPT")
+        if callable(act):
+            act = act(self, arg)
+        if self.do(act):
+            return
+        self.rcpts.append(addr_of(rest))
+        self.c.reply("250 2.1.5 OK")
+
+    def no_rcpt_reply(self):
+        if self.mail is None:
+            return "503 5.5.1 need MAIL command"
+        if not self.rcpts:
+            return "554 5.5.1 Error: no valid recipients"
+        return None
+
+    def cmd_DATA(self, arg):
+        bad = self.no_rcpt_reply()
+        if bad:
+            self.c.reply(bad)
+            return
+        if self.chunks:
+            self.c.reply("503 5.5.1 DATA after BDAT")
+            return
+        act = self.action("DATA")
+        if act == "354-then-drop":
+            self.c.reply("354 End data with <CR><LF>.<CR><LF>")
+            self.c.flush()
+            if not self.c.buf:
+                self.c.recv_more()
+            self.log.record(".partial", self.c.buf)
+            self.log.w("D", "got %d bytes of data, dropping (fault)" % len(self.c.buf))
+            raise Closed()
+        if self.do(act):
+            return
+        self.c.reply("354 End data with <CR><LF>.<CR><LF>")
+        raw = self.read_data()
+        data = self.unstuff(raw)
+        self.end_of_data(raw, data, "DATA")
+
+    def read_data(self):
+        """Everything up to and including CRLF.CRLF (or a leading .CRLF)."""
+        self.c.flush()
+        start = 0
+        while True:
+            buf = self.c.buf
+            if buf.startswith(b".\r\n"):
+                end = 3
+                break
+            i = buf.find(b"\r\n.\r\n", max(0, start - 4))
+            if i >= 0:
+                end = i + 5
+                break
+            start = len(buf)
+            try:
+                self.c.recv_more()
+            except Closed:
+                self.log.record(".partial", self.c.buf)
+                self.log.w("D", "connection lost in DATA after %d bytes" % len(self.c.buf))
+                raise
+        raw, self.c.buf = self.c.buf[:end], self.c.buf[end:]
+        if self.c.buf:
+            # anything after the dot is a pipelined command (fine after DATA
+            # only with PIPELINING, and only the ones after end of data)
+            pass
+        return raw
+
+    def unstuff(self, raw):
+        body = raw[:-3]  # drop ".\r\n"
+        lines = body.split(b"\r\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        out = []
+        for ln in lines:
+            if b"\n" in ln:
+                self.log.w("W", "bare LF in message data")
+            if b"\r" in ln:
+                self.log.w("W", "bare CR in message data")
+            if ln.startswith(b"."):
+                ln = ln[1:]
+            out.append(ln + b"\r\n")
+        return b"".join(out)
+
+    def end_of_data(self, raw, data, how):
+        self.srv.ntrans += 1
+        n = self.srv.ntrans
+        self.log.record(".raw.%d" % n, raw)
+        self.log.record(".data.%d" % n, data)
+        self.log.record(".raw", raw)
+        self.log.record(".data", data)
+        self.log.w("D", "end of data (%s), %d bytes, raw %d bytes, transaction %d"
+                   % (how, len(data), len(raw), n))
+        if any(c >= 0x80 for c in data):
+            self.log.w("D", "message has 8-bit bytes")
+        act = self.action("DOT")
+        rcpts = self.rcpts
+        self.reset()
+        if self.do(act):
+            return
+        if self.size_limit() and len(data) > self.size_limit():
+            self.c.reply("552 5.3.4 message size exceeds fixed limit")
+            return
+        self.c.reply("250 2.0.0 Ok: queued as FS%d (%d recipients)" % (n, len(rcpts)))
+
+    def cmd_BDAT(self, arg):
+        p = arg.split()
+        if not p or not p[0].isdigit() or len(p) > 2 or (
+                len(p) == 2 and p[1].upper() != "LAST"):
+            self.c.reply("501 5.5.4 syntax: BDAT size [LAST]")
+            return
+        if not self.offered("CHUNKING"):
+            self.log.w("W", "BDAT although CHUNKING not advertised")
+        n, last = int(p[0]), len(p) == 2
+        self.c.flush()
+        if self.action("BDAT") == "drop-mid-chunk":
+            if not self.c.buf:
+                self.c.recv_more()
+            self.log.record(".partial", self.c.buf)
+            self.log.w("D", "got %d of %d chunk bytes, dropping (fault)"
+                       % (len(self.c.buf), n))
+            raise Closed()
+        try:
+            chunk = self.c.readexact(n)
+        except Closed:
+            self.log.record(".partial", b"".join(self.chunks) + self.c.buf)
+            self.log.w("D", "connection lost in BDAT chunk")
+            raise
+        self.log.w("D", "BDAT chunk %d bytes%s" % (n, " LAST" if last else ""))
+        bad = self.no_rcpt_reply()
+        if bad:
+            self.chunks = []
+            self.c.reply(bad)
+            return
+        act = self.action("BDAT")
+        if self.do(act):
+            self.reset()
+            return
+        self.chunks.append(chunk)
+        if last:
+            data = b"".join(self.chunks)
+            if b"\n" in data.replace(b"\r\n", b""):
+                self.log.w("W", "bare LF in message data")
+            self.end_of_data(data, data, "BDAT")
+        else:
+            self.c.reply("250 2.0.0 %d octets received" % n)
+
+
+
+
+class Server:
+    def __init__(self, args):
+        self.args = args
+        self.log = Log(args.log)
+        self.scenario = dict(SCENARIOS[args.scenario])
+        self.overrides = {}
+        for r in args.reply or []:
+            k, _, v = r.partition("=")
+            self.overrides[k.upper()] = v.replace("\\n", "\n")
+        if args.ext is not None:
+            self.ext = [e.strip() for e in args.ext.split(",") if e.strip()]
+        else:
+            self.ext = list(self.scenario.get("ext", DEFAULT_EXT))
+            if args.cert and not args.implicit_tls:
+                self.ext.append("STARTTLS")
+        self.ntrans = 0
+        self._ctx = None
+
+    def tls_context(self):
+        if not (self.args.cert and self.args.key):
+            return None
+        if self._ctx is None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.args.cert, self.args.key)
+            self._ctx = ctx
+        return self._ctx
+
+    def serve(self):
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(8)
+        port = ls.getsockname()[1]
+        tmp = self.args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, self.args.port_file)
+        self.log.note("faultsmtp pid %d port %d scenario %s ext %s"
+                      % (os.getpid(), port, self.args.scenario, ",".join(self.ext)))
+        n = 0
+        while True:
+            sock, peer = ls.accept()
+            n += 1
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.log.note("session %d from %s:%d" % (n, peer[0], peer[1]))
+            Session(self, sock, peer).run()
+            if self.args.once:
+                break
+        ls.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="fault-injecting SMTP server for tests")
+    ap.add_argument("--port-file")
+    ap.add_argument("--log")
+    ap.add_argument("--scenario", default="healthy")
+    ap.add_argument("--ext")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--implicit-tls", action="store_true")
+    ap.add_argument("--once", action="store_true")
+    ap.add_argument("--max-time", type=float, default=120)
+    ap.add_argument("--io-timeout", type=float, default=30)
+    ap.add_argument("--reply", action="append")
+    ap.add_argument("--list", action="store_true")
+    args = ap.parse_args()
+    if args.list:
+        print("\n".join(SCENARIOS))
+        return 0
+    if not args.port_file or not args.log:
+        ap.error("--port-file and --log are required")
+    if args.scenario not in SCENARIOS:
+        ap.error("unknown scenario %r (see --list)" % args.scenario)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    def bail(*_):
+        try:
+            with open(args.log, "a") as f:
+                f.write("X: safety net: exiting after %g s\n" % args.max_time)
+        finally:
+            os._exit(3)
+    signal.signal(signal.SIGALRM, bail)
+    signal.setitimer(signal.ITIMER_REAL, args.max_time)
+    Server(args).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# Fault injection: outbox against tests/faultsmtp.py (a scripted SMTP server
+# on 127.0.0.1), one server per case. Checks exit codes against the sysexits
+# contract, what crossed the wire (pipelining, BDAT, SIZE/BODY/DSN parameters,
+# exact DATA bytes), dead_letter for permanent failures, and that stalls and
+# hostile replies are bounded in time and memory.
+# Needs: python3, openssl, /usr/bin/time. Run via tests/run.sh, or alone:
+#   export TESTROOT=$(mktemp -d) RESULTS=$TESTROOT/results OUTBOX=$PWD/outbox
+#   bash tests/t_fault.sh
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+: "${TESTROOT:=$(mktemp -d /tmp/outbox-fault.XXXXXX)}"
+FS=$TESTROOT/fault
+rm -rf "$FS"; mkdir -p "$FS"
+SERVER=$here/faultsmtp.py
+SRV_PID=
+trap 'stop_srv' EXIT
+
+# --- helpers ---------------------------------------------------------------
+
+# A throwaway CA and a server certificate for 127.0.0.1 / localhost.
+make_certs() {
+	local d=$FS/pki
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj /CN=outbox-fault-CA \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/srv.key" -out "$d/srv.csr" -subj /CN=localhost >/dev/null 2>&1 &&
+	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+		'basicConstraints=CA:FALSE' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -out "$d/srv.pem" -days 2 -extfile "$d/ext.cnf" >/dev/null 2>&1
+}
+CA=$FS/pki/ca.pem
+TLSARGS=(--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key")
+
+# start_srv NAME ARGS...: start faultsmtp for one session; sets PORT, LOG.
+start_srv() {
+	local name=$1 i; shift
+	LOG=$FS/$name.log
+	rm -f "$FS/$name.port"
+	python3 "$SERVER" --port-file "$FS/$name.port" --log "$LOG" --once \
+		--max-time 60 --io-timeout 15 "$@" 2>"$FS/$name.srv.err" &
+	SRV_PID=$!
+	for i in $(seq 100); do
+		[ -s "$FS/$name.port" ] && break
+		sleep 0.05
+	done
+	PORT=$(cat "$FS/$name.port" 2>/dev/null)
+	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
+}
+
+# stop_srv: let the --once server finish its session (it exits when the
+# client has gone), then make sure it is gone.
+stop_srv() {
+	local i
+	[ -n "$SRV_PID" ] || return 0
+	for i in $(seq 60); do
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
+}
+
+# mkcfg NAME [LINE...]: config for the running server: host, port, timeout 3,
+# dead_letter, then the LINEs; "tls off" unless a LINE sets tls.
+mkcfg() {
+	local name=$1 tls=off l; shift
+	CFG=$FS/$name.cfg
+	DEAD=$FS/$name.dead
+	for l in "$@"; do case $l in tls\ *) tls=${l#tls }; esac; done
+	{
+		echo "host 127.0.0.1"
+		echo "port $PORT"
+		echo "tls $tls"
+		echo "timeout 3"
+		echo "dead_letter $DEAD"
+		for l in "$@"; do case $l in tls\ *) ;; *) echo "$l"; esac; done
+	} >"$CFG"
+	chmod 600 "$CFG"
+}
+
+# TLS client lines (with credentials) for the STARTTLS/AUTH cases.
+TLSCFG=("tls starttls" "tls_ca_file $CA" "user alice" "password secret")
+
+# ob NAME WANT MSG [ARGS...]: run outbox -v against the current server and
+# check its exit code (named fault-NAME); stop the server afterwards.
+# Leaves $OUT/$ERR (from expect_exit), $ELAPSED (ms), $RSS (KiB).
+ob() {
+	local name=$1 want=$2 msg=$3 t0; shift 3
+	t0=$(date +%s%N)
+	expect_exit "$want" "fault-$name" timeout 20 /usr/bin/time -f %M -o "$FS/$name.rss" \
+		"$OUTBOX" -C "$CFG" -v "$@" <"$msg"
+	ELAPSED=$(( ($(date +%s%N) - t0) / 1000000 ))
+	RSS=$(tail -n1 "$FS/$name.rss" 2>/dev/null)
+	cp "$ERR" "$FS/$name.stderr"
+	stop_srv
+}
+
+# fault NAME WANT [outbox args...]: the common case: scenario NAME, plain
+# message, tls off, sender a@, recipient b@ then ARGS.
+fault() {
+	local name=$1 want=$2; shift 2
+	start_srv "$name" --scenario "$name"
+	mkcfg "$name"
+	ob "$name" "$want" "$MSG" -i -f a@example.test b@example.test "$@"
+}
+
+expect_dead() {	# NAME: the message was appended to dead_letter
+	if [ -f "$DEAD" ] && grep -q '^Subject: fault test' "$DEAD"; then
+		pass "fault-$1-dead-letter"
+	else
+		fail "fault-$1-dead-letter" "no message in $DEAD"
+	fi
+}
+
+expect_no_mail() {	# NAME: no MAIL FROM (nor AUTH, nor data) reached the server
+	expect_nogrep "fault-$1-no-mail" '^C: MAIL' "$LOG"
+	expect_nogrep "fault-$1-no-data" '^D: ' "$LOG"
+}
+
+expect_no_auth() {
+	expect_nogrep "fault-$1-no-auth" '^C: AUTH' "$LOG"
+}
+
+expect_fast() {	# NAME MAXMS
+	if [ "$ELAPSED" -le "$2" ]; then pass "fault-$1-bounded-time"
+	else fail "fault-$1-bounded-time" "took ${ELAPSED} ms, limit $2 ms"; fi
+}
+
+expect_small() {	# NAME: max RSS under 20 MB
+	if [ -n "$RSS" ] && [ "$RSS" -lt 20480 ] 2>/dev/null; then pass "fault-$1-rss"
+	else fail "fault-$1-rss" "max RSS ${RSS:-?} KiB, limit 20480 KiB"; fi
+}
+
+expect_file_eq() {	# NAME GOT WANT: byte-for-byte
+	if cmp -s "$2" "$3"; then pass "$1"; else
+		fail "$1" "$2 differs from $3: $(cmp "$2" "$3" 2>&1 | head -1);" \
+			"got: $(od -c "$2" 2>&1 | head -12 | tr '\n' '|')"
+	fi
+}
+
+# --- messages ----------------------------------------------------------------
+
+MSG=$FS/msg.txt
+printf '%s\n' 'From: Alice <a@example.test>' 'To: b@example.test' \
+	'Date: Mon, 01 Jan 2024 00:00:00 +0000' 'Message-ID: <fault-1@example.test>' \
+	'Subject: fault test' '' 'Hello.' '.leading dot' '..two dots' '.' \
+	'From the middle' >"$MSG"
+printf 'crlf line\r\n\nlast line without newline' >>"$MSG"
+
+# What the server must see: CRLF everywhere, final CRLF added ...
+WANT_DATA=$FS/want.data
+printf '%s\r\n' 'From: Alice <a@example.test>' 'To: b@example.test' \
+	'Date: Mon, 01 Jan 2024 00:00:00 +0000' 'Message-ID: <fault-1@example.test>' \
+	'Subject: fault test' '' 'Hello.' '.leading dot' '..two dots' '.' \
+	'From the middle' 'crlf line' '' 'last line without newline' >"$WANT_DATA"
+# ... and on the wire in DATA: dot-stuffed, then the terminating dot.
+WANT_RAW=$FS/want.raw
+printf '%s\r\n' 'From: Alice <a@example.test>' 'To: b@example.test' \
+	'Date: Mon, 01 Jan 2024 00:00:00 +0000' 'Message-ID: <fault-1@example.test>' \
+	'Subject: fault test' '' 'Hello.' '..leading dot' '...two dots' '..' \
+	'From the middle' 'crlf line' '' 'last line without newline' '.' >"$WANT_RAW"
+WANT_SIZE=$(wc -c <"$WANT_DATA")
+
+MSG8=$FS/msg8.txt
+printf 'From: a@example.test\nDate: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <f8@example.test>\nSubject: fault test\n\nh\303\251llo w\303\266rld\n' >"$MSG8"
+
+MSGBIG=$FS/msgbig.txt
+{
+	printf 'From: a@example.test\nSubject: fault test\n\n'
+	for i in $(seq 40); do printf 'line %02d of a message that is well over one kilobyte long\n' "$i"; done
+} >"$MSGBIG"
+
+MSGHUGE=$FS/msghuge.txt
+{
+	printf 'From: a@example.test\nSubject: fault test\n\n'
+	python3 -c 'import sys; sys.stdout.write(("%0899d\n" % 0) * 4500)'
+} >"$MSGHUGE"
+
+if ! make_certs; then
+	fail fault-certs "openssl could not make the test CA/certificate"
+fi
+
+# --- healthy servers: what crosses the wire ----------------------------------
+
+# DATA path, with PIPELINING: exact bytes, one read for MAIL/RCPT/DATA, SIZE=.
+start_srv healthy-data --ext PIPELINING,8BITMIME,SIZE=1000000,ENHANCEDSTATUSCODES
+mkcfg healthy-data
+ob healthy-data 0 "$MSG" -i -f a@example.test b@example.test
+expect_file_eq fault-healthy-data-wire "$LOG.raw" "$WANT_RAW"
+expect_file_eq fault-healthy-data-content "$LOG.data" "$WANT_DATA"
+expect_grep fault-healthy-data-pipelined '^B: [0-9]+ .*MAIL RCPT DATA' "$LOG"
+expect_grep fault-healthy-data-size "^C: MAIL FROM:<a@example.test>.* SIZE=$WANT_SIZE( |\$)" "$LOG"
+expect_nogrep fault-healthy-data-7bit-no-body '^C: MAIL .*BODY=8BITMIME' "$LOG"
+expect_nogrep fault-healthy-data-no-dsn '^C: (MAIL|RCPT) .*(NOTIFY|RET|ENVID|ORCPT)=' "$LOG"
+expect_nogrep fault-healthy-data-no-warnings '^W: ' "$LOG"
+expect_grep fault-healthy-data-transcript '^-> (EHLO|MAIL FROM)' "$FS/healthy-data.stderr"
+
+# BDAT path (default extensions: PIPELINING CHUNKING 8BITMIME SIZE DSN ...).
+start_srv healthy-bdat
+mkcfg healthy-bdat
+ob healthy-bdat 0 "$MSG" -i -f a@example.test b@example.test
+expect_file_eq fault-healthy-bdat-content "$LOG.data" "$WANT_DATA"
+expect_grep fault-healthy-bdat-last "^C: BDAT $WANT_SIZE LAST\$" "$LOG"
+expect_eq fault-healthy-bdat-one-chunk "$(grep -c '^C: BDAT' "$LOG")" 1
+expect_nogrep fault-healthy-bdat-no-data-cmd '^C: DATA' "$LOG"
+expect_grep fault-healthy-bdat-pipelined '^B: [0-9]+ .*MAIL RCPT BDAT' "$LOG"
+expect_nogrep fault-healthy-bdat-no-warnings '^W: |^S: 5' "$LOG"
+
+# Several recipients: still one read for MAIL RCPT RCPT RCPT BDAT.
+start_srv healthy-multi
+mkcfg healthy-multi
+ob healthy-multi 0 "$MSG" -i -f a@example.test b@example.test c@example.test d@example.test
+expect_grep fault-healthy-multi-pipelined '^B: [0-9]+ .*MAIL RCPT RCPT RCPT BDAT' "$LOG"
+expect_grep fault-healthy-multi-3rcpt 'queued as FS1 \(3 recipients\)' "$LOG"
+
+# No PIPELINING: exactly one command per read, DATA path.
+start_srv nopipe --ext 8BITMIME,SIZE=1000000
+mkcfg nopipe
+ob nopipe 0 "$MSG" -i -f a@example.test b@example.test c@example.test
+expect_nogrep fault-nopipe-one-per-read '^B: ([02-9]|[1-9][0-9])' "$LOG"
+expect_nogrep fault-nopipe-no-warnings '^W: ' "$LOG"
+expect_file_eq fault-nopipe-wire "$LOG.raw" "$WANT_RAW"
+
+# CHUNKING without PIPELINING: BDAT, one command per read.
+start_srv nopipe-bdat --ext CHUNKING,8BITMIME
+mkcfg nopipe-bdat
+ob nopipe-bdat 0 "$MSG" -i -f a@example.test b@example.test
+expect_nogrep fault-nopipe-bdat-one-per-read '^B: ([02-9]|[1-9][0-9])' "$LOG"
+expect_grep fault-nopipe-bdat-last "^C: BDAT $WANT_SIZE LAST\$" "$LOG"
+expect_file_eq fault-nopipe-bdat-content "$LOG.data" "$WANT_DATA"
+
+# Bare HELO-style server (nothing advertised): plain DATA, no parameters.
+start_srv noext --ext ''
+mkcfg noext
+ob noext 0 "$MSG" -i -f a@example.test b@example.test
+expect_nogrep fault-noext-no-params '^C: MAIL FROM:<[^>]*> *[A-Za-z]' "$LOG"
+expect_nogrep fault-noext-no-bdat '^C: BDAT' "$LOG"
+
+# 8-bit message: BODY=8BITMIME when offered.
+start_srv 8bit
+mkcfg 8bit
+ob 8bit 0 "$MSG8" -f a@example.test b@example.test
+expect_grep fault-8bit-body '^C: MAIL FROM:<a@example.test>.* BODY=8BITMIME' "$LOG"
+expect_grep fault-8bit-size "^C: MAIL .* SIZE=$(wc -c <"$LOG.data")( |\$)" "$LOG"
+
+# SIZE=1000 and a larger message: refused before MAIL, permanently.
+start_srv size-limit --ext PIPELINING,SIZE=1000
+mkcfg size-limit
+t0=$(date +%s%N)
+timeout 20 "$OUTBOX" -C "$CFG" -v -f a@example.test b@example.test <"$MSGBIG" \
+	>"$FS/size-limit.out" 2>"$FS/size-limit.stderr"
+rc=$?
+stop_srv
+echo "note: message over the server's SIZE limit -> outbox exit $rc"
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 75 ] && [ "$rc" -ne 124 ]; then
+	pass fault-size-limit-exit
+else
+	fail fault-size-limit-exit "exit $rc, want non-zero and not 75; stderr: $(head -c 600 "$FS/size-limit.stderr")"
+fi
+expect_nogrep fault-size-limit-no-mail '^C: MAIL' "$LOG"
+expect_grep fault-size-limit-said-why 'outbox: ' "$FS/size-limit.stderr"
+
+# DSN asked for and offered.
+start_srv dsn
+mkcfg dsn
+ob dsn 0 "$MSG" -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test
+expect_grep fault-dsn-ret '^C: MAIL FROM:<a@example.test>.* RET=HDRS( |$)' "$LOG"
+expect_grep fault-dsn-envid '^C: MAIL FROM:<a@example.test>.* ENVID=id123( |$)' "$LOG"
+expect_grep fault-dsn-notify '^C: RCPT TO:<b@example.test>.* NOTIFY=SUCCESS,FAILURE( |$)' "$LOG"
+expect_nogrep fault-dsn-no-warnings '^W: ' "$LOG"
+
+# DSN asked for, not offered: no DSN parameters at all.
+start_srv dsn-off --ext PIPELINING,8BITMIME,SIZE=1000000
+mkcfg dsn-off
+ob dsn-off 0 "$MSG" -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test
+expect_nogrep fault-dsn-off-none '^C: (MAIL|RCPT) .*(NOTIFY|RET|ENVID|ORCPT)=' "$LOG"
+
+# STARTTLS + AUTH against a healthy server (control for the TLS faults).
+start_srv starttls "${TLSARGS[@]}"
+mkcfg starttls "${TLSCFG[@]}"
+ob starttls 0 "$MSG" -i -f a@example.test b@example.test
+expect_grep fault-starttls-tls '^T: established' "$LOG"
+expect_eq fault-starttls-order "$(grep -E '^(C: (EHLO|STARTTLS|AUTH|MAIL)|T: established)' "$LOG" |
+	sed -E 's/^C: ([A-Z]+).*/\1/; s/^T: .*/TLS/' | tr '\n' ' ')" "EHLO STARTTLS TLS EHLO AUTH MAIL "
+expect_file_eq fault-starttls-content "$LOG.data" "$WANT_DATA"
+expect_nogrep fault-starttls-redacted 'c2VjcmV0|AGFsaWNlAHNlY3JldA|secret' "$FS/starttls.stderr"
+
+# Implicit TLS.
+start_srv implicit "${TLSARGS[@]}" --implicit-tls
+mkcfg implicit "tls implicit" "tls_ca_file $CA" "user alice" "password secret"
+ob implicit 0 "$MSG" -i -f a@example.test b@example.test
+expect_file_eq fault-implicit-content "$LOG.data" "$WANT_DATA"
+
+# Wrong password against a healthy server: 535 -> 75, nothing sent.
+start_srv badpass "${TLSARGS[@]}"
+mkcfg badpass "tls starttls" "tls_ca_file $CA" "user alice" "password wrong"
+ob badpass 75 "$MSG" -i -f a@example.test b@example.test
+expect_no_mail badpass
+
+# EHLO refused, HELO accepted: delivered by plain SMTP.
+fault ehlo-5xx 0
+expect_grep fault-ehlo-5xx-helo '^C: HELO ' "$LOG"
+expect_file_eq fault-ehlo-5xx-wire "$LOG.raw" "$WANT_RAW"
+
+# Replies in tiny pieces, or several in one write: both are fine.
+fault reply-split 0
+expect_file_eq fault-reply-split-content "$LOG.data" "$WANT_DATA"
+fault reply-joined 0
+expect_file_eq fault-reply-joined-content "$LOG.data" "$WANT_DATA"
+
+# --- connection-level faults: temporary (75) ---------------------------------
+
+fault greeting-421 75
+expect_no_mail greeting-421
+fault drop-before-greeting 75
+fault stall-greeting 75
+expect_fast stall-greeting 9000
+fault ehlo-421 75
+expect_no_mail ehlo-421
+
+# 5xx greeting: the contract does not say. Permanent (69, and then the
+# message goes to dead_letter) or "try the next host" (75) are both sane.
+start_srv greeting-554 --scenario greeting-554
+mkcfg greeting-554
+timeout 20 "$OUTBOX" -C "$CFG" -v -i -f a@example.test b@example.test <"$MSG" \
+	>/dev/null 2>"$FS/greeting-554.stderr"
+rc=$?
+stop_srv
+echo "note: 554 greeting -> outbox exit $rc"
+case $rc in
+69) pass fault-greeting-554; expect_dead greeting-554 ;;
+75) pass fault-greeting-554 ;;
+*) fail fault-greeting-554 "exit $rc, want 69 or 75; stderr: $(head -c 600 "$FS/greeting-554.stderr")" ;;
+esac
+expect_no_mail greeting-554
+
+# --- TLS and AUTH faults: 75, and nothing sensitive crossed -------------------
+
+for sc in no-starttls starttls-454 starttls-inject tls-fail tls-close; do
+	start_srv "$sc" --scenario "$sc" "${TLSARGS[@]}"
+	mkcfg "$sc" "${TLSCFG[@]}"
+	ob "$sc" 75 "$MSG" -i -f a@example.test b@example.test
+	expect_no_auth "$sc"
+	expect_no_mail "$sc"
+done
+expect_nogrep fault-starttls-inject-not-a-reply '<-.*injected' "$FS/starttls-inject.stderr"
+
+for sc in auth-535 auth-454; do
+	start_srv "$sc" --scenario "$sc" "${TLSARGS[@]}"
+	mkcfg "$sc" "${TLSCFG[@]}"
+	ob "$sc" 75 "$MSG" -i -f a@example.test b@example.test
+	expect_grep "fault-$sc-tried" '^C: AUTH' "$LOG"
+	expect_no_mail "$sc"
+done
+
+# --- transaction faults --------------------------------------------------------
+
+fault mail-421 75
+fault mail-451 75
+expect_nogrep fault-mail-451-no-data '^D: end of data' "$LOG"
+for sc in mail-550 mail-552; do
+	fault "$sc" 69
+	expect_nogrep "fault-$sc-no-data" '^D: end of data' "$LOG"
+	expect_dead "$sc"
+done
+
+fault rcpt-all-550 67 c@example.test
+expect_nogrep fault-rcpt-all-550-no-data '^D: end of data' "$LOG"
+expect_dead rcpt-all-550
+expect_grep fault-rcpt-all-550-reported 'no such user here' "$ERR"
+
+fault rcpt-partial 67 c@example.test
+expect_grep fault-rcpt-partial-delivered '^D: end of data' "$LOG"
+expect_grep fault-rcpt-partial-one-rcpt 'queued as FS1 \(1 recipients\)' "$LOG"
+expect_grep fault-rcpt-partial-reply-text 'c@example\.test.*faultsmtp says no such user here|faultsmtp says no such user here.*c@example\.test' "$ERR"
+expect_file_eq fault-rcpt-partial-content "$LOG.data" "$WANT_DATA"
+
+fault rcpt-451 75
+expect_nogrep fault-rcpt-451-no-data '^D: end of data' "$LOG"
+
+fault data-354-then-drop 75
+# The same with a message far bigger than the socket buffers: the server
+# hangs up while outbox is still writing (EPIPE/ECONNRESET, not SIGPIPE death).
+for sc in data-354-then-drop:PIPELINING bdat-drop:PIPELINING,CHUNKING; do
+	ext=${sc#*:} sc=${sc%:*}
+	start_srv "big-$sc" --scenario "$sc" --ext "$ext"
+	mkcfg "big-$sc"
+	ob "big-$sc" 75 "$MSGHUGE" -f a@example.test b@example.test
+	expect_grep "fault-big-$sc-cut" '^D: (got|connection lost)' "$LOG"
+done
+fault data-451 75
+fault data-554 69
+expect_dead data-554
+fault dot-451 75
+fault dot-554 69
+expect_dead dot-554
+fault dot-drop 75
+expect_grep fault-dot-drop-sent '^D: end of data' "$LOG"
+fault dot-stall 75
+expect_fast dot-stall 9000
+
+# The same end-of-data faults on the BDAT path.
+for sc in dot-451:75 dot-554:69; do
+	start_srv "bdat-${sc%:*}" --scenario "${sc%:*}" --ext PIPELINING,CHUNKING,8BITMIME,SIZE=1000000
+	mkcfg "bdat-${sc%:*}"
+	ob "bdat-${sc%:*}" "${sc#*:}" "$MSG" -i -f a@example.test b@example.test
+	expect_grep "fault-bdat-${sc%:*}-used-bdat" '^C: BDAT' "$LOG"
+done
+expect_dead bdat-dot-554
+
+fault bdat-552 69
+expect_dead bdat-552
+
+# --- hostile replies: 75, bounded in time and memory --------------------------
+
+for sc in overlong-reply endless-reply bad-reply code-mismatch; do
+	fault "$sc" 75
+	expect_no_mail "$sc"
+	expect_fast "$sc" 9000
+	expect_small "$sc"
+done
+
+# Across every case: each "outbox:" line has balanced () and [] (catches cut
+# or mangled text such as "127.0.0.1[127.0.0.1: ..." or a message repeated
+# into itself), and a deferral/refusal is never explained by a 2xx reply.
+(cd "$FS" && grep -H '^outbox: ' ./*.stderr) >"$FS/all-stderr"
+awk '/^[^:]*:outbox: / { l = $0; o = gsub(/\(/, "", l); c = gsub(/\)/, "", l);
+	ob = gsub(/\[/, "", l); cb = gsub(/\]/, "", l);
+	if (o != c || ob != cb) print }' "$FS/all-stderr" >"$FS/unbalanced"
+expect_nogrep fault-stderr-intact . "$FS/unbalanced"
+expect_nogrep fault-stderr-no-2xx-reason ':outbox: .*(deferred|refused).*: 2[0-9][0-9][ -]' "$FS/all-stderr"
+
+stop_srv
