@@ -3,6 +3,7 @@ PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+LOCALSTATEDIR ?= /var
 
 CC	?= cc
 WERROR	?= -Werror
@@ -12,10 +13,12 @@ WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 	   -fstack-protector-strong -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+	   -DLOCALSTATEDIR='"$(LOCALSTATEDIR)"' \
 	   $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
-OBJS	 = util.o config.o message.o addr.o smtp.o io.o tls.o auth.o
+OBJS	 = util.o config.o message.o addr.o smtp.o io.o tls.o auth.o \
+	   queue.o deliver.o
 LINKS	 = sendmail mailq newaliases
 
 all: outbox

@@ -24,7 +24,7 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH
+	K_FINGERPRINT, K_AUTH, K_DURATION
 };
 
 static const struct key {
@@ -55,6 +55,10 @@ static const struct key {
 	{ "timeout",		K_NUM,		O(timeout),	1, 3600 },
 	{ "log",		K_STR,		O(log),		0, 0 },
 	{ "dead_letter",	K_STR,		O(dead_letter),	0, 0 },
+	{ "queue",		K_BOOL,		O(queue),	0, 1 },
+	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
+	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
+	    365 * 86400 },
 #undef O
 };
 
@@ -66,6 +70,7 @@ static const char *mechs[] = {
 #define FIELD(a, k, t)	((t *)(void *)((char *)(a) + (k)->off))
 #define CFIELD(a, k, t)	((t const *)(const void *)((const char *)(a) + (k)->off))
 
+static int	key_is_string(const struct key *);
 static void	account_init(struct account *);
 static void	account_copy(struct account *, const struct account *);
 static void	account_free(struct account *);
@@ -76,12 +81,22 @@ static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
 
+/* Whether the key's field is a string the account owns. */
+static int
+key_is_string(const struct key *k)
+{
+	return k->type != K_NUM && k->type != K_BOOL && k->type != K_TLS &&
+	    k->type != K_TLSVER && k->type != K_DURATION;
+}
+
 static void
 account_init(struct account *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->tls_min_version = TLS1_2_VERSION;
 	a->timeout = 60;
+	a->queue = 1;
+	a->queue_lifetime = 5 * 86400;
 }
 
 /* Deep copy: every string of dst is its own. */
@@ -99,8 +114,7 @@ account_copy(struct account *dst, const struct account *src)
 			memset(&dst->host, 0, sizeof(dst->host));
 			for (i = 0; i < src->host.n; i++)
 				strlist_add(&dst->host, src->host.v[i]);
-		} else if (key->type == K_NUM || key->type == K_BOOL ||
-		    key->type == K_TLS || key->type == K_TLSVER)
+		} else if (!key_is_string(key))
 			continue;
 		else if (*CFIELD(src, key, char *) != NULL)
 			*FIELD(dst, key, char *) =
@@ -119,9 +133,7 @@ account_free(struct account *a)
 	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
 		const struct key *key = &keys[k];
 
-		if (key->type == K_NUM || key->type == K_BOOL ||
-		    key->type == K_TLS || key->type == K_TLSVER ||
-		    key->type == K_HOSTS)
+		if (!key_is_string(key) || key->type == K_HOSTS)
 			continue;
 		if ((s = *FIELD(a, key, char *)) == NULL)
 			continue;
@@ -168,7 +180,7 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	const char	*e = NULL;
 	char		*p, hex[65];
 	size_t		 n;
-	long long	 num;
+	long long	 num, mult;
 
 	switch (k->type) {
 	case K_HOSTS:
@@ -185,6 +197,24 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 			return -1;
 		}
 		*FIELD(a, k, long long) = num;
+		return 0;
+	case K_DURATION:
+		/* 300, 90s, 30m, 12h, 5d */
+		n = strlen(v);
+		mult = 1;
+		if (n > 1 && strchr("smhd", v[n - 1]) != NULL) {
+			mult = v[n - 1] == 'm' ? 60 : v[n - 1] == 'h' ? 3600 :
+			    v[n - 1] == 'd' ? 86400 : 1;
+			v[n - 1] = '\0';
+		}
+		num = strtonum(v, 1, k->max, &e);
+		if (e != NULL || num * mult < k->min || num * mult > k->max) {
+			snprintf(err, errlen, "%s:%d: %s: give a duration "
+			    "such as 90m, 12h or 5d (1m to 365d)", file, line,
+			    k->name);
+			return -1;
+		}
+		*FIELD(a, k, long long) = num * mult;
 		return 0;
 	case K_BOOL:
 		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
@@ -333,6 +363,12 @@ load_file(struct config *cfg, const char *path, int system, int must,
 			    lineno, key);
 			goto out;
 		}
+		if (strncmp(key, "queue", 5) == 0 && cur != &defaults) {
+			snprintf(err, errlen, "%s:%d: %s applies to every "
+			    "account: set it before the first account", path,
+			    lineno, key);
+			goto out;
+		}
 		if (keys[k].type == K_SECRET) {
 			if (private == -1)
 				private = file_private(fd, path, err, errlen);
@@ -457,7 +493,10 @@ config_load(struct config *cfg, const char *file, const char *home,
 	for (i = 0; i < cfg->nacct; i++)
 		if (finish(&cfg->acct[i], err, errlen) == -1)
 			return -1;
-	return 0;
+	account_init(&cfg->defaults);
+	cfg->defaults.name = xstrdup("none");
+	cfg->defaults.file = "(no configuration)";
+	return finish(&cfg->defaults, err, errlen);
 }
 
 /*
@@ -487,10 +526,8 @@ config_account(const struct config *cfg, const char *name,
 			return &cfg->acct[i];
 	if (cfg->nacct > 0)
 		return &cfg->acct[0];
-	snprintf(err, errlen, "no smarthost configured: put \"host "
-	    "smtp.example.org\" (with user and password_file) in "
-	    SYSCONFDIR "/outbox.conf or ~/.config/outbox/config");
-	return NULL;
+	/* Nothing configured: mail waits in the queue until there is. */
+	return &cfg->defaults;
 }
 
 void
@@ -500,6 +537,7 @@ config_free(struct config *cfg)
 
 	for (i = 0; i < cfg->nacct; i++)
 		account_free(&cfg->acct[i]);
+	account_free(&cfg->defaults);
 	free(cfg->acct);
 	memset(cfg, 0, sizeof(*cfg));
 }

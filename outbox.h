@@ -9,6 +9,8 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -70,6 +72,9 @@ struct account {
 	long long	 timeout;	/* seconds */
 	char		*log;
 	char		*dead_letter;
+	long long	 queue;		/* on (1) or off (0) */
+	char		*queue_dir;
+	long long	 queue_lifetime;	/* seconds */
 };
 
 struct config {
@@ -157,7 +162,9 @@ struct session {
 	struct io	 io;
 	SSL_CTX		*ctx;
 	int		 verbose;
-	int		 connected;
+	int		 connected;	/* in step, ready for a command */
+	int		 dirty;		/* a transaction is open: RSET first */
+	int		 down;		/* no host answered in this run */
 	unsigned	 ext;
 	unsigned long long size_max;
 	char		 mechs[256];	/* AUTH mechanisms offered */
@@ -169,6 +176,32 @@ struct session {
 	struct reply	 reply;		/* the last reply read */
 	int		 exitcode;	/* with ST_PERM: 65 or 69 */
 	char		 err[1024];	/* why the last step failed */
+};
+
+/* A queue entry: the message, its envelope, and its retry state. */
+struct qentry {
+	char		 id[32];
+	char		*account;
+	struct envelope	 env;
+	struct message	 msg;
+	time_t		 created;
+	time_t		 next;		/* the next attempt is due then */
+	int		 attempts;
+	uid_t		 owner;
+	char		 lasterr[512];
+};
+
+/* One run of outbox: what deliver.c needs beyond the message. */
+struct run {
+	const struct config *cfg;
+	const char	*qdir;		/* NULL when the queue is off */
+	const char	*home;
+	int		 verbose;
+	int		 errmode;	/* -oe: 'p' print, 'm' mail, 'q' quiet */
+	int		 due_only;	/* -q --due: honour the retry schedule */
+	char		 qsel;		/* -qI, -qR, -qS, or 0 */
+	const char	*qarg;
+	int		 sent, deferred, bounced, busy;
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -234,6 +267,26 @@ int	 smtp_reply(struct session *);
 enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
 int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
+
+/* queue.c */
+int	 queue_open(const char *, char *, size_t);
+int	 queue_add(const char *, struct qentry *, int, char *, size_t);
+int	 queue_update(const char *, const struct qentry *, char *, size_t);
+void	 queue_backoff(struct qentry *, time_t);
+void	 queue_remove(const char *, const char *);
+int	 queue_load(const char *, const char *, struct qentry *, int, char *,
+	    size_t);
+void	 queue_free(struct qentry *);
+int	 queue_list(const char *, struct strlist *);
+
+/* deliver.c */
+int	 deliver_submit(struct run *, const struct account *, struct qentry *,
+	    int);
+int	 deliver_queue(struct run *);
+int	 deliver_list(struct run *);
+int	 deliver_delete(struct run *, const char *);
+void	 deliver_keep(const struct run *, const struct account *,
+	    const struct message *, const char *);
 
 /* auth.c */
 enum status auth_login(struct session *);

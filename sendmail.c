@@ -5,7 +5,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 
 #include <ctype.h>
 #include <err.h>
@@ -39,6 +38,11 @@ struct opts {
 	char		*notify;
 	char		*ret;
 	const char	*envid;
+	int		 deliver;	/* -od: 'i', 'b' or 'q' */
+	int		 errmode;	/* -oe: 'p', 'm' or 'q' */
+	int		 due_only;	/* -q --due, -qTIME */
+	char		 qsel;		/* -qI, -qR, -qS, -qD */
+	const char	*qarg;
 	struct strlist	 rcpt;
 };
 
@@ -49,12 +53,8 @@ static const char *optarg_of(char **, int *, int, const char *);
 static void	parse_args(struct opts *, int, char **);
 static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
-static int	exit_code(const struct session *, const struct envelope *,
-		    enum status);
-static void	log_outcome(const struct session *, const struct envelope *,
-		    const struct timeval *);
-static void	keep(const struct message *, const struct account *,
-		    const char *, const char *);
+static const char *queue_dir(const struct account *, const char *, char *,
+		    size_t);
 static const char *user_name(void);
 static void	verify(const struct opts *, const struct account *);
 
@@ -78,8 +78,9 @@ usage(void)
 	    "              [-d val] [-F name] [-f sender] [-h hops] [-L tag] "
 	    "[-N dsn]\n"
 	    "              [-O option=value] [-o option] [-q[time]] "
-	    "[-R return] [-r sender]\n"
-	    "              [-V envid] [-X file] [--] [recipient ...]\n"
+	    "[-q{I|R|S|D} arg]\n"
+	    "              [-R return] [-r sender]"
+	    " [-V envid] [-X file] [--] [recipient ...]\n"
 	    "       outbox --version | --help\n");
 	exit(EX_USAGE);
 }
@@ -130,8 +131,16 @@ parse_o(struct opts *o, const char *v)
 {
 	if (strcmp(v, "i") == 0)
 		o->dot_ends = 0;
-	/* -odi -odb -odq, -oem -oep -oeq -oew -oee, -oA and the rest are
-	 * accepted; delivery is in the foreground, errors go to stderr. */
+	else if (v[0] == 'd' && strchr("ibq", v[1]) != NULL && v[1] != '\0')
+		o->deliver = v[1];	/* -odi, -odb, -odq */
+	else if (v[0] == 'd' && (v[1] == 'd' || v[1] == 'a'))
+		o->deliver = 'b';	/* deferred, async: in the background */
+	else if (v[0] == 'e' && v[1] != '\0')
+		/* -oem and -oee mail errors back; -oeq says nothing on
+		 * stderr; -oep and -oew print them. */
+		o->errmode = v[1] == 'm' || v[1] == 'e' ? 'm' :
+		    v[1] == 'q' ? 'q' : 'p';
+	/* -oA, -oL, -oR and the other sendmail.cf options: accepted. */
 }
 
 static void
@@ -154,6 +163,10 @@ parse_args(struct opts *o, int argc, char **argv)
 			    OpenSSL_version(OPENSSL_VERSION));
 			exit(EX_OK);
 		}
+		if (strcmp(a, "--due") == 0) {
+			o->due_only = 1;
+			continue;
+		}
 		if (strcmp(a, "--help") == 0) {
 			printf("outbox %s: submit mail to a smarthost; "
 			    "see outbox(8) and outbox.conf(5).\n",
@@ -175,8 +188,20 @@ parse_args(struct opts *o, int argc, char **argv)
 			case 'G': case 'm': case 'U': continue;
 			case 'I': o->mode = M_ALIASES; continue;
 			case 'q':
-				/* -q, -q30m, -qIid, -qRsite, -qSsender */
+				/* -q, -q30m, -qIid, -qRsite, -qSsender, -qDid */
 				o->mode = M_QUEUE;
+				if (a[pos + 1] == '\0')
+					break;
+				if (strchr("IRSD", a[pos + 1]) != NULL) {
+					o->qsel = a[pos + 1];
+					o->qarg = optarg_of(argv, &i, pos + 1,
+					    "q");
+				} else if (a[pos + 1] >= '0' && a[pos + 1] <= '9')
+					o->due_only = 1;
+				else
+					fatal(EX_USAGE, "%s: use -q, -qTIME, "
+					    "-qI id, -qR rcpt, -qS sender or "
+					    "-qD id", a);
 				break;
 			case 'b':
 				v = optarg_of(argv, &i, pos, opt);
@@ -274,121 +299,6 @@ user_name(void)
 	return pw->pw_name;
 }
 
-/* One exit code for the whole outcome (sysexits; DESIGN.md). */
-static int
-exit_code(const struct session *s, const struct envelope *env,
-    enum status st)
-{
-	size_t	i;
-	int	temp = 0, perm = 0;
-
-	for (i = 0; i < env->nrcpt; i++) {
-		temp |= env->rcpt[i].st == ST_TEMP;
-		perm |= env->rcpt[i].st == ST_PERM;
-	}
-	if (st == ST_PERM && s->exitcode != 0)
-		return s->exitcode;
-	if (temp || st == ST_TEMP)
-		return EX_TEMPFAIL;
-	if (perm)
-		return EX_NOUSER;
-	return EX_OK;
-}
-
-/* Appends one line to the configured log: syslog, a file, or nothing. */
-static void
-log_line(const struct account *a, const char *line)
-{
-	FILE	*fp;
-	char	 date[32];
-	time_t	 now = time(NULL);
-	int	 fd;
-
-	if (a->log == NULL || strcmp(a->log, "syslog") == 0) {
-		syslog(LOG_INFO, "%s", line);
-		return;
-	}
-	if (strcmp(a->log, "off") == 0)
-		return;
-	fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
-		warn("log %s", a->log);
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
-	fprintf(fp, "%s outbox[%ld]: %s\n", date, (long)getpid(), line);
-	fclose(fp);
-}
-
-/* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
-static void
-log_outcome(const struct session *s, const struct envelope *env,
-    const struct timeval *start)
-{
-	static const char *names[] = { "sent", "deferred", "bounced" };
-	const struct rcpt *first;
-	struct timeval	 now;
-	char		 line[4096], to[1024], why[1200];
-	size_t		 i;
-	enum status	 st;
-
-	gettimeofday(&now, NULL);
-	for (st = ST_OK; st <= ST_PERM; st++) {
-		to[0] = '\0';
-		first = NULL;
-		for (i = 0; i < env->nrcpt; i++) {
-			if (env->rcpt[i].st != st)
-				continue;
-			if (first == NULL)
-				first = &env->rcpt[i];
-			else
-				strlcat(to, ",", sizeof(to));
-			strlcat(to, "<", sizeof(to));
-			strlcat(to, env->rcpt[i].addr, sizeof(to));
-			strlcat(to, ">", sizeof(to));
-		}
-		if (first == NULL)
-			continue;
-		/* A deferred recipient's RCPT 250 is not why it waits. */
-		if (first->reply.code / 100 == (st == ST_OK ? 2 :
-		    st == ST_TEMP ? 4 : 5))
-			snprintf(why, sizeof(why), "%d %s", first->reply.code,
-			    first->reply.text);
-		else
-			strlcpy(why, s->err, sizeof(why));
-		snprintf(line, sizeof(line), "from=<%s>, to=%s, "
-		    "relay=%s[%s]:%lld, delay=%.2f, tls=%s, status=%s (%s)",
-		    env->sender, to, s->host[0] ? s->host : "none",
-		    s->addr[0] ? s->addr : "-", s->port,
-		    (now.tv_sec - start->tv_sec) +
-		    (now.tv_usec - start->tv_usec) / 1e6,
-		    s->tls_version != NULL ? s->tls_version : "none",
-		    names[st], why);
-		log_line(s->acct, line);
-	}
-}
-
-/* Appends the message to dead_letter (default ~/dead.letter), and says so. */
-static void
-keep(const struct message *m, const struct account *a, const char *home,
-    const char *sender)
-{
-	char	path[4096], err[512];
-
-	if (a->dead_letter != NULL)
-		strlcpy(path, a->dead_letter, sizeof(path));
-	else
-		snprintf(path, sizeof(path), "%s/dead.letter",
-		    home != NULL ? home : ".");
-	if (message_dead_letter(m, path, sender, err, sizeof(err)) == 0)
-		warnx("message kept in %s", path);
-	else
-		warnx("could not keep the message: %s", err);
-}
-
 /* -bv: what each recipient becomes, and who would carry it. Sends nothing. */
 static void
 verify(const struct opts *o, const struct account *a)
@@ -420,34 +330,53 @@ verify(const struct opts *o, const struct account *a)
 	exit(bad ? EX_DATAERR : EX_OK);
 }
 
+/* The queue directory: queue_dir, else the system's or the user's. */
+static const char *
+queue_dir(const struct account *a, const char *home, char *buf, size_t size)
+{
+	const char	*xdg = getenv("XDG_STATE_HOME");
+
+	if (!a->queue)
+		return NULL;
+	if (a->queue_dir != NULL)
+		return a->queue_dir;
+	if (geteuid() == 0 || getegid() != getgid())
+		return LOCALSTATEDIR "/spool/outbox";
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(buf, size, "%s/outbox/queue", xdg);
+	else
+		snprintf(buf, size, "%s/.local/state/outbox/queue",
+		    home != NULL ? home : "/nonexistent");
+	return buf;
+}
+
 int
 main(int argc, char *argv[])
 {
 	struct opts		 o;
 	struct config		 cfg;
-	struct message		 m;
 	struct msgopts		 mo;
-	struct envelope		 env;
-	struct session		 s;
+	struct qentry		 q;
+	struct run		 r;
 	struct strlist		 all = { NULL, 0 }, resolved = { NULL, 0 };
 	struct rlimit		 nocore = { 0, 0 };
-	struct timeval		 start;
 	const struct account	*a;
 	const char		*me, *home = getenv("HOME"), *tmp;
 	struct passwd		*pw;
 	char			 err[1024], sender[ADDR_MAX + 1], *name = NULL;
-	enum status		 st;
+	char			 qbuf[4096];
 	size_t			 i;
-	int			 code, opened;
+	int			 code;
 
 	/* A core dump could hold the password. */
 	setrlimit(RLIMIT_CORE, &nocore);
 	prctl(PR_SET_DUMPABLE, 0);
 	umask(077);
-	gettimeofday(&start, NULL);
 
 	memset(&o, 0, sizeof(o));
 	o.dot_ends = 1;
+	o.deliver = 'i';
+	o.errmode = 'p';
 	me = strrchr(argv[0], '/') != NULL ? strrchr(argv[0], '/') + 1 :
 	    argv[0];
 	if (strcmp(me, "mailq") == 0)
@@ -456,18 +385,9 @@ main(int argc, char *argv[])
 		o.mode = M_ALIASES;
 	parse_args(&o, argc, argv);
 	openlog(o.tag != NULL ? o.tag : "outbox", LOG_PID, LOG_MAIL);
-
-	switch (o.mode) {
-	case M_LIST:
-		printf("Mail queue is empty\n");
-		return EX_OK;
-	case M_QUEUE:
-		return EX_OK;	/* nothing is ever queued in this version */
-	case M_SMTP:
+	if (o.mode == M_SMTP)
 		fatal(EX_USAGE, "-bs is not supported yet");
-	default:
-		break;
-	}
+
 	if (config_load(&cfg, o.config, home, err, sizeof(err)) == -1)
 		fatal(EX_CONFIG, "%s", err);
 	if (o.sender != NULL) {
@@ -486,8 +406,33 @@ main(int argc, char *argv[])
 	}
 	if ((a = config_account(&cfg, o.account, o.sender != NULL ? sender :
 	    NULL, err, sizeof(err))) == NULL)
-		fatal(o.account != NULL ? EX_CONFIG : EX_TEMPFAIL, "%s", err);
-	if (o.mode == M_ALIASES) {
+		fatal(EX_CONFIG, "%s", err);
+
+	memset(&r, 0, sizeof(r));
+	r.cfg = &cfg;
+	r.home = home;
+	r.verbose = o.verbose;
+	r.errmode = o.errmode;
+	r.due_only = o.due_only;
+	r.qsel = o.qsel;
+	r.qarg = o.qarg;
+	r.qdir = queue_dir(a, home, qbuf, sizeof(qbuf));
+	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
+		if (o.mode == M_QUEUE || o.deliver != 'i')
+			fatal(EX_CANTCREAT, "%s", err);
+		if (o.mode == M_DELIVER)
+			warnx("%s; a message that cannot go now will not "
+			    "wait", err);
+		r.qdir = NULL;
+	}
+	switch (o.mode) {
+	case M_LIST:
+		return deliver_list(&r);
+	case M_QUEUE:
+		if (o.qsel == 'D')
+			return deliver_delete(&r, o.qarg);
+		return deliver_queue(&r);
+	case M_ALIASES:
 		if (a->aliases == NULL) {
 			printf("outbox: no aliases file configured; nothing "
 			    "to do\n");
@@ -497,9 +442,12 @@ main(int argc, char *argv[])
 			fatal(EX_CONFIG, "%s", err);
 		printf("%s: %zu aliases\n", a->aliases, i);
 		return EX_OK;
-	}
-	if (o.mode == M_VERIFY)
+	case M_VERIFY:
 		verify(&o, a);
+		break;
+	default:
+		break;
+	}
 
 	/* The envelope sender: -f, else from, else USER@maildomain. */
 	if (o.sender == NULL && a->from != NULL)
@@ -532,23 +480,17 @@ main(int argc, char *argv[])
 	mo.fullname = o.fullname;
 	mo.maildomain = a->maildomain;
 	tmp = getenv("TMPDIR");
-	mo.spool_dir = tmp != NULL && tmp[0] == '/' ? tmp : "/tmp";
-	if (message_read(&m, &mo, STDIN_FILENO) == -1)
-		fatal(m.exitcode, "%s", m.err);
+	/* Spooled in the queue directory, a message is queued by a link. */
+	mo.spool_dir = r.qdir != NULL ? r.qdir : tmp != NULL && tmp[0] == '/' ?
+	    tmp : "/tmp";
+	memset(&q, 0, sizeof(q));
+	if (message_read(&q.msg, &mo, STDIN_FILENO) == -1)
+		fatal(q.msg.exitcode, "%s", q.msg.err);
 
-	memset(&env, 0, sizeof(env));
-	memset(&s, 0, sizeof(s));
-	s.acct = a;
-	s.verbose = o.verbose;
-	s.io.fd = -1;
-	env.sender = sender;
-	env.notify = o.notify;
-	env.ret = o.ret;
-	env.envid = o.envid;
 	for (i = 0; i < o.rcpt.n; i++)
 		strlist_add(&all, o.rcpt.v[i]);
-	for (i = 0; i < m.hdr_rcpt.n; i++)
-		strlist_add(&all, m.hdr_rcpt.v[i]);
+	for (i = 0; i < q.msg.hdr_rcpt.n; i++)
+		strlist_add(&all, q.msg.hdr_rcpt.v[i]);
 	code = EX_OK;
 	if (addr_resolve(&all, a->aliases, a->maildomain, o.noalias,
 	    &resolved, err, sizeof(err)) == -1) {
@@ -563,43 +505,23 @@ main(int argc, char *argv[])
 		code = EX_DATAERR;
 	}
 	if (code != EX_OK) {
-		keep(&m, a, home, sender);
+		deliver_keep(&r, a, &q.msg, sender);
 		return code;
 	}
-	env.rcpt = xcalloc(resolved.n, sizeof(*env.rcpt));
-	env.nrcpt = resolved.n;
+	q.env.sender = sender;
+	q.env.notify = o.notify;
+	q.env.ret = o.ret;
+	q.env.envid = o.envid;
+	q.env.rcpt = xcalloc(resolved.n, sizeof(*q.env.rcpt));
+	q.env.nrcpt = resolved.n;
 	for (i = 0; i < resolved.n; i++) {
-		env.rcpt[i].addr = resolved.v[i];
-		env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
+		q.env.rcpt[i].addr = resolved.v[i];
+		q.env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
 	}
+	code = deliver_submit(&r, a, &q, o.deliver);
 
-	if ((opened = (st = smtp_open(&s)) == ST_OK))
-		st = smtp_send(&s, &m, &env);
-	smtp_close(&s);
-	log_outcome(&s, &env, &start);
-
-	code = exit_code(&s, &env, st);
-	for (i = 0; i < env.nrcpt; i++) {
-		struct rcpt *r = &env.rcpt[i];
-
-		if (r->st == ST_PERM && r->reply.code != 0 &&
-		    !(st == ST_PERM && s.exitcode != 0))
-			warnx("<%s>: refused by %s: %d %s", r->addr, s.host,
-			    r->reply.code, r->reply.text);
-		else if (r->st == ST_TEMP && r->reply.code / 100 == 4)
-			warnx("<%s>: deferred by %s: %d %s", r->addr, s.host,
-			    r->reply.code, r->reply.text);
-	}
-	if (st != ST_OK && !opened)
-		warnx("%s", s.err);	/* smtp_open names every host tried */
-	else if (st != ST_OK)
-		warnx("%s[%s]:%lld: %s", s.host, s.addr, s.port, s.err);
-	if (code == EX_TEMPFAIL)
-		warnx("not sent; try again later (exit 75)");
-	if (code != EX_OK && code != EX_TEMPFAIL)
-		keep(&m, a, home, sender);
-	message_close(&m);
-	free(env.rcpt);
+	message_close(&q.msg);
+	free(q.env.rcpt);
 	strlist_free(&resolved);
 	strlist_free(&all);
 	strlist_free(&o.rcpt);

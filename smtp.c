@@ -20,6 +20,10 @@
 
 #include "outbox.h"
 
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 
 static int	dial(struct session *, const char *, char *, size_t);
@@ -104,6 +108,7 @@ read_reply(struct session *s, int ehlo)
 
 	if (s->io.wlen > 0 && io_flush(&s->io) == -1) {
 		smtp_fail(s, "sending: %s", s->io.err);
+		s->connected = 0;
 		return -1;
 	}
 	s->reply.code = 0;
@@ -111,22 +116,26 @@ read_reply(struct session *s, int ehlo)
 	for (n = 0;; n++) {
 		if (io_getline(&s->io, &line, &len) == -1) {
 			smtp_fail(s, "reading the reply: %s", s->io.err);
+			s->connected = 0;
 			return -1;
 		}
 		if (s->verbose)
 			fprintf(stderr, "<- %.*s\n", (int)len, line);
 		if (reply_parse_line(line, len, &code, &last) == -1) {
 			smtp_fail(s, "garbled reply: %.80s", line);
+			s->connected = 0;
 			return -1;
 		}
 		if (n > 0 && code != s->reply.code) {
 			smtp_fail(s, "reply code changed from %d to %d",
 			    s->reply.code, code);
+			s->connected = 0;
 			return -1;
 		}
 		if (n >= REPLY_LINES_MAX) {
 			smtp_fail(s, "reply longer than %d lines",
 			    REPLY_LINES_MAX);
+			s->connected = 0;
 			return -1;
 		}
 		s->reply.code = code;
@@ -357,7 +366,9 @@ smtp_open(struct session *s)
 	size_t		 i;
 
 	if (s->acct->host.n == 0)
-		return smtp_fail(s, "account %s has no host", s->acct->name);
+		return smtp_fail(s, "no smarthost configured: put \"host "
+		    "smtp.example.org\" (with user and password_file) in "
+		    SYSCONFDIR "/outbox.conf or ~/.config/outbox/config");
 	if (s->acct->tls != TLS_OFF && s->ctx == NULL &&
 	    (s->ctx = tls_context(s->acct, err, sizeof(err))) == NULL)
 		return smtp_fail(s, "TLS setup: %s", err);
@@ -368,10 +379,11 @@ smtp_open(struct session *s)
 		strlcpy(s->host, host, sizeof(s->host));
 		if ((s->io.fd = dial(s, host, why, sizeof(why))) == -1)
 			continue;
-		if (greet(s, host) == ST_OK) {
-			s->connected = 1;
+		s->connected = 1;
+		s->dirty = 0;
+		if (greet(s, host) == ST_OK && s->connected)
 			return ST_OK;
-		}
+		s->connected = 0;
 		append(why, sizeof(why), "%s[%s]:%lld: %s", host, s->addr,
 		    s->port, s->err);
 		io_close(&s->io);
@@ -446,6 +458,7 @@ end_of_data(struct session *s, struct envelope *env, int code)
 		    "may arrive twice", why);
 		return ST_TEMP;		/* recipients stay ST_TEMP */
 	}
+	s->dirty = 0;
 	if (code / 100 == 2)
 		st = ST_OK;
 	else {
@@ -553,9 +566,19 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 		strlcat(params, " ENVID=", sizeof(params));
 		strlcat(params, buf, sizeof(params));
 	}
+	/* A transaction left open by a failure ends before the next one. */
+	if (s->dirty) {
+		smtp_command(s, 0, "RSET");
+		if (!pipelining && read_reply(s, 0) != 250)
+			return smtp_fail(s, "RSET failed: %s", s->reply.text);
+	}
 	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, params);
+	if (s->dirty && pipelining && read_reply(s, 0) != 250)
+		return smtp_fail(s, "RSET failed: %s", s->reply.text);
+	s->dirty = 0;
 	if (!pipelining && (mailcode = read_reply(s, 0)) / 100 != 2)
 		goto mailfail;
+	s->dirty = !pipelining;
 	for (i = 0; i < env->nrcpt; i++) {
 		struct rcpt *r = &env->rcpt[i];
 
@@ -586,6 +609,7 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	if (pipelining) {
 		if ((mailcode = read_reply(s, 0)) / 100 != 2)
 			goto mailfail;
+		s->dirty = 1;
 		for (i = 0; i < env->nrcpt; i++) {
 			struct rcpt *r = &env->rcpt[i];
 

@@ -68,7 +68,9 @@ stop_srv() {
 }
 
 # mkcfg NAME [LINE...]: config for the running server: host, port, timeout 3,
-# dead_letter, then the LINEs; "tls off" unless a LINE sets tls.
+# dead_letter, queue off (these cases assert the exit code a caller sees
+# when nothing may wait; tests/t_queue.sh covers the queue), then the
+# LINEs; "tls off" unless a LINE sets tls.
 mkcfg() {
 	local name=$1 tls=off l; shift
 	CFG=$FS/$name.cfg
@@ -80,6 +82,7 @@ mkcfg() {
 		echo "tls $tls"
 		echo "timeout 3"
 		echo "dead_letter $DEAD"
+		echo "queue off"
 		for l in "$@"; do case $l in tls\ *) ;; *) echo "$l"; esac; done
 	} >"$CFG"
 	chmod 600 "$CFG"

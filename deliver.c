@@ -1,0 +1,617 @@
+/*
+ * What follows from an attempt: delivered now; what may work later waits
+ * in the queue; what can never go is bounced to the sender and kept in
+ * dead.letter. Also the queue runner (-q), mailq (-bp) and -qD.
+ */
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <err.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+static enum status attempt(struct run *, struct session *,
+		    const struct account *, const struct message *,
+		    struct envelope *);
+static void	log_line(const struct account *, const char *);
+static void	log_outcome(const struct session *, const struct envelope *,
+		    time_t);
+static void	report(const struct session *, const struct envelope *,
+		    enum status);
+static int	bounce(struct run *, struct session *, const struct account *,
+		    const struct message *, const struct envelope *,
+		    const char *);
+static void	run_entry(struct run *, struct session *,
+		    const struct account *, struct qentry *);
+static void	flush_due(struct run *, struct session *,
+		    const struct account *);
+static const struct account *entry_account(const struct run *,
+		    const struct qentry *);
+static int	selected(const struct run *, const struct qentry *);
+
+/* Appends one line to the configured log: syslog, a file, or nothing. */
+static void
+log_line(const struct account *a, const char *line)
+{
+	FILE	*fp;
+	char	 date[32];
+	time_t	 now = time(NULL);
+	int	 fd;
+
+	if (a->log == NULL || strcmp(a->log, "syslog") == 0) {
+		syslog(LOG_INFO, "%s", line);
+		return;
+	}
+	if (strcmp(a->log, "off") == 0)
+		return;
+	fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
+		warn("log %s", a->log);
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+	fprintf(fp, "%s outbox[%ld]: %s\n", date, (long)getpid(), line);
+	fclose(fp);
+}
+
+/* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
+static void
+log_outcome(const struct session *s, const struct envelope *env,
+    time_t start)
+{
+	static const char *names[] = { "sent", "deferred", "bounced" };
+	const struct rcpt *first;
+	char		 line[4096], to[1024], why[1200];
+	size_t		 i;
+	enum status	 st;
+
+	for (st = ST_OK; st <= ST_PERM; st++) {
+		to[0] = '\0';
+		first = NULL;
+		for (i = 0; i < env->nrcpt; i++) {
+			if (env->rcpt[i].st != st)
+				continue;
+			if (first == NULL)
+				first = &env->rcpt[i];
+			else
+				strlcat(to, ",", sizeof(to));
+			strlcat(to, "<", sizeof(to));
+			strlcat(to, env->rcpt[i].addr, sizeof(to));
+			strlcat(to, ">", sizeof(to));
+		}
+		if (first == NULL)
+			continue;
+		/* A deferred recipient's RCPT 250 is not why it waits. */
+		if (first->reply.code / 100 == (st == ST_OK ? 2 :
+		    st == ST_TEMP ? 4 : 5))
+			snprintf(why, sizeof(why), "%d %s", first->reply.code,
+			    first->reply.text);
+		else
+			strlcpy(why, s->err, sizeof(why));
+		snprintf(line, sizeof(line), "from=<%s>, to=%s, "
+		    "relay=%s[%s]:%lld, delay=%lld, tls=%s, status=%s (%s)",
+		    env->sender, to, s->host[0] ? s->host : "none",
+		    s->addr[0] ? s->addr : "-", s->port,
+		    (long long)(time(NULL) - start),
+		    s->tls_version != NULL ? s->tls_version : "none",
+		    names[st], why);
+		log_line(s->acct, line);
+	}
+}
+
+/* Tells the caller, on stderr, what happened to each recipient. */
+static void
+report(const struct session *s, const struct envelope *env, enum status st)
+{
+	size_t	i;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct rcpt *r = &env->rcpt[i];
+
+		if (r->st == ST_PERM && r->reply.code / 100 == 5 &&
+		    !(st == ST_PERM && s->exitcode != 0))
+			warnx("<%s>: refused by %s: %d %s", r->addr, s->host,
+			    r->reply.code, r->reply.text);
+		else if (r->st == ST_TEMP && r->reply.code / 100 == 4)
+			warnx("<%s>: deferred by %s: %d %s", r->addr, s->host,
+			    r->reply.code, r->reply.text);
+	}
+	if (st != ST_OK && s->addr[0] != '\0' && s->connected)
+		warnx("%s[%s]:%lld: %s", s->host, s->addr, s->port, s->err);
+	else if (st != ST_OK)
+		warnx("%s", s->err);
+}
+
+/* Appends the message to dead_letter (default ~/dead.letter), and says so. */
+void
+deliver_keep(const struct run *r, const struct account *a,
+    const struct message *m, const char *sender)
+{
+	char	path[4096], err[512];
+
+	if (a->dead_letter != NULL)
+		strlcpy(path, a->dead_letter, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "%s/dead.letter",
+		    r->home != NULL ? r->home : ".");
+	if (message_dead_letter(m, path, sender, err, sizeof(err)) == 0)
+		warnx("message kept in %s", path);
+	else
+		warnx("could not keep the message: %s", err);
+}
+
+/*
+ * One attempt for one message over s, opened on demand for account a.
+ * Every recipient not yet done ends ST_OK, ST_TEMP or ST_PERM.
+ */
+static enum status
+attempt(struct run *r, struct session *s, const struct account *a,
+    const struct message *m, struct envelope *env)
+{
+	enum status	st;
+	size_t		i;
+
+	if (!s->connected) {
+		if (s->acct != a) {
+			smtp_close(s);
+			s->down = 0;
+		}
+		s->acct = a;
+		s->verbose = r->verbose;
+		/* A host that failed in this run is not tried again. */
+		st = s->down ? ST_TEMP : smtp_open(s);
+		s->down = st != ST_OK;
+		if (st != ST_OK) {
+			for (i = 0; i < env->nrcpt; i++)
+				if (!env->rcpt[i].done) {
+					env->rcpt[i].st = ST_TEMP;
+					env->rcpt[i].reply.code = 0;
+				}
+			return st;
+		}
+	}
+	s->exitcode = 0;
+	if ((st = smtp_send(s, m, env)) == ST_PERM) {
+		/* Refused as a message: nobody gets it, whatever RCPT said. */
+		for (i = 0; i < env->nrcpt; i++)
+			if (env->rcpt[i].st != ST_OK)
+				env->rcpt[i].st = ST_PERM;
+	}
+	return st;
+}
+
+/*
+ * Mails the sender a report of the recipients that failed for good, with
+ * the header of their message; sent over s when it is live, else queued.
+ * A bounce is never bounced: -1 for mail from the null sender, or when
+ * the bounce cannot go or wait; the caller keeps the message then.
+ */
+static int
+bounce(struct run *r, struct session *s, const struct account *a,
+    const struct message *m, const struct envelope *env, const char *why)
+{
+	struct qentry	 b;
+	struct msgopts	 o;
+	struct rcpt	 to;
+	char		 buf[4096], err[256];
+	FILE		*fp;
+	size_t		 i;
+	off_t		 off;
+	ssize_t		 n;
+	enum status	 st;
+
+	if (env->sender[0] == '\0' || (fp = tmpfile()) == NULL)
+		return -1;
+	fprintf(fp, "From: Mail Delivery System <MAILER-DAEMON@%s>\n"
+	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
+	    "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
+	    "Content-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: 8bit\n\n"
+	    "This is outbox on %s. Your message could not be delivered to "
+	    "these\nrecipients, and it will not be tried again:\n\n",
+	    a->maildomain, env->sender, config_hostname());
+	for (i = 0; i < env->nrcpt; i++) {
+		const struct rcpt *rc = &env->rcpt[i];
+
+		if (rc->st != ST_PERM)
+			continue;
+		if (rc->reply.code / 100 == 5)
+			fprintf(fp, "  <%s>: %d %s\n", rc->addr, rc->reply.code,
+			    rc->reply.text);
+		else
+			fprintf(fp, "  <%s>: %s\n", rc->addr, why);
+	}
+	fprintf(fp, "\nThe header of your message follows.\n\n");
+	for (off = 0; off < m->body; off += n) {
+		n = pread(m->fd, buf, (size_t)(m->body - off) < sizeof(buf) ?
+		    (size_t)(m->body - off) : sizeof(buf), off);
+		if (n <= 0)
+			break;
+		for (ssize_t k = 0; k < n; k++)
+			if (buf[k] != '\r')
+				putc(buf[k], fp);
+	}
+	fflush(fp);
+	rewind(fp);
+	memset(&o, 0, sizeof(o));
+	o.sender = "MAILER-DAEMON";
+	o.maildomain = a->maildomain;
+	o.spool_dir = r->qdir != NULL ? r->qdir : "/tmp";
+	memset(&b, 0, sizeof(b));
+	st = message_read(&b.msg, &o, fileno(fp)) == -1 ? ST_PERM : ST_TEMP;
+	fclose(fp);
+	memset(&to, 0, sizeof(to));
+	to.addr = env->sender;
+	to.st = ST_TEMP;
+	b.env.sender = (char *)(uintptr_t)"";
+	b.env.rcpt = &to;
+	b.env.nrcpt = 1;
+	if (st == ST_TEMP && s != NULL)
+		st = attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
+	if (st == ST_TEMP && r->qdir != NULL) {
+		b.account = a->name;
+		b.created = time(NULL);
+		queue_backoff(&b, b.created);
+		strlcpy(b.lasterr, s != NULL ? s->err : "not tried yet",
+		    sizeof(b.lasterr));
+		if (queue_add(r->qdir, &b, 1, err, sizeof(err)) == 0)
+			st = ST_OK;
+	}
+	message_close(&b.msg);
+	return st == ST_OK ? 0 : -1;
+}
+
+/* The account an entry was queued for, or the default one. */
+static const struct account *
+entry_account(const struct run *r, const struct qentry *q)
+{
+	char	err[256];
+	size_t	i;
+
+	for (i = 0; i < r->cfg->nacct; i++)
+		if (strcmp(r->cfg->acct[i].name, q->account) == 0)
+			return &r->cfg->acct[i];
+	return config_account(r->cfg, NULL, NULL, err, sizeof(err));
+}
+
+/*
+ * Delivers one queued entry over s and writes down what is left: the
+ * recipients still owed, the next attempt; bounces what failed for good
+ * or waited past queue_lifetime.
+ */
+static void
+run_entry(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q)
+{
+	time_t		 now = time(NULL);
+	char		 err[512];
+	size_t		 i;
+	int		 temp = 0, perm = 0;
+
+	attempt(r, s, a, &q->msg, &q->env);
+	log_outcome(s, &q->env, q->created);
+	for (i = 0; i < q->env.nrcpt; i++) {
+		struct rcpt *rc = &q->env.rcpt[i];
+
+		if (rc->st == ST_TEMP && now - q->created >=
+		    a->queue_lifetime) {
+			rc->st = ST_PERM;	/* waited long enough */
+			rc->reply.code = 0;
+		}
+		rc->done = rc->st != ST_TEMP;
+		temp += rc->st == ST_TEMP;
+		perm += rc->st == ST_PERM;
+	}
+	if (perm > 0) {
+		char why[sizeof(s->err) + 64];
+
+		snprintf(why, sizeof(why), "%s%s", now - q->created >=
+		    a->queue_lifetime ? "gave up after queue_lifetime: " : "",
+		    s->err[0] != '\0' ? s->err : q->lasterr);
+		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
+		    why) == -1)
+			deliver_keep(r, a, &q->msg, q->env.sender);
+		r->bounced++;
+	}
+	if (temp > 0) {
+		queue_backoff(q, now);
+		strlcpy(q->lasterr, s->err, sizeof(q->lasterr));
+		r->deferred++;
+	} else if (perm == 0)
+		r->sent++;
+	if (queue_update(r->qdir, q, err, sizeof(err)) == -1)
+		warnx("queue %s: %s", q->id, err);
+}
+
+/* After a delivery, sends the entries that are due over the live session. */
+static void
+flush_due(struct run *r, struct session *s, const struct account *a)
+{
+	struct strlist	 ids = { NULL, 0 };
+	struct qentry	 q;
+	char		 err[512];
+	time_t		 now = time(NULL);
+	size_t		 i;
+
+	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
+		return;
+	for (i = 0; i < ids.n && s->connected; i++) {
+		if (queue_load(r->qdir, ids.v[i], &q, 1, err, sizeof(err)) != 0)
+			continue;
+		if (q.next <= now && entry_account(r, &q) == a)
+			run_entry(r, s, a, &q);
+		queue_free(&q);
+	}
+	strlist_free(&ids);
+}
+
+/*
+ * Submits a new message: mode 'i' delivers now and queues what must wait;
+ * 'q' only queues; 'b' queues, then delivers in a detached child. Returns
+ * the exit code.
+ */
+int
+deliver_submit(struct run *r, const struct account *a, struct qentry *q,
+    int mode)
+{
+	struct session	 s;
+	char		 err[512];
+	size_t		 i;
+	int		 temp = 0, perm = 0, code = EX_OK, queued;
+	enum status	 st;
+	pid_t		 pid;
+
+	q->account = a->name;
+	q->created = time(NULL);
+	if (mode != 'i' && r->qdir != NULL) {
+		q->next = q->created;
+		strlcpy(q->lasterr, "not tried yet", sizeof(q->lasterr));
+		if (queue_add(r->qdir, q, 1, err, sizeof(err)) == -1) {
+			warnx("cannot queue the message: %s", err);
+			return EX_CANTCREAT;
+		}
+		if (r->verbose)
+			warnx("queued as %s", q->id);
+		if (mode == 'q')
+			return EX_OK;
+		/* -odb: the caller goes on; a detached child delivers. */
+		if ((pid = fork()) == -1)
+			return EX_OK;	/* it waits in the queue */
+		if (pid > 0)
+			return EX_OK;
+		setsid();
+		signal(SIGHUP, SIG_IGN);
+		if ((i = open("/dev/null", O_RDWR)) != (size_t)-1) {
+			dup2((int)i, 0);
+			dup2((int)i, 1);
+			dup2((int)i, 2);
+		}
+		memset(&s, 0, sizeof(s));
+		s.io.fd = -1;
+		run_entry(r, &s, a, q);
+		smtp_close(&s);
+		_exit(0);
+	}
+
+	/*
+	 * The entry is in the queue, locked and not synced, while we try:
+	 * a kill -9 leaves it there for -q. Only mail that must wait pays
+	 * for fsync.
+	 */
+	queued = 0;
+	if (r->qdir != NULL) {
+		strlcpy(q->lasterr, "being delivered", sizeof(q->lasterr));
+		if ((queued = queue_add(r->qdir, q, 0, err, sizeof(err)) == 0)
+		    == 0)
+			warnx("cannot queue the message: %s", err);
+	}
+	memset(&s, 0, sizeof(s));
+	s.io.fd = -1;
+	st = attempt(r, &s, a, &q->msg, &q->env);
+	log_outcome(&s, &q->env, q->created);
+	report(&s, &q->env, st);
+	for (i = 0; i < q->env.nrcpt; i++) {
+		temp += q->env.rcpt[i].st == ST_TEMP;
+		perm += q->env.rcpt[i].st == ST_PERM;
+		q->env.rcpt[i].done = q->env.rcpt[i].st != ST_TEMP;
+	}
+	if (st == ST_PERM && s.exitcode != 0)
+		code = s.exitcode;
+	else if (perm > 0)
+		code = EX_NOUSER;
+	if (perm > 0) {
+		/* -oem mails the error back; dead.letter keeps it anyway. */
+		if (r->errmode == 'm' && bounce(r, s.connected ? &s : NULL, a,
+		    &q->msg, &q->env, s.err) == 0)
+			warnx("error report mailed to <%s>", q->env.sender);
+		deliver_keep(r, a, &q->msg, q->env.sender);
+	}
+	if (temp > 0 && queued) {
+		queue_backoff(q, q->created);
+		strlcpy(q->lasterr, s.err, sizeof(q->lasterr));
+		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
+			warnx("queued as %s; outbox -q will retry", q->id);
+		else {
+			warnx("cannot queue the message: %s", err);
+			queue_remove(r->qdir, q->id);
+			code = EX_TEMPFAIL;
+		}
+	} else if (temp > 0) {
+		warnx("not sent; try again later (%s)", r->qdir == NULL ?
+		    "queue is off" : "the queue failed");
+		code = EX_TEMPFAIL;	/* nothing is kept: say so */
+	} else if (queued)
+		queue_remove(r->qdir, q->id);
+	if (st == ST_OK && s.connected)
+		flush_due(r, &s, a);
+	smtp_close(&s);
+	return code;
+}
+
+/* Whether a -qI, -qR or -qS selection takes this entry. */
+static int
+selected(const struct run *r, const struct qentry *q)
+{
+	size_t	i;
+
+	switch (r->qsel) {
+	case 'I':
+		return strcasecmp(q->id, r->qarg) == 0;
+	case 'S':
+		return strcasestr(q->env.sender, r->qarg) != NULL;
+	case 'R':
+		for (i = 0; i < q->env.nrcpt; i++)
+			if (strcasestr(q->env.rcpt[i].addr, r->qarg) != NULL)
+				return 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * -q: delivers the queue, one session per account for all its entries.
+ * With --due only the entries whose retry time has come. A host that
+ * cannot be reached is not tried again in the same run.
+ */
+int
+deliver_queue(struct run *r)
+{
+	struct strlist	 ids = { NULL, 0 };
+	struct session	*ss;
+	struct qentry	 q;
+	char		 err[512];
+	time_t		 now = time(NULL);
+	size_t		 i, k, nacct = r->cfg->nacct + 1;
+	int		 rv;
+
+	if (r->qdir == NULL) {
+		warnx("the queue is off (queue off in the configuration)");
+		return EX_OK;
+	}
+	if (queue_list(r->qdir, &ids) == -1) {
+		warn("%s", r->qdir);
+		return EX_IOERR;
+	}
+	ss = xcalloc(nacct, sizeof(*ss));
+	for (k = 0; k < nacct; k++)
+		ss[k].io.fd = -1;
+	for (i = 0; i < ids.n; i++) {
+		const struct account *a;
+
+		rv = queue_load(r->qdir, ids.v[i], &q, 1, err, sizeof(err));
+		if (rv == 1) {
+			r->busy++;	/* another run has it */
+			continue;
+		}
+		if (rv == -1) {
+			warnx("queue %s: %s", ids.v[i], err);
+			continue;
+		}
+		if ((r->due_only && q.next > now) || !selected(r, &q) ||
+		    (a = entry_account(r, &q)) == NULL) {
+			queue_free(&q);
+			continue;
+		}
+		k = a >= r->cfg->acct && a < r->cfg->acct + r->cfg->nacct ?
+		    (size_t)(a - r->cfg->acct) : nacct - 1;
+		run_entry(r, &ss[k], a, &q);
+		queue_free(&q);
+	}
+	for (k = 0; k < nacct; k++)
+		smtp_close(&ss[k]);
+	free(ss);
+	strlist_free(&ids);
+	if (r->verbose || r->sent + r->deferred + r->bounced > 0)
+		printf("outbox: %d sent, %d deferred, %d bounced, %d busy\n",
+		    r->sent, r->deferred, r->bounced, r->busy);
+	return EX_OK;
+}
+
+/*
+ * -bp, mailq: the queue in Postfix's layout, which monitoring (check_mailq,
+ * munin, scripts) already parses.
+ */
+int
+deliver_list(struct run *r)
+{
+	struct strlist	 ids = { NULL, 0 };
+	struct qentry	 q;
+	char		 err[512], date[32];
+	long long	 bytes = 0;
+	size_t		 i, k, n = 0;
+
+	if (r->qdir != NULL && queue_list(r->qdir, &ids) == -1) {
+		warn("%s", r->qdir);
+		return EX_IOERR;
+	}
+	for (i = 0; i < ids.n; i++) {
+		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0)
+			continue;
+		if (n++ == 0)
+			printf("-Queue ID-  --Size-- ----Arrival Time---- "
+			    "-Sender/Recipient-------\n");
+		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
+		    localtime(&q.created));
+		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
+		    date, q.env.sender[0] != '\0' ? q.env.sender :
+		    "MAILER-DAEMON");
+		printf("(%d attempt%s: %s)\n", q.attempts, q.attempts == 1 ?
+		    "" : "s", q.lasterr);
+		for (k = 0; k < q.env.nrcpt; k++)
+			printf("%41s%s\n", "", q.env.rcpt[k].addr);
+		printf("\n");
+		bytes += q.msg.size;
+		queue_free(&q);
+	}
+	strlist_free(&ids);
+	if (n == 0)
+		printf("Mail queue is empty\n");
+	else
+		printf("-- %lld Kbytes in %zu Request%s.\n", (bytes + 1023) /
+		    1024, n, n == 1 ? "" : "s");
+	return EX_OK;
+}
+
+/* -qD ID: removes an entry; its owner or root only. */
+int
+deliver_delete(struct run *r, const char *id)
+{
+	struct qentry	q;
+	char		err[512];
+	int		rv;
+
+	if (r->qdir == NULL || strchr(id, '/') != NULL ||
+	    (rv = queue_load(r->qdir, id, &q, 1, err, sizeof(err))) == -1) {
+		warnx("no queue entry %s", id);
+		return EX_USAGE;
+	}
+	if (rv == 1) {
+		warnx("%s is being delivered right now; try again", id);
+		return EX_TEMPFAIL;
+	}
+	if (getuid() != 0 && q.owner != getuid()) {
+		warnx("%s belongs to uid %u; only it or root may delete it",
+		    id, (unsigned)q.owner);
+		queue_free(&q);
+		return EX_NOPERM;
+	}
+	queue_remove(r->qdir, id);
+	queue_free(&q);
+	printf("%s deleted\n", id);
+	return EX_OK;
+}
