@@ -14,6 +14,8 @@
 
 #define ALIAS_DEPTH	10
 
+struct qualify;
+
 struct alias {
 	char		*name;
 	char		*value;
@@ -23,7 +25,7 @@ struct alias {
 struct aliases {
 	struct alias	*v;
 	size_t		 n;
-	const char	*path;
+	char		*path;
 };
 
 struct addrbuf {
@@ -32,10 +34,16 @@ struct addrbuf {
 	int		 overflow;
 	int		 phrase;	/* words separated by blanks: a name */
 	int		 gap;		/* blanks or a comment since the last token */
+	size_t		 start, end;	/* where the address stands in the input */
 };
 
+/* Called for each address parsed, with where it stands in the input. */
+typedef void	(*addr_fn)(void *, const char *, size_t, size_t);
+
 static void	ab_put(struct addrbuf *, char);
-static int	ab_flush(struct addrbuf *, struct strlist *, char *, size_t);
+static int	ab_flush(struct addrbuf *, addr_fn, void *, char *, size_t);
+static int	parse(const char *, size_t, addr_fn, void *, char *, size_t);
+static void	add_to_list(void *, const char *, size_t, size_t);
 static size_t	skip_comment(const char *, size_t, size_t);
 static size_t	copy_quoted(const char *, size_t, size_t, char, struct addrbuf *);
 static const char *addr_domain(const char *);
@@ -43,6 +51,8 @@ static int	addr_same(const char *, const char *);
 static void	add_unique(struct strlist *, const char *);
 static int	aliases_load(struct aliases *, const char *, char *, size_t);
 static void	aliases_free(struct aliases *);
+static void	out_add(struct qualify *, const char *, size_t);
+static void	qualify_one(void *, const char *, size_t, size_t);
 static int	expand(const struct aliases *, const char *, const char *,
 		    int, struct strlist *, struct strlist *, char *, size_t);
 
@@ -61,9 +71,9 @@ ab_put(struct addrbuf *ab, char c)
 	ab->s[ab->len++] = c;
 }
 
-/* Ends one address: appends it to out unless empty; -1 when it is bad. */
+/* Ends one address: hands it to fn unless empty; -1 when it is bad. */
 static int
-ab_flush(struct addrbuf *ab, struct strlist *out, char *err, size_t errlen)
+ab_flush(struct addrbuf *ab, addr_fn fn, void *arg, char *err, size_t errlen)
 {
 	int	rv = 0;
 
@@ -77,9 +87,17 @@ ab_flush(struct addrbuf *ab, struct strlist *out, char *err, size_t errlen)
 		    "(write Name <user@domain>)", ab->s);
 		rv = -1;
 	} else if (ab->len > 0)
-		strlist_add(out, ab->s);
+		fn(arg, ab->s, ab->start, ab->end);
 	memset(ab, 0, sizeof(*ab));
 	return rv;
+}
+
+static void
+add_to_list(void *arg, const char *a, size_t start, size_t end)
+{
+	(void)start;
+	(void)end;
+	strlist_add(arg, a);
 }
 
 /* Returns the index just past the comment that opens at s[i]. */
@@ -129,21 +147,29 @@ int
 addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
     size_t errlen)
 {
+	return parse(s, len, add_to_list, out, err, errlen);
+}
+
+static int
+parse(const char *s, size_t len, addr_fn fn, void *arg, char *err,
+    size_t errlen)
+{
 	struct addrbuf	ab;
-	size_t		i = 0;
+	size_t		i = 0, at;
 	int		angle = 0;
 
 	memset(&ab, 0, sizeof(ab));
 	while (i < len) {
+		at = i;
 		switch (s[i]) {
 		case ' ': case '\t': case '\r': case '\n':
 			ab.gap = 1;
 			i++;
-			break;
+			continue;
 		case '(':
 			ab.gap = 1;
 			i = skip_comment(s, len, i);
-			break;
+			continue;
 		case '"':
 			i = copy_quoted(s, len, i, '"', &ab);
 			break;
@@ -154,7 +180,7 @@ addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
 			memset(&ab, 0, sizeof(ab));	/* drop the name */
 			angle = 1;
 			i++;
-			break;
+			continue;
 		case '>':
 			if (angle && ab.s[0] == '@') {
 				/* obs-route: "<@a,@b:user@host>" */
@@ -167,10 +193,10 @@ addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
 			}
 			ab.phrase = 0;
 			angle = 0;
-			if (ab_flush(&ab, out, err, errlen) == -1)
+			if (ab_flush(&ab, fn, arg, err, errlen) == -1)
 				return -1;
 			i++;
-			break;
+			continue;
 		case ':':
 			if (angle) {
 				ab_put(&ab, s[i++]);
@@ -178,7 +204,7 @@ addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
 			}
 			memset(&ab, 0, sizeof(ab));	/* a group's name */
 			i++;
-			break;
+			continue;
 		case ',':
 			if (angle) {	/* inside an obsolete route */
 				ab_put(&ab, s[i++]);
@@ -186,21 +212,25 @@ addr_parse_list(const char *s, size_t len, struct strlist *out, char *err,
 			}
 			/* FALLTHROUGH */
 		case ';':
-			if (ab_flush(&ab, out, err, errlen) == -1)
+			if (ab_flush(&ab, fn, arg, err, errlen) == -1)
 				return -1;
 			i++;
-			break;
+			continue;
 		default:
 			ab_put(&ab, s[i++]);
 			break;
 		}
+		/* s[at..i) became part of the address. */
+		if (ab.end == 0)
+			ab.start = at;
+		ab.end = i;
 	}
 	if (angle) {
 		snprintf(err, errlen, "missing '>' after <%.*s", (int)ab.len,
 		    ab.s);
 		return -1;
 	}
-	return ab_flush(&ab, out, err, errlen);
+	return ab_flush(&ab, fn, arg, err, errlen);
 }
 
 /*
@@ -287,9 +317,10 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 	int	 lineno = 0;
 
 	memset(al, 0, sizeof(*al));
-	al->path = path;
-	if ((fp = fopen(path, "r")) == NULL) {
+	al->path = xstrdup(path);
+	if ((fp = fopen(path, "re")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		aliases_free(al);
 		return -1;
 	}
 	while ((n = getline(&line, &cap, fp)) != -1) {
@@ -317,6 +348,7 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		*colon = '\0';
 		name = line;
 		name[strcspn(name, " \t")] = '\0';
+
 		al->v = xreallocarray(al->v, al->n + 1, sizeof(*al->v));
 		al->v[al->n].name = xstrdup(name);
 		al->v[al->n].value = xstrdup(colon + 1);
@@ -325,10 +357,51 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 	}
 	free(line);
 	fclose(fp);
+	for (size_t i = 0; i < al->n; i++) {
+		struct strlist	l = { NULL, 0 };
+		char		why[200];
+
+		if (addr_parse_list(al->v[i].value, strlen(al->v[i].value), &l,
+		    why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "%s:%d: %s", path, al->v[i].line,
+			    why);
+			aliases_free(al);
+			return -1;
+		}
+		strlist_free(&l);
+	}
 	return 0;
 }
 
-static void
+/* Reads and checks an aliases file; NULL with err when it is bad. */
+struct aliases *
+aliases_open(const char *path, char *err, size_t errlen)
+{
+	struct aliases	*al = xcalloc(1, sizeof(*al));
+
+	if (aliases_load(al, path, err, errlen) == -1) {
+		free(al);
+		return NULL;
+	}
+	return al;
+}
+
+size_t
+aliases_size(const struct aliases *al)
+{
+	return al != NULL ? al->n : 0;
+}
+
+void
+aliases_close(struct aliases *al)
+{
+	if (al != NULL) {
+		aliases_free(al);
+		free(al);
+	}
+}
+
+void
 aliases_free(struct aliases *al)
 {
 	size_t	i;
@@ -338,6 +411,7 @@ aliases_free(struct aliases *al)
 		free(al->v[i].value);
 	}
 	free(al->v);
+	free(al->path);
 	memset(al, 0, sizeof(*al));
 }
 
@@ -415,53 +489,101 @@ expand(const struct aliases *al, const char *a, const char *maildomain,
 }
 
 /*
- * Resolves recipients: aliases (unless noalias), then maildomain for bare
+ * Resolves recipients: aliases (al may be NULL), then maildomain for bare
  * local names, then removes duplicates. Appends to out.
  */
 int
-addr_resolve(const struct strlist *in, const char *aliases,
-    const char *maildomain, int noalias, struct strlist *out, char *err,
-    size_t errlen)
+addr_resolve(const struct strlist *in, const struct aliases *al,
+    const char *maildomain, struct strlist *out, char *err, size_t errlen)
 {
-	struct aliases	 al;
 	struct strlist	 seen = { NULL, 0 };
 	size_t		 i;
-	int		 rv = 0, have = 0;
+	int		 rv = 0;
 
-	if (aliases != NULL && !noalias) {
-		if (aliases_load(&al, aliases, err, errlen) == -1)
-			return -1;
-		have = 1;
-	}
 	for (i = 0; i < in->n && rv == 0; i++) {
 		rv = addr_check(in->v[i], err, errlen);
 		if (rv == 0)
-			rv = expand(have ? &al : NULL, in->v[i], maildomain, 0,
-			    &seen, out, err, errlen);
+			rv = expand(al, in->v[i], maildomain, 0, &seen, out,
+			    err, errlen);
 	}
-	if (have)
-		aliases_free(&al);
 	strlist_free(&seen);
 	return rv;
 }
 
-/* Checks the aliases file (newaliases); *n is the number of aliases. */
-int
-aliases_count(const char *path, size_t *n, char *err, size_t errlen)
-{
-	struct aliases	 al;
-	struct strlist	 l = { NULL, 0 };
-	size_t		 i;
-	int		 rv = 0;
+struct qualify {
+	const char		*src;
+	const struct aliases	*al;
+	const char		*maildomain;
+	char			*out;		/* the rewritten text so far */
+	size_t			 len, copied;
+	int			 changed, failed;
+	char			*err;
+	size_t			 errlen;
+};
 
-	if (aliases_load(&al, path, err, errlen) == -1)
-		return -1;
-	for (i = 0; i < al.n && rv == 0; i++) {
-		rv = addr_parse_list(al.v[i].value, strlen(al.v[i].value), &l,
-		    err, errlen);
-		strlist_free(&l);
+static void
+out_add(struct qualify *q, const char *p, size_t n)
+{
+	q->out = xreallocarray(q->out, q->len + n + 1, 1);
+	memcpy(q->out + q->len, p, n);
+	q->len += n;
+	q->out[q->len] = '\0';
+}
+
+/* Replaces a bare local name by what it resolves to. */
+static void
+qualify_one(void *arg, const char *a, size_t start, size_t end)
+{
+	struct qualify	*q = arg;
+	struct strlist	 one = { (char **)(uintptr_t)&a, 1 };
+	struct strlist	 to = { NULL, 0 };
+
+	if (addr_domain(a) != NULL || q->failed)
+		return;
+	if (addr_resolve(&one, q->al, q->maildomain, &to, q->err, q->errlen)
+	    == -1) {
+		q->failed = 1;
+		return;
 	}
-	*n = al.n;
-	aliases_free(&al);
-	return rv;
+	out_add(q, q->src + q->copied, start - q->copied);
+	if (to.n == 1)
+		out_add(q, to.v[0], strlen(to.v[0]));
+	else {
+		/* Several targets do not fit one mailbox: just qualify. */
+		out_add(q, a, strlen(a));
+		out_add(q, "@", 1);
+		out_add(q, q->maildomain, strlen(q->maildomain));
+	}
+	q->copied = end;
+	q->changed = 1;
+	strlist_free(&to);
+}
+
+/*
+ * Qualifies the bare local names in a header's address list, as the
+ * envelope does: "To: root" becomes "To: root@example.org", or the alias's
+ * address when root has exactly one. Returns 1 with *out a new string, 0
+ * if nothing changed, -1 with err.
+ */
+int
+addr_qualify(const char *s, size_t len, const struct aliases *al,
+    const char *maildomain, char **out, char *err, size_t errlen)
+{
+	struct qualify	q;
+
+	memset(&q, 0, sizeof(q));
+	q.src = s;
+	q.al = al;
+	q.maildomain = maildomain;
+	q.err = err;
+	q.errlen = errlen;
+	if (parse(s, len, qualify_one, &q, err, errlen) == -1 || q.failed) {
+		free(q.out);
+		return -1;
+	}
+	if (!q.changed)
+		return 0;
+	out_add(&q, s + q.copied, len - q.copied);
+	*out = q.out;
+	return 1;
 }

@@ -49,6 +49,7 @@ static const struct key {
 	{ "password_file",	K_FILE,		O(password_file), 0, 0 },
 	{ "password_command",	K_STR,		O(password_command), 0, 0 },
 	{ "from",		K_STR,		O(from),	0, 0 },
+	{ "from_rewrite",	K_BOOL,		O(from_rewrite), 0, 1 },
 	{ "maildomain",		K_STR,		O(maildomain),	0, 0 },
 	{ "helo",		K_STR,		O(helo),	0, 0 },
 	{ "aliases",		K_STR,		O(aliases),	0, 0 },
@@ -438,6 +439,12 @@ finish(struct account *a, char *err, size_t errlen)
 		a->maildomain = xstrdup(config_hostname());
 	if (a->helo == NULL)
 		a->helo = xstrdup(config_hostname());
+	if (a->from_rewrite && a->from == NULL) {
+		snprintf(err, errlen, "%s:%d: account %s: from_rewrite needs "
+		    "from, the address the account may send as", a->file,
+		    a->line, a->name);
+		return -1;
+	}
 	if (strcmp(a->auth, "off") == 0)
 		return 0;
 	if (a->user == NULL) {

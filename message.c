@@ -54,11 +54,14 @@ static int	header_name_len(const char *, size_t);
 static int	header_is(const struct header *, const char *);
 static const char *header_value(const struct header *, size_t *);
 static int	headers_end(struct spool *);
+static int	header_rewrite(struct spool *, struct header *);
+static void	header_set(struct header *, const char *, size_t);
 static int	headers_write(struct spool *);
 static void	headers_free(struct spool *);
 static int	body_bytes(struct spool *, const char *, size_t);
 static int	line_end(struct spool *);
 static void	put_phrase(char *, size_t, const char *);
+static int	from_rewrite(struct spool *, struct header *, int);
 
 /* Opens an unnamed spool file in dir: O_TMPFILE, else mkstemp + unlink. */
 static int
@@ -260,6 +263,99 @@ put_phrase(char *buf, size_t size, const char *name)
 	}
 }
 
+/* Replaces a header's value, keeping its name. */
+static void
+header_set(struct header *h, const char *v, size_t len)
+{
+	size_t	name = strchr(h->text, ':') + 1 - h->text;
+	size_t	sp = len > 0 && (v[0] == ' ' || v[0] == '\t') ? 0 : 1;
+	char	*t = xreallocarray(NULL, name + sp + len + 1, 1);
+
+	memcpy(t, h->text, name);
+	t[name] = ' ';
+	memcpy(t + name + sp, v, len);
+	t[name + sp + len] = '\0';
+	free(h->text);
+	h->text = t;
+	h->len = name + sp + len;
+}
+
+/*
+ * Address headers: bare local names qualified as the envelope's are, so
+ * providers take "To: root"; with from_rewrite, From becomes the account's
+ * address, the original kept as the display name and in Reply-To.
+ */
+static int
+header_rewrite(struct spool *sp, struct header *h)
+{
+	static const char *addrhdr[] = {
+		"From", "To", "Cc", "Reply-To", "Sender", "Resent-From",
+		"Resent-To", "Resent-Cc", "Resent-Sender", NULL
+	};
+	const char	*v;
+	char		*q, err[200];
+	size_t		 i, vlen;
+
+	for (i = 0; addrhdr[i] != NULL && !header_is(h, addrhdr[i]); i++)
+		;
+	if (addrhdr[i] == NULL)
+		return 0;
+	v = header_value(h, &vlen);
+	switch (addr_qualify(v, vlen, sp->o->aliases, sp->o->maildomain, &q,
+	    err, sizeof(err))) {
+	case -1:
+		return fail(sp, 65, "%s: %s", addrhdr[i], err);
+	case 1:
+		header_set(h, q, strlen(q));
+		free(q);
+		break;
+	}
+	return 0;
+}
+
+/* The From header of from_rewrite: "Original" <account@address>. */
+static int
+from_rewrite(struct spool *sp, struct header *from, int have_replyto)
+{
+	struct strlist	 l = { NULL, 0 };
+	const char	*v, *lt;
+	char		 name[512], buf[1024], err[200];
+	size_t		 vlen, n;
+
+	v = header_value(from, &vlen);
+	if (addr_parse_list(v, vlen, &l, err, sizeof(err)) == -1 || l.n == 0) {
+		strlist_free(&l);
+		return fail(sp, 65, "From: %s", l.n == 0 ? "no address" : err);
+	}
+	/* The display name: before "<", or a comment, or the address. */
+	n = strspn(v, " \t");
+	v += n;
+	vlen -= n;
+	if ((lt = memchr(v, '<', vlen)) != NULL && lt > v)
+		snprintf(buf, sizeof(buf), "%.*s", (int)(lt - v), v);
+	else if ((lt = memchr(v, '(', vlen)) != NULL &&
+	    memchr(lt, ')', vlen - (lt - v)) != NULL)
+		snprintf(buf, sizeof(buf), "%.*s", (int)(strchr(lt, ')') -
+		    lt - 1), lt + 1);
+	else
+		strlcpy(buf, l.v[0], sizeof(buf));
+	for (n = strlen(buf); n > 0 && strchr(" \t\"", buf[n - 1]); n--)
+		buf[n - 1] = '\0';
+	put_phrase(name, sizeof(name), buf + strspn(buf, " \t\""));
+	if (!have_replyto && strcasecmp(l.v[0], sp->o->from_rewrite) != 0) {
+		/* Replies still reach whoever wrote it. */
+		snprintf(buf, sizeof(buf), "Reply-To: %s\r\n", l.v[0]);
+		if (out_put(sp, buf, strlen(buf)) == -1) {
+			strlist_free(&l);
+			return -1;
+		}
+	}
+	strlist_free(&l);
+	snprintf(buf, sizeof(buf), "%s <%s>", name, sp->o->from_rewrite);
+	header_set(from, buf, strlen(buf));
+	return 0;
+}
+
 /*
  * The header block is complete: take -t recipients, drop Bcc, note the
  * MIME structure, add what is missing, and write it all to the spool.
@@ -308,7 +404,8 @@ headers_end(struct spool *sp)
 		if (bcc) {
 			free(h->text);
 			h->text = NULL;
-		}
+		} else if (header_rewrite(sp, h) == -1)
+			return -1;
 	}
 	return headers_write(sp);
 }
@@ -319,15 +416,21 @@ headers_write(struct spool *sp)
 	const struct msgopts *o = sp->o;
 	char		 buf[1024], name[512], date[64];
 	unsigned char	 rnd[8];
-	int		 from = 0, mdate = 0, msgid = 0;
+	int		 from = 0, mdate = 0, msgid = 0, replyto = 0;
 	size_t		 i;
 	time_t		 now = time(NULL);
 
+	for (i = 0; i < sp->nhdr; i++)
+		if (sp->hdr[i].text != NULL)
+			replyto |= header_is(&sp->hdr[i], "Reply-To");
 	for (i = 0; i < sp->nhdr; i++) {
 		struct header *h = &sp->hdr[i];
 
 		if (h->text == NULL)
 			continue;
+		if (header_is(h, "From") && o->from_rewrite != NULL &&
+		    from_rewrite(sp, h, replyto) == -1)
+			return -1;
 		from |= header_is(h, "From");
 		mdate |= header_is(h, "Date");
 		msgid |= header_is(h, "Message-ID");

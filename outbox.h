@@ -32,6 +32,8 @@ enum status {
 	ST_PERM		/* the server refused this message or recipient for good */
 };
 
+struct aliases;
+
 struct strlist {
 	char		**v;
 	size_t		  n;
@@ -72,6 +74,7 @@ struct account {
 	long long	 timeout;	/* seconds */
 	char		*log;
 	char		*dead_letter;
+	long long	 from_rewrite;	/* envelope and From become from */
 	long long	 queue;		/* on (1) or off (0) */
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
@@ -113,6 +116,8 @@ struct msgopts {
 	const char	*sender;	/* envelope sender, for an added From */
 	const char	*fullname;	/* -F or GECOS, may be NULL */
 	const char	*maildomain;
+	const struct aliases *aliases;	/* for local names in headers */
+	const char	*from_rewrite;	/* From: becomes this address */
 	const char	*spool_dir;
 };
 
@@ -239,9 +244,13 @@ int	 message_dead_letter(const struct message *, const char *,
 int	 addr_parse_list(const char *, size_t, struct strlist *, char *,
 	    size_t);
 int	 addr_check(const char *, char *, size_t);
-int	 addr_resolve(const struct strlist *, const char *, const char *, int,
-	    struct strlist *, char *, size_t);
-int	 aliases_count(const char *, size_t *, char *, size_t);
+int	 addr_resolve(const struct strlist *, const struct aliases *,
+	    const char *, struct strlist *, char *, size_t);
+int	 addr_qualify(const char *, size_t, const struct aliases *,
+	    const char *, char **, char *, size_t);
+struct aliases *aliases_open(const char *, char *, size_t);
+size_t	 aliases_size(const struct aliases *);
+void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);

@@ -22,6 +22,13 @@
 
 #include "outbox.h"
 
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR	"/var"
+#endif
+
 enum mode { M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP };
 
 struct opts {
@@ -56,7 +63,8 @@ static void	set_notify(struct opts *, const char *);
 static const char *queue_dir(const struct account *, const char *, char *,
 		    size_t);
 static const char *user_name(void);
-static void	verify(const struct opts *, const struct account *);
+static void	verify(const struct opts *, const struct account *,
+		    const struct aliases *);
 
 static void
 fatal(int code, const char *fmt, ...)
@@ -301,7 +309,8 @@ user_name(void)
 
 /* -bv: what each recipient becomes, and who would carry it. Sends nothing. */
 static void
-verify(const struct opts *o, const struct account *a)
+verify(const struct opts *o, const struct account *a,
+    const struct aliases *al)
 {
 	struct strlist	 out = { NULL, 0 };
 	char		 err[512];
@@ -313,8 +322,8 @@ verify(const struct opts *o, const struct account *a)
 	for (i = 0; i < o->rcpt.n; i++) {
 		struct strlist one = { &o->rcpt.v[i], 1 };
 
-		if (addr_resolve(&one, a->aliases, a->maildomain, o->noalias,
-		    &out, err, sizeof(err)) == -1) {
+		if (addr_resolve(&one, al, a->maildomain, &out, err,
+		    sizeof(err)) == -1) {
 			printf("%s: error: %s\n", o->rcpt.v[i], err);
 			bad = 1;
 			continue;
@@ -361,7 +370,8 @@ main(int argc, char *argv[])
 	struct strlist		 all = { NULL, 0 }, resolved = { NULL, 0 };
 	struct rlimit		 nocore = { 0, 0 };
 	const struct account	*a;
-	const char		*me, *home = getenv("HOME"), *tmp;
+	const char		*me, *home = getenv("HOME"), *tmp, *apath;
+	struct aliases		*al = NULL;
 	struct passwd		*pw;
 	char			 err[1024], sender[ADDR_MAX + 1], *name = NULL;
 	char			 qbuf[4096];
@@ -408,6 +418,15 @@ main(int argc, char *argv[])
 	    NULL, err, sizeof(err))) == NULL)
 		fatal(EX_CONFIG, "%s", err);
 
+	/* The aliases file: aliases, else the system's in a system install. */
+	apath = a->aliases;
+	if (apath == NULL && strcmp(SYSCONFDIR, "/etc") == 0 &&
+	    access("/etc/aliases", R_OK) == 0)
+		apath = "/etc/aliases";
+	if (apath != NULL && (!o.noalias || o.mode == M_ALIASES) &&
+	    (al = aliases_open(apath, err, sizeof(err))) == NULL)
+		fatal(EX_CONFIG, "%s", err);
+
 	memset(&r, 0, sizeof(r));
 	r.cfg = &cfg;
 	r.home = home;
@@ -433,24 +452,26 @@ main(int argc, char *argv[])
 			return deliver_delete(&r, o.qarg);
 		return deliver_queue(&r);
 	case M_ALIASES:
-		if (a->aliases == NULL) {
+		/* Package scripts call newaliases: nothing to build is fine. */
+		if (apath == NULL) {
 			printf("outbox: no aliases file configured; nothing "
 			    "to do\n");
 			return EX_OK;
 		}
-		if (aliases_count(a->aliases, &i, err, sizeof(err)) == -1)
-			fatal(EX_CONFIG, "%s", err);
-		printf("%s: %zu aliases\n", a->aliases, i);
+		printf("%s: %zu aliases\n", apath, aliases_size(al));
 		return EX_OK;
 	case M_VERIFY:
-		verify(&o, a);
+		verify(&o, a, al);
 		break;
 	default:
 		break;
 	}
 
-	/* The envelope sender: -f, else from, else USER@maildomain. */
-	if (o.sender == NULL && a->from != NULL)
+	/* The envelope sender: -f, else from, else USER@maildomain; with
+	 * from_rewrite always from (the provider takes nothing else). */
+	if (a->from_rewrite)
+		strlcpy(sender, a->from, sizeof(sender));
+	else if (o.sender == NULL && a->from != NULL)
 		strlcpy(sender, a->from, sizeof(sender));
 	else if (o.sender == NULL)
 		snprintf(sender, sizeof(sender), "%s@%s", user_name(),
@@ -479,6 +500,8 @@ main(int argc, char *argv[])
 	mo.sender = sender[0] != '\0' ? sender : "MAILER-DAEMON";
 	mo.fullname = o.fullname;
 	mo.maildomain = a->maildomain;
+	mo.aliases = al;
+	mo.from_rewrite = a->from_rewrite ? a->from : NULL;
 	tmp = getenv("TMPDIR");
 	/* Spooled in the queue directory, a message is queued by a link. */
 	mo.spool_dir = r.qdir != NULL ? r.qdir : tmp != NULL && tmp[0] == '/' ?
@@ -492,8 +515,8 @@ main(int argc, char *argv[])
 	for (i = 0; i < q.msg.hdr_rcpt.n; i++)
 		strlist_add(&all, q.msg.hdr_rcpt.v[i]);
 	code = EX_OK;
-	if (addr_resolve(&all, a->aliases, a->maildomain, o.noalias,
-	    &resolved, err, sizeof(err)) == -1) {
+	if (addr_resolve(&all, al, a->maildomain, &resolved, err,
+	    sizeof(err)) == -1) {
 		warnx("%s", err);
 		code = EX_DATAERR;
 	} else if (resolved.n == 0) {
@@ -528,6 +551,7 @@ main(int argc, char *argv[])
 	free(o.notify);
 	free(o.ret);
 	free(name);
+	aliases_close(al);
 	config_free(&cfg);
 	return code;
 }

@@ -16,6 +16,7 @@
 
 static int	 failures;
 static char	 tmpdir[256];
+static const char *rewrite;	/* from_rewrite for spool() */
 
 #define CHECK(name, cond) do {						\
 	if (cond)							\
@@ -157,40 +158,56 @@ static void
 test_aliases(void)
 {
 	struct strlist	in = { NULL, 0 }, out = { NULL, 0 };
-	char		path[300], err[256];
-	size_t		n;
+	struct aliases	*al;
+	char		path[300], err[256], *q = NULL;
+	const char	*h;
 
 	snprintf(path, sizeof(path), "%s/aliases", tmpdir);
 	write_file(path, "# comment\nroot: admin, ops@example.org\n"
 	    "admin: boss@example.org,\n  deputy\nloop1: loop2\nloop2: loop1\n"
-	    "self: self\npipe: |/bin/cat, real@example.org\n", 0644);
+	    "self: self\npipe: |/bin/cat, real@example.org\n"
+	    "admin2: a2@example.org\n", 0644);
+	al = aliases_open(path, err, sizeof(err));
+	CHECK("aliases open", al != NULL && aliases_size(al) == 7);
 	strlist_add(&in, "root");
 	strlist_add(&in, "ops@EXAMPLE.org");
 	CHECK("aliases nested, continued, deduplicated",
-	    addr_resolve(&in, path, "host.test", 0, &out, err, sizeof(err))
+	    addr_resolve(&in, al, "host.test", &out, err, sizeof(err))
 	    == 0 && strcmp(joined(&out), "boss@example.org|deputy@host.test|"
 	    "ops@example.org") == 0);
 	strlist_free(&in);
 	strlist_free(&out);
 	strlist_add(&in, "loop1");
-	CHECK("aliases loop detected", addr_resolve(&in, path, "h.test", 0,
-	    &out, err, sizeof(err)) == -1 && strstr(err, "loop") != NULL);
+	CHECK("aliases loop detected", addr_resolve(&in, al, "h.test", &out,
+	    err, sizeof(err)) == -1 && strstr(err, "loop") != NULL);
 	strlist_free(&in);
 	strlist_free(&out);
 	strlist_add(&in, "self");
 	strlist_add(&in, "pipe");
-	CHECK("alias to itself, pipe skipped", addr_resolve(&in, path,
-	    "h.test", 0, &out, err, sizeof(err)) == 0 &&
+	CHECK("alias to itself, pipe skipped", addr_resolve(&in, al,
+	    "h.test", &out, err, sizeof(err)) == 0 &&
 	    strcmp(joined(&out), "self@h.test|real@example.org") == 0);
 	strlist_free(&in);
 	strlist_free(&out);
 	strlist_add(&in, "root");
-	CHECK("-n skips aliases", addr_resolve(&in, path, "h.test", 1, &out,
+	CHECK("-n skips aliases", addr_resolve(&in, NULL, "h.test", &out,
 	    err, sizeof(err)) == 0 && strcmp(joined(&out), "root@h.test") == 0);
 	strlist_free(&in);
 	strlist_free(&out);
-	CHECK("newaliases count", aliases_count(path, &n, err, sizeof(err))
-	    == 0 && n == 6);
+	h = "Cron Daemon <root>, x@y.test (x), self, admin2 (A)";
+	CHECK("header: bare names qualified in place", addr_qualify(h,
+	    strlen(h), al, "h.test", &q, err, sizeof(err)) == 1 &&
+	    strcmp(q, "Cron Daemon <root@h.test>, x@y.test (x), self@h.test, "
+	    "a2@example.org (A)") == 0);
+	free(q);
+	q = NULL;
+	h = "a@b.test, \"q\" <c@d.test>";
+	CHECK("header: qualified names untouched", addr_qualify(h, strlen(h),
+	    al, "h.test", &q, err, sizeof(err)) == 0);
+	write_file(path, "bad: John Doe\n", 0644);
+	CHECK("aliases: a bad target names the line", aliases_open(path, err,
+	    sizeof(err)) == NULL && strstr(err, "aliases:1:") != NULL);
+	aliases_close(al);
 }
 
 /* Spools input with the given options; returns the spool's text. */
@@ -207,6 +224,7 @@ spool(const char *input, int dot_ends, int t, struct message *m)
 	o.sender = "me@example.org";
 	o.fullname = "Ann \"Q\" Smith";
 	o.maildomain = "example.org";
+	o.from_rewrite = rewrite;
 	o.spool_dir = tmpdir;
 	snprintf(path, sizeof(path), "%s/input", tmpdir);
 	write_file(path, input, 0600);
@@ -301,6 +319,30 @@ test_spool(void)
 	    "Resent-Bcc"));
 	free(s);
 	message_close(&m);
+	s = spool("To: root, Ann <ann>\nCc: x@y.test\nFrom: cron\n\nx\n", 1, 1,
+	    &m);
+	CHECK("local names qualified in headers", s && spool_is(s, "To: "
+	    "root@example.org, Ann <ann@example.org>\r\nCc: x@y.test\r\n"
+	    "From: cron@example.org\r\n\r\nx\r\n"));
+	CHECK("-t still sees the names", strcmp(joined(&m.hdr_rcpt),
+	    "root|ann|x@y.test") == 0);
+	free(s);
+	message_close(&m);
+	rewrite = "relay@example.net";
+	s = spool("From: root (Cron Daemon)\nTo: a@b.test\n\nx\n", 1, 0, &m);
+	CHECK("from_rewrite keeps the name and a Reply-To", s && spool_is(s,
+	    "Reply-To: root@example.org\r\nFrom: Cron Daemon "
+	    "<relay@example.net>\r\nTo: a@b.test\r\n\r\nx\r\n"));
+	free(s);
+	message_close(&m);
+	s = spool("From: Joe <joe@x.test>\nReply-To: r@x.test\n\nx\n", 1, 0,
+	    &m);
+	CHECK("from_rewrite keeps an existing Reply-To", s && spool_is(s,
+	    "From: Joe <relay@example.net>\r\nReply-To: r@x.test\r\n\r\n"
+	    "x\r\n"));
+	free(s);
+	message_close(&m);
+	rewrite = NULL;
 	s = spool("Subject: only headers\n", 1, 0, &m);
 	CHECK("headers only", s && m.body == m.size);
 	free(s);
