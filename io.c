@@ -146,6 +146,29 @@ io_getline(struct io *io, char **line, size_t *len)
 	return 0;
 }
 
+/*
+ * Returns the next piece of input: up to and including a LF, or all that
+ * is buffered when no LF is there yet. For data whose lines may be longer
+ * than the buffer; nothing after the piece is consumed.
+ */
+int
+io_getpiece(struct io *io, char **p, size_t *len)
+{
+	char	*start, *nl;
+
+	if (io->rpos == io->rlen) {
+		io->rpos = io->rlen = 0;
+		if (io_fill(io) == -1)
+			return -1;
+	}
+	start = io->rbuf + io->rpos;
+	nl = memchr(start, '\n', io->rlen - io->rpos);
+	*len = nl != NULL ? (size_t)(nl + 1 - start) : io->rlen - io->rpos;
+	*p = start;
+	io->rpos += *len;
+	return 0;
+}
+
 /* Bytes received and not yet consumed: after STARTTLS they mean an attack. */
 size_t
 io_pending(const struct io *io)

@@ -255,6 +255,7 @@ void	 aliases_close(struct aliases *);
 /* io.c */
 void	 io_init(struct io *, int, int);
 int	 io_getline(struct io *, char **, size_t *);
+int	 io_getpiece(struct io *, char **, size_t *);
 int	 io_write(struct io *, const void *, size_t);
 int	 io_printf(struct io *, const char *, ...) PRINTF(2, 3);
 int	 io_flush(struct io *);
@@ -296,6 +297,10 @@ int	 deliver_list(struct run *);
 int	 deliver_delete(struct run *, const char *);
 void	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *);
+
+/* smtpd.c */
+int	 smtpd_run(struct run *, const struct account *,
+	    const struct aliases *, const char *, int);
 
 /* auth.c */
 enum status auth_login(struct session *);

@@ -395,8 +395,6 @@ main(int argc, char *argv[])
 		o.mode = M_ALIASES;
 	parse_args(&o, argc, argv);
 	openlog(o.tag != NULL ? o.tag : "outbox", LOG_PID, LOG_MAIL);
-	if (o.mode == M_SMTP)
-		fatal(EX_USAGE, "-bs is not supported yet");
 
 	if (config_load(&cfg, o.config, home, err, sizeof(err)) == -1)
 		fatal(EX_CONFIG, "%s", err);
@@ -444,6 +442,14 @@ main(int argc, char *argv[])
 			    "wait", err);
 		r.qdir = NULL;
 	}
+	if (o.fullname == NULL && (pw = getpwuid(getuid())) != NULL &&
+	    pw->pw_gecos != NULL && pw->pw_gecos[0] != '\0') {
+		name = xstrdup(pw->pw_gecos);
+		name[strcspn(name, ",")] = '\0';
+		o.fullname = name;
+	}
+	if (o.fullname != NULL && strpbrk(o.fullname, "\r\n") != NULL)
+		fatal(EX_DATAERR, "-F: a full name cannot hold a line break");
 	switch (o.mode) {
 	case M_LIST:
 		return deliver_list(&r);
@@ -463,6 +469,8 @@ main(int argc, char *argv[])
 	case M_VERIFY:
 		verify(&o, a, al);
 		break;
+	case M_SMTP:
+		return smtpd_run(&r, a, al, o.fullname, o.deliver);
 	default:
 		break;
 	}
@@ -485,14 +493,6 @@ main(int argc, char *argv[])
 	if (o.rcpt.n == 0 && !o.from_headers)
 		fatal(EX_DATAERR, "no recipients given (name them as "
 		    "arguments, or use -t to read To, Cc and Bcc)");
-	if (o.fullname == NULL && (pw = getpwuid(getuid())) != NULL &&
-	    pw->pw_gecos != NULL && pw->pw_gecos[0] != '\0') {
-		name = xstrdup(pw->pw_gecos);
-		name[strcspn(name, ",")] = '\0';
-		o.fullname = name;
-	}
-	if (o.fullname != NULL && strpbrk(o.fullname, "\r\n") != NULL)
-		fatal(EX_DATAERR, "-F: a full name cannot hold a line break");
 
 	memset(&mo, 0, sizeof(mo));
 	mo.dot_ends = o.dot_ends;

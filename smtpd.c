@@ -1,0 +1,331 @@
+/*
+ * -bs: SMTP on standard input and output (RFC 5321, the server's side),
+ * for callers such as Alpine and Symfony Mailer. Each message accepted
+ * here goes through the same pipeline as a command-line submission.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+#define SERVER_TIMEOUT	300	/* seconds, RFC 5321 4.5.3.2.7 */
+
+struct smtpd {
+	struct run		*r;
+	const struct account	*a;
+	const struct aliases	*al;
+	const char		*fullname;
+	int			 mode;		/* -od: 'i', 'b' or 'q' */
+	struct io		 in;
+	int			 helo;
+	int			 mail;		/* MAIL given */
+	char			 sender[ADDR_MAX + 1];
+	struct strlist		 rcpt;
+};
+
+static int	reply(struct smtpd *, const char *, ...) PRINTF(2, 3);
+static int	path_arg(const char *, const char *, char *, size_t,
+		    const char **);
+static int	read_data(struct smtpd *, int);
+static int	cmd_mail(struct smtpd *, const char *);
+static int	cmd_rcpt(struct smtpd *, const char *);
+static int	cmd_data(struct smtpd *);
+static void	reset(struct smtpd *);
+
+/* Replies are sent when no pipelined command waits (RFC 2920 3.2). */
+static int
+reply(struct smtpd *d, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\r\n");
+	if (io_pending(&d->in) == 0)
+		fflush(stdout);
+	return 0;
+}
+
+static void
+reset(struct smtpd *d)
+{
+	d->mail = 0;
+	d->sender[0] = '\0';
+	strlist_free(&d->rcpt);
+}
+
+/*
+ * Parses "FROM:<addr> params" (or TO:). Copies the address to buf and
+ * points *params past it. -1 on bad syntax.
+ */
+static int
+path_arg(const char *arg, const char *kw, char *buf, size_t size,
+    const char **params)
+{
+	size_t		 n = strlen(kw);
+	const char	*lt, *gt;
+
+	if (strncasecmp(arg, kw, n) != 0)
+		return -1;
+	arg += n;
+	arg += strspn(arg, " ");
+	if (*arg != '<' || (gt = strchr(arg, '>')) == NULL)
+		return -1;
+	lt = arg + 1;
+	if ((size_t)(gt - lt) >= size)
+		return -1;
+	memcpy(buf, lt, gt - lt);
+	buf[gt - lt] = '\0';
+	*params = gt + 1 + strspn(gt + 1, " ");
+	return 0;
+}
+
+static int
+cmd_mail(struct smtpd *d, const char *arg)
+{
+	char		 addr[ADDR_MAX + 1], err[256], *save, *p, buf[512];
+	const char	*params;
+
+	if (!d->helo)
+		return reply(d, "503 5.5.1 Send HELO or EHLO first");
+	if (d->mail)
+		return reply(d, "503 5.5.1 Nested MAIL command");
+	if (path_arg(arg, "FROM:", addr, sizeof(addr), &params) == -1)
+		return reply(d, "501 5.5.4 Syntax: MAIL FROM:<address>");
+	if (addr[0] != '\0' && addr_check(addr, err, sizeof(err)) == -1)
+		return reply(d, "553 5.1.7 %s", err);
+	strlcpy(buf, params, sizeof(buf));
+	for (p = strtok_r(buf, " ", &save); p != NULL;
+	    p = strtok_r(NULL, " ", &save))
+		if (strncasecmp(p, "SIZE=", 5) != 0 &&
+		    strncasecmp(p, "BODY=", 5) != 0 &&
+		    strcasecmp(p, "SMTPUTF8") != 0)
+			return reply(d, "555 5.5.4 Unsupported option: %s", p);
+	strlcpy(d->sender, addr, sizeof(d->sender));
+	d->mail = 1;
+	return reply(d, "250 2.1.0 Ok");
+}
+
+static int
+cmd_rcpt(struct smtpd *d, const char *arg)
+{
+	struct strlist	 l = { NULL, 0 };
+	char		 addr[ADDR_MAX + 1], err[256];
+	const char	*params;
+
+	if (!d->mail)
+		return reply(d, "503 5.5.1 Need MAIL before RCPT");
+	if (path_arg(arg, "TO:", addr, sizeof(addr), &params) == -1)
+		return reply(d, "501 5.5.4 Syntax: RCPT TO:<address>");
+	if (*params != '\0')
+		return reply(d, "555 5.5.4 Unsupported option: %s", params);
+	if (d->rcpt.n >= RCPT_MAX)
+		return reply(d, "452 4.5.3 Too many recipients");
+	if (addr_parse_list(addr, strlen(addr), &l, err, sizeof(err)) == -1 ||
+	    l.n != 1 || addr_check(l.v[0], err, sizeof(err)) == -1) {
+		strlist_free(&l);
+		return reply(d, "553 5.1.3 Bad recipient address");
+	}
+	strlist_add(&d->rcpt, l.v[0]);
+	strlist_free(&l);
+	return reply(d, "250 2.1.5 Ok");
+}
+
+/*
+ * Copies the message up to the "." line into fd, undoing dot-stuffing
+ * (RFC 5321 4.5.2). Lines may be of any length. -1 on end of input.
+ */
+static int
+read_data(struct smtpd *d, int fd)
+{
+	FILE	*fp = fdopen(dup(fd), "w");
+	char	*p;
+	size_t	 len, i;
+	int	 bol = 1, dot = 0, rv = -1;
+
+	if (fp == NULL)
+		return -1;
+	while (io_getpiece(&d->in, &p, &len) == 0) {
+		for (i = 0; i < len; i++) {
+			if (bol && p[i] == '.' && dot == 0) {
+				dot = 1;	/* held: stuffing or the end */
+				bol = 0;
+				continue;
+			}
+			if (dot == 1 && p[i] == '\r') {
+				dot = 2;
+				continue;
+			}
+			if (dot > 0 && p[i] == '\n') {
+				rv = 0;		/* ".\r\n": the end */
+				goto out;
+			}
+			if (dot == 2)
+				putc('\r', fp);
+			dot = 0;
+			putc(p[i], fp);
+			bol = p[i] == '\n';
+		}
+	}
+out:
+	if (fclose(fp) == EOF)
+		rv = -1;
+	return rv;
+}
+
+static int
+cmd_data(struct smtpd *d)
+{
+	struct qentry	 q;
+	struct msgopts	 mo;
+	struct strlist	 rcpt = { NULL, 0 };
+	char		 err[512];
+	const char	*dir;
+	FILE		*tmp;
+	size_t		 i;
+	int		 code;
+
+	if (!d->mail)
+		return reply(d, "503 5.5.1 Need MAIL command");
+	if (d->rcpt.n == 0)
+		return reply(d, "554 5.5.1 No valid recipients");
+	if ((tmp = tmpfile()) == NULL)
+		return reply(d, "451 4.3.0 Cannot store the message");
+	reply(d, "354 End data with <CR><LF>.<CR><LF>");
+	fflush(stdout);
+	if (read_data(d, fileno(tmp)) == -1) {
+		fclose(tmp);
+		exit(EX_OK);	/* the client went away mid-message */
+	}
+	rewind(tmp);
+	memset(&mo, 0, sizeof(mo));
+	mo.sender = d->sender[0] != '\0' ? d->sender : "MAILER-DAEMON";
+	mo.fullname = d->fullname;
+	mo.maildomain = d->a->maildomain;
+	mo.aliases = d->al;
+	mo.from_rewrite = d->a->from_rewrite ? d->a->from : NULL;
+	dir = d->r->qdir != NULL ? d->r->qdir : "/tmp";
+	mo.spool_dir = dir;
+	memset(&q, 0, sizeof(q));
+	if (message_read(&q.msg, &mo, fileno(tmp)) == -1) {
+		fclose(tmp);
+		reset(d);
+		return reply(d, "554 5.6.0 %s", q.msg.err);
+	}
+	fclose(tmp);
+	if (addr_resolve(&d->rcpt, d->al, d->a->maildomain, &rcpt, err,
+	    sizeof(err)) == -1) {
+		message_close(&q.msg);
+		reset(d);
+		return reply(d, "554 5.1.3 %s", err);
+	}
+	q.env.sender = d->a->from_rewrite ? d->a->from : d->sender;
+	q.env.rcpt = xcalloc(rcpt.n, sizeof(*q.env.rcpt));
+	q.env.nrcpt = rcpt.n;
+	for (i = 0; i < rcpt.n; i++) {
+		q.env.rcpt[i].addr = rcpt.v[i];
+		q.env.rcpt[i].st = ST_TEMP;
+	}
+	code = deliver_submit(d->r, d->a, &q, d->mode);
+	switch (code) {
+	case EX_OK:
+		if (q.id[0] != '\0' && d->mode != 'i')
+			reply(d, "250 2.0.0 Ok: queued as %s", q.id);
+		else
+			reply(d, "250 2.0.0 Ok");
+		break;
+	case EX_NOUSER:
+		reply(d, "250 2.0.0 Ok, but some recipients were refused: a "
+		    "report goes to <%s>", d->sender);
+		break;
+	case EX_TEMPFAIL:
+		reply(d, "451 4.3.0 Not sent; try again later");
+		break;
+	case EX_DATAERR:
+	case EX_UNAVAILABLE:
+		reply(d, "554 5.6.0 Message refused");
+		break;
+	default:
+		reply(d, "451 4.3.0 Local problem; try again later");
+		break;
+	}
+	message_close(&q.msg);
+	free(q.env.rcpt);
+	strlist_free(&rcpt);
+	reset(d);
+	return 0;
+}
+
+/* Serves SMTP on stdin/stdout until QUIT or end of input. */
+int
+smtpd_run(struct run *r, const struct account *a, const struct aliases *al,
+    const char *fullname, int mode)
+{
+	struct smtpd	 d;
+	char		*line, *arg;
+	size_t		 len;
+
+	memset(&d, 0, sizeof(d));
+	d.r = r;
+	d.a = a;
+	d.al = al;
+	d.fullname = fullname;
+	d.mode = mode;
+	/* A refused recipient is reported by mail: the client is gone. */
+	r->errmode = 'm';
+	io_init(&d.in, STDIN_FILENO, SERVER_TIMEOUT * 1000);
+	reply(&d, "220 %s ESMTP outbox", config_hostname());
+	while (io_getline(&d.in, &line, &len) == 0) {
+		arg = line + strcspn(line, " ");
+		if (*arg == ' ')
+			*arg++ = '\0';
+		if (strcasecmp(line, "EHLO") == 0 || strcasecmp(line, "HELO")
+		    == 0) {
+			if (*arg == '\0') {
+				reply(&d, "501 5.5.4 Syntax: %s hostname",
+				    line);
+				continue;
+			}
+			reset(&d);
+			d.helo = 1;
+			if (strcasecmp(line, "HELO") == 0)
+				reply(&d, "250 %s", config_hostname());
+			else
+				reply(&d, "250-%s\r\n250-PIPELINING\r\n"
+				    "250-8BITMIME\r\n250-SMTPUTF8\r\n"
+				    "250-ENHANCEDSTATUSCODES\r\n250 HELP",
+				    config_hostname());
+		} else if (strcasecmp(line, "MAIL") == 0)
+			cmd_mail(&d, arg);
+		else if (strcasecmp(line, "RCPT") == 0)
+			cmd_rcpt(&d, arg);
+		else if (strcasecmp(line, "DATA") == 0)
+			cmd_data(&d);
+		else if (strcasecmp(line, "RSET") == 0) {
+			reset(&d);
+			reply(&d, "250 2.0.0 Ok");
+		} else if (strcasecmp(line, "NOOP") == 0)
+			reply(&d, "250 2.0.0 Ok");
+		else if (strcasecmp(line, "VRFY") == 0)
+			reply(&d, "252 2.5.2 Cannot VRFY; send and see");
+		else if (strcasecmp(line, "HELP") == 0)
+			reply(&d, "214 2.0.0 EHLO HELO MAIL RCPT DATA RSET "
+			    "NOOP VRFY QUIT");
+		else if (strcasecmp(line, "QUIT") == 0) {
+			reply(&d, "221 2.0.0 Bye");
+			break;
+		} else
+			reply(&d, "500 5.5.2 Command not recognized: %.40s",
+			    line);
+	}
+	fflush(stdout);
+	reset(&d);
+	return EX_OK;
+}
