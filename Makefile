@@ -18,7 +18,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
 OBJS	 = util.o config.o message.o addr.o smtp.o io.o tls.o auth.o \
-	   queue.o deliver.o smtpd.o
+	   queue.o deliver.o smtpd.o check.o
 LINKS	 = sendmail mailq newaliases
 
 all: outbox

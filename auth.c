@@ -351,6 +351,7 @@ auth_login(struct session *s)
 		    "supported" : "not the configured mechanism");
 	if (config_secret(s->acct, &secret, err, sizeof(err)) == -1)
 		return smtp_fail(s, "%s", err);
+	s->mech = mech;
 	if (strcasecmp(mech, "plain") == 0)
 		st = auth_plain(s, secret);
 	else if (strcasecmp(mech, "login") == 0)

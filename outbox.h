@@ -178,6 +178,7 @@ struct session {
 	long long	 port;
 	const char	*tls_version;
 	int		 authenticated;
+	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	int		 exitcode;	/* with ST_PERM: 65 or 69 */
 	char		 err[1024];	/* why the last step failed */
@@ -297,6 +298,9 @@ int	 deliver_list(struct run *);
 int	 deliver_delete(struct run *, const char *);
 void	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *);
+
+/* check.c */
+int	 check_account(const struct account *, const char *);
 
 /* smtpd.c */
 int	 smtpd_run(struct run *, const struct account *,

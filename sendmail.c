@@ -29,7 +29,9 @@
 #define LOCALSTATEDIR	"/var"
 #endif
 
-enum mode { M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP };
+enum mode {
+	M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP, M_CHECK
+};
 
 struct opts {
 	enum mode	 mode;
@@ -89,6 +91,7 @@ usage(void)
 	    "[-q{I|R|S|D} arg]\n"
 	    "              [-R return] [-r sender]"
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
+	    "       outbox --check [-C file] [-a account]\n"
 	    "       outbox --version | --help\n");
 	exit(EX_USAGE);
 }
@@ -170,6 +173,10 @@ parse_args(struct opts *o, int argc, char **argv)
 			printf("outbox %s (%s)\n", OUTBOX_VERSION,
 			    OpenSSL_version(OPENSSL_VERSION));
 			exit(EX_OK);
+		}
+		if (strcmp(a, "--check") == 0) {
+			o->mode = M_CHECK;
+			continue;
 		}
 		if (strcmp(a, "--due") == 0) {
 			o->due_only = 1;
@@ -490,6 +497,8 @@ main(int argc, char *argv[])
 	}
 	if (addr_check(sender, err, sizeof(err)) == -1)
 		fatal(EX_DATAERR, "sender: %s", err);
+	if (o.mode == M_CHECK)
+		return check_account(a, sender);
 	if (o.rcpt.n == 0 && !o.from_headers)
 		fatal(EX_DATAERR, "no recipients given (name them as "
 		    "arguments, or use -t to read To, Cc and Bcc)");
