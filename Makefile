@@ -17,7 +17,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 	   $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
-OBJS	 = util.o config.o message.o addr.o smtp.o io.o tls.o auth.o \
+OBJS	 = util.o priv.o config.o message.o addr.o smtp.o io.o tls.o auth.o \
 	   queue.o deliver.o smtpd.o check.o
 LINKS	 = sendmail mailq newaliases
 
@@ -51,6 +51,20 @@ install: outbox
 	install -m 644 man/outbox.8 $(DESTDIR)$(MANDIR)/man8/outbox.8
 	install -m 644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
 
+# The shared install: any user may send through the system account, no
+# user can read its secret or another user's queued mail (README: threat
+# model). Needs root; creates the group outbox.
+install-setgid: install
+	getent group outbox >/dev/null || groupadd -r outbox
+	chown root:outbox $(DESTDIR)$(BINDIR)/outbox
+	chmod 2755 $(DESTDIR)$(BINDIR)/outbox
+	install -d -o root -g outbox -m 2770 \
+	    $(DESTDIR)$(LOCALSTATEDIR)/spool/outbox
+	install -d $(DESTDIR)$(SYSCONFDIR)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/outbox.conf ] || \
+	    install -o root -g outbox -m 640 contrib/outbox.conf.sample \
+	    $(DESTDIR)$(SYSCONFDIR)/outbox.conf
+
 # Links sendmail, mailq and newaliases to outbox; a file that is not ours
 # is kept unless FORCE=1.
 install-links: install
@@ -75,4 +89,5 @@ uninstall:
 clean:
 	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d
 
-.PHONY: all check demo lint install install-links uninstall clean
+.PHONY: all check demo lint install install-setgid install-links uninstall \
+	clean

@@ -165,7 +165,7 @@ file_private(int fd, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if ((st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
-	    (st.st_gid != getegid() || getegid() == getgid()))) {
+	    st.st_gid != priv_group())) {
 		snprintf(err, errlen, "%s holds a secret and others can read "
 		    "it (mode %03o): chmod 600 %s", path,
 		    (unsigned)(st.st_mode & 0777), path);
@@ -333,8 +333,8 @@ load_file(struct config *cfg, const char *path, int system, int must,
 					break;
 			if (i < cfg->nacct) {
 				snprintf(err, errlen, "%s:%d: account %s is "
-				    "already defined in %s:%d%s", path, lineno,
-				    v, cfg->acct[i].file, cfg->acct[i].line,
+				    "already defined in %s%s", path, lineno,
+				    v, cfg->acct[i].file,
 				    cfg->acct[i].system && !system ? "; a "
 				    "user file cannot change a system account" :
 				    "");
@@ -479,14 +479,24 @@ config_load(struct config *cfg, const char *file, const char *home,
 	char		 user[PATH_MAX];
 	const char	*xdg = getenv("XDG_CONFIG_HOME");
 	size_t		 i;
+	int		 rv;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (file != NULL) {
 		if (load_file(cfg, file, 0, 1, err, errlen) == -1)
 			return -1;
 	} else {
-		if (load_file(cfg, SYSCONFDIR "/outbox.conf", 1, 0, err,
-		    errlen) == -1)
+		priv_raise();
+		rv = load_file(cfg, SYSCONFDIR "/outbox.conf", 1, 0, err,
+		    errlen);
+		priv_drop();
+		if (rv == -1 && priv_group() != (gid_t)-1 && getuid() != 0) {
+			/* Its text may hold the secret: say only where. */
+			snprintf(err, errlen, SYSCONFDIR "/outbox.conf has an "
+			    "error; run outbox --check as root to see it");
+			return -1;
+		}
+		if (rv == -1)
 			return -1;
 		if (xdg != NULL && xdg[0] == '/')
 			snprintf(user, sizeof(user), "%s/outbox/config", xdg);
@@ -591,8 +601,12 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 		return 0;
 	}
 	if (a->password_file != NULL) {
-		if ((fd = open(a->password_file, O_RDONLY | O_CLOEXEC)) == -1 ||
-		    file_private(fd, a->password_file, err, errlen) == -1) {
+		if (a->system)
+			priv_raise();
+		fd = open(a->password_file, O_RDONLY | O_CLOEXEC);
+		priv_drop();
+		if (fd == -1 || file_private(fd, a->password_file, err, errlen)
+		    == -1) {
 			if (fd == -1)
 				snprintf(err, errlen, "%s: %s",
 				    a->password_file, strerror(errno));
@@ -612,6 +626,7 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 		return -1;
 	}
 	if (pid == 0) {
+		priv_lose();	/* the command is the user's, not ours */
 		close(p[0]);
 		if (dup2(p[1], STDOUT_FILENO) == -1)
 			_exit(127);

@@ -264,6 +264,7 @@ bounce(struct run *r, struct session *s, const struct account *a,
 		st = attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
 	if (st == ST_TEMP && r->qdir != NULL) {
 		b.account = a->name;
+		b.owner = getuid();
 		b.created = time(NULL);
 		queue_backoff(&b, b.created);
 		strlcpy(b.lasterr, s != NULL ? s->err : "not tried yet",
@@ -376,6 +377,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	pid_t		 pid;
 
 	q->account = a->name;
+	q->owner = getuid();
 	q->created = time(NULL);
 	if (mode != 'i' && r->qdir != NULL) {
 		q->next = q->created;

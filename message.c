@@ -70,19 +70,24 @@ spool_open(const char *dir)
 	char	path[4096];
 	int	fd;
 
+	/* The spool may be in the queue: the group's (priv.c). */
+	priv_raise();
 #ifdef O_TMPFILE
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd != -1)
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0660);
+	if (fd != -1) {
+		priv_drop();
 		return fd;
+	}
 #endif
 	if ((size_t)snprintf(path, sizeof(path), "%s/outbox.XXXXXX", dir) >=
 	    sizeof(path)) {
+		priv_drop();
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = mkstemp(path)) == -1)
-		return -1;
-	unlink(path);
+	if ((fd = mkstemp(path)) != -1)
+		unlink(path);
+	priv_drop();
 	return fd;
 }
 

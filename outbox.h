@@ -193,7 +193,7 @@ struct qentry {
 	time_t		 created;
 	time_t		 next;		/* the next attempt is due then */
 	int		 attempts;
-	uid_t		 owner;
+	uid_t		 owner;		/* who submitted it (-qD) */
 	char		 lasterr[512];
 };
 
@@ -215,6 +215,13 @@ struct dotsink {
 	struct io	*io;
 	int		 bol;
 };
+
+/* priv.c */
+void	 priv_init(void);
+gid_t	 priv_group(void);
+void	 priv_raise(void);
+void	 priv_drop(void);
+void	 priv_lose(void);
 
 /* util.c */
 char	*xstrdup(const char *);

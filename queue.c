@@ -28,10 +28,17 @@ static int	 write_env(const char *, const struct qentry *, int, char *,
 		    size_t);
 static int	 fsync_dir(const char *);
 static int	 copy_fd(int, int);
+static int	 q_open_(const char *, char *, size_t);
+static int	 q_add_(const char *, struct qentry *, int, char *, size_t);
+static int	 q_update_(const char *, const struct qentry *, char *, size_t);
+static void	 q_remove_(const char *, const char *);
+static int	 q_load_(const char *, const char *, struct qentry *, int,
+		    char *, size_t);
+static int	 q_list_(const char *, struct strlist *);
 
 /* Creates the queue directory (and its parents) if need be. */
-int
-queue_open(const char *dir, char *err, size_t errlen)
+static int
+q_open_(const char *dir, char *err, size_t errlen)
 {
 	char		 path[PATH_MAX], *p;
 	struct stat	 st;
@@ -42,17 +49,17 @@ queue_open(const char *dir, char *err, size_t errlen)
 	}
 	for (p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
 		*p = '\0';
-		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		if (mkdir(path, 0755) == -1 && errno != EEXIST)
 			break;
 		*p = '/';
 	}
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+	if (mkdir(dir, 0770) == -1 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create queue_dir %s: %s", dir,
 		    strerror(errno));
 		return -1;
 	}
 	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
-	    access(dir, W_OK | X_OK) == -1) {
+	    faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == -1) {
 		snprintf(err, errlen, "queue_dir %s is not a directory we can "
 		    "write to", dir);
 		return -1;
@@ -100,16 +107,17 @@ write_env(const char *dir, const struct qentry *q, int sync, char *err,
 	snprintf(tmp, sizeof(tmp), "%s/tmp.%s.env", dir, q->id);
 	snprintf(path, sizeof(path), "%s/%s.env", dir, q->id);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	    0660);
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;
 	}
-	fprintf(fp, "outbox-queue 1\ncreated %lld\nnext %lld\nattempts %d\n"
-	    "account %s\nsender %s\nsize %lld\nbody %lld\nmaxline %zu\n"
-	    "flags %d %d %d %d %d\n", (long long)q->created,
+	fprintf(fp, "outbox-queue 1\nowner %u\ncreated %lld\nnext %lld\n"
+	    "attempts %d\naccount %s\nsender %s\nsize %lld\nbody %lld\n"
+	    "maxline %zu\nflags %d %d %d %d %d\n", (unsigned)q->owner,
+	    (long long)q->created,
 	    (long long)q->next, q->attempts, q->account, q->env.sender,
 	    (long long)q->msg.size, (long long)q->msg.body, q->msg.max_line,
 	    q->msg.eightbit, q->msg.nul, q->msg.multipart, q->msg.encoded,
@@ -147,8 +155,8 @@ write_env(const char *dir, const struct qentry *q, int sync, char *err,
  * the entry only survives the process (kill -9), not the machine. q->id is
  * set; the entry stays locked through q->msg.fd.
  */
-int
-queue_add(const char *dir, struct qentry *q, int sync, char *err,
+static int
+q_add_(const char *dir, struct qentry *q, int sync, char *err,
     size_t errlen)
 {
 	char		 path[PATH_MAX], proc[64];
@@ -170,7 +178,7 @@ queue_add(const char *dir, struct qentry *q, int sync, char *err,
 			continue;
 		/* Not an O_TMPFILE in this file system: copy it. */
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
+		    O_CLOEXEC, 0660);
 		if (fd == -1 && errno == EEXIST && tries < 100)
 			continue;
 		if (fd == -1 || copy_fd(q->msg.fd, fd) == -1) {
@@ -214,8 +222,8 @@ queue_backoff(struct qentry *q, time_t now)
  * Writes the entry's new state, durably: the recipients still owed,
  * attempts, the last error. With nobody left to try, it is removed.
  */
-int
-queue_update(const char *dir, const struct qentry *q, char *err,
+static int
+q_update_(const char *dir, const struct qentry *q, char *err,
     size_t errlen)
 {
 	size_t	i;
@@ -229,13 +237,13 @@ queue_update(const char *dir, const struct qentry *q, char *err,
 			}
 			return write_env(dir, q, 1, err, errlen);
 		}
-	queue_remove(dir, q->id);
+	q_remove_(dir, q->id);
 	return 0;
 }
 
 /* Removes an entry: the envelope first, so no half entry is ever seen. */
-void
-queue_remove(const char *dir, const char *id)
+static void
+q_remove_(const char *dir, const char *id)
 {
 	char	path[PATH_MAX];
 
@@ -250,8 +258,8 @@ queue_remove(const char *dir, const char *id)
  * Loads an entry. With lock, takes its lock without waiting: 1 when
  * another process holds it. -1 with err when it is gone or damaged.
  */
-int
-queue_load(const char *dir, const char *id, struct qentry *q, int lock,
+static int
+q_load_(const char *dir, const char *id, struct qentry *q, int lock,
     char *err, size_t errlen)
 {
 	char		 path[PATH_MAX], *line = NULL, *v;
@@ -287,7 +295,9 @@ queue_load(const char *dir, const char *id, struct qentry *q, int lock,
 			continue;
 		*v++ = '\0';
 		n = strtoll(v, NULL, 10);
-		if (strcmp(line, "created") == 0)
+		if (strcmp(line, "owner") == 0)
+			q->owner = (uid_t)n;
+		else if (strcmp(line, "created") == 0)
 			q->created = n;
 		else if (strcmp(line, "next") == 0)
 			q->next = n;
@@ -368,8 +378,8 @@ id_cmp(const void *a, const void *b)
  * Lists the entries, oldest first, and removes litter a crash can leave:
  * temporary envelopes and messages without an envelope, after an hour.
  */
-int
-queue_list(const char *dir, struct strlist *ids)
+static int
+q_list_(const char *dir, struct strlist *ids)
 {
 	DIR		*d;
 	struct dirent	*e;
@@ -410,4 +420,74 @@ queue_list(const char *dir, struct strlist *ids)
 	if (ids->n > 1)
 		qsort(ids->v, ids->n, sizeof(*ids->v), id_cmp);
 	return 0;
+}
+
+/*
+ * The public entry points hold the setgid group (priv.c) while they touch
+ * the queue directory, and only then.
+ */
+int
+queue_open(const char *dir, char *err, size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_open_(dir, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+int
+queue_add(const char *dir, struct qentry *q, int sync, char *err,
+    size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_add_(dir, q, sync, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+int
+queue_update(const char *dir, const struct qentry *q, char *err,
+    size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_update_(dir, q, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+void
+queue_remove(const char *dir, const char *id)
+{
+	priv_raise();
+	q_remove_(dir, id);
+	priv_drop();
+}
+
+int
+queue_load(const char *dir, const char *id, struct qentry *q, int lock,
+    char *err, size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_load_(dir, id, q, lock, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+int
+queue_list(const char *dir, struct strlist *ids)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_list_(dir, ids);
+	priv_drop();
+	return rv;
 }

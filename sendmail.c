@@ -260,15 +260,22 @@ parse_args(struct opts *o, int argc, char **argv)
 				break;
 			case 'V':
 				o->envid = optarg_of(argv, &i, pos, opt);
-				if (strlen(o->envid) > 100)
+				if (strlen(o->envid) > 100 ||
+				    strpbrk(o->envid, "\r\n") != NULL)
 					fatal(EX_USAGE, "-V: at most 100 "
-					    "characters");
+					    "characters on one line");
 				break;
 			case 'f': case 'r':
 				o->sender = optarg_of(argv, &i, pos, opt);
+				if (strpbrk(o->sender, "\r\n") != NULL)
+					fatal(EX_DATAERR, "-%s: the sender "
+					    "holds a line break", opt);
 				break;
 			case 'F':
 				o->fullname = optarg_of(argv, &i, pos, opt);
+				if (strpbrk(o->fullname, "\r\n") != NULL)
+					fatal(EX_DATAERR, "-F: a full name "
+					    "cannot hold a line break");
 				break;
 			case 'C':
 				o->config = optarg_of(argv, &i, pos, opt);
@@ -297,6 +304,10 @@ parse_args(struct opts *o, int argc, char **argv)
 	for (; i < argc; i++) {
 		char err[256];
 
+		/* A line break would smuggle a command (or header) in. */
+		if (strpbrk(argv[i], "\r\n") != NULL)
+			fatal(EX_DATAERR, "recipient argument %d holds a line "
+			    "break; refusing it", i);
 		if (addr_parse_list(argv[i], strlen(argv[i]), &o->rcpt, err,
 		    sizeof(err)) == -1)
 			fatal(EX_DATAERR, "recipient %s: %s", argv[i], err);
@@ -356,7 +367,7 @@ queue_dir(const struct account *a, const char *home, char *buf, size_t size)
 		return NULL;
 	if (a->queue_dir != NULL)
 		return a->queue_dir;
-	if (geteuid() == 0 || getegid() != getgid())
+	if (geteuid() == 0 || priv_group() != (gid_t)-1)
 		return LOCALSTATEDIR "/spool/outbox";
 	if (xdg != NULL && xdg[0] == '/')
 		snprintf(buf, size, "%s/outbox/queue", xdg);
@@ -389,6 +400,7 @@ main(int argc, char *argv[])
 	setrlimit(RLIMIT_CORE, &nocore);
 	prctl(PR_SET_DUMPABLE, 0);
 	umask(077);
+	priv_init();
 
 	memset(&o, 0, sizeof(o));
 	o.dot_ends = 1;
@@ -403,6 +415,9 @@ main(int argc, char *argv[])
 	parse_args(&o, argc, argv);
 	openlog(o.tag != NULL ? o.tag : "outbox", LOG_PID, LOG_MAIL);
 
+	/* A file the caller names is the caller's: no group for it. */
+	if (o.config != NULL)
+		priv_lose();
 	if (config_load(&cfg, o.config, home, err, sizeof(err)) == -1)
 		fatal(EX_CONFIG, "%s", err);
 	if (o.sender != NULL) {

@@ -369,9 +369,15 @@ smtp_open(struct session *s)
 		return smtp_fail(s, "no smarthost configured: put \"host "
 		    "smtp.example.org\" (with user and password_file) in "
 		    SYSCONFDIR "/outbox.conf or ~/.config/outbox/config");
-	if (s->acct->tls != TLS_OFF && s->ctx == NULL &&
-	    (s->ctx = tls_context(s->acct, err, sizeof(err))) == NULL)
-		return smtp_fail(s, "TLS setup: %s", err);
+	if (s->acct->tls != TLS_OFF && s->ctx == NULL) {
+		/* A system account's CA and client key may be the group's. */
+		if (s->acct->system)
+			priv_raise();
+		s->ctx = tls_context(s->acct, err, sizeof(err));
+		priv_drop();
+		if (s->ctx == NULL)
+			return smtp_fail(s, "TLS setup: %s", err);
+	}
 	s->port = s->acct->port;
 	for (i = 0; i < s->acct->host.n; i++) {
 		const char *host = s->acct->host.v[i];

@@ -1,0 +1,80 @@
+/*
+ * The setgid install: outbox runs with the group that may read the system
+ * configuration's secret and write the queue. It holds that group only
+ * around those accesses (priv_raise/priv_drop), never while it reads what
+ * a user controls, and gives it up for good (priv_lose) before -C, a user
+ * file it must trust, or any command it runs.
+ */
+#include <err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "outbox.h"
+
+/* The group outbox was installed setgid to, or -1: set once, then read. */
+static gid_t	privgid = (gid_t)-1;
+
+/* Variables that would make OpenSSL load a user's code or trust store. */
+static const char *unsafe_env[] = {
+	"OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES", "SSL_CERT_FILE",
+	"SSL_CERT_DIR", "OPENSSL_ia32cap", "TMPDIR", "LOCALDOMAIN",
+	"RES_OPTIONS", "HOSTALIASES", NULL
+};
+
+/*
+ * Called first thing: notes the setgid group, closes inherited
+ * descriptors, cleans the environment, and drops the group until needed.
+ */
+void
+priv_init(void)
+{
+	size_t	i;
+
+	closefrom(3);
+	if (getegid() == getgid())
+		return;
+	privgid = getegid();
+	for (i = 0; unsafe_env[i] != NULL; i++)
+		unsetenv(unsafe_env[i]);
+	/* Queue files are shared with the group; nothing with others. */
+	umask(007);
+	priv_drop();
+}
+
+/* The setgid group, or (gid_t)-1 when outbox is not installed setgid. */
+gid_t
+priv_group(void)
+{
+	return privgid;
+}
+
+void
+priv_raise(void)
+{
+	if (privgid != (gid_t)-1 && setegid(privgid) == -1)
+		err(EX_OSERR, "setegid");
+}
+
+void
+priv_drop(void)
+{
+	if (privgid != (gid_t)-1 && setegid(getgid()) == -1)
+		err(EX_OSERR, "setegid");
+}
+
+/* Gives the group up for good, and checks that it cannot come back. */
+void
+priv_lose(void)
+{
+	gid_t	gid = getgid();
+
+	if (privgid == (gid_t)-1)
+		return;
+	/* setgid() would keep the saved group; setresgid() clears all three. */
+	if (setresgid(gid, gid, gid) == -1 || getegid() != gid ||
+	    (gid != privgid && setegid(privgid) != -1))
+		errx(EX_OSERR, "cannot give up group %u", (unsigned)privgid);
+	privgid = (gid_t)-1;
+}
