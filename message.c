@@ -36,6 +36,7 @@ struct spool {
 	int		 in_headers;
 	int		 first_line;
 	int		 done;		/* a lone "." ended the input */
+	int		 nobody;	/* input ended in the header block */
 	int		 cr;		/* a CR waits for its LF */
 	int		 dot;		/* a "." at the start of a line waits */
 	size_t		 col;		/* octets in the current line */
@@ -293,23 +294,34 @@ header_set(struct header *h, const char *v, size_t len)
 static int
 header_rewrite(struct spool *sp, struct header *h)
 {
-	static const char *addrhdr[] = {
-		"From", "To", "Cc", "Reply-To", "Sender", "Resent-From",
-		"Resent-To", "Resent-Cc", "Resent-Sender", NULL
+	/* Where mail goes: aliases apply, as to the envelope recipients. */
+	static const char *to[] = {
+		"To", "Cc", "Reply-To", "Resent-To", "Resent-Cc", NULL
 	};
-	const char	*v;
+	/* Who wrote it: only qualified, as the envelope sender is. */
+	static const char *from[] = {
+		"From", "Sender", "Resent-From", "Resent-Sender", NULL
+	};
+	const struct aliases *al = sp->o->aliases;
+	const char	**name, *v;
 	char		*q, err[200];
-	size_t		 i, vlen;
+	size_t		 vlen;
 
-	for (i = 0; addrhdr[i] != NULL && !header_is(h, addrhdr[i]); i++)
+	for (name = to; *name != NULL && !header_is(h, *name); name++)
 		;
-	if (addrhdr[i] == NULL)
+	if (*name == NULL) {
+		for (name = from; *name != NULL && !header_is(h, *name);
+		    name++)
+			;
+		al = NULL;
+	}
+	if (*name == NULL)
 		return 0;
 	v = header_value(h, &vlen);
-	switch (addr_qualify(v, vlen, sp->o->aliases, sp->o->maildomain, &q,
-	    err, sizeof(err))) {
+	switch (addr_qualify(v, vlen, al, sp->o->maildomain, &q, err,
+	    sizeof(err))) {
 	case -1:
-		return fail(sp, 65, "%s: %s", addrhdr[i], err);
+		return fail(sp, 65, "%s: %s", *name, err);
 	case 1:
 		header_set(h, q, strlen(q));
 		free(q);
@@ -469,8 +481,10 @@ headers_write(struct spool *sp)
 		if (out_put(sp, buf, strlen(buf)) == -1)
 			return -1;
 	}
-	if (out_put(sp, "\r\n", 2) == -1)
+	/* The blank line, unless the input ended in its header block. */
+	if (!sp->nobody && out_put(sp, "\r\n", 2) == -1)
 		return -1;
+	sp->m->blank = !sp->nobody;
 	sp->m->body = sp->m->size + sp->olen;
 	return 0;
 }
@@ -574,7 +588,7 @@ header_bytes(struct spool *sp, const char **pp, const char *end)
 			}
 			if (sp->o->dot_ends && sp->llen == 1 &&
 			    sp->line[0] == '.') {
-				sp->done = 1;
+				sp->done = sp->nobody = 1;
 				sp->in_headers = 0;
 				return headers_end(sp);
 			}
@@ -650,6 +664,7 @@ message_read(struct message *m, const struct msgopts *o, int fd)
 		}
 		if (sp->in_headers) {
 			sp->in_headers = 0;
+			sp->nobody = 1;
 			if (headers_end(sp) == -1)
 				goto out;
 		}
@@ -725,7 +740,7 @@ qp_headers(const struct message *m, struct qp *q, char *hb)
 
 	if (pread(m->fd, hb, m->body, 0) != m->body)
 		return -1;
-	while (line < hb + m->body - 2) {
+	while (line < hb + m->body - (m->blank ? 2 : 0)) {
 		nl = memchr(line, '\n', hb + m->body - line);
 		if (line[0] != ' ' && line[0] != '\t')
 			skip = strncasecmp(line, "Content-Transfer-Encoding:",

@@ -126,6 +126,7 @@ struct message {
 	int		 fd;
 	off_t		 size;		/* bytes in the spool file */
 	off_t		 body;		/* offset of the body (after the blank line) */
+	int		 blank;		/* the blank line is there */
 	size_t		 max_line;	/* longest line, without CRLF */
 	int		 eightbit;
 	int		 nul;

@@ -116,12 +116,12 @@ write_env(const char *dir, const struct qentry *q, int sync, char *err,
 	}
 	fprintf(fp, "outbox-queue 1\nowner %u\ncreated %lld\nnext %lld\n"
 	    "attempts %d\naccount %s\nsender %s\nsize %lld\nbody %lld\n"
-	    "maxline %zu\nflags %d %d %d %d %d\n", (unsigned)q->owner,
+	    "maxline %zu\nflags %d %d %d %d %d %d\n", (unsigned)q->owner,
 	    (long long)q->created,
 	    (long long)q->next, q->attempts, q->account, q->env.sender,
 	    (long long)q->msg.size, (long long)q->msg.body, q->msg.max_line,
 	    q->msg.eightbit, q->msg.nul, q->msg.multipart, q->msg.encoded,
-	    q->msg.mime_version);
+	    q->msg.mime_version, q->msg.blank);
 	if (q->env.notify != NULL)
 		fprintf(fp, "notify %s\n", q->env.notify);
 	if (q->env.ret != NULL)
@@ -314,9 +314,9 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 		else if (strcmp(line, "maxline") == 0)
 			q->msg.max_line = n;
 		else if (strcmp(line, "flags") == 0)
-			sscanf(v, "%d %d %d %d %d", &q->msg.eightbit,
+			sscanf(v, "%d %d %d %d %d %d", &q->msg.eightbit,
 			    &q->msg.nul, &q->msg.multipart, &q->msg.encoded,
-			    &q->msg.mime_version);
+			    &q->msg.mime_version, &q->msg.blank);
 		else if (strcmp(line, "notify") == 0)
 			q->env.notify = xstrdup(v);
 		else if (strcmp(line, "ret") == 0)

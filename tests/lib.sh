@@ -54,3 +54,77 @@ expect_nogrep() {
 		fail "$1" "unexpected /$2/ in $3: $(grep -E -- "$2" "$3" | head -3)"
 	else pass "$1"; fi
 }
+
+# ---- Maildirs of the test Postfix (tests/postfix.sh). They use $PF_MAIL and $PF_DIR
+# from "$TESTROOT/postfix/env" (sourced here on first use if the test has not).
+# LOCALPART is folded to lower case, as the delivery agent does.
+
+# _pf_env: load the test Postfix's env file unless already loaded.
+_pf_env() {
+	if [ -z "${PF_MAIL:-}" ] && [ -f "${TESTROOT:-}/postfix/env" ]; then
+		. "$TESTROOT/postfix/env"
+	fi
+	[ -n "${PF_MAIL:-}" ] || { echo "lib.sh: no PF_MAIL (source \$TESTROOT/postfix/env)" >&2; return 1; }
+}
+
+# mail_clear: delete every delivered message in every Maildir.
+mail_clear() {
+	_pf_env || return 1
+	find "$PF_MAIL" -mindepth 3 -maxdepth 3 -type f \
+		\( -path '*/new/*' -o -path '*/cur/*' -o -path '*/tmp/*' \) -delete
+}
+
+# mail_count LOCALPART: print how many messages sit in LOCALPART's Maildir new/.
+mail_count() {
+	_pf_env || return 1
+	local d="$PF_MAIL/${1,,}/new"
+	if [ -d "$d" ]; then find "$d" -type f | wc -l; else echo 0; fi
+}
+
+# mail_wait LOCALPART [N]: wait up to ~10 s until N (default 1) messages are in new/; more fails.
+mail_wait() {
+	local want=${2:-1} n
+	for _ in $(seq 100); do
+		n=$(mail_count "$1") || return 1
+		[ "$n" -eq "$want" ] && return 0
+		[ "$n" -gt "$want" ] && break
+		sleep 0.1
+	done
+	echo "mail_wait: $1 has $n message(s), want $want" >&2
+	return 1
+}
+
+# mail_settle: wait up to ~10 s until the Postfix queue is empty (all mail delivered or discarded).
+mail_settle() {
+	_pf_env || return 1
+	for _ in $(seq 100); do
+		[ -z "$(find "$PF_DIR/queue/incoming" "$PF_DIR/queue/active" "$PF_DIR/queue/deferred" \
+			"$PF_DIR/queue/maildrop" -type f 2>/dev/null | head -1)" ] && return 0
+		sleep 0.1
+	done
+	echo "mail_settle: Postfix queue not empty after 10 s" >&2
+	return 1
+}
+
+# mail_file LOCALPART: print the path of the single message in new/ (fails unless exactly one).
+mail_file() {
+	_pf_env || return 1
+	local n
+	n=$(mail_count "$1")
+	[ "$n" -eq 1 ] || { echo "mail_file: $1 has $n messages, want 1" >&2; return 1; }
+	find "$PF_MAIL/${1,,}/new" -type f
+}
+
+# mail_body LOCALPART: the single delivered message minus what Postfix prepended (Return-Path,
+# X-Original-To, Delivered-To, first Received with its continuation lines), LF endings.
+mail_body() {
+	local f k
+	f=$(mail_file "$1") || return 1
+	k=$(awk '
+		st == 0 && /^(Return-Path|X-Original-To|Delivered-To):/ { next }
+		st == 0 && /^Received:/ { st = 1; next }
+		st == 1 && /^[ \t]/ { next }
+		{ print NR; found = 1; exit }
+		END { if (!found) print NR + 1 }' "$f")
+	tail -n +"$k" "$f"
+}

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 static int	 failures;
 static char	 tmpdir[256];
 static const char *rewrite;	/* from_rewrite for spool() */
+static const struct aliases *aliases;	/* aliases for spool() */
 
 #define CHECK(name, cond) do {						\
 	if (cond)							\
@@ -225,6 +227,7 @@ spool(const char *input, int dot_ends, int t, struct message *m)
 	o.fullname = "Ann \"Q\" Smith";
 	o.maildomain = "example.org";
 	o.from_rewrite = rewrite;
+	o.aliases = aliases;
 	o.spool_dir = tmpdir;
 	snprintf(path, sizeof(path), "%s/input", tmpdir);
 	write_file(path, input, 0600);
@@ -238,6 +241,26 @@ spool(const char *input, int dot_ends, int t, struct message *m)
 	if (pread(m->fd, buf, m->size, 0) != m->size)
 		buf[0] = '\0';
 	return buf;
+}
+
+/* spool() with "root: admin@example.org" as the aliases. */
+static char *
+spool_aliased(const char *input, struct message *m)
+{
+	char		 path[300], err[256], *s;
+	int		 fd;
+
+	snprintf(path, sizeof(path), "%s/aliases2", tmpdir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) != -1) {
+		if (write(fd, "root: admin@example.org\n", 24) != 24)
+			perror(path);
+		close(fd);
+	}
+	aliases = aliases_open(path, err, sizeof(err));
+	s = spool(input, 1, 0, m);
+	aliases_close((struct aliases *)(uintptr_t)aliases);
+	aliases = NULL;
+	return s;
 }
 
 /* The spool without the Date and Message-ID lines outbox adds. */
@@ -324,8 +347,15 @@ test_spool(void)
 	CHECK("local names qualified in headers", s && spool_is(s, "To: "
 	    "root@example.org, Ann <ann@example.org>\r\nCc: x@y.test\r\n"
 	    "From: cron@example.org\r\n\r\nx\r\n"));
+
 	CHECK("-t still sees the names", strcmp(joined(&m.hdr_rcpt),
 	    "root|ann|x@y.test") == 0);
+	free(s);
+	message_close(&m);
+	s = spool_aliased("From: root (Cron Daemon)\nTo: root\n\nx\n", &m);
+	CHECK("aliases for To, not for From", s && spool_is(s, "From: "
+	    "root@example.org (Cron Daemon)\r\nTo: admin@example.org\r\n"
+	    "\r\nx\r\n"));
 	free(s);
 	message_close(&m);
 	rewrite = "relay@example.net";
@@ -344,7 +374,9 @@ test_spool(void)
 	message_close(&m);
 	rewrite = NULL;
 	s = spool("Subject: only headers\n", 1, 0, &m);
-	CHECK("headers only", s && m.body == m.size);
+	CHECK("headers only: no blank line added", s && m.body == m.size &&
+	    !m.blank && spool_is(s, "Subject: only headers\r\nFrom: \"Ann "
+	    "\\\"Q\\\" Smith\" <me@example.org>\r\n"));
 	free(s);
 	message_close(&m);
 	s = spool("just a body line\nsecond\n", 1, 0, &m);
