@@ -1,4 +1,5 @@
 # outbox: a sendmail-compatible mail submission client.
+SHELL	 = /bin/bash
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
@@ -37,6 +38,42 @@ tests/unit: tests/unit.o $(OBJS)
 check: outbox tests/unit
 	@bash tests/deps.sh
 	bash tests/run.sh
+
+# The suite again with ASan+UBSan in outbox and the unit tests; any
+# report fails it (tests/run.sh).
+check-asan:
+	$(MAKE) clean
+	$(MAKE) CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined \
+	    -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" outbox tests/unit
+	ASAN=1 bash tests/run.sh; rc=$$?; $(MAKE) clean; exit $$rc
+
+# The suite again with every outbox run under valgrind.
+check-valgrind: outbox tests/unit
+	OUTBOX_WRAPPER=tests/valgrind.sh bash tests/run.sh
+
+# libFuzzer targets (clang); each runs FUZZ_TIME seconds from its corpus.
+FUZZ_TIME ?= 60
+FUZZERS	 = addr header reply config
+FUZZ_SRCS = $(OBJS:.o=.c)
+fuzz:
+	@mkdir -p tests/fuzz/bin
+	@for f in $(FUZZERS); do \
+	    clang -std=c11 -D_GNU_SOURCE -g -O1 -I. \
+	        -DSYSCONFDIR='"/nonexistent"' -DLOCALSTATEDIR='"/nonexistent"' \
+	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	        $(shell pkg-config --cflags $(PKGS)) -o tests/fuzz/bin/$$f \
+	        tests/fuzz/fuzz_$$f.c $(FUZZ_SRCS) $(LIBS) || exit 1; \
+	done
+	@for f in $(FUZZERS); do \
+	    mkdir -p tests/fuzz/work/$$f; \
+	    echo "== fuzz $$f ($(FUZZ_TIME) s)"; \
+	    tests/fuzz/bin/$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	        -timeout=10 -rss_limit_mb=2048 tests/fuzz/work/$$f \
+	        tests/fuzz/corpus/$$f 2>&1 | grep -E '^(#|stat::|==|SUMMARY|INFO: Seed)' | \
+	        grep -vE 'NEW|REDUCE|pulse' | tail -12; \
+	    [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+	done
 
 demo:
 	bash tests/demo.sh
@@ -88,6 +125,7 @@ uninstall:
 
 clean:
 	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d
+	rm -rf tests/fuzz/bin tests/fuzz/work
 
-.PHONY: all check demo lint install install-setgid install-links uninstall \
-	clean
+.PHONY: all check check-asan check-valgrind fuzz demo lint install \
+	install-setgid install-links uninstall clean

@@ -11,6 +11,10 @@ export HOME="$TESTROOT/home" TMPDIR="$TESTROOT/tmp"
 export XDG_CONFIG_HOME="$HOME/.config" XDG_STATE_HOME="$HOME/.local/state"
 mkdir -p "$HOME" "$TMPDIR"
 : >"$RESULTS"
+# make check-asan / check-valgrind: every report lands in $TESTROOT.
+export ASAN_OPTIONS="log_path=$TESTROOT/sanitizer:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$TESTROOT/sanitizer:print_stacktrace=1:halt_on_error=1"
+[ -n "${OUTBOX_WRAPPER:-}" ] && OUTBOX=$top/$OUTBOX_WRAPPER
 
 only=${1:-}
 echo "== unit"
@@ -28,6 +32,15 @@ else
 	printf 'FAIL postfix-start\n' >>"$RESULTS"
 fi
 bash tests/postfix.sh stop "$TESTROOT/postfix" >/dev/null 2>&1
+
+# Sanitizer and valgrind reports fail the run, whatever the checks said.
+reports=$(ls "$TESTROOT"/sanitizer.* 2>/dev/null; grep -lE 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' "$TESTROOT"/valgrind.* 2>/dev/null)
+if [ -n "$reports" ]; then
+	for f in $reports; do echo "== $f"; head -40 "$f"; done
+	printf 'FAIL memory-error-reports\n' >>"$RESULTS"
+elif [ -n "${OUTBOX_WRAPPER:-}${ASAN:-}" ]; then
+	printf 'PASS memory-error-reports\n' >>"$RESULTS"
+fi
 
 npass=$(grep -c '^PASS ' "$RESULTS")
 nfail=$(grep -c '^FAIL ' "$RESULTS")

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# OUTBOX for make check-valgrind: runs the real binary under valgrind, each
+# process logging to $TESTROOT/valgrind.PID (tests/run.sh reads them). Keeps
+# argv[0] (mailq, newaliases) by running valgrind on a link of that name.
+real=$(cd "$(dirname "$0")/.." && pwd)/outbox
+name=$(basename "$0")
+case $name in
+mailq|newaliases|sendmail)
+	d=$(mktemp -d) && ln -s "$real" "$d/$name" && real=$d/$name ;;
+esac
+exec valgrind -q --error-exitcode=99 --leak-check=full \
+	--errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	--child-silent-after-fork=yes --trace-children=no \
+	--log-file="${TESTROOT:-/tmp}/valgrind.%p" "$real" "$@"
