@@ -29,6 +29,8 @@ static void	log_outcome(const struct session *, const struct envelope *,
 		    time_t);
 static void	report(const struct session *, const struct envelope *,
 		    enum status);
+static void	last_error(char *, size_t, const struct session *,
+		    const struct envelope *);
 static int	bounce(struct run *, struct session *, const struct account *,
 		    const struct message *, const struct envelope *,
 		    const char *);
@@ -111,6 +113,30 @@ log_outcome(const struct session *s, const struct envelope *env,
 		    names[st], why);
 		log_line(s->acct, line);
 	}
+}
+
+/* Why an attempt left recipients waiting: the session's error, else the
+ * first deferred recipient's reply. */
+static void
+last_error(char *buf, size_t size, const struct session *s,
+    const struct envelope *env)
+{
+	size_t	i;
+
+	if (s->err[0] != '\0') {
+		strlcpy(buf, s->err, size);
+		return;
+	}
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].st == ST_TEMP &&
+		    env->rcpt[i].reply.code != 0) {
+			if (snprintf(buf, size, "<%s>: %d %s",
+			    env->rcpt[i].addr, env->rcpt[i].reply.code,
+			    env->rcpt[i].reply.text) < 0)
+				buf[0] = '\0';
+			return;
+		}
+	strlcpy(buf, "deferred", size);
 }
 
 /* Tells the caller, on stderr, what happened to each recipient. */
@@ -265,10 +291,12 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	if (st == ST_TEMP && r->qdir != NULL) {
 		b.account = a->name;
 		b.owner = getuid();
-		b.created = time(NULL);
-		queue_backoff(&b, b.created);
-		strlcpy(b.lasterr, s != NULL ? s->err : "not tried yet",
-		    sizeof(b.lasterr));
+		b.created = b.next = time(NULL);
+		if (s != NULL) {
+			queue_backoff(&b, b.created);
+			last_error(b.lasterr, sizeof(b.lasterr), s, &b.env);
+		} else
+			strlcpy(b.lasterr, "not tried yet", sizeof(b.lasterr));
 		if (queue_add(r->qdir, &b, 1, err, sizeof(err)) == 0)
 			st = ST_OK;
 	}
@@ -330,7 +358,7 @@ run_entry(struct run *r, struct session *s, const struct account *a,
 	}
 	if (temp > 0) {
 		queue_backoff(q, now);
-		strlcpy(q->lasterr, s->err, sizeof(q->lasterr));
+		last_error(q->lasterr, sizeof(q->lasterr), s, &q->env);
 		r->deferred++;
 	} else if (perm == 0)
 		r->sent++;
@@ -444,7 +472,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	}
 	if (temp > 0 && queued) {
 		queue_backoff(q, q->created);
-		strlcpy(q->lasterr, s.err, sizeof(q->lasterr));
+		last_error(q->lasterr, sizeof(q->lasterr), &s, &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
 			warnx("queued as %s; outbox -q will retry", q->id);
 		else {
@@ -520,10 +548,10 @@ deliver_queue(struct run *r)
 			r->busy++;	/* another run has it */
 			continue;
 		}
-		if (rv == -1) {
+		if (rv == -1 && errno != ENOENT)
 			warnx("queue %s: %s", ids.v[i], err);
-			continue;
-		}
+		if (rv == -1)
+			continue;	/* gone: another run delivered it */
 		if ((r->due_only && q.next > now) || !selected(r, &q) ||
 		    (a = entry_account(r, &q)) == NULL) {
 			queue_free(&q);

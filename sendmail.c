@@ -65,7 +65,7 @@ static void	set_notify(struct opts *, const char *);
 static const char *queue_dir(const struct account *, const char *, char *,
 		    size_t);
 static const char *user_name(void);
-static void	verify(const struct opts *, const struct account *,
+static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
 
 static void
@@ -326,7 +326,7 @@ user_name(void)
 }
 
 /* -bv: what each recipient becomes, and who would carry it. Sends nothing. */
-static void
+static int
 verify(const struct opts *o, const struct account *a,
     const struct aliases *al)
 {
@@ -354,7 +354,7 @@ verify(const struct opts *o, const struct account *a,
 			    a->tls == TLS_STARTTLS ? "STARTTLS" : "no TLS");
 		strlist_free(&out);
 	}
-	exit(bad ? EX_DATAERR : EX_OK);
+	return bad ? EX_DATAERR : EX_OK;
 }
 
 /* The queue directory: queue_dir, else the system's or the user's. */
@@ -472,27 +472,29 @@ main(int argc, char *argv[])
 	}
 	if (o.fullname != NULL && strpbrk(o.fullname, "\r\n") != NULL)
 		fatal(EX_DATAERR, "-F: a full name cannot hold a line break");
+	code = EX_OK;
 	switch (o.mode) {
 	case M_LIST:
-		return deliver_list(&r);
+		code = deliver_list(&r);
+		goto done;
 	case M_QUEUE:
-		if (o.qsel == 'D')
-			return deliver_delete(&r, o.qarg);
-		return deliver_queue(&r);
+		code = o.qsel == 'D' ? deliver_delete(&r, o.qarg) :
+		    deliver_queue(&r);
+		goto done;
 	case M_ALIASES:
 		/* Package scripts call newaliases: nothing to build is fine. */
-		if (apath == NULL) {
+		if (apath == NULL)
 			printf("outbox: no aliases file configured; nothing "
 			    "to do\n");
-			return EX_OK;
-		}
-		printf("%s: %zu aliases\n", apath, aliases_size(al));
-		return EX_OK;
+		else
+			printf("%s: %zu aliases\n", apath, aliases_size(al));
+		goto done;
 	case M_VERIFY:
-		verify(&o, a, al);
-		break;
+		code = verify(&o, a, al);
+		goto done;
 	case M_SMTP:
-		return smtpd_run(&r, a, al, o.fullname, o.deliver);
+		code = smtpd_run(&r, a, al, o.fullname, o.deliver);
+		goto done;
 	default:
 		break;
 	}
@@ -512,8 +514,10 @@ main(int argc, char *argv[])
 	}
 	if (addr_check(sender, err, sizeof(err)) == -1)
 		fatal(EX_DATAERR, "sender: %s", err);
-	if (o.mode == M_CHECK)
-		return check_account(a, sender);
+	if (o.mode == M_CHECK) {
+		code = check_account(a, sender);
+		goto done;
+	}
 	if (o.rcpt.n == 0 && !o.from_headers)
 		fatal(EX_DATAERR, "no recipients given (name them as "
 		    "arguments, or use -t to read To, Cc and Bcc)");
@@ -553,7 +557,7 @@ main(int argc, char *argv[])
 	}
 	if (code != EX_OK) {
 		deliver_keep(&r, a, &q.msg, sender);
-		return code;
+		goto sent;
 	}
 	q.env.sender = sender;
 	q.env.notify = o.notify;
@@ -566,11 +570,12 @@ main(int argc, char *argv[])
 		q.env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
 	}
 	code = deliver_submit(&r, a, &q, o.deliver);
-
+sent:
 	message_close(&q.msg);
 	free(q.env.rcpt);
 	strlist_free(&resolved);
 	strlist_free(&all);
+done:
 	strlist_free(&o.rcpt);
 	free(o.notify);
 	free(o.ret);

@@ -365,6 +365,8 @@ smtp_open(struct session *s)
 	char		 why[1024] = "", err[256];
 	size_t		 i;
 
+	if (s->io.fd != -1)
+		io_close(&s->io);	/* what is left of a broken session */
 	if (s->acct->host.n == 0)
 		return smtp_fail(s, "no smarthost configured: put \"host "
 		    "smtp.example.org\" (with user and password_file) in "
@@ -510,7 +512,7 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	struct dotsink	 dot = { &s->io, 1 };
 	char		 params[1024], buf[ADDR_MAX * 3 + 32];
 	off_t		 size = 0;
-	size_t		 i, accepted = 0;
+	size_t		 i, accepted = 0, nsent = 0;
 	int		 pipelining = s->ext & EXT_PIPELINING, bdat, inl, qp, code;
 	int		 mailcode = 0, utf8 = 0;
 	enum status	 st;
@@ -598,6 +600,7 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 				params[0] = '\0';
 		}
 		smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
+		nsent++;
 		if (!pipelining && (code = read_reply(s, 0)) == -1)
 			return ST_TEMP;
 		if (!pipelining)
@@ -679,9 +682,12 @@ mailfail:
 			env->rcpt[i].done = st == ST_PERM;
 			env->rcpt[i].reply = s->reply;
 		}
-	/* The session is out of step after a pipelined failure: end it. */
-	if (pipelining)
-		s->connected = 0;
+	/* Pipelined: the replies to RCPT and DATA/BDAT are still coming;
+	 * read them so that the session stays usable for the next message. */
+	for (i = 0; pipelining && i < nsent + (inl || !bdat); i++)
+		if (read_reply(s, 0) == -1)
+			break;
+	s->dirty = 0;
 	return st;
 }
 

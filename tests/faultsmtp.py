@@ -71,6 +71,9 @@ Scenarios: see SCENARIOS below (also --list). Adding one is a dict entry:
 "RCPT", "DOT" = end of data, ...) whose values are reply texts, the actions
 "drop"/"stall", or other action names handled in Session (e.g.
 "inject-after-220"); "mode" is "split" or "joined" for reply delivery.
+A scenario's RCPT or MAIL value may also be a function (sess, arg) that
+returns a reply text/action, or None for normal processing.
+The action "delay" (DOT: 0.5 s, greeting: 3 s) answers normally, but late.
 """
 
 import argparse
@@ -95,6 +98,20 @@ def rcpt_partial(sess, arg):
     return "550 5.1.1 <%s>: faultsmtp says no such user here" % addr_of(arg)
 
 
+def rcpt_mixed_451(sess, arg):
+    """First recipient 250, every later one 451 4.3.0 (a temporary refusal)."""
+    if sess.nrcpt_seen == 1:
+        return None  # normal processing
+    return "451 4.3.0 <%s>: faultsmtp says try this one later" % addr_of(arg)
+
+
+def mail_451_but_null(sess, arg):
+    """MAIL 451 for every sender except the null sender <> (bounces go)."""
+    if addr_of(arg[5:].strip() if arg.upper().startswith("FROM:") else arg) == "":
+        return None  # normal processing
+    return "451 4.3.0 faultsmtp: try again later (bounces welcome)"
+
+
 SCENARIOS = {
     "healthy": {},
     "greeting-421": {"greeting": "421 4.3.2 faultsmtp: service not available"},
@@ -117,6 +134,10 @@ SCENARIOS = {
     "rcpt-all-550": {"RCPT": "550 5.1.1 faultsmtp: no such user here"},
     "rcpt-partial": {"RCPT": rcpt_partial},
     "rcpt-451": {"RCPT": "451 4.3.0 faultsmtp: recipient temporarily unavailable"},
+    "rcpt-mixed-451": {"RCPT": rcpt_mixed_451},
+    "mail-451-but-null": {"MAIL": mail_451_but_null},
+    "slow": {"DOT": "delay"},
+    "slow-greeting": {"greeting": "delay"},
     "data-354-then-drop": {"ext": NO_CHUNKING, "DATA": "354-then-drop"},
     "data-554": {"ext": NO_CHUNKING, "DATA": "554 5.3.0 faultsmtp: no DATA for you"},
     "data-451": {"ext": NO_CHUNKING, "DATA": "451 4.3.0 faultsmtp: try DATA later"},
@@ -368,6 +389,9 @@ class Session:
             if self.srv.args.implicit_tls:
                 self.start_tls()
             g = self.action("GREETING") or self.sc.get("greeting")
+            if g == "delay":
+                time.sleep(3)  # a slow server: the greeting comes, but late
+                g = None
             if g in ("drop", "stall"):
                 self.do(g)
             if g:
@@ -593,7 +617,10 @@ class Session:
                 if n > self.size_limit():
                     self.c.reply("552 5.3.4 message size exceeds fixed limit")
                     return
-        if self.do(self.action("MAIL")):
+        act = self.action("MAIL")
+        if callable(act):
+            act = act(self, arg)
+        if self.do(act):
             return
         self.mail = addr_of(rest)
         self.c.reply("250 2.1.0 OK")
@@ -706,6 +733,9 @@ class Session:
         act = self.action("DOT")
         rcpts = self.rcpts
         self.reset()
+        if act == "delay":
+            time.sleep(0.5)  # a slow server: the reply comes, but late
+            act = None
         if self.do(act):
             return
         if self.size_limit() and len(data) > self.size_limit():

@@ -432,6 +432,7 @@ test_qp(void)
 	    strstr(out, "=C3=A9t=C3=A9\r\n"));
 	CHECK("QP trailing space encoded", strstr(out, "trailing space=20\r\n")
 	    != NULL);
+	free(s);
 	message_close(&m);
 	free(out);
 }
