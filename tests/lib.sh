@@ -128,3 +128,36 @@ mail_body() {
 		END { if (!found) print NR + 1 }' "$f")
 	tail -n +"$k" "$f"
 }
+
+# fault_start NAME ARGS...: starts tests/faultsmtp.py in the background in
+# $FS (ARGS pass through: --once, --scenario, --max-time, ...); sets
+# PORT, LOG and SRV_PID, or says why it did not start.
+fault_start() {
+	local name=$1 i; shift
+	LOG=$FS/$name.log
+	rm -f "$FS/$name.port"
+	python3 "$(dirname "${BASH_SOURCE[0]}")/faultsmtp.py" \
+		--port-file "$FS/$name.port" --log "$LOG" "$@" \
+		2>"$FS/$name.srv.err" &
+	SRV_PID=$!
+	for i in $(seq 100); do
+		[ -s "$FS/$name.port" ] && break
+		sleep 0.05
+	done
+	PORT=$(cat "$FS/$name.port" 2>/dev/null)
+	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
+}
+
+# fault_stop: gives a --once server up to 3 s to finish its session (it
+# exits when the client has gone), then makes sure it is gone.
+fault_stop() {
+	local i
+	[ -n "${SRV_PID:-}" ] || return 0
+	for i in $(seq 60); do
+		kill -0 "$SRV_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
+}

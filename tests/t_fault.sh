@@ -37,35 +37,13 @@ make_certs() {
 CA=$FS/pki/ca.pem
 TLSARGS=(--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key")
 
-# start_srv NAME ARGS...: start faultsmtp for one session; sets PORT, LOG.
+# start_srv NAME ARGS...: one faultsmtp session; sets PORT, LOG.
 start_srv() {
-	local name=$1 i; shift
-	LOG=$FS/$name.log
-	rm -f "$FS/$name.port"
-	python3 "$SERVER" --port-file "$FS/$name.port" --log "$LOG" --once \
-		--max-time 60 --io-timeout 15 "$@" 2>"$FS/$name.srv.err" &
-	SRV_PID=$!
-	for i in $(seq 100); do
-		[ -s "$FS/$name.port" ] && break
-		sleep 0.05
-	done
-	PORT=$(cat "$FS/$name.port" 2>/dev/null)
-	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
+	local name=$1; shift
+	fault_start "$name" --once --max-time 60 --io-timeout 15 "$@"
 }
 
-# stop_srv: let the --once server finish its session (it exits when the
-# client has gone), then make sure it is gone.
-stop_srv() {
-	local i
-	[ -n "$SRV_PID" ] || return 0
-	for i in $(seq 60); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=
-}
+stop_srv() { fault_stop; }
 
 # mkcfg NAME [LINE...]: config for the running server: host, port, timeout 3,
 # dead_letter, queue off (these cases assert the exit code a caller sees

@@ -183,34 +183,13 @@ TLSARGS=(--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key")
 # start_srv NAME ARGS...: start faultsmtp (serving sessions one after the
 # other; add --once for one session); sets PORT and LOG ($FS/NAME.log).
 start_srv() {
-	local name=$1 i; shift
-	stop_srv
-	LOG=$FS/$name.log
-	rm -f "$FS/$name.port"
-	python3 "$SERVER" --port-file "$FS/$name.port" --log "$LOG" \
-		--max-time 90 --io-timeout 40 "$@" 2>"$FS/$name.srv.err" &
-	SRV_PID=$!
+	local name=$1; shift
+	fault_stop
+	fault_start "$name" --max-time 90 --io-timeout 40 "$@"
 	ALL_PIDS+=("$SRV_PID")
-	for i in $(seq 100); do
-		[ -s "$FS/$name.port" ] && break
-		sleep 0.05
-	done
-	PORT=$(cat "$FS/$name.port" 2>/dev/null)
-	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
 }
 
-# stop_srv: give a --once server up to 3 s to finish its session, then stop it.
-stop_srv() {
-	local i
-	[ -n "$SRV_PID" ] || return 0
-	for i in $(seq 60); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=
-}
+stop_srv() { fault_stop; }
 
 # kill_srv: stop a server that serves many sessions, at once.
 kill_srv() {
