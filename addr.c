@@ -313,7 +313,6 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 	FILE	*fp;
 	char	*line = NULL, *colon, *name;
 	size_t	 cap = 0;
-	ssize_t	 n;
 	int	 lineno = 0;
 
 	memset(al, 0, sizeof(*al));
@@ -323,7 +322,7 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		aliases_free(al);
 		return -1;
 	}
-	while ((n = getline(&line, &cap, fp)) != -1) {
+	while (getline(&line, &cap, fp) != -1) {
 		lineno++;
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '#' || line[strspn(line, " \t")] == '\0')

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -216,36 +215,6 @@ io_write(struct io *io, const void *buf, size_t len)
 		len -= room;
 	}
 	return 0;
-}
-
-int
-io_printf(struct io *io, const char *fmt, ...)
-{
-	char	buf[1024], *p = buf;
-	va_list	ap;
-	int	n, rv;
-
-	/* Most commands fit; a long SASL response (OAuth token) is allocated. */
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	if ((size_t)n >= sizeof(buf)) {
-		if ((p = malloc(n + 1)) == NULL) {
-			snprintf(io->err, sizeof(io->err), "out of memory");
-			return -1;
-		}
-		va_start(ap, fmt);
-		vsnprintf(p, n + 1, fmt, ap);
-		va_end(ap);
-	}
-	rv = io_write(io, p, n);
-	if (p != buf) {
-		explicit_bzero(p, n);
-		free(p);
-	}
-	return rv;
 }
 
 void

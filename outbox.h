@@ -266,7 +266,6 @@ void	 io_init(struct io *, int, int);
 int	 io_getline(struct io *, char **, size_t *);
 int	 io_getpiece(struct io *, char **, size_t *);
 int	 io_write(struct io *, const void *, size_t);
-int	 io_printf(struct io *, const char *, ...) PRINTF(2, 3);
 int	 io_flush(struct io *);
 size_t	 io_pending(const struct io *);
 void	 io_close(struct io *);

@@ -142,8 +142,8 @@ parse_o(struct opts *o, const char *v)
 {
 	if (strcmp(v, "i") == 0)
 		o->dot_ends = 0;
-	else if (v[0] == 'd' && strchr("ibq", v[1]) != NULL && v[1] != '\0')
-		o->deliver = v[1];	/* -odi, -odb, -odq */
+	else if (v[0] == 'd' && (v[1] == 'i' || v[1] == 'b' || v[1] == 'q'))
+		o->deliver = (unsigned char)v[1];	/* -odi, -odb, -odq */
 	else if (v[0] == 'd' && (v[1] == 'd' || v[1] == 'a'))
 		o->deliver = 'b';	/* deferred, async: in the background */
 	else if (v[0] == 'e' && v[1] != '\0')
