@@ -409,7 +409,7 @@ static void
 test_qp(void)
 {
 	struct message	 m;
-	char		 in[4096], *out = calloc(1, 16384), *s, *l;
+	char		 in[4096], *out = calloc(1, 16384), *s, *l, *e;
 	size_t		 i;
 	int		 ok = 1;
 
@@ -424,8 +424,8 @@ test_qp(void)
 	CHECK("QP replaces the transfer encoding", strstr(out,
 	    "Content-Transfer-Encoding: quoted-printable\r\n") &&
 	    !strstr(out, "8bit") && strstr(out, "MIME-Version: 1.0\r\n"));
-	for (l = out; (s = strstr(l, "\r\n")) != NULL; l = s + 2)
-		if (s - l > 76)
+	for (l = out; (e = strstr(l, "\r\n")) != NULL; l = e + 2)
+		if (e - l > 76)
 			ok = 0;
 	CHECK("QP lines at most 76", ok);
 	CHECK("QP encodes = and 8-bit", strstr(out, "=3D") &&
