@@ -18,7 +18,8 @@ struct qualify;
 
 struct alias {
 	char		*name;
-	char		*value;
+	char		*value;		/* the addresses */
+	char		*skipped;	/* pipes, files, :include:, or NULL */
 	int		 line;
 };
 
@@ -51,6 +52,7 @@ static int	addr_same(const char *, const char *);
 static void	add_unique(struct strlist *, const char *);
 static int	aliases_load(struct aliases *, const char *, char *, size_t);
 static void	aliases_free(struct aliases *);
+static void	alias_split(struct alias *);
 static void	out_add(struct qualify *, const char *, size_t);
 static void	qualify_one(void *, const char *, size_t, size_t);
 static int	expand(const struct aliases *, const char *, const char *,
@@ -360,6 +362,7 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		struct strlist	l = { NULL, 0 };
 		char		why[200];
 
+		alias_split(&al->v[i]);
 		if (addr_parse_list(al->v[i].value, strlen(al->v[i].value), &l,
 		    why, sizeof(why)) == -1) {
 			snprintf(err, errlen, "%s:%d: %s", path, al->v[i].line,
@@ -370,6 +373,68 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		strlist_free(&l);
 	}
 	return 0;
+}
+
+/*
+ * Separates the targets outbox cannot deliver to (|command, /file,
+ * :include:, quoted or not) from the addresses, before they are parsed:
+ * "|/usr/bin/procmail -a" is neither an address nor a reason to refuse
+ * the whole file.
+ */
+static void
+alias_split(struct alias *a)
+{
+	char	*v = a->value, *item, *end, *keep, *skip;
+	size_t	 n = strlen(v);
+	int	 quoted = 0;
+
+	keep = xcalloc(1, n + 1);
+	skip = xcalloc(1, n + 1);
+	for (item = v; *item != '\0'; item = end + (*end != '\0')) {
+		for (end = item; *end != '\0'; end++) {
+			if (*end == '\\' && end[1] != '\0')
+				end++;
+			else if (*end == '"')
+				quoted = !quoted;
+			else if (*end == ',' && !quoted)
+				break;
+		}
+		item += strspn(item, " \t\"");
+		if (*item == '|' || *item == '/' ||
+		    strncasecmp(item, ":include:", 9) == 0) {
+			const char *e = end;
+
+			while (e > item && strchr(" \t\"", e[-1]) != NULL)
+				e--;
+			if (skip[0] != '\0')
+				strlcat(skip, ", ", n + 1);
+			strncat(skip, item, e - item);
+		} else {
+			if (keep[0] != '\0')
+				strlcat(keep, ",", n + 1);
+			strncat(keep, item - (item > v && item[-1] == '"'),
+			    end - item + (item > v && item[-1] == '"'));
+		}
+	}
+	free(a->value);
+	a->value = keep;
+	if (skip[0] != '\0')
+		a->skipped = skip;
+	else
+		free(skip);
+}
+
+/* Warns once for each alias with targets outbox skips (newaliases). */
+void
+aliases_warn(const struct aliases *al)
+{
+	size_t	i;
+
+	for (i = 0; al != NULL && i < al->n; i++)
+		if (al->v[i].skipped != NULL)
+			warnx("%s:%d: %s: pipes, files and :include: are not "
+			    "supported; skipped", al->path, al->v[i].line,
+			    al->v[i].skipped);
 }
 
 /* Reads and checks an aliases file; NULL with err when it is bad. */
@@ -408,6 +473,7 @@ aliases_free(struct aliases *al)
 	for (i = 0; i < al->n; i++) {
 		free(al->v[i].name);
 		free(al->v[i].value);
+		free(al->v[i].skipped);
 	}
 	free(al->v);
 	free(al->path);
@@ -447,17 +513,13 @@ expand(const struct aliases *al, const char *a, const char *maildomain,
 			    strlen(al->v[i].value), &targets, err, errlen)
 			    == -1)
 				return -1;
+			if (al->v[i].skipped != NULL)
+				warnx("%s:%d: %s: pipes, files and :include: "
+				    "are not supported; skipped", al->path,
+				    al->v[i].line, al->v[i].skipped);
 			strlist_add(seen, a);
 			for (size_t k = 0; k < targets.n && rv == 0; k++) {
 				t = targets.v[k];
-				if (t[0] == '|' || t[0] == '/' ||
-				    strncasecmp(t, ":include:", 9) == 0) {
-					warnx("%s:%d: %s: pipes, files and "
-					    ":include: are not supported; "
-					    "skipped", al->path, al->v[i].line,
-					    t);
-					continue;
-				}
 				/* "root: root" delivers to root, no loop. */
 				if (strcasecmp(t, a) == 0)
 					rv = expand(NULL, t, maildomain, depth,

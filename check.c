@@ -186,7 +186,8 @@ check_account(const struct account *a, const char *sender)
 	if (s.authenticated)
 		line("auth", "ok as %s with %s", a->user, s.mech);
 	else
-		line("auth", "not used (no user configured)");
+		line("auth", "not used (%s)", a->user == NULL ?
+		    "no user configured" : "auth off");
 	smtp_command(&s, 0, "MAIL FROM:<%s>", sender);
 	if ((code = smtp_reply(&s)) / 100 != 2) {
 		char why[sizeof(s.err) + ADDR_MAX + 64];

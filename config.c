@@ -289,7 +289,7 @@ load_file(struct config *cfg, const char *path, int system, int must,
 	struct account	 defaults, *cur = &defaults;
 	FILE		*fp;
 	char		*line = NULL, *key, *v, *end;
-	size_t		 cap = 0, i, k;
+	size_t		 cap = 0, i, k, first;
 	int		 fd, lineno = 0, rv = -1, private = -1;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
@@ -305,6 +305,7 @@ load_file(struct config *cfg, const char *path, int system, int must,
 	}
 	account_init(&defaults);
 	defaults.file = path;
+	first = cfg->nacct;
 	while (getline(&line, &cap, fp) != -1) {
 		lineno++;
 		line[strcspn(line, "\r\n")] = '\0';
@@ -364,7 +365,8 @@ load_file(struct config *cfg, const char *path, int system, int must,
 			    lineno, key);
 			goto out;
 		}
-		if (strncmp(key, "queue", 5) == 0 && cur != &defaults) {
+		if (strncmp(key, "queue", 5) == 0 && (cur != &defaults ||
+		    cfg->nacct > first)) {
 			snprintf(err, errlen, "%s:%d: %s applies to every "
 			    "account: set it before the first account", path,
 			    lineno, key);
@@ -415,6 +417,13 @@ load_file(struct config *cfg, const char *path, int system, int must,
 			cur->system = system;
 		}
 	}
+	/* With no account at all, mail waits in the queue these keys say. */
+	cfg->defaults.queue = defaults.queue;
+	cfg->defaults.queue_lifetime = defaults.queue_lifetime;
+	if (defaults.queue_dir != NULL) {
+		free(cfg->defaults.queue_dir);
+		cfg->defaults.queue_dir = xstrdup(defaults.queue_dir);
+	}
 	rv = 0;
 out:
 	if (rv == -1 && line != NULL)
@@ -429,6 +438,9 @@ out:
 static int
 finish(struct account *a, char *err, size_t errlen)
 {
+	char		 at[PATH_MAX + 32];
+	const char	*why = NULL;
+
 	if (a->tls == TLS_DEFAULT)
 		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	if (a->port == 0)
@@ -439,33 +451,28 @@ finish(struct account *a, char *err, size_t errlen)
 		a->maildomain = xstrdup(config_hostname());
 	if (a->helo == NULL)
 		a->helo = xstrdup(config_hostname());
-	if (a->from_rewrite && a->from == NULL) {
-		snprintf(err, errlen, "%s:%d: account %s: from_rewrite needs "
-		    "from, the address the account may send as", a->file,
-		    a->line, a->name);
-		return -1;
-	}
-	if (strcmp(a->auth, "off") == 0)
+	if (a->from_rewrite && a->from == NULL)
+		why = "from_rewrite needs from, the address the account may "
+		    "send as";
+	else if (strcmp(a->auth, "off") == 0)
 		return 0;
-	if (a->user == NULL) {
-		snprintf(err, errlen, "%s:%d: account %s: auth %s needs user",
-		    a->file, a->line, a->name, a->auth);
-		return -1;
-	}
-	if (a->password == NULL && a->password_file == NULL &&
-	    a->password_command == NULL) {
-		snprintf(err, errlen, "%s:%d: account %s: user %s has no "
-		    "password, password_file or password_command", a->file,
-		    a->line, a->name, a->user);
-		return -1;
-	}
-	if (a->tls == TLS_OFF && !a->auth_plaintext) {
-		snprintf(err, errlen, "%s:%d: account %s: tls off would send "
-		    "the password in clear; use tls starttls or implicit, or "
-		    "say auth_plaintext on", a->file, a->line, a->name);
-		return -1;
-	}
-	return 0;
+	else if (a->user == NULL)
+		why = "auth needs user";
+	else if (a->password == NULL && a->password_file == NULL &&
+	    a->password_command == NULL)
+		why = "user has no password, password_file or password_command";
+	else if (a->tls == TLS_OFF && !a->auth_plaintext)
+		why = "tls off would send the password in clear; use tls "
+		    "starttls or implicit, or say auth_plaintext on";
+	if (why == NULL)
+		return 0;
+	/* The account "default" made of keys outside accounts has no line. */
+	if (a->line > 0)
+		snprintf(at, sizeof(at), "%s:%d", a->file, a->line);
+	else
+		strlcpy(at, a->file, sizeof(at));
+	snprintf(err, errlen, "%s: account %s: %s", at, a->name, why);
+	return -1;
 }
 
 /*
@@ -482,6 +489,7 @@ config_load(struct config *cfg, const char *file, const char *home,
 	int		 rv;
 
 	memset(cfg, 0, sizeof(*cfg));
+	account_init(&cfg->defaults);
 	if (file != NULL) {
 		if (load_file(cfg, file, 0, 1, err, errlen) == -1)
 			return -1;
@@ -510,7 +518,6 @@ config_load(struct config *cfg, const char *file, const char *home,
 	for (i = 0; i < cfg->nacct; i++)
 		if (finish(&cfg->acct[i], err, errlen) == -1)
 			return -1;
-	account_init(&cfg->defaults);
 	cfg->defaults.name = xstrdup("none");
 	cfg->defaults.file = "(no configuration)";
 	return finish(&cfg->defaults, err, errlen);

@@ -162,19 +162,32 @@ report(const struct session *s, const struct envelope *env, enum status st)
 		warnx("%s", s->err);
 }
 
-/* Appends the message to dead_letter (default ~/dead.letter), and says so. */
+/*
+ * Appends the message to dead_letter (default ~/dead.letter), and says so.
+ * Another user's message (a queue run) goes to the queue's own dead.letter,
+ * which only root and the group can read, never to the runner's.
+ */
 void
 deliver_keep(const struct run *r, const struct account *a,
-    const struct message *m, const char *sender)
+    const struct message *m, const char *sender, uid_t owner)
 {
 	char	path[4096], err[512];
+	int	theirs = owner != getuid() && r->qdir != NULL;
+	int	rv;
 
-	if (a->dead_letter != NULL)
+	if (theirs)
+		snprintf(path, sizeof(path), "%s/dead.letter", r->qdir);
+	else if (a->dead_letter != NULL)
 		strlcpy(path, a->dead_letter, sizeof(path));
 	else
 		snprintf(path, sizeof(path), "%s/dead.letter",
 		    r->home != NULL ? r->home : ".");
-	if (message_dead_letter(m, path, sender, err, sizeof(err)) == 0)
+	if (theirs)
+		priv_raise();
+	rv = message_dead_letter(m, path, sender, theirs ? 0660 : 0600, err,
+	    sizeof(err));
+	priv_drop();
+	if (rv == 0)
 		warnx("message kept in %s", path);
 	else
 		warnx("could not keep the message: %s", err);
@@ -353,7 +366,7 @@ run_entry(struct run *r, struct session *s, const struct account *a,
 		    s->err[0] != '\0' ? s->err : q->lasterr);
 		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
 		    why) == -1)
-			deliver_keep(r, a, &q->msg, q->env.sender);
+			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
 		r->bounced++;
 	}
 	if (temp > 0) {
@@ -468,7 +481,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 		if (r->errmode == 'm' && bounce(r, s.connected ? &s : NULL, a,
 		    &q->msg, &q->env, s.err) == 0)
 			warnx("error report mailed to <%s>", q->env.sender);
-		deliver_keep(r, a, &q->msg, q->env.sender);
+		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
 	}
 	if (temp > 0 && queued) {
 		queue_backoff(q, q->created);

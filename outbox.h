@@ -247,7 +247,7 @@ int	 message_render(const struct message *, int,
 int	 message_qp_allowed(const struct message *);
 void	 message_close(struct message *);
 int	 message_dead_letter(const struct message *, const char *,
-	    const char *, char *, size_t);
+	    const char *, mode_t, char *, size_t);
 
 /* addr.c */
 int	 addr_parse_list(const char *, size_t, struct strlist *, char *,
@@ -259,6 +259,7 @@ int	 addr_qualify(const char *, size_t, const struct aliases *,
 	    const char *, char **, char *, size_t);
 struct aliases *aliases_open(const char *, char *, size_t);
 size_t	 aliases_size(const struct aliases *);
+void	 aliases_warn(const struct aliases *);
 void	 aliases_close(struct aliases *);
 
 /* io.c */
@@ -304,7 +305,7 @@ int	 deliver_queue(struct run *);
 int	 deliver_list(struct run *);
 int	 deliver_delete(struct run *, const char *);
 void	 deliver_keep(const struct run *, const struct account *,
-	    const struct message *, const char *);
+	    const struct message *, const char *, uid_t);
 
 /* check.c */
 int	 check_account(const struct account *, const char *);

@@ -163,7 +163,7 @@ message_render(const struct message *m, int qp,
  */
 int
 message_dead_letter(const struct message *m, const char *path,
-    const char *sender, char *err, size_t errlen)
+    const char *sender, mode_t mode, char *err, size_t errlen)
 {
 	char	buf[BLOCK], date[64];
 	FILE	*fp;
@@ -173,7 +173,7 @@ message_dead_letter(const struct message *m, const char *path,
 	time_t	now = time(NULL);
 
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	    mode);
 	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		if (fd != -1)

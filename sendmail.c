@@ -147,8 +147,8 @@ parse_o(struct opts *o, const char *v)
 	else if (v[0] == 'd' && (v[1] == 'd' || v[1] == 'a'))
 		o->deliver = 'b';	/* deferred, async: in the background */
 	else if (v[0] == 'e' && v[1] != '\0')
-		/* -oem and -oee mail errors back; -oeq says nothing on
-		 * stderr; -oep and -oew print them. */
+		/* -oem and -oee mail errors back; -oep, -oew and -oeq
+		 * print them (the exit status says it anyway). */
 		o->errmode = v[1] == 'm' || v[1] == 'e' ? 'm' :
 		    v[1] == 'q' ? 'q' : 'p';
 	/* -oA, -oL, -oR and the other sendmail.cf options: accepted. */
@@ -232,8 +232,8 @@ parse_args(struct opts *o, int argc, char **argv)
 					o->mode = M_SMTP;
 				else
 					fatal(EX_USAGE, "-b%s: unsupported "
-					    "mode (use -bm, -bp, -bi or -bv)",
-					    v);
+					    "mode (use -bm, -bp, -bs, -bi or "
+					    "-bv)", v);
 				break;
 			case 'o':
 				parse_o(o, optarg_of(argv, &i, pos, opt));
@@ -457,7 +457,7 @@ main(int argc, char *argv[])
 	r.qarg = o.qarg;
 	r.qdir = queue_dir(a, home, qbuf, sizeof(qbuf));
 	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
-		if (o.mode == M_QUEUE || o.deliver != 'i')
+		if (o.mode == M_QUEUE || o.mode == M_LIST || o.deliver != 'i')
 			fatal(EX_CANTCREAT, "%s", err);
 		if (o.mode == M_DELIVER)
 			warnx("%s; a message that cannot go now will not "
@@ -486,8 +486,10 @@ main(int argc, char *argv[])
 		if (apath == NULL)
 			printf("outbox: no aliases file configured; nothing "
 			    "to do\n");
-		else
+		else {
+			aliases_warn(al);
 			printf("%s: %zu aliases\n", apath, aliases_size(al));
+		}
 		goto done;
 	case M_VERIFY:
 		code = verify(&o, a, al);
@@ -556,7 +558,7 @@ main(int argc, char *argv[])
 		code = EX_DATAERR;
 	}
 	if (code != EX_OK) {
-		deliver_keep(&r, a, &q.msg, sender);
+		deliver_keep(&r, a, &q.msg, sender, getuid());
 		goto sent;
 	}
 	q.env.sender = sender;

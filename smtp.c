@@ -121,6 +121,12 @@ read_reply(struct session *s, int ehlo)
 		}
 		if (s->verbose)
 			fprintf(stderr, "<- %.*s\n", (int)len, line);
+		if (len > REPLY_LINE_MAX) {
+			smtp_fail(s, "reply line of %zu octets; at most %d",
+			    len, REPLY_LINE_MAX);
+			s->connected = 0;
+			return -1;
+		}
 		if (reply_parse_line(line, len, &code, &last) == -1) {
 			smtp_fail(s, "garbled reply: %.80s", line);
 			s->connected = 0;

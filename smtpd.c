@@ -242,8 +242,12 @@ cmd_data(struct smtpd *d)
 			reply(d, "250 2.0.0 Ok");
 		break;
 	case EX_NOUSER:
-		reply(d, "250 2.0.0 Ok, but some recipients were refused: a "
-		    "report goes to <%s>", d->sender);
+		if (q.env.sender[0] != '\0')
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused: a report goes to <%s>", q.env.sender);
+		else
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused");
 		break;
 	case EX_TEMPFAIL:
 		reply(d, "451 4.3.0 Not sent; try again later");

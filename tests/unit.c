@@ -168,9 +168,11 @@ test_aliases(void)
 	write_file(path, "# comment\nroot: admin, ops@example.org\n"
 	    "admin: boss@example.org,\n  deputy\nloop1: loop2\nloop2: loop1\n"
 	    "self: self\npipe: |/bin/cat, real@example.org\n"
-	    "admin2: a2@example.org\n", 0644);
+	    "admin2: a2@example.org\n"
+	    "proc: \"|/usr/bin/procmail -a x\", |/bin/foo -x, /var/log/x, "
+	    ":include:/etc/list, \"q r\"@example.org, \"/x\"\n", 0644);
 	al = aliases_open(path, err, sizeof(err));
-	CHECK("aliases open", al != NULL && aliases_size(al) == 7);
+	CHECK("aliases open", al != NULL && aliases_size(al) == 8);
 	strlist_add(&in, "root");
 	strlist_add(&in, "ops@EXAMPLE.org");
 	CHECK("aliases nested, continued, deduplicated",
@@ -189,6 +191,14 @@ test_aliases(void)
 	CHECK("alias to itself, pipe skipped", addr_resolve(&in, al,
 	    "h.test", &out, err, sizeof(err)) == 0 &&
 	    strcmp(joined(&out), "self@h.test|real@example.org") == 0);
+	strlist_free(&in);
+	strlist_free(&out);
+	strlist_add(&in, "proc");
+	CHECK("pipes, files, :include: skipped, quoted or not",
+	    addr_resolve(&in, al, "h.test", &out, err, sizeof(err)) == 0 &&
+	    strcmp(joined(&out), "\"q r\"@example.org") == 0);
+	if (strcmp(joined(&out), "\"q r\"@example.org") != 0)
+		printf("  got [%s]\n", joined(&out));
 	strlist_free(&in);
 	strlist_free(&out);
 	strlist_add(&in, "root");
