@@ -2,7 +2,7 @@
 # OUTBOX for make check-valgrind: runs the real binary under valgrind, each
 # process logging to $TESTROOT/valgrind.PID (tests/run.sh reads them). Keeps
 # argv[0] (mailq, newaliases) by running valgrind on a link of that name.
-real=$(cd "$(dirname "$0")/.." && pwd)/outbox
+real=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)/outbox
 name=$(basename "$0")
 case $name in
 mailq|newaliases|sendmail)
