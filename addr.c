@@ -189,8 +189,11 @@ parse(const char *s, size_t len, addr_fn fn, void *arg, char *err,
 				char *colon = memchr(ab.s, ':', ab.len);
 
 				if (colon != NULL) {
+					char	rest[sizeof(ab.s)];
+
 					ab.len -= colon + 1 - ab.s;
-					memmove(ab.s, colon + 1, ab.len);
+					memcpy(rest, colon + 1, ab.len);
+					memcpy(ab.s, rest, ab.len);
 				}
 			}
 			ab.phrase = 0;
@@ -354,6 +357,7 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		al->v[al->n].name = xstrdup(name);
 		al->v[al->n].value = xstrdup(colon + 1);
 		al->v[al->n].line = lineno;
+		al->v[al->n].skipped = NULL;
 		al->n++;
 	}
 	free(line);

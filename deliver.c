@@ -21,26 +21,36 @@
 
 #include "outbox.h"
 
+#define BATCH		32		/* transactions in flight */
+#define BATCH_BYTES	(256 * 1024)	/* message octets in flight */
+
 static enum status attempt(struct run *, struct session *,
 		    const struct account *, const struct message *,
 		    struct envelope *);
 static void	log_line(const struct account *, const char *);
 static void	log_outcome(const struct session *, const struct envelope *,
-		    time_t);
+		    time_t, const char *);
 static void	report(const struct session *, const struct envelope *,
 		    enum status);
-static void	last_error(char *, size_t, const struct session *,
+static void	last_error(char *, size_t, const char *,
 		    const struct envelope *);
 static int	bounce(struct run *, struct session *, const struct account *,
 		    const struct message *, const struct envelope *,
 		    const char *);
 static void	run_entry(struct run *, struct session *,
 		    const struct account *, struct qentry *);
+static void	settle(struct run *, struct session *, const struct account *,
+		    struct qentry *, const char *);
+static void	run_batch(struct run *, struct session *,
+		    const struct account *, struct qentry *, size_t);
+static void	refuse_all(struct envelope *);
 static void	flush_due(struct run *, struct session *,
 		    const struct account *);
 static const struct account *entry_account(const struct run *,
 		    const struct qentry *);
 static int	selected(const struct run *, const struct qentry *);
+static void	batch_run(struct run *, struct session *,
+		    const struct account *, struct qentry *, size_t *);
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */
 static void
@@ -73,7 +83,7 @@ log_line(const struct account *a, const char *line)
 /* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
 static void
 log_outcome(const struct session *s, const struct envelope *env,
-    time_t start)
+    time_t start, const char *err)
 {
 	static const char *names[] = { "sent", "deferred", "bounced" };
 	const struct rcpt *first;
@@ -103,7 +113,7 @@ log_outcome(const struct session *s, const struct envelope *env,
 			snprintf(why, sizeof(why), "%d %s", first->reply.code,
 			    first->reply.text);
 		else
-			strlcpy(why, s->err, sizeof(why));
+			strlcpy(why, err, sizeof(why));
 		snprintf(line, sizeof(line), "from=<%s>, to=%s, "
 		    "relay=%s[%s]:%lld, delay=%lld, tls=%s, status=%s (%s)",
 		    env->sender, to, s->host[0] ? s->host : "none",
@@ -118,13 +128,13 @@ log_outcome(const struct session *s, const struct envelope *env,
 /* Why an attempt left recipients waiting: the session's error, else the
  * first deferred recipient's reply. */
 static void
-last_error(char *buf, size_t size, const struct session *s,
+last_error(char *buf, size_t size, const char *err,
     const struct envelope *env)
 {
 	size_t	i;
 
-	if (s->err[0] != '\0') {
-		strlcpy(buf, s->err, size);
+	if (err[0] != '\0') {
+		strlcpy(buf, err, size);
 		return;
 	}
 	for (i = 0; i < env->nrcpt; i++)
@@ -224,13 +234,20 @@ attempt(struct run *r, struct session *s, const struct account *a,
 		}
 	}
 	s->exitcode = 0;
-	if ((st = smtp_send(s, m, env)) == ST_PERM) {
-		/* Refused as a message: nobody gets it, whatever RCPT said. */
-		for (i = 0; i < env->nrcpt; i++)
-			if (env->rcpt[i].st != ST_OK)
-				env->rcpt[i].st = ST_PERM;
-	}
+	if ((st = smtp_send(s, m, env)) == ST_PERM)
+		refuse_all(env);
 	return st;
+}
+
+/* Refused as a message: nobody gets it, whatever RCPT said. */
+static void
+refuse_all(struct envelope *env)
+{
+	size_t	i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].st != ST_OK)
+			env->rcpt[i].st = ST_PERM;
 }
 
 /*
@@ -307,7 +324,7 @@ bounce(struct run *r, struct session *s, const struct account *a,
 		b.created = b.next = time(NULL);
 		if (s != NULL) {
 			queue_backoff(&b, b.created);
-			last_error(b.lasterr, sizeof(b.lasterr), s, &b.env);
+			last_error(b.lasterr, sizeof(b.lasterr), s->err, &b.env);
 		} else
 			strlcpy(b.lasterr, "not tried yet", sizeof(b.lasterr));
 		if (queue_add(r->qdir, &b, 1, err, sizeof(err)) == 0)
@@ -331,21 +348,20 @@ entry_account(const struct run *r, const struct qentry *q)
 }
 
 /*
- * Delivers one queued entry over s and writes down what is left: the
- * recipients still owed, the next attempt; bounces what failed for good
- * or waited past queue_lifetime.
+ * Writes down what an attempt left of a queued entry: the recipients still
+ * owed and the next attempt; bounces what failed for good or waited past
+ * queue_lifetime. err is the attempt's error text.
  */
 static void
-run_entry(struct run *r, struct session *s, const struct account *a,
-    struct qentry *q)
+settle(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q, const char *err)
 {
 	time_t		 now = time(NULL);
-	char		 err[512];
+	char		 qerr[512];
 	size_t		 i;
 	int		 temp = 0, perm = 0;
 
-	attempt(r, s, a, &q->msg, &q->env);
-	log_outcome(s, &q->env, q->created);
+	log_outcome(s, &q->env, q->created, err);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		struct rcpt *rc = &q->env.rcpt[i];
 
@@ -363,7 +379,7 @@ run_entry(struct run *r, struct session *s, const struct account *a,
 
 		snprintf(why, sizeof(why), "%s%s", now - q->created >=
 		    a->queue_lifetime ? "gave up after queue_lifetime: " : "",
-		    s->err[0] != '\0' ? s->err : q->lasterr);
+		    err[0] != '\0' ? err : q->lasterr);
 		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
 		    why) == -1)
 			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
@@ -371,12 +387,106 @@ run_entry(struct run *r, struct session *s, const struct account *a,
 	}
 	if (temp > 0) {
 		queue_backoff(q, now);
-		last_error(q->lasterr, sizeof(q->lasterr), s, &q->env);
+		last_error(q->lasterr, sizeof(q->lasterr), err, &q->env);
 		r->deferred++;
 	} else if (perm == 0)
 		r->sent++;
-	if (queue_update(r->qdir, q, err, sizeof(err)) == -1)
-		warnx("queue %s: %s", q->id, err);
+	if (queue_update(r->qdir, q, qerr, sizeof(qerr)) == -1)
+		warnx("queue %s: %s", q->id, qerr);
+}
+
+/* Delivers one queued entry over s, then settles it. */
+static void
+run_entry(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q)
+{
+	attempt(r, s, a, &q->msg, &q->env);
+	settle(r, s, a, q, s->err);
+}
+
+/*
+ * Delivers entries of one account over s. With PIPELINING and CHUNKING,
+ * up to BATCH small messages are written before their replies are read
+ * (RFC 2920, RFC 3030): a queue run costs about one round trip per batch,
+ * not per message. Once a transaction in a batch ends without a 2xx, the
+ * ones after it are read but not trusted: after an RSET they go again.
+ * Entries are settled only when no reply is outstanding, since a bounce
+ * may use the session.
+ */
+static void
+run_batch(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q, size_t n)
+{
+	struct tx	*tx = xcalloc(BATCH, sizeof(*tx));
+	char		(*err)[sizeof(s->err)] = xcalloc(BATCH, sizeof(*err));
+	size_t		 i = 0, j, end, redo;
+	off_t		 bytes;
+
+	while (i < n) {
+		if (!s->connected || (s->ext & (EXT_PIPELINING |
+		    EXT_CHUNKING)) != (EXT_PIPELINING | EXT_CHUNKING)) {
+			run_entry(r, s, a, &q[i++]);
+			continue;
+		}
+		/* Write as many as the window takes, then read. */
+		for (end = i, bytes = 0; end < n && end - i < BATCH &&
+		    bytes < BATCH_BYTES; end++) {
+			s->exitcode = 0;
+			if (smtp_send_begin(s, &q[end].msg, &q[end].env,
+			    &tx[end - i]) == ST_PERM) {
+				refuse_all(&q[end].env);
+				strlcpy(err[end - i], s->err, sizeof(*err));
+				continue;	/* refused before a command */
+			}
+			if (!tx[end - i].written)
+				break;		/* a large one goes alone */
+			bytes += tx[end - i].size;
+		}
+		if (end == i) {
+			run_entry(r, s, a, &q[i++]);	/* a large one */
+			continue;
+		}
+		redo = end;
+		for (j = i; j < end; j++) {
+			struct tx *t = &tx[j - i];
+
+			if (!t->written)
+				continue;
+			if (redo < end || !s->connected) {
+				/* Behind a failure: read, and send it again. */
+				for (size_t k = 0; s->connected &&
+				    k < t->rset + t->nsent + 2u; k++)
+					smtp_reply(s);
+				continue;
+			}
+			s->err[0] = '\0';
+			if (smtp_send_end(s, &q[j].env, t) == ST_PERM)
+				refuse_all(&q[j].env);
+			strlcpy(err[j - i], s->err, sizeof(*err));
+			if (s->reply.code / 100 != 2 || s->dirty) {
+				s->dirty = 1;	/* RSET before the next */
+				redo = j + 1;
+			}
+		}
+		for (j = i; j < end && j < redo; j++)
+			settle(r, s, a, &q[j], err[j - i]);
+		i = redo;
+	}
+	free(tx);
+	free(err);
+}
+
+/* Settles and releases the entries gathered for one account. */
+static void
+batch_run(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q, size_t *n)
+{
+	size_t	i;
+
+	run_batch(r, s, a, q, *n);
+	for (i = 0; i < *n; i++)
+		queue_free(&q[i]);
+	*n = 0;
 }
 
 /* After a delivery, sends the entries that are due over the live session. */
@@ -384,20 +494,28 @@ static void
 flush_due(struct run *r, struct session *s, const struct account *a)
 {
 	struct strlist	 ids = { NULL, 0 };
-	struct qentry	 q;
+	struct qentry	*q;
 	char		 err[512];
 	time_t		 now = time(NULL);
-	size_t		 i;
+	size_t		 i, n = 0;
 
 	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
 		return;
+	q = xcalloc(BATCH, sizeof(*q));
 	for (i = 0; i < ids.n && s->connected; i++) {
-		if (queue_load(r->qdir, ids.v[i], &q, 1, err, sizeof(err)) != 0)
+		if (queue_load(r->qdir, ids.v[i], &q[n], 1, err,
+		    sizeof(err)) != 0)
 			continue;
-		if (q.next <= now && entry_account(r, &q) == a)
-			run_entry(r, s, a, &q);
-		queue_free(&q);
+		if (q[n].next > now || entry_account(r, &q[n]) != a) {
+			queue_free(&q[n]);
+			continue;
+		}
+		if (++n == BATCH)
+			batch_run(r, s, a, q, &n);
 	}
+	if (n > 0)
+		batch_run(r, s, a, q, &n);
+	free(q);
 	strlist_free(&ids);
 }
 
@@ -465,7 +583,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
 	st = attempt(r, &s, a, &q->msg, &q->env);
-	log_outcome(&s, &q->env, q->created);
+	log_outcome(&s, &q->env, q->created, s.err);
 	report(&s, &q->env, st);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		temp += q->env.rcpt[i].st == ST_TEMP;
@@ -485,7 +603,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	}
 	if (temp > 0 && queued) {
 		queue_backoff(q, q->created);
-		last_error(q->lasterr, sizeof(q->lasterr), &s, &q->env);
+		last_error(q->lasterr, sizeof(q->lasterr), s.err, &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
 			warnx("queued as %s; outbox -q will retry", q->id);
 		else {
@@ -536,7 +654,8 @@ deliver_queue(struct run *r)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct session	*ss;
-	struct qentry	 q;
+	struct qentry	**pend;
+	size_t		*npend;
 	char		 err[512];
 	time_t		 now = time(NULL);
 	size_t		 i, k, nacct = r->cfg->nacct + 1;
@@ -550,34 +669,52 @@ deliver_queue(struct run *r)
 		warn("%s", r->qdir);
 		return EX_IOERR;
 	}
+	/* Per account: a session, and the entries gathered for it. */
 	ss = xcalloc(nacct, sizeof(*ss));
-	for (k = 0; k < nacct; k++)
+	pend = xcalloc(nacct, sizeof(*pend));
+	npend = xcalloc(nacct, sizeof(*npend));
+	for (k = 0; k < nacct; k++) {
 		ss[k].io.fd = -1;
+		pend[k] = xcalloc(BATCH, sizeof(**pend));
+	}
 	for (i = 0; i < ids.n; i++) {
 		const struct account *a;
+		struct qentry *q;
 
-		rv = queue_load(r->qdir, ids.v[i], &q, 1, err, sizeof(err));
-		if (rv == 1) {
+		q = xcalloc(1, sizeof(*q));
+		rv = queue_load(r->qdir, ids.v[i], q, 1, err, sizeof(err));
+		if (rv == 1)
 			r->busy++;	/* another run has it */
-			continue;
-		}
 		if (rv == -1 && errno != ENOENT)
 			warnx("queue %s: %s", ids.v[i], err);
-		if (rv == -1)
+		if (rv != 0) {
+			free(q);
 			continue;	/* gone: another run delivered it */
-		if ((r->due_only && q.next > now) || !selected(r, &q) ||
-		    (a = entry_account(r, &q)) == NULL) {
-			queue_free(&q);
+		}
+		if ((r->due_only && q->next > now) || !selected(r, q) ||
+		    (a = entry_account(r, q)) == NULL) {
+			queue_free(q);
+			free(q);
 			continue;
 		}
 		k = a >= r->cfg->acct && a < r->cfg->acct + r->cfg->nacct ?
 		    (size_t)(a - r->cfg->acct) : nacct - 1;
-		run_entry(r, &ss[k], a, &q);
-		queue_free(&q);
+		pend[k][npend[k]++] = *q;
+		free(q);
+		if (npend[k] == BATCH)
+			batch_run(r, &ss[k], a, pend[k], &npend[k]);
 	}
-	for (k = 0; k < nacct; k++)
+	for (k = 0; k < nacct; k++) {
+		if (npend[k] > 0)
+			batch_run(r, &ss[k], k < r->cfg->nacct ?
+			    &r->cfg->acct[k] : config_account(r->cfg, NULL,
+			    NULL, err, sizeof(err)), pend[k], &npend[k]);
 		smtp_close(&ss[k]);
+		free(pend[k]);
+	}
 	free(ss);
+	free(pend);
+	free(npend);
 	strlist_free(&ids);
 	if (r->verbose || r->sent + r->deferred + r->bounced > 0)
 		printf("outbox: %d sent, %d deferred, %d bounced, %d busy\n",

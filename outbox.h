@@ -211,6 +211,18 @@ struct run {
 	int		 sent, deferred, bounced, busy;
 };
 
+/* One transaction on its way (smtp_send_begin/smtp_send_end). */
+struct tx {
+	off_t		 size;		/* octets of the message on the wire */
+	size_t		 nsent;		/* RCPT commands sent */
+	int		 qp;		/* re-encoded as quoted-printable */
+	int		 pipelining, bdat;
+	int		 inl;		/* BDAT LAST goes with the envelope */
+	int		 rset;		/* an RSET leads it */
+	int		 written;	/* all of it is buffered; replies due */
+	char		 params[1024];	/* MAIL FROM parameters */
+};
+
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
 struct dotsink {
 	struct io	*io;
@@ -280,6 +292,9 @@ int	 tls_start(struct io *, SSL_CTX *, const struct account *,
 enum status smtp_open(struct session *);
 enum status smtp_send(struct session *, const struct message *,
 	    struct envelope *);
+enum status smtp_send_begin(struct session *, const struct message *,
+	    struct envelope *, struct tx *);
+enum status smtp_send_end(struct session *, struct envelope *, struct tx *);
 void	 smtp_close(struct session *);
 int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
 int	 smtp_reply(struct session *);

@@ -38,6 +38,11 @@ static void	sanitize(char *);
 static void	append(char *, size_t, const char *, ...) PRINTF(3, 4);
 static enum status end_of_data(struct session *, struct envelope *, int);
 static void	rcpt_result(struct session *, struct rcpt *, int, size_t *);
+static enum status tx_prepare(struct session *, const struct message *,
+		    struct envelope *, struct tx *);
+static void	rcpt_command(struct session *, const struct envelope *,
+		    const struct rcpt *);
+static enum status mail_refused(struct session *, struct envelope *, int);
 
 /* Records why the step failed; returns ST_TEMP, the usual class. */
 enum status
@@ -507,26 +512,23 @@ rcpt_result(struct session *s, struct rcpt *r, int code, size_t *accepted)
 }
 
 /*
- * Sends one message to every recipient not yet done. A recipient is ST_OK
- * only after the 2xx to the end of data, ST_PERM when refused for good,
- * else ST_TEMP. The return value is the message's own outcome: ST_PERM
- * (with s->exitcode) from MAIL, DATA or the end of data.
+ * Checks what must hold before a message may go (encoding, SMTPUTF8, SIZE)
+ * and works out its parameters. ST_PERM (with s->exitcode) refuses it
+ * locally, before a command is sent.
  */
-enum status
-smtp_send(struct session *s, const struct message *m, struct envelope *env)
+static enum status
+tx_prepare(struct session *s, const struct message *m, struct envelope *env,
+    struct tx *tx)
 {
-	struct dotsink	 dot = { &s->io, 1 };
-	char		 params[1024], buf[ADDR_MAX * 3 + 32];
-	off_t		 size = 0;
-	size_t		 i, accepted = 0, nsent = 0;
-	int		 pipelining = s->ext & EXT_PIPELINING, bdat, inl, qp, code;
-	int		 mailcode = 0, utf8 = 0;
-	enum status	 st;
+	char		 buf[ADDR_MAX * 3 + 32];
+	size_t		 i;
+	int		 utf8 = 0;
 	const char	*p;
 
-	qp = m->max_line > 998 || m->nul ||
+	memset(tx, 0, sizeof(*tx));
+	tx->qp = m->max_line > 998 || m->nul ||
 	    (m->eightbit && !(s->ext & EXT_8BITMIME));
-	if (qp && !message_qp_allowed(m)) {
+	if (tx->qp && !message_qp_allowed(m)) {
 		s->exitcode = 65;
 		smtp_fail(s, "the message needs re-encoding (%s) but is %s; "
 		    "send it encoded", m->max_line > 998 ? "a line over 998 "
@@ -550,80 +552,202 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 		    "offer SMTPUTF8");
 		return ST_PERM;
 	}
-	if (qp)
-		message_render(m, 1, count_out, &size);
+	if (tx->qp)
+		message_render(m, 1, count_out, &tx->size);
 	else
-		size = m->size;
+		tx->size = m->size;
 	if ((s->ext & EXT_SIZE) && s->size_max > 0 &&
-	    (unsigned long long)size > s->size_max) {
+	    (unsigned long long)tx->size > s->size_max) {
 		s->exitcode = 69;
 		smtp_fail(s, "the message is %lld octets; the server takes at "
-		    "most %llu (SIZE)", (long long)size, s->size_max);
+		    "most %llu (SIZE)", (long long)tx->size, s->size_max);
 		return ST_PERM;
 	}
-	bdat = (s->ext & EXT_CHUNKING) != 0;
-	inl = bdat && pipelining && size <= INLINE_MAX;
-
-	params[0] = '\0';
+	tx->pipelining = (s->ext & EXT_PIPELINING) != 0;
+	tx->bdat = (s->ext & EXT_CHUNKING) != 0;
+	tx->inl = tx->bdat && tx->pipelining && tx->size <= INLINE_MAX;
 	if (s->ext & EXT_SIZE)
-		snprintf(params, sizeof(params), " SIZE=%lld", (long long)size);
-	if (m->eightbit && !qp && (s->ext & EXT_8BITMIME))
-		strlcat(params, " BODY=8BITMIME", sizeof(params));
+		snprintf(tx->params, sizeof(tx->params), " SIZE=%lld",
+		    (long long)tx->size);
+	if (m->eightbit && !tx->qp && (s->ext & EXT_8BITMIME))
+		strlcat(tx->params, " BODY=8BITMIME", sizeof(tx->params));
 	if (utf8)
-		strlcat(params, " SMTPUTF8", sizeof(params));
+		strlcat(tx->params, " SMTPUTF8", sizeof(tx->params));
 	if ((s->ext & EXT_DSN) && env->ret != NULL) {
-		strlcat(params, " RET=", sizeof(params));
-		strlcat(params, env->ret, sizeof(params));
+		strlcat(tx->params, " RET=", sizeof(tx->params));
+		strlcat(tx->params, env->ret, sizeof(tx->params));
 	}
 	if ((s->ext & EXT_DSN) && env->envid != NULL) {
 		xtext(buf, sizeof(buf), env->envid);
-		strlcat(params, " ENVID=", sizeof(params));
-		strlcat(params, buf, sizeof(params));
+		strlcat(tx->params, " ENVID=", sizeof(tx->params));
+		strlcat(tx->params, buf, sizeof(tx->params));
 	}
-	/* A transaction left open by a failure ends before the next one. */
+	return ST_OK;
+}
+
+/* Buffers one RCPT, with the DSN parameters when asked for and offered. */
+static void
+rcpt_command(struct session *s, const struct envelope *env,
+    const struct rcpt *r)
+{
+	char	params[1024], buf[ADDR_MAX * 3 + 32];
+
+	params[0] = '\0';
+	if ((s->ext & EXT_DSN) && env->notify != NULL) {
+		xtext(buf, sizeof(buf), r->addr);
+		if (snprintf(params, sizeof(params), " NOTIFY=%s "
+		    "ORCPT=rfc822;%s", env->notify, buf) < 0)
+			params[0] = '\0';
+	}
+	smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
+}
+
+/* MAIL refused: every recipient not done shares its fate. */
+static enum status
+mail_refused(struct session *s, struct envelope *env, int code)
+{
+	enum status	st;
+	size_t		i;
+
+	if (code == -1)
+		return ST_TEMP;
+	st = code / 100 == 4 ? ST_TEMP : ST_PERM;
+	smtp_fail(s, "sender <%s> refused: %d %s", env->sender, code,
+	    s->reply.text);
+	s->exitcode = 69;
+	for (i = 0; i < env->nrcpt; i++)
+		if (!env->rcpt[i].done) {
+			env->rcpt[i].st = st;
+			env->rcpt[i].done = st == ST_PERM;
+			env->rcpt[i].reply = s->reply;
+		}
+	return st;
+}
+
+/*
+ * Starts one transaction. With PIPELINING, CHUNKING and a small message
+ * the whole of it (RSET if a failure left one open, MAIL, RCPT, BDAT LAST
+ * and the message) is buffered without waiting, and tx->written is set:
+ * smtp_send_end() reads its replies, so several messages may be in flight
+ * (RFC 2920, RFC 3030). ST_PERM refuses the message locally.
+ */
+enum status
+smtp_send_begin(struct session *s, const struct message *m,
+    struct envelope *env, struct tx *tx)
+{
+	size_t	i;
+
+	if (tx_prepare(s, m, env, tx) == ST_PERM)
+		return ST_PERM;
+	if (!tx->inl)
+		return ST_OK;
 	if (s->dirty) {
 		smtp_command(s, 0, "RSET");
-		if (!pipelining && read_reply(s, 0) != 250)
+		tx->rset = 1;
+		s->dirty = 0;
+	}
+	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx->params);
+	for (i = 0; i < env->nrcpt; i++)
+		if (!env->rcpt[i].done) {
+			rcpt_command(s, env, &env->rcpt[i]);
+			tx->nsent++;
+		}
+	smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size);
+	if (s->verbose)
+		fprintf(stderr, "-> [message: %lld octets]\n",
+		    (long long)tx->size);
+	if (message_render(m, tx->qp, raw_out, &s->io) == -1)
+		return smtp_fail(s, "reading the spool file failed");
+	tx->written = 1;
+	return ST_OK;
+}
+
+/* Reads the replies of a transaction smtp_send_begin() wrote. */
+enum status
+smtp_send_end(struct session *s, struct envelope *env, struct tx *tx)
+{
+	size_t	i, accepted = 0;
+	int	code;
+
+	if (tx->rset && read_reply(s, 0) != 250)
+		return smtp_fail(s, "RSET failed: %s", s->reply.text);
+	if ((code = read_reply(s, 0)) / 100 != 2) {
+		enum status st = mail_refused(s, env, code);
+
+		/* The RCPT and BDAT replies still come; stay in step. */
+		for (i = 0; code != -1 && i < tx->nsent + 1; i++)
+			if (read_reply(s, 0) == -1)
+				break;
+		return st;
+	}
+	s->dirty = 1;
+	for (i = 0; i < env->nrcpt; i++) {
+		if (env->rcpt[i].done)
+			continue;
+		if ((code = read_reply(s, 0)) == -1)
+			return ST_TEMP;
+		rcpt_result(s, &env->rcpt[i], code, &accepted);
+	}
+	if (accepted == 0)	/* BDAT's 554 "no valid recipients" */
+		return read_reply(s, 0) == -1 ? ST_TEMP : ST_OK;
+	return end_of_data(s, env, read_reply(s, 0));
+}
+
+/*
+ * Sends one message to every recipient not yet done. A recipient is ST_OK
+ * only after the 2xx to the end of data, ST_PERM when refused for good,
+ * else ST_TEMP. The return value is the message's own outcome: ST_PERM
+ * (with s->exitcode) from MAIL, DATA or the end of data.
+ */
+enum status
+smtp_send(struct session *s, const struct message *m, struct envelope *env)
+{
+	struct dotsink	 dot = { &s->io, 1 };
+	struct tx	 tx;
+	size_t		 i, accepted = 0;
+	int		 code;
+	enum status	 st;
+
+	if ((st = smtp_send_begin(s, m, env, &tx)) != ST_OK)
+		return st;
+	if (tx.written)
+		return smtp_send_end(s, env, &tx);
+
+	/* Without PIPELINING, or a large message: wait where it helps. */
+	if (s->dirty) {
+		smtp_command(s, 0, "RSET");
+		if (!tx.pipelining && read_reply(s, 0) != 250)
 			return smtp_fail(s, "RSET failed: %s", s->reply.text);
 	}
-	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, params);
-	if (s->dirty && pipelining && read_reply(s, 0) != 250)
+	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params);
+	if (s->dirty && tx.pipelining && read_reply(s, 0) != 250)
 		return smtp_fail(s, "RSET failed: %s", s->reply.text);
 	s->dirty = 0;
-	if (!pipelining && (mailcode = read_reply(s, 0)) / 100 != 2)
-		goto mailfail;
-	s->dirty = !pipelining;
+	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
+		return mail_refused(s, env, code);
+	s->dirty = !tx.pipelining;
 	for (i = 0; i < env->nrcpt; i++) {
 		struct rcpt *r = &env->rcpt[i];
 
 		if (r->done)
 			continue;
-		params[0] = '\0';
-		if ((s->ext & EXT_DSN) && env->notify != NULL) {
-			xtext(buf, sizeof(buf), r->addr);
-			if (snprintf(params, sizeof(params), " NOTIFY=%s "
-			    "ORCPT=rfc822;%s", env->notify, buf) < 0)
-				params[0] = '\0';
-		}
-		smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
-		nsent++;
-		if (!pipelining && (code = read_reply(s, 0)) == -1)
+		rcpt_command(s, env, r);
+		tx.nsent++;
+		if (!tx.pipelining && (code = read_reply(s, 0)) == -1)
 			return ST_TEMP;
-		if (!pipelining)
+		if (!tx.pipelining)
 			rcpt_result(s, r, code, &accepted);
 	}
-	if (inl) {
-		smtp_command(s, 0, "BDAT %lld LAST", (long long)size);
-		if (s->verbose)
-			fprintf(stderr, "-> [message: %lld octets]\n",
-			    (long long)size);
-		if (message_render(m, qp, raw_out, &s->io) == -1)
-			return smtp_fail(s, "reading the spool file failed");
-	} else if (!bdat && (pipelining || accepted > 0))
+	if (!tx.bdat && (tx.pipelining || accepted > 0))
 		smtp_command(s, 0, "DATA");
-	if (pipelining) {
-		if ((mailcode = read_reply(s, 0)) / 100 != 2)
-			goto mailfail;
+	if (tx.pipelining) {
+		if ((code = read_reply(s, 0)) / 100 != 2) {
+			st = mail_refused(s, env, code);
+			for (i = 0; code != -1 && i < tx.nsent + !tx.bdat; i++)
+				if (read_reply(s, 0) == -1)
+					break;
+			return st;
+		}
 		s->dirty = 1;
 		for (i = 0; i < env->nrcpt; i++) {
 			struct rcpt *r = &env->rcpt[i];
@@ -635,13 +759,9 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 			rcpt_result(s, r, code, &accepted);
 		}
 	}
-	if (inl && accepted == 0) {
-		/* The BDAT's 554 "no valid recipients" says nothing new. */
-		return read_reply(s, 0) == -1 ? ST_TEMP : ST_OK;
-	}
-	if (inl)
-		return end_of_data(s, env, read_reply(s, 0));
-	if (!bdat && (pipelining || accepted > 0)) {
+	if (!tx.bdat) {
+		if (!tx.pipelining && accepted == 0)
+			return ST_OK;	/* DATA was not sent */
 		if ((code = read_reply(s, 0)) == -1)
 			return ST_TEMP;
 		if (code != 354) {
@@ -657,8 +777,8 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 		}
 		if (s->verbose)
 			fprintf(stderr, "-> [message: %lld octets]\n",
-			    (long long)size);
-		if (message_render(m, qp, smtp_data_out, &dot) == -1 ||
+			    (long long)tx.size);
+		if (message_render(m, tx.qp, smtp_data_out, &dot) == -1 ||
 		    io_write(&s->io, ".\r\n", 3) == -1)
 			return smtp_fail(s, "sending the message: %s",
 			    s->io.err);
@@ -668,33 +788,13 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	}
 	if (accepted == 0)
 		return ST_OK;
-	smtp_command(s, 0, "BDAT %lld LAST", (long long)size);
+	smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size);
 	if (s->verbose)
-		fprintf(stderr, "-> [message: %lld octets]\n", (long long)size);
-	if (message_render(m, qp, raw_out, &s->io) == -1)
+		fprintf(stderr, "-> [message: %lld octets]\n",
+		    (long long)tx.size);
+	if (message_render(m, tx.qp, raw_out, &s->io) == -1)
 		return smtp_fail(s, "sending the message: %s", s->io.err);
 	return end_of_data(s, env, read_reply(s, 0));
-
-mailfail:
-	if (mailcode == -1)
-		return ST_TEMP;
-	st = mailcode / 100 == 4 ? ST_TEMP : ST_PERM;
-	smtp_fail(s, "sender <%s> refused: %d %s", env->sender, mailcode,
-	    s->reply.text);
-	s->exitcode = 69;
-	for (i = 0; i < env->nrcpt; i++)
-		if (!env->rcpt[i].done) {
-			env->rcpt[i].st = st;
-			env->rcpt[i].done = st == ST_PERM;
-			env->rcpt[i].reply = s->reply;
-		}
-	/* Pipelined: the replies to RCPT and DATA/BDAT are still coming;
-	 * read them so that the session stays usable for the next message. */
-	for (i = 0; pipelining && i < nsent + (inl || !bdat); i++)
-		if (read_reply(s, 0) == -1)
-			break;
-	s->dirty = 0;
-	return st;
 }
 
 /* Says QUIT without waiting for the reply, and closes. */

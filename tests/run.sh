@@ -18,8 +18,16 @@ export UBSAN_OPTIONS="log_path=$TESTROOT/sanitizer:print_stacktrace=1:halt_on_er
 
 only=${1:-}
 echo "== unit"
-./tests/unit | tee -a "$RESULTS.unit"
+unit=(./tests/unit)
+[ -n "${OUTBOX_WRAPPER:-}" ] && unit=(valgrind -q --error-exitcode=99 \
+	--leak-check=full --errors-for-leak-kinds=definite ./tests/unit)
+"${unit[@]}" | tee -a "$RESULTS.unit"
+urc=${PIPESTATUS[0]}
 grep -E '^(PASS|FAIL) ' "$RESULTS.unit" >>"$RESULTS"
+# A unit binary that dies (a crash) fails the run, whatever it printed.
+if [ "$urc" -ne 0 ] && ! grep -q '^FAIL ' "$RESULTS.unit"; then
+	printf 'FAIL unit-binary (exit %s)\n' "$urc" >>"$RESULTS"
+fi
 
 echo "== postfix"
 if bash tests/postfix.sh start "$TESTROOT/postfix"; then
