@@ -78,6 +78,10 @@ fuzz:
 demo:
 	bash tests/demo.sh
 
+# outbox against Debian's msmtp, side by side; not a test (bench/RESULTS.md).
+bench: outbox
+	bash bench/run.sh
+
 lint:
 	mandoc -Tlint -W warning man/outbox.8 man/outbox.conf.5
 
@@ -149,5 +153,5 @@ clean:
 	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d
 	rm -rf tests/fuzz/bin tests/fuzz/work
 
-.PHONY: all check check-asan check-valgrind fuzz demo lint analyze install \
+.PHONY: all check check-asan check-valgrind fuzz demo bench lint analyze install \
 	install-setgid install-links uninstall clean
