@@ -4,6 +4,9 @@
  */
 #include <sys/socket.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -93,6 +96,24 @@ plain_write(struct io *io, const void *buf, size_t len)
 	}
 }
 
+/*
+ * Asks the kernel to acknowledge what arrives at once. A server that
+ * writes twice (TLS tickets, then a reply) waits under Nagle for our ACK,
+ * which Linux would hold up to 40 ms while we have nothing to send. It
+ * lasts a few segments only, so it is set before each wait to read.
+ */
+void
+io_quickack(int fd)
+{
+#ifdef TCP_QUICKACK
+	int	one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)fd;
+#endif
+}
+
 /* Reads more into the buffer; -1 on error, timeout or end of stream. */
 static int
 io_fill(struct io *io)
@@ -109,6 +130,7 @@ io_fill(struct io *io)
 		    "reply line longer than %zu octets", sizeof(io->rbuf));
 		return -1;
 	}
+	io_quickack(io->fd);
 	n = io->read(io, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 	if (n == 0)
 		snprintf(io->err, sizeof(io->err), "connection closed");

@@ -282,6 +282,7 @@ int	 io_write(struct io *, const void *, size_t);
 int	 io_flush(struct io *);
 size_t	 io_pending(const struct io *);
 void	 io_close(struct io *);
+void	 io_quickack(int);
 
 /* tls.c */
 SSL_CTX	*tls_context(const struct account *, char *, size_t);

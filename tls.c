@@ -224,6 +224,7 @@ tls_start(struct io *io, SSL_CTX *ctx, const struct account *a,
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
+		io_quickack(io->fd);
 		if ((n = SSL_connect(io->ssl)) == 1)
 			break;
 		vr = SSL_get_verify_result(io->ssl);
