@@ -161,3 +161,22 @@ fault_stop() {
 	wait "$SRV_PID" 2>/dev/null
 	SRV_PID=
 }
+
+# fault_certs: a throwaway CA and a server certificate for 127.0.0.1 and
+# localhost in $FS/pki; sets CA and TLSARGS (faultsmtp's --cert/--key).
+fault_certs() {
+	local d=$FS/pki
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj /CN=outbox-fault-CA \
+		-addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/srv.key" -out "$d/srv.csr" -subj /CN=localhost >/dev/null 2>&1 &&
+	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+		'basicConstraints=CA:FALSE' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
+	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -out "$d/srv.pem" -days 2 -extfile "$d/ext.cnf" >/dev/null 2>&1
+	CA=$d/ca.pem
+	TLSARGS=(--cert "$d/srv.pem" --key "$d/srv.key")
+}

@@ -12,6 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 : "${TESTROOT:=$(mktemp -d /tmp/outbox-fault.XXXXXX)}"
 FS=$TESTROOT/fault
+CA=$FS/pki/ca.pem	# made by fault_certs (lib.sh)
 rm -rf "$FS"; mkdir -p "$FS"
 SERVER=$here/faultsmtp.py
 SRV_PID=
@@ -19,23 +20,6 @@ trap 'stop_srv' EXIT
 
 # --- helpers ---------------------------------------------------------------
 
-# A throwaway CA and a server certificate for 127.0.0.1 / localhost.
-make_certs() {
-	local d=$FS/pki
-	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj /CN=outbox-fault-CA \
-		-addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/srv.key" -out "$d/srv.csr" -subj /CN=localhost >/dev/null 2>&1 &&
-	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
-		'basicConstraints=CA:FALSE' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
-	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
-		-CAcreateserial -out "$d/srv.pem" -days 2 -extfile "$d/ext.cnf" >/dev/null 2>&1
-}
-CA=$FS/pki/ca.pem
-TLSARGS=(--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key")
 
 # start_srv NAME ARGS...: one faultsmtp session; sets PORT, LOG.
 start_srv() {
@@ -169,7 +153,7 @@ MSGHUGE=$FS/msghuge.txt
 	python3 -c 'import sys; sys.stdout.write(("%0899d\n" % 0) * 4500)'
 } >"$MSGHUGE"
 
-if ! make_certs; then
+if ! fault_certs; then
 	fail fault-certs "openssl could not make the test CA/certificate"
 fi
 

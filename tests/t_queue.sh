@@ -15,6 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 : "${TESTROOT:=$(mktemp -d /tmp/outbox-queue.XXXXXX)}"
 FS=$TESTROOT/queue
+CA=$FS/pki/ca.pem	# made by fault_certs (lib.sh)
 rm -rf "$FS"; mkdir -p "$FS"
 SERVER=$here/faultsmtp.py
 LEDGER=$FS/ledger		# "MID RCPT" lines: must arrive exactly once
@@ -162,23 +163,6 @@ elif cmd == "ledger":
 EOF
 QT=(python3 "$FS/qtool.py")
 
-# A throwaway CA and a server certificate for 127.0.0.1 (as in t_fault.sh).
-make_certs() {
-	local d=$FS/pki
-	mkdir -p "$d"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj /CN=outbox-queue-CA \
-		-addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign,cRLSign >/dev/null 2>&1 &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$d/srv.key" -out "$d/srv.csr" -subj /CN=localhost >/dev/null 2>&1 &&
-	printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
-		'basicConstraints=CA:FALSE' 'extendedKeyUsage=serverAuth' >"$d/ext.cnf" &&
-	openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
-		-CAcreateserial -out "$d/srv.pem" -days 2 -extfile "$d/ext.cnf" >/dev/null 2>&1
-}
-CA=$FS/pki/ca.pem
-TLSARGS=(--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key")
 
 # start_srv NAME ARGS...: start faultsmtp (serving sessions one after the
 # other; add --once for one session); sets PORT and LOG ($FS/NAME.log).
@@ -332,7 +316,7 @@ expect_one_tx() {
 	fi
 }
 
-if ! make_certs; then
+if ! fault_certs; then
 	fail q-certs "openssl could not make the test CA/certificate"
 fi
 
