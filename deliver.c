@@ -654,8 +654,10 @@ deliver_queue(struct run *r)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct session	*ss;
-	struct qentry	**pend;
-	size_t		*npend;
+	struct pending {
+		struct qentry	q[BATCH];
+		size_t		n;
+	}		*pend;
 	char		 err[512];
 	time_t		 now = time(NULL);
 	size_t		 i, k, nacct = r->cfg->nacct + 1;
@@ -672,11 +674,8 @@ deliver_queue(struct run *r)
 	/* Per account: a session, and the entries gathered for it. */
 	ss = xcalloc(nacct, sizeof(*ss));
 	pend = xcalloc(nacct, sizeof(*pend));
-	npend = xcalloc(nacct, sizeof(*npend));
-	for (k = 0; k < nacct; k++) {
+	for (k = 0; k < nacct; k++)
 		ss[k].io.fd = -1;
-		pend[k] = xcalloc(BATCH, sizeof(**pend));
-	}
 	for (i = 0; i < ids.n; i++) {
 		const struct account *a;
 		struct qentry *q;
@@ -699,22 +698,20 @@ deliver_queue(struct run *r)
 		}
 		k = a >= r->cfg->acct && a < r->cfg->acct + r->cfg->nacct ?
 		    (size_t)(a - r->cfg->acct) : nacct - 1;
-		pend[k][npend[k]++] = *q;
+		pend[k].q[pend[k].n++] = *q;
 		free(q);
-		if (npend[k] == BATCH)
-			batch_run(r, &ss[k], a, pend[k], &npend[k]);
+		if (pend[k].n == BATCH)
+			batch_run(r, &ss[k], a, pend[k].q, &pend[k].n);
 	}
 	for (k = 0; k < nacct; k++) {
-		if (npend[k] > 0)
+		if (pend[k].n > 0)
 			batch_run(r, &ss[k], k < r->cfg->nacct ?
 			    &r->cfg->acct[k] : config_account(r->cfg, NULL,
-			    NULL, err, sizeof(err)), pend[k], &npend[k]);
+			    NULL, err, sizeof(err)), pend[k].q, &pend[k].n);
 		smtp_close(&ss[k]);
-		free(pend[k]);
 	}
 	free(ss);
 	free(pend);
-	free(npend);
 	strlist_free(&ids);
 	if (r->verbose || r->sent + r->deferred + r->bounced > 0)
 		printf("outbox: %d sent, %d deferred, %d bounced, %d busy\n",
