@@ -28,8 +28,8 @@ static enum status attempt(struct run *, struct session *,
 		    const struct account *, const struct message *,
 		    struct envelope *);
 static void	log_line(const struct account *, const char *);
-static void	log_outcome(const struct session *, const struct envelope *,
-		    time_t, const char *);
+static void	log_outcome(const struct session *, const struct qentry *,
+		    const char *);
 static void	report(const struct session *, const struct envelope *,
 		    enum status);
 static void	last_error(char *, size_t, const char *,
@@ -82,9 +82,10 @@ log_line(const struct account *a, const char *line)
 
 /* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
 static void
-log_outcome(const struct session *s, const struct envelope *env,
-    time_t start, const char *err)
+log_outcome(const struct session *s, const struct qentry *q,
+    const char *err)
 {
+	const struct envelope *env = &q->env;
 	static const char *names[] = { "sent", "deferred", "bounced" };
 	const struct rcpt *first;
 	char		 line[4096], to[1024], why[1200];
@@ -114,11 +115,13 @@ log_outcome(const struct session *s, const struct envelope *env,
 			    first->reply.text);
 		else
 			strlcpy(why, err, sizeof(why));
-		snprintf(line, sizeof(line), "from=<%s>, to=%s, "
+		/* Postfix's layout: the queue id first, when there is one. */
+		snprintf(line, sizeof(line), "%s%sfrom=<%s>, to=%s, "
 		    "relay=%s[%s]:%lld, delay=%lld, tls=%s, status=%s (%s)",
-		    env->sender, to, s->host[0] ? s->host : "none",
+		    q->id, q->id[0] != '\0' ? ": " : "", env->sender, to,
+		    s->host[0] ? s->host : "none",
 		    s->addr[0] ? s->addr : "-", s->port,
-		    (long long)(time(NULL) - start),
+		    (long long)(time(NULL) - q->created),
 		    s->tls_version != NULL ? s->tls_version : "none",
 		    names[st], why);
 		log_line(s->acct, line);
@@ -361,7 +364,7 @@ settle(struct run *r, struct session *s, const struct account *a,
 	size_t		 i;
 	int		 temp = 0, perm = 0;
 
-	log_outcome(s, &q->env, q->created, err);
+	log_outcome(s, q, err);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		struct rcpt *rc = &q->env.rcpt[i];
 
@@ -583,7 +586,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
 	st = attempt(r, &s, a, &q->msg, &q->env);
-	log_outcome(&s, &q->env, q->created, s.err);
+	log_outcome(&s, q, s.err);
 	report(&s, &q->env, st);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		temp += q->env.rcpt[i].st == ST_TEMP;

@@ -482,6 +482,13 @@ ob refused 75 -i refused@example.test <"$M/fail"
 none refused refused
 expect_grep pf-refused-says-why '^outbox: ' "$TR"
 
+# With the queue on, the same failure waits; the log line names its id.
+cfg refusedq none "port $(free_port)" "tls off" "queue on" \
+	"queue_dir $W/refusedq.queue" "log $W/refusedq.log"
+ob refusedq 0 -i refusedq@example.test <"$M/fail"
+qid=$(sed -n 's/^outbox: queued as \([0-9A-F]*\);.*/\1/p' "$TR")
+expect_grep pf-refusedq-log-id "outbox\[[0-9]+\]: ${qid:-NOID}: from=<sender@example\.test>, to=<refusedq@example\.test>, .*status=deferred \(.*Connection refused\)" "$W/refusedq.log"
+
 mail_clear
 cfg rcpt plain
 ob rcpt 67 -i reject1@example.test rcptok@example.test <"$M/fail"
