@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <err.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@ static int	parse(const char *, size_t, addr_fn, void *, char *, size_t);
 static void	add_to_list(void *, const char *, size_t, size_t);
 static size_t	skip_comment(const char *, size_t, size_t);
 static size_t	copy_quoted(const char *, size_t, size_t, char, struct addrbuf *);
+static const char *unquoted(const char *, char);
 static const char *addr_domain(const char *);
 static int	addr_same(const char *, const char *);
 static void	add_unique(struct strlist *, const char *);
@@ -267,21 +269,31 @@ addr_check(const char *a, char *err, size_t errlen)
 	return 0;
 }
 
+/* The next c in s outside quoted strings and escapes, or the final NUL. */
+static const char *
+unquoted(const char *s, char c)
+{
+	int	quoted = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' && s[1] != '\0')
+			s++;
+		else if (*s == '"')
+			quoted = !quoted;
+		else if (*s == c && !quoted)
+			break;
+	}
+	return s;
+}
+
 /* The domain of an address (after the last '@'), or NULL for a local name. */
 static const char *
 addr_domain(const char *a)
 {
 	const char	*at = NULL, *p;
-	int		 quoted = 0;
 
-	for (p = a; *p != '\0'; p++) {
-		if (*p == '\\' && p[1] != '\0')
-			p++;
-		else if (*p == '"')
-			quoted = !quoted;
-		else if (*p == '@' && !quoted)
-			at = p;
-	}
+	for (p = unquoted(a, '@'); *p != '\0'; p = unquoted(p + 1, '@'))
+		at = p;
 	return at != NULL ? at + 1 : NULL;
 }
 
@@ -388,21 +400,14 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 static void
 alias_split(struct alias *a)
 {
-	char	*v = a->value, *item, *end, *keep, *skip;
-	size_t	 n = strlen(v);
-	int	 quoted = 0;
+	char		*v = a->value, *keep, *skip;
+	const char	*item, *end;
+	size_t		 n = strlen(v);
 
 	keep = xcalloc(1, n + 1);
 	skip = xcalloc(1, n + 1);
 	for (item = v; *item != '\0'; item = end + (*end != '\0')) {
-		for (end = item; *end != '\0'; end++) {
-			if (*end == '\\' && end[1] != '\0')
-				end++;
-			else if (*end == '"')
-				quoted = !quoted;
-			else if (*end == ',' && !quoted)
-				break;
-		}
+		end = unquoted(item, ',');
 		item += strspn(item, " \t\"");
 		if (*item == '|' || *item == '/' ||
 		    strncasecmp(item, ":include:", 9) == 0) {
