@@ -44,6 +44,8 @@ static void	settle(struct run *, struct session *, const struct account *,
 static void	run_batch(struct run *, struct session *,
 		    const struct account *, struct qentry *, size_t);
 static void	refuse_all(struct envelope *);
+static void	background(struct run *, const struct account *,
+		    struct qentry *);
 static void	flush_due(struct run *, struct session *,
 		    const struct account *);
 static const struct account *entry_account(const struct run *,
@@ -523,6 +525,32 @@ flush_due(struct run *r, struct session *s, const struct account *a)
 }
 
 /*
+ * -odb: the caller goes on at once; a detached child delivers the entry,
+ * still locked. If there is no child, the entry waits in the queue.
+ */
+static void
+background(struct run *r, const struct account *a, struct qentry *q)
+{
+	struct session	 s;
+	int		 fd;
+
+	if (fork() != 0)
+		return;		/* the caller, or fork failed */
+	setsid();
+	signal(SIGHUP, SIG_IGN);
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+	}
+	memset(&s, 0, sizeof(s));
+	s.io.fd = -1;
+	run_entry(r, &s, a, q);
+	smtp_close(&s);
+	_exit(0);
+}
+
+/*
  * Submits a new message: mode 'i' delivers now and queues what must wait;
  * 'q' only queues; 'b' queues, then delivers in a detached child. Returns
  * the exit code.
@@ -536,7 +564,6 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	size_t		 i;
 	int		 temp = 0, perm = 0, code = EX_OK, queued;
 	enum status	 st;
-	pid_t		 pid;
 
 	q->account = a->name;
 	q->owner = getuid();
@@ -552,23 +579,8 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 			warnx("queued as %s", q->id);
 		if (mode == 'q')
 			return EX_OK;
-		/* -odb: the caller goes on; a detached child delivers. */
-		if ((pid = fork()) == -1)
-			return EX_OK;	/* it waits in the queue */
-		if (pid > 0)
-			return EX_OK;
-		setsid();
-		signal(SIGHUP, SIG_IGN);
-		if ((i = open("/dev/null", O_RDWR)) != (size_t)-1) {
-			dup2((int)i, 0);
-			dup2((int)i, 1);
-			dup2((int)i, 2);
-		}
-		memset(&s, 0, sizeof(s));
-		s.io.fd = -1;
-		run_entry(r, &s, a, q);
-		smtp_close(&s);
-		_exit(0);
+		background(r, a, q);
+		return EX_OK;
 	}
 
 	/*

@@ -42,7 +42,8 @@ static enum status tx_prepare(struct session *, const struct message *,
 		    struct envelope *, struct tx *);
 static void	rcpt_command(struct session *, const struct envelope *,
 		    const struct rcpt *);
-static enum status mail_refused(struct session *, struct envelope *, int);
+static enum status mail_refused(struct session *, struct envelope *, int,
+		    size_t);
 
 /* Records why the step failed; returns ST_TEMP, the usual class. */
 enum status
@@ -328,6 +329,7 @@ greet(struct session *s, const char *host)
 	enum status	st;
 
 	io_init(&s->io, s->io.fd, s->acct->timeout * 1000);
+	s->io.tcp = 1;
 	if (s->acct->tls == TLS_IMPLICIT && tls_start(&s->io, s->ctx, s->acct,
 	    host, err, sizeof(err)) == -1)
 		return smtp_fail(s, "TLS: %s", err);
@@ -602,10 +604,16 @@ rcpt_command(struct session *s, const struct envelope *env,
 	smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
 }
 
-/* MAIL refused: every recipient not done shares its fate. */
+/*
+ * MAIL refused: every recipient not done shares its fate. With pipelining,
+ * the replies to the pending commands (RCPT, DATA or BDAT) still come:
+ * they are read so that the session stays in step for the next message.
+ */
 static enum status
-mail_refused(struct session *s, struct envelope *env, int code)
+mail_refused(struct session *s, struct envelope *env, int code,
+    size_t pending)
 {
+	struct reply	mail;
 	enum status	st;
 	size_t		i;
 
@@ -621,6 +629,11 @@ mail_refused(struct session *s, struct envelope *env, int code)
 			env->rcpt[i].done = st == ST_PERM;
 			env->rcpt[i].reply = s->reply;
 		}
+	mail = s->reply;
+	for (i = 0; i < pending; i++)
+		if (read_reply(s, 0) == -1)
+			break;
+	s->reply = mail;
 	return st;
 }
 
@@ -671,15 +684,8 @@ smtp_send_end(struct session *s, struct envelope *env, struct tx *tx)
 
 	if (tx->rset && read_reply(s, 0) != 250)
 		return smtp_fail(s, "RSET failed: %s", s->reply.text);
-	if ((code = read_reply(s, 0)) / 100 != 2) {
-		enum status st = mail_refused(s, env, code);
-
-		/* The RCPT and BDAT replies still come; stay in step. */
-		for (i = 0; code != -1 && i < tx->nsent + 1; i++)
-			if (read_reply(s, 0) == -1)
-				break;
-		return st;
-	}
+	if ((code = read_reply(s, 0)) / 100 != 2)
+		return mail_refused(s, env, code, tx->nsent + 1);
 	s->dirty = 1;
 	for (i = 0; i < env->nrcpt; i++) {
 		if (env->rcpt[i].done)
@@ -724,7 +730,7 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 		return smtp_fail(s, "RSET failed: %s", s->reply.text);
 	s->dirty = 0;
 	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
-		return mail_refused(s, env, code);
+		return mail_refused(s, env, code, 0);
 	s->dirty = !tx.pipelining;
 	for (i = 0; i < env->nrcpt; i++) {
 		struct rcpt *r = &env->rcpt[i];
@@ -741,13 +747,9 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	if (!tx.bdat && (tx.pipelining || accepted > 0))
 		smtp_command(s, 0, "DATA");
 	if (tx.pipelining) {
-		if ((code = read_reply(s, 0)) / 100 != 2) {
-			st = mail_refused(s, env, code);
-			for (i = 0; code != -1 && i < tx.nsent + !tx.bdat; i++)
-				if (read_reply(s, 0) == -1)
-					break;
-			return st;
-		}
+		if ((code = read_reply(s, 0)) / 100 != 2)
+			return mail_refused(s, env, code,
+			    tx.nsent + !tx.bdat);
 		s->dirty = 1;
 		for (i = 0; i < env->nrcpt; i++) {
 			struct rcpt *r = &env->rcpt[i];
