@@ -130,7 +130,8 @@ io_fill(struct io *io)
 		    "reply line longer than %zu octets", sizeof(io->rbuf));
 		return -1;
 	}
-	io_quickack(io->fd);
+	if (io->tcp)
+		io_quickack(io->fd);
 	n = io->read(io, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 	if (n == 0)
 		snprintf(io->err, sizeof(io->err), "connection closed");

@@ -142,6 +142,7 @@ struct io {
 	int		 fd;
 	SSL		*ssl;
 	int		 timeout_ms;
+	int		 tcp;		/* a TCP socket: ACK at once (io_quickack) */
 	ssize_t		(*read)(struct io *, void *, size_t);
 	ssize_t		(*write)(struct io *, const void *, size_t);
 	char		 rbuf[8192];

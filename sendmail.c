@@ -64,7 +64,7 @@ static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
 static const char *queue_dir(const struct account *, const char *, char *,
 		    size_t);
-static const char *user_name(void);
+static const struct passwd *caller(void);
 static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
 
@@ -314,15 +314,16 @@ parse_args(struct opts *o, int argc, char **argv)
 	}
 }
 
-static const char *
-user_name(void)
+/* The caller's passwd entry, looked up once: login and full name. */
+static const struct passwd *
+caller(void)
 {
-	struct passwd	*pw = getpwuid(getuid());
+	static const struct passwd *pw;
 
-	if (pw == NULL)
+	if (pw == NULL && (pw = getpwuid(getuid())) == NULL)
 		fatal(EX_OSERR, "who are you? uid %u has no passwd entry",
 		    (unsigned)getuid());
-	return pw->pw_name;
+	return pw;
 }
 
 /* -bv: what each recipient becomes, and who would carry it. Sends nothing. */
@@ -390,7 +391,6 @@ main(int argc, char *argv[])
 	const struct account	*a;
 	const char		*me, *home = getenv("HOME"), *tmp, *apath;
 	struct aliases		*al = NULL;
-	struct passwd		*pw;
 	char			 err[1024], sender[ADDR_MAX + 1], *name = NULL;
 	char			 qbuf[4096];
 	size_t			 i;
@@ -464,9 +464,10 @@ main(int argc, char *argv[])
 			    "wait", err);
 		r.qdir = NULL;
 	}
-	if (o.fullname == NULL && (pw = getpwuid(getuid())) != NULL &&
-	    pw->pw_gecos != NULL && pw->pw_gecos[0] != '\0') {
-		name = xstrdup(pw->pw_gecos);
+	/* An added From gets the GECOS name, as sendmail's does. */
+	if (o.fullname == NULL && (o.mode == M_DELIVER || o.mode == M_SMTP) &&
+	    caller()->pw_gecos != NULL && caller()->pw_gecos[0] != '\0') {
+		name = xstrdup(caller()->pw_gecos);
 		name[strcspn(name, ",")] = '\0';
 		o.fullname = name;
 	}
@@ -508,7 +509,7 @@ main(int argc, char *argv[])
 	else if (o.sender == NULL && a->from != NULL)
 		strlcpy(sender, a->from, sizeof(sender));
 	else if (o.sender == NULL)
-		snprintf(sender, sizeof(sender), "%s@%s", user_name(),
+		snprintf(sender, sizeof(sender), "%s@%s", caller()->pw_name,
 		    a->maildomain);
 	else if (sender[0] != '\0' && strchr(sender, '@') == NULL) {
 		strlcat(sender, "@", sizeof(sender));
