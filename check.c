@@ -158,7 +158,7 @@ check_account(const struct account *a, const char *sender)
 	s.acct = a;
 	gettimeofday(&t0, NULL);
 	if (smtp_open(&s) != ST_OK) {
-		code = verdict(s.err);
+		code = verdict(s.fail.text);
 		smtp_close(&s);
 		return code;
 	}
@@ -190,10 +190,10 @@ check_account(const struct account *a, const char *sender)
 		    "no user configured" : "auth off");
 	smtp_command(&s, 0, "MAIL FROM:<%s>", sender);
 	if ((code = smtp_reply(&s)) / 100 != 2) {
-		char why[sizeof(s.err) + ADDR_MAX + 64];
+		char why[sizeof(s.fail.text) + ADDR_MAX + 64];
 
 		if (snprintf(why, sizeof(why), "the server refuses the sender "
-		    "<%s>: %d %s", sender, code, code == -1 ? s.err :
+		    "<%s>: %d %s", sender, code, code == -1 ? s.fail.text :
 		    s.reply.text) < 0)
 			why[0] = '\0';
 		line("sender", "%s", why);

@@ -60,6 +60,7 @@ static const struct key {
 	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
 	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
 	    365 * 86400 },
+	{ "sessions",		K_NUM,		O(sessions),	1, 16 },
 #undef O
 };
 
@@ -98,6 +99,7 @@ account_init(struct account *a)
 	a->timeout = 60;
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
+	a->sessions = 4;
 }
 
 /* Deep copy: every string of dst is its own. */

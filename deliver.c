@@ -1,7 +1,8 @@
 /*
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in
- * dead.letter. Also the queue runner (-q), mailq (-bp) and -qD.
+ * dead.letter. Every outcome is a struct failure for sendmail.c to map;
+ * what reaches stderr is decided here, in say().
  */
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -10,49 +11,52 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
-#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "outbox.h"
 
-#define BATCH		32		/* transactions in flight */
-#define BATCH_BYTES	(256 * 1024)	/* message octets in flight */
-
-static enum status attempt(struct run *, struct session *,
-		    const struct account *, const struct message *,
-		    struct envelope *);
 static void	log_line(const struct account *, const char *);
-static void	log_outcome(const struct session *, const struct qentry *,
-		    const char *);
-static void	report(const struct session *, const struct envelope *,
-		    enum status);
+static void	log_outcome(const struct session *, const struct qentry *);
+static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
+static void	report(const struct run *, const struct session *,
+		    const struct envelope *, enum status);
 static void	last_error(char *, size_t, const char *,
 		    const struct envelope *);
 static int	bounce(struct run *, struct session *, const struct account *,
 		    const struct message *, const struct envelope *,
 		    const char *);
-static void	run_entry(struct run *, struct session *,
-		    const struct account *, struct qentry *);
-static void	settle(struct run *, struct session *, const struct account *,
-		    struct qentry *, const char *);
-static void	run_batch(struct run *, struct session *,
-		    const struct account *, struct qentry *, size_t);
 static void	refuse_all(struct envelope *);
 static void	background(struct run *, const struct account *,
 		    struct qentry *);
-static void	flush_due(struct run *, struct session *,
-		    const struct account *);
-static const struct account *entry_account(const struct run *,
-		    const struct qentry *);
-static int	selected(const struct run *, const struct qentry *);
-static void	batch_run(struct run *, struct session *,
-		    const struct account *, struct qentry *, size_t *);
+static void	outcome(const struct session *, const struct envelope *,
+		    enum status, struct failure *);
+static void	queue_failed(struct failure *, const char *);
+
+/*
+ * The one place that decides what a caller sees on stderr. Failures that
+ * need somebody (loud) always show; the rest, such as a message safely
+ * queued, only on a terminal or with -v: a cron job that calls sendmail
+ * gets no second mail because the smarthost was down (Postfix's sendmail
+ * is as quiet). The log has every outcome either way.
+ */
+static void
+say(const struct run *r, int loud, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (!loud && !r->verbose && !isatty(STDERR_FILENO))
+		return;
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+}
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */
 static void
@@ -81,11 +85,9 @@ log_line(const struct account *a, const char *line)
 	fprintf(fp, "%s outbox[%ld]: %s\n", date, (long)getpid(), line);
 	fclose(fp);
 }
-
 /* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
 static void
-log_outcome(const struct session *s, const struct qentry *q,
-    const char *err)
+log_outcome(const struct session *s, const struct qentry *q)
 {
 	const struct envelope *env = &q->env;
 	static const char *names[] = { "sent", "deferred", "bounced" };
@@ -116,7 +118,10 @@ log_outcome(const struct session *s, const struct qentry *q,
 			snprintf(why, sizeof(why), "%d %s", first->reply.code,
 			    first->reply.text);
 		else
-			strlcpy(why, err, sizeof(why));
+			snprintf(why, sizeof(why), "%s%s%s",
+			    s->fail.class != FC_NONE ? stage_name(s->fail.stage)
+			    : "", s->fail.class != FC_NONE ? ": " : "",
+			    s->fail.text);
 		/* Postfix's layout: the queue id first, when there is one. */
 		snprintf(line, sizeof(line), "%s%sfrom=<%s>, to=%s, "
 		    "relay=%s[%s]:%lld, delay=%lld, tls=%s, status=%s (%s)",
@@ -153,28 +158,32 @@ last_error(char *buf, size_t size, const char *err,
 		}
 	strlcpy(buf, "deferred", size);
 }
-
 /* Tells the caller, on stderr, what happened to each recipient. */
 static void
-report(const struct session *s, const struct envelope *env, enum status st)
+report(const struct run *r, const struct session *s,
+    const struct envelope *env, enum status st)
 {
+	int	loud = s->fail.class == FC_CONFIG || st == ST_PERM;
 	size_t	i;
 
 	for (i = 0; i < env->nrcpt; i++) {
-		const struct rcpt *r = &env->rcpt[i];
+		const struct rcpt *rc = &env->rcpt[i];
 
-		if (r->st == ST_PERM && r->reply.code / 100 == 5 &&
-		    !(st == ST_PERM && s->exitcode != 0))
-			warnx("<%s>: refused by %s: %d %s", r->addr, s->host,
-			    r->reply.code, r->reply.text);
-		else if (r->st == ST_TEMP && r->reply.code / 100 == 4)
-			warnx("<%s>: deferred by %s: %d %s", r->addr, s->host,
-			    r->reply.code, r->reply.text);
+		if (rc->st == ST_PERM && rc->reply.code / 100 == 5 &&
+		    !(st == ST_PERM && s->fail.stage != STAGE_RCPT))
+			say(r, 1, "<%s>: refused by %s: %d %s", rc->addr,
+			    s->host, rc->reply.code, rc->reply.text);
+		else if (rc->st == ST_TEMP && rc->reply.code / 100 == 4)
+			say(r, loud, "<%s>: deferred by %s: %d %s", rc->addr,
+			    s->host, rc->reply.code, rc->reply.text);
 	}
-	if (st != ST_OK && s->addr[0] != '\0' && s->connected)
-		warnx("%s[%s]:%lld: %s", s->host, s->addr, s->port, s->err);
-	else if (st != ST_OK)
-		warnx("%s", s->err);
+	if (st == ST_OK || s->fail.class == FC_NONE)
+		return;
+	if (s->addr[0] != '\0' && s->connected)
+		say(r, loud, "%s[%s]:%lld: %s", s->host, s->addr, s->port,
+		    s->fail.text);
+	else
+		say(r, loud, "%s", s->fail.text);
 }
 
 /*
@@ -203,17 +212,16 @@ deliver_keep(const struct run *r, const struct account *a,
 	    sizeof(err));
 	priv_drop();
 	if (rv == 0)
-		warnx("message kept in %s", path);
+		say(r, 1, "message kept in %s", path);
 	else
-		warnx("could not keep the message: %s", err);
+		say(r, 1, "could not keep the message: %s", err);
 }
-
 /*
  * One attempt for one message over s, opened on demand for account a.
  * Every recipient not yet done ends ST_OK, ST_TEMP or ST_PERM.
  */
-static enum status
-attempt(struct run *r, struct session *s, const struct account *a,
+enum status
+deliver_attempt(struct run *r, struct session *s, const struct account *a,
     const struct message *m, struct envelope *env)
 {
 	enum status	st;
@@ -226,6 +234,7 @@ attempt(struct run *r, struct session *s, const struct account *a,
 		}
 		s->acct = a;
 		s->verbose = r->verbose;
+		s->state_dir = r->qdir;
 		/* A host that failed in this run is not tried again. */
 		st = s->down ? ST_TEMP : smtp_open(s);
 		s->down = st != ST_OK;
@@ -238,7 +247,6 @@ attempt(struct run *r, struct session *s, const struct account *a,
 			return st;
 		}
 	}
-	s->exitcode = 0;
 	if ((st = smtp_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
 	return st;
@@ -322,14 +330,14 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	b.env.rcpt = &to;
 	b.env.nrcpt = 1;
 	if (st == ST_TEMP && s != NULL)
-		st = attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
+		st = deliver_attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
 	if (st == ST_TEMP && r->qdir != NULL) {
 		b.account = a->name;
 		b.owner = getuid();
 		b.created = b.next = time(NULL);
 		if (s != NULL) {
 			queue_backoff(&b, b.created);
-			last_error(b.lasterr, sizeof(b.lasterr), s->err, &b.env);
+			last_error(b.lasterr, sizeof(b.lasterr), s->fail.text, &b.env);
 		} else
 			strlcpy(b.lasterr, "not tried yet", sizeof(b.lasterr));
 		if (queue_add(r->qdir, &b, 1, err, sizeof(err)) == 0)
@@ -338,35 +346,21 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	message_close(&b.msg);
 	return st == ST_OK ? 0 : -1;
 }
-
-/* The account an entry was queued for, or the default one. */
-static const struct account *
-entry_account(const struct run *r, const struct qentry *q)
-{
-	char	err[256];
-	size_t	i;
-
-	for (i = 0; i < r->cfg->nacct; i++)
-		if (strcmp(r->cfg->acct[i].name, q->account) == 0)
-			return &r->cfg->acct[i];
-	return config_account(r->cfg, NULL, NULL, err, sizeof(err));
-}
-
 /*
- * Writes down what an attempt left of a queued entry: the recipients still
- * owed and the next attempt; bounces what failed for good or waited past
- * queue_lifetime. err is the attempt's error text.
+ * Writes down, at once, what an attempt left of a queued entry: removed
+ * when nobody is owed it, else the recipients still owed and the next
+ * attempt; bounces what failed for good or waited past queue_lifetime.
  */
-static void
-settle(struct run *r, struct session *s, const struct account *a,
-    struct qentry *q, const char *err)
+void
+deliver_settle(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q)
 {
 	time_t		 now = time(NULL);
 	char		 qerr[512];
 	size_t		 i;
 	int		 temp = 0, perm = 0;
 
-	log_outcome(s, q, err);
+	log_outcome(s, q);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		struct rcpt *rc = &q->env.rcpt[i];
 
@@ -380,11 +374,11 @@ settle(struct run *r, struct session *s, const struct account *a,
 		perm += rc->st == ST_PERM;
 	}
 	if (perm > 0) {
-		char why[sizeof(s->err) + 64];
+		char why[sizeof(s->fail.text) + 64];
 
 		snprintf(why, sizeof(why), "%s%s", now - q->created >=
 		    a->queue_lifetime ? "gave up after queue_lifetime: " : "",
-		    err[0] != '\0' ? err : q->lasterr);
+		    s->fail.class != FC_NONE ? s->fail.text : q->lasterr);
 		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
 		    why) == -1)
 			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
@@ -392,136 +386,22 @@ settle(struct run *r, struct session *s, const struct account *a,
 	}
 	if (temp > 0) {
 		queue_backoff(q, now);
-		last_error(q->lasterr, sizeof(q->lasterr), err, &q->env);
+		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
+		    FC_NONE ? s->fail.text : "", &q->env);
 		r->deferred++;
 	} else if (perm == 0)
 		r->sent++;
 	if (queue_update(r->qdir, q, qerr, sizeof(qerr)) == -1)
-		warnx("queue %s: %s", q->id, qerr);
+		say(r, 1, "queue %s: %s", q->id, qerr);
 }
 
 /* Delivers one queued entry over s, then settles it. */
-static void
-run_entry(struct run *r, struct session *s, const struct account *a,
+void
+deliver_entry(struct run *r, struct session *s, const struct account *a,
     struct qentry *q)
 {
-	attempt(r, s, a, &q->msg, &q->env);
-	settle(r, s, a, q, s->err);
-}
-
-/*
- * Delivers entries of one account over s. With PIPELINING and CHUNKING,
- * up to BATCH small messages are written before their replies are read
- * (RFC 2920, RFC 3030): a queue run costs about one round trip per batch,
- * not per message. Once a transaction in a batch ends without a 2xx, the
- * ones after it are read but not trusted: after an RSET they go again.
- * Entries are settled only when no reply is outstanding, since a bounce
- * may use the session.
- */
-static void
-run_batch(struct run *r, struct session *s, const struct account *a,
-    struct qentry *q, size_t n)
-{
-	struct tx	*tx = xcalloc(BATCH, sizeof(*tx));
-	char		(*err)[sizeof(s->err)] = xcalloc(BATCH, sizeof(*err));
-	size_t		 i = 0, j, end, redo;
-	off_t		 bytes;
-
-	while (i < n) {
-		if (!s->connected || (s->ext & (EXT_PIPELINING |
-		    EXT_CHUNKING)) != (EXT_PIPELINING | EXT_CHUNKING)) {
-			run_entry(r, s, a, &q[i++]);
-			continue;
-		}
-		/* Write as many as the window takes, then read. */
-		for (end = i, bytes = 0; end < n && end - i < BATCH &&
-		    bytes < BATCH_BYTES; end++) {
-			s->exitcode = 0;
-			if (smtp_send_begin(s, &q[end].msg, &q[end].env,
-			    &tx[end - i]) == ST_PERM) {
-				refuse_all(&q[end].env);
-				strlcpy(err[end - i], s->err, sizeof(*err));
-				continue;	/* refused before a command */
-			}
-			if (!tx[end - i].written)
-				break;		/* a large one goes alone */
-			bytes += tx[end - i].size;
-		}
-		if (end == i) {
-			run_entry(r, s, a, &q[i++]);	/* a large one */
-			continue;
-		}
-		redo = end;
-		for (j = i; j < end; j++) {
-			struct tx *t = &tx[j - i];
-
-			if (!t->written)
-				continue;
-			if (redo < end || !s->connected) {
-				/* Behind a failure: read, and send it again. */
-				for (size_t k = 0; s->connected &&
-				    k < t->rset + t->nsent + 2u; k++)
-					smtp_reply(s);
-				continue;
-			}
-			s->err[0] = '\0';
-			if (smtp_send_end(s, &q[j].env, t) == ST_PERM)
-				refuse_all(&q[j].env);
-			strlcpy(err[j - i], s->err, sizeof(*err));
-			if (s->reply.code / 100 != 2 || s->dirty) {
-				s->dirty = 1;	/* RSET before the next */
-				redo = j + 1;
-			}
-		}
-		for (j = i; j < end && j < redo; j++)
-			settle(r, s, a, &q[j], err[j - i]);
-		i = redo;
-	}
-	free(tx);
-	free(err);
-}
-
-/* Settles and releases the entries gathered for one account. */
-static void
-batch_run(struct run *r, struct session *s, const struct account *a,
-    struct qentry *q, size_t *n)
-{
-	size_t	i;
-
-	run_batch(r, s, a, q, *n);
-	for (i = 0; i < *n; i++)
-		queue_free(&q[i]);
-	*n = 0;
-}
-
-/* After a delivery, sends the entries that are due over the live session. */
-static void
-flush_due(struct run *r, struct session *s, const struct account *a)
-{
-	struct strlist	 ids = { NULL, 0 };
-	struct qentry	*q;
-	char		 err[512];
-	time_t		 now = time(NULL);
-	size_t		 i, n = 0;
-
-	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
-		return;
-	q = xcalloc(BATCH, sizeof(*q));
-	for (i = 0; i < ids.n && s->connected; i++) {
-		if (queue_load(r->qdir, ids.v[i], &q[n], 1, err,
-		    sizeof(err)) != 0)
-			continue;
-		if (q[n].next > now || entry_account(r, &q[n]) != a) {
-			queue_free(&q[n]);
-			continue;
-		}
-		if (++n == BATCH)
-			batch_run(r, s, a, q, &n);
-	}
-	if (n > 0)
-		batch_run(r, s, a, q, &n);
-	free(q);
-	strlist_free(&ids);
+	deliver_attempt(r, s, a, &q->msg, &q->env);
+	deliver_settle(r, s, a, q);
 }
 
 /*
@@ -545,26 +425,69 @@ background(struct run *r, const struct account *a, struct qentry *q)
 	}
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
-	run_entry(r, &s, a, q);
+	deliver_entry(r, &s, a, q);
 	smtp_close(&s);
 	_exit(0);
 }
 
 /*
- * Submits a new message: mode 'i' delivers now and queues what must wait;
- * 'q' only queues; 'b' queues, then delivers in a detached child. Returns
- * the exit code.
+ * A submission's outcome as one failure: none when every recipient got
+ * it or waits safely; the message's own refusal; else a refused
+ * recipient (67).
  */
-int
+static void
+outcome(const struct session *s, const struct envelope *env, enum status st,
+    struct failure *f)
+{
+	size_t	i;
+
+	memset(f, 0, sizeof(*f));
+	if (st == ST_PERM && s->fail.class == FC_PERM) {
+		*f = s->fail;
+		return;
+	}
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].st == ST_PERM) {
+			f->stage = STAGE_RCPT;
+			f->class = FC_PERM;
+			f->code = env->rcpt[i].reply.code;
+			strlcpy(f->enhanced, env->rcpt[i].reply.enhanced,
+			    sizeof(f->enhanced));
+			if (snprintf(f->text, sizeof(f->text), "<%s>: %d %s",
+			    env->rcpt[i].addr, env->rcpt[i].reply.code,
+			    env->rcpt[i].reply.text) < 0)
+				f->text[0] = '\0';
+			return;
+		}
+}
+
+/* The message could not be put in the queue: temporary, as a full disk. */
+static void
+queue_failed(struct failure *f, const char *err)
+{
+	memset(f, 0, sizeof(*f));
+	f->stage = STAGE_QUEUE;
+	f->class = FC_TEMP;
+	snprintf(f->text, sizeof(f->text), "cannot queue the message: %s",
+	    err);
+}
+
+/*
+ * Submits a new message: mode 'i' delivers now and queues what must wait;
+ * 'q' only queues; 'b' queues, then delivers in a detached child. The
+ * outcome goes to *f (FC_NONE: delivered or safely queued).
+ */
+void
 deliver_submit(struct run *r, const struct account *a, struct qentry *q,
-    int mode)
+    int mode, struct failure *f)
 {
 	struct session	 s;
 	char		 err[512];
 	size_t		 i;
-	int		 temp = 0, perm = 0, code = EX_OK, queued;
+	int		 temp = 0, perm = 0, queued;
 	enum status	 st;
 
+	memset(f, 0, sizeof(*f));
 	q->account = a->name;
 	q->owner = getuid();
 	q->created = time(NULL);
@@ -572,15 +495,14 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 		q->next = q->created;
 		strlcpy(q->lasterr, "not tried yet", sizeof(q->lasterr));
 		if (queue_add(r->qdir, q, 1, err, sizeof(err)) == -1) {
-			warnx("cannot queue the message: %s", err);
-			return EX_CANTCREAT;
+			queue_failed(f, err);
+			say(r, 1, "%s", f->text);
+			return;
 		}
-		if (r->verbose)
-			warnx("queued as %s", q->id);
-		if (mode == 'q')
-			return EX_OK;
-		background(r, a, q);
-		return EX_OK;
+		say(r, 0, "queued as %s", q->id);
+		if (mode == 'b')
+			background(r, a, q);
+		return;
 	}
 
 	/*
@@ -593,217 +515,48 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 		strlcpy(q->lasterr, "being delivered", sizeof(q->lasterr));
 		if ((queued = queue_add(r->qdir, q, 0, err, sizeof(err)) == 0)
 		    == 0)
-			warnx("cannot queue the message: %s", err);
+			say(r, 1, "cannot queue the message: %s", err);
 	}
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
-	st = attempt(r, &s, a, &q->msg, &q->env);
-	log_outcome(&s, q, s.err);
-	report(&s, &q->env, st);
+	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
+	log_outcome(&s, q);
+	report(r, &s, &q->env, st);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		temp += q->env.rcpt[i].st == ST_TEMP;
 		perm += q->env.rcpt[i].st == ST_PERM;
 		q->env.rcpt[i].done = q->env.rcpt[i].st != ST_TEMP;
 	}
-	if (st == ST_PERM && s.exitcode != 0)
-		code = s.exitcode;
-	else if (perm > 0)
-		code = EX_NOUSER;
+	outcome(&s, &q->env, st, f);
 	if (perm > 0) {
 		/* -oem mails the error back; dead.letter keeps it anyway. */
 		if (r->errmode == 'm' && bounce(r, s.connected ? &s : NULL, a,
-		    &q->msg, &q->env, s.err) == 0)
-			warnx("error report mailed to <%s>", q->env.sender);
+		    &q->msg, &q->env, s.fail.text) == 0)
+			say(r, 1, "error report mailed to <%s>", q->env.sender);
 		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
 	}
 	if (temp > 0 && queued) {
 		queue_backoff(q, q->created);
-		last_error(q->lasterr, sizeof(q->lasterr), s.err, &q->env);
+		last_error(q->lasterr, sizeof(q->lasterr), s.fail.text,
+		    &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
-			warnx("queued as %s; outbox -q will retry", q->id);
+			say(r, s.fail.class == FC_CONFIG, "queued as %s; "
+			    "outbox -q will retry", q->id);
 		else {
-			warnx("cannot queue the message: %s", err);
 			queue_remove(r->qdir, q->id);
-			code = EX_TEMPFAIL;
+			queue_failed(f, err);
+			say(r, 1, "%s", f->text);
 		}
 	} else if (temp > 0) {
-		warnx("not sent; try again later (%s)", r->qdir == NULL ?
+		say(r, 1, "not sent; try again later (%s)", r->qdir == NULL ?
 		    "queue is off" : "the queue failed");
-		code = EX_TEMPFAIL;	/* nothing is kept: say so */
+		if (f->class == FC_NONE)
+			*f = s.fail;
+		if (f->class == FC_NONE || f->class == FC_CONFIG)
+			f->class = FC_TEMP;	/* nothing is kept: 75 */
 	} else if (queued)
 		queue_remove(r->qdir, q->id);
 	if (st == ST_OK && s.connected)
-		flush_due(r, &s, a);
+		deliver_flush(r, &s, a);
 	smtp_close(&s);
-	return code;
-}
-
-/* Whether a -qI, -qR or -qS selection takes this entry. */
-static int
-selected(const struct run *r, const struct qentry *q)
-{
-	size_t	i;
-
-	switch (r->qsel) {
-	case 'I':
-		return strcasecmp(q->id, r->qarg) == 0;
-	case 'S':
-		return strcasestr(q->env.sender, r->qarg) != NULL;
-	case 'R':
-		for (i = 0; i < q->env.nrcpt; i++)
-			if (strcasestr(q->env.rcpt[i].addr, r->qarg) != NULL)
-				return 1;
-		return 0;
-	default:
-		return 1;
-	}
-}
-
-/*
- * -q: delivers the queue, one session per account for all its entries.
- * With --due only the entries whose retry time has come. A host that
- * cannot be reached is not tried again in the same run.
- */
-int
-deliver_queue(struct run *r)
-{
-	struct strlist	 ids = { NULL, 0 };
-	struct session	*ss;
-	struct pending {
-		struct qentry	q[BATCH];
-		size_t		n;
-	}		*pend;
-	char		 err[512];
-	time_t		 now = time(NULL);
-	size_t		 i, k, nacct = r->cfg->nacct + 1;
-	int		 rv;
-
-	if (r->qdir == NULL) {
-		warnx("the queue is off (queue off in the configuration)");
-		return EX_OK;
-	}
-	if (queue_list(r->qdir, &ids) == -1) {
-		warn("%s", r->qdir);
-		return EX_IOERR;
-	}
-	/* Per account: a session, and the entries gathered for it. */
-	ss = xcalloc(nacct, sizeof(*ss));
-	pend = xcalloc(nacct, sizeof(*pend));
-	for (k = 0; k < nacct; k++)
-		ss[k].io.fd = -1;
-	for (i = 0; i < ids.n; i++) {
-		const struct account *a;
-		struct qentry *q;
-
-		q = xcalloc(1, sizeof(*q));
-		rv = queue_load(r->qdir, ids.v[i], q, 1, err, sizeof(err));
-		if (rv == 1)
-			r->busy++;	/* another run has it */
-		if (rv == -1 && errno != ENOENT)
-			warnx("queue %s: %s", ids.v[i], err);
-		if (rv != 0) {
-			free(q);
-			continue;	/* gone: another run delivered it */
-		}
-		if ((r->due_only && q->next > now) || !selected(r, q) ||
-		    (a = entry_account(r, q)) == NULL) {
-			queue_free(q);
-			free(q);
-			continue;
-		}
-		k = a >= r->cfg->acct && a < r->cfg->acct + r->cfg->nacct ?
-		    (size_t)(a - r->cfg->acct) : nacct - 1;
-		pend[k].q[pend[k].n++] = *q;
-		free(q);
-		if (pend[k].n == BATCH)
-			batch_run(r, &ss[k], a, pend[k].q, &pend[k].n);
-	}
-	for (k = 0; k < nacct; k++) {
-		if (pend[k].n > 0)
-			batch_run(r, &ss[k], k < r->cfg->nacct ?
-			    &r->cfg->acct[k] : config_account(r->cfg, NULL,
-			    NULL, err, sizeof(err)), pend[k].q, &pend[k].n);
-		smtp_close(&ss[k]);
-	}
-	free(ss);
-	free(pend);
-	strlist_free(&ids);
-	if (r->verbose || r->sent + r->deferred + r->bounced > 0)
-		printf("outbox: %d sent, %d deferred, %d bounced, %d busy\n",
-		    r->sent, r->deferred, r->bounced, r->busy);
-	return EX_OK;
-}
-
-/*
- * -bp, mailq: the queue in Postfix's layout, which monitoring (check_mailq,
- * munin, scripts) already parses.
- */
-int
-deliver_list(struct run *r)
-{
-	struct strlist	 ids = { NULL, 0 };
-	struct qentry	 q;
-	char		 err[512], date[32];
-	long long	 bytes = 0;
-	size_t		 i, k, n = 0;
-
-	if (r->qdir != NULL && queue_list(r->qdir, &ids) == -1) {
-		warn("%s", r->qdir);
-		return EX_IOERR;
-	}
-	for (i = 0; i < ids.n; i++) {
-		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0)
-			continue;
-		if (n++ == 0)
-			printf("-Queue ID-  --Size-- ----Arrival Time---- "
-			    "-Sender/Recipient-------\n");
-		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
-		    localtime(&q.created));
-		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
-		    date, q.env.sender[0] != '\0' ? q.env.sender :
-		    "MAILER-DAEMON");
-		printf("(%d attempt%s: %s)\n", q.attempts, q.attempts == 1 ?
-		    "" : "s", q.lasterr);
-		for (k = 0; k < q.env.nrcpt; k++)
-			printf("%41s%s\n", "", q.env.rcpt[k].addr);
-		printf("\n");
-		bytes += q.msg.size;
-		queue_free(&q);
-	}
-	strlist_free(&ids);
-	if (n == 0)
-		printf("Mail queue is empty\n");
-	else
-		printf("-- %lld Kbytes in %zu Request%s.\n", (bytes + 1023) /
-		    1024, n, n == 1 ? "" : "s");
-	return EX_OK;
-}
-
-/* -qD ID: removes an entry; its owner or root only. */
-int
-deliver_delete(struct run *r, const char *id)
-{
-	struct qentry	q;
-	char		err[512];
-	int		rv;
-
-	if (r->qdir == NULL || strchr(id, '/') != NULL ||
-	    (rv = queue_load(r->qdir, id, &q, 1, err, sizeof(err))) == -1) {
-		warnx("no queue entry %s", id);
-		return EX_USAGE;
-	}
-	if (rv == 1) {
-		warnx("%s is being delivered right now; try again", id);
-		return EX_TEMPFAIL;
-	}
-	if (getuid() != 0 && q.owner != getuid()) {
-		warnx("%s belongs to uid %u; only it or root may delete it",
-		    id, (unsigned)q.owner);
-		queue_free(&q);
-		return EX_NOPERM;
-	}
-	queue_remove(r->qdir, id);
-	queue_free(&q);
-	printf("%s deleted\n", id);
-	return EX_OK;
 }

@@ -48,7 +48,7 @@ struct spool {
 static int	spool_open(const char *);
 static int	out_put(struct spool *, const char *, size_t);
 static int	out_flush(struct spool *);
-static int	fail(struct spool *, int, const char *, ...) PRINTF(3, 4);
+static int	fail(struct spool *, enum fclass, const char *, ...) PRINTF(3, 4);
 static int	header_line(struct spool *);
 static int	header_name_len(const char *, size_t);
 static int	header_is(const struct header *, const char *);
@@ -91,15 +91,17 @@ spool_open(const char *dir)
 	return fd;
 }
 
+/* Records why the message cannot be taken (STAGE_LOCAL); returns -1. */
 static int
-fail(struct spool *sp, int code, const char *fmt, ...)
+fail(struct spool *sp, enum fclass class, const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(sp->m->err, sizeof(sp->m->err), fmt, ap);
+	vsnprintf(sp->m->fail.text, sizeof(sp->m->fail.text), fmt, ap);
 	va_end(ap);
-	sp->m->exitcode = code;
+	sp->m->fail.stage = STAGE_LOCAL;
+	sp->m->fail.class = class;
 	return -1;
 }
 
@@ -114,7 +116,7 @@ out_flush(struct spool *sp)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
-			return fail(sp, 74, "writing the spool file: %s",
+			return fail(sp, FC_TEMP, "writing the spool file: %s",
 			    strerror(errno));
 		off += n;
 	}
@@ -190,10 +192,10 @@ header_line(struct spool *sp)
 		return headers_end(sp);
 	}
 	if (len > LINE_MAX_SMTP)
-		return fail(sp, 65, "header line of %zu octets; RFC 5322 "
+		return fail(sp, FC_PERM, "header line of %zu octets; RFC 5322 "
 		    "allows 998: fold it", len);
 	if (memchr(l, '\0', len) != NULL)
-		return fail(sp, 65, "NUL byte in the header block");
+		return fail(sp, FC_PERM, "NUL byte in the header block");
 	if ((l[0] == ' ' || l[0] == '\t') && sp->nhdr > 0) {
 		h = &sp->hdr[sp->nhdr - 1];
 		h->text = xreallocarray(h->text, h->len + len + 3, 1);
@@ -320,7 +322,7 @@ header_rewrite(struct spool *sp, struct header *h)
 	switch (addr_qualify(v, vlen, al, sp->o->maildomain, &q, err,
 	    sizeof(err))) {
 	case -1:
-		return fail(sp, 65, "%s: %s", *name, err);
+		return fail(sp, FC_PERM, "%s: %s", *name, err);
 	case 1:
 		header_set(h, q, strlen(q));
 		free(q);
@@ -341,7 +343,7 @@ from_rewrite(struct spool *sp, struct header *from, int have_replyto)
 	v = header_value(from, &vlen);
 	if (addr_parse_list(v, vlen, &l, err, sizeof(err)) == -1 || l.n == 0) {
 		strlist_free(&l);
-		return fail(sp, 65, "From: %s", l.n == 0 ? "no address" : err);
+		return fail(sp, FC_PERM, "From: %s", l.n == 0 ? "no address" : err);
 	}
 	/* The display name: before "<", or a comment, or the address. */
 	n = strspn(v, " \t");
@@ -402,7 +404,7 @@ headers_end(struct spool *sp)
 
 			if (addr_parse_list(v, vlen, &m->hdr_rcpt, err,
 			    sizeof(err)) == -1)
-				return fail(sp, 65, "%.*s: %s",
+				return fail(sp, FC_PERM, "%.*s: %s",
 				    (int)(strchr(h->text, ':') - h->text),
 				    h->text, err);
 		}
@@ -599,7 +601,7 @@ header_bytes(struct spool *sp, const char **pp, const char *end)
 		if ((unsigned char)*p >= 0x80)
 			sp->m->eightbit = 1;
 		if (sp->htotal++ >= HEADER_MAX)
-			return fail(sp, 65, "header block larger than %d "
+			return fail(sp, FC_PERM, "header block larger than %d "
 			    "octets", HEADER_MAX);
 		if (sp->llen + 1 >= sp->lcap) {
 			sp->lcap = sp->lcap ? sp->lcap * 2 : 1024;
@@ -613,7 +615,8 @@ header_bytes(struct spool *sp, const char **pp, const char *end)
 
 /*
  * Reads the message from fd into a new spool file in o->spool_dir. On
- * failure returns -1 with m->err and m->exitcode set.
+ * failure returns -1 with m->fail set: FC_PERM for a message that can
+ * never go, FC_TEMP when the spool cannot take it now (a full disk).
  */
 int
 message_read(struct message *m, const struct msgopts *o, int fd)
@@ -626,9 +629,10 @@ message_read(struct message *m, const struct msgopts *o, int fd)
 
 	memset(m, 0, sizeof(*m));
 	if ((m->fd = spool_open(o->spool_dir)) == -1) {
-		snprintf(m->err, sizeof(m->err), "cannot create a spool file "
-		    "in %s: %s (set TMPDIR)", o->spool_dir, strerror(errno));
-		m->exitcode = 73;
+		snprintf(m->fail.text, sizeof(m->fail.text), "cannot create a "
+		    "spool file in %s: %s", o->spool_dir, strerror(errno));
+		m->fail.stage = STAGE_QUEUE;
+		m->fail.class = FC_TEMP;
 		return -1;
 	}
 	sp = xcalloc(1, sizeof(*sp));
@@ -640,7 +644,7 @@ message_read(struct message *m, const struct msgopts *o, int fd)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			fail(sp, 74, "reading standard input: %s",
+			fail(sp, FC_LOCAL, "reading standard input: %s",
 			    strerror(errno));
 			goto out;
 		}

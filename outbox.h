@@ -32,6 +32,44 @@ enum status {
 	ST_PERM		/* the server refused this message or recipient for good */
 };
 
+/* Where a failure happened, in the order a submission meets them. */
+enum stage {
+	STAGE_NONE = 0,
+	STAGE_LOCAL,		/* the message, the caller, this machine */
+	STAGE_QUEUE,		/* the queue directory and its files */
+	STAGE_CONNECT,		/* DNS and TCP */
+	STAGE_TLS,		/* the handshake and the certificate */
+	STAGE_GREETING,
+	STAGE_EHLO,
+	STAGE_STARTTLS,
+	STAGE_AUTH,
+	STAGE_MAIL,
+	STAGE_RCPT,
+	STAGE_DATA,		/* DATA's 354, or BDAT before the last chunk */
+	STAGE_EOD		/* the reply to the end of the message */
+};
+
+/* What kind of failure, which decides what follows from it. */
+enum fclass {
+	FC_NONE = 0,		/* no failure */
+	FC_TEMP,		/* may work later: the message waits */
+	FC_PERM,		/* refused for good: this message or recipient */
+	FC_CONFIG,		/* needs an administrator; the message waits */
+	FC_LOCAL,		/* local I/O that will not heal by waiting */
+	FC_USAGE,		/* the caller asked for something impossible */
+	FC_NOPERM,		/* not this user's to do */
+	FC_SOFTWARE		/* a bug */
+};
+
+/* A failure as a value, made where it happens (STYLE.md 10). */
+struct failure {
+	enum stage	 stage;
+	enum fclass	 class;
+	int		 code;		/* the server's reply code, or 0 */
+	char		 enhanced[16];	/* RFC 3463 code ("5.1.1"), or "" */
+	char		 text[1024];	/* bounded and printable */
+};
+
 struct aliases;
 
 struct strlist {
@@ -78,6 +116,7 @@ struct account {
 	long long	 queue;		/* on (1) or off (0) */
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
+	long long	 sessions;	/* parallel sessions in a queue run */
 };
 
 struct config {
@@ -89,6 +128,7 @@ struct config {
 /* A reply: its code, and its text lines joined by "; " (bounded, printable). */
 struct reply {
 	int		 code;
+	char		 enhanced[16];	/* RFC 3463 code the text began with */
 	char		 text[REPLY_TEXT_MAX];
 };
 
@@ -96,6 +136,8 @@ struct rcpt {
 	char		*addr;
 	enum status	 st;		/* ST_TEMP until the server took it */
 	int		 accepted;	/* RCPT got 2xx in this transaction */
+	int		 sent;		/* RCPT went in this transaction */
+	int		 again;		/* 452: send in the next transaction now */
 	int		 done;		/* a final answer is known */
 	struct reply	 reply;
 };
@@ -134,8 +176,7 @@ struct message {
 	int		 encoded;	/* Content-Transfer-Encoding base64 or q-p */
 	int		 mime_version;
 	struct strlist	 hdr_rcpt;	/* addresses from To/Cc/Bcc with -t */
-	char		 err[256];
-	int		 exitcode;	/* with err: the sysexits code */
+	struct failure	 fail;		/* why message_read() failed */
 };
 
 struct io {
@@ -172,6 +213,8 @@ struct session {
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
 	int		 down;		/* no host answered in this run */
+	enum stage	 stage;		/* what the session is doing now */
+	const char	*state_dir;	/* the queue: TLS session cache, tokens */
 	unsigned	 ext;
 	unsigned long long size_max;
 	char		 mechs[256];	/* AUTH mechanisms offered */
@@ -182,8 +225,7 @@ struct session {
 	int		 authenticated;
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
-	int		 exitcode;	/* with ST_PERM: 65 or 69 */
-	char		 err[1024];	/* why the last step failed */
+	struct failure	 fail;		/* why the last step failed */
 };
 
 /* A queue entry: the message, its envelope, and its retry state. */
@@ -212,18 +254,6 @@ struct run {
 	int		 sent, deferred, bounced, busy;
 };
 
-/* One transaction on its way (smtp_send_begin/smtp_send_end). */
-struct tx {
-	off_t		 size;		/* octets of the message on the wire */
-	size_t		 nsent;		/* RCPT commands sent */
-	int		 qp;		/* re-encoded as quoted-printable */
-	int		 pipelining, bdat;
-	int		 inl;		/* BDAT LAST goes with the envelope */
-	int		 rset;		/* an RSET leads it */
-	int		 written;	/* all of it is buffered; replies due */
-	char		 params[1024];	/* MAIL FROM parameters */
-};
-
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
 struct dotsink {
 	struct io	*io;
@@ -243,6 +273,7 @@ void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
+const char *stage_name(enum stage);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
@@ -294,13 +325,12 @@ int	 tls_start(struct io *, SSL_CTX *, const struct account *,
 enum status smtp_open(struct session *);
 enum status smtp_send(struct session *, const struct message *,
 	    struct envelope *);
-enum status smtp_send_begin(struct session *, const struct message *,
-	    struct envelope *, struct tx *);
-enum status smtp_send_end(struct session *, struct envelope *, struct tx *);
 void	 smtp_close(struct session *);
 int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
 int	 smtp_reply(struct session *);
 enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
+enum status smtp_failx(struct session *, enum stage, enum fclass,
+	    const char *, ...) PRINTF(4, 5);
 int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
@@ -314,15 +344,27 @@ int	 queue_load(const char *, const char *, struct qentry *, int, char *,
 	    size_t);
 void	 queue_free(struct qentry *);
 int	 queue_list(const char *, struct strlist *);
+int	 queue_claim(const char *, struct qentry *, char *, size_t);
+void	 queue_release(struct qentry *);
+int	 queue_sync(const char *);
 
 /* deliver.c */
-int	 deliver_submit(struct run *, const struct account *, struct qentry *,
-	    int);
-int	 deliver_queue(struct run *);
-int	 deliver_list(struct run *);
-int	 deliver_delete(struct run *, const char *);
+void	 deliver_submit(struct run *, const struct account *, struct qentry *,
+	    int, struct failure *);
+enum status deliver_attempt(struct run *, struct session *,
+	    const struct account *, const struct message *, struct envelope *);
+void	 deliver_settle(struct run *, struct session *, const struct account *,
+	    struct qentry *);
+void	 deliver_entry(struct run *, struct session *, const struct account *,
+	    struct qentry *);
 void	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+
+/* runner.c */
+void	 deliver_queue(struct run *, struct failure *);
+void	 deliver_flush(struct run *, struct session *, const struct account *);
+void	 deliver_list(struct run *, struct failure *);
+void	 deliver_delete(struct run *, const char *, struct failure *);
 
 /* check.c */
 int	 check_account(const struct account *, const char *);

@@ -491,3 +491,46 @@ queue_list(const char *dir, struct strlist *ids)
 	priv_drop();
 	return rv;
 }
+
+/*
+ * Claims a loaded entry for one transaction: its lock, taken without
+ * waiting, and the envelope still there. 0 claimed, 1 busy (another
+ * process has it), -1 gone.
+ */
+int
+queue_claim(const char *dir, struct qentry *q, char *err, size_t errlen)
+{
+	char	path[PATH_MAX];
+	int	rv = 0;
+
+	if (flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
+		return 1;
+	snprintf(path, sizeof(path), "%s/%s.env", dir, q->id);
+	priv_raise();
+	if (access(path, F_OK) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rv = -1;
+	}
+	priv_drop();
+	return rv;
+}
+
+/* Gives a claim up; the entry stays loaded. */
+void
+queue_release(struct qentry *q)
+{
+	if (q->msg.fd != -1)
+		flock(q->msg.fd, LOCK_UN);
+}
+
+/* Makes what a run removed and renamed in the directory durable. */
+int
+queue_sync(const char *dir)
+{
+	int	rv;
+
+	priv_raise();
+	rv = fsync_dir(dir);
+	priv_drop();
+	return rv;
+}

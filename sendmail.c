@@ -67,6 +67,7 @@ static const char *queue_dir(const struct account *, const char *, char *,
 static const struct passwd *caller(void);
 static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
+static int	exit_code(const struct failure *);
 
 static void
 fatal(int code, const char *fmt, ...)
@@ -77,6 +78,37 @@ fatal(int code, const char *fmt, ...)
 	vwarnx(fmt, ap);
 	va_end(ap);
 	exit(code);
+}
+
+/*
+ * The one exit policy (sysexits(3), outbox(8) EXIT STATUS): every outcome
+ * below main() is a struct failure, and its stage and class decide.
+ * Callers such as Postfix's pipe(8) retry only on 75, so anything that
+ * may work later is 75, local trouble that may heal (a full disk) too.
+ */
+static int
+exit_code(const struct failure *f)
+{
+	switch (f->class) {
+	case FC_NONE:
+		return EX_OK;
+	case FC_TEMP:
+		return EX_TEMPFAIL;
+	case FC_CONFIG:		/* a server's refusal of the session waits */
+		return f->stage == STAGE_LOCAL ? EX_CONFIG : EX_TEMPFAIL;
+	case FC_PERM:
+		if (f->stage == STAGE_LOCAL)
+			return EX_DATAERR;
+		return f->stage == STAGE_RCPT ? EX_NOUSER : EX_UNAVAILABLE;
+	case FC_LOCAL:
+		return EX_IOERR;
+	case FC_USAGE:
+		return EX_USAGE;
+	case FC_NOPERM:
+		return EX_NOPERM;
+	default:
+		return EX_SOFTWARE;
+	}
 }
 
 static void
@@ -386,6 +418,7 @@ main(int argc, char *argv[])
 	struct msgopts		 mo;
 	struct qentry		 q;
 	struct run		 r;
+	struct failure		 f;
 	struct strlist		 all = { NULL, 0 }, resolved = { NULL, 0 };
 	struct rlimit		 nocore = { 0, 0 };
 	const struct account	*a;
@@ -474,14 +507,17 @@ main(int argc, char *argv[])
 	if (o.fullname != NULL && strpbrk(o.fullname, "\r\n") != NULL)
 		fatal(EX_DATAERR, "-F: a full name cannot hold a line break");
 	code = EX_OK;
+	memset(&f, 0, sizeof(f));
 	switch (o.mode) {
 	case M_LIST:
-		code = deliver_list(&r);
-		goto done;
+		deliver_list(&r, &f);
+		goto failed;
 	case M_QUEUE:
-		code = o.qsel == 'D' ? deliver_delete(&r, o.qarg) :
-		    deliver_queue(&r);
-		goto done;
+		if (o.qsel == 'D')
+			deliver_delete(&r, o.qarg, &f);
+		else
+			deliver_queue(&r, &f);
+		goto failed;
 	case M_ALIASES:
 		/* Package scripts call newaliases: nothing to build is fine. */
 		if (apath == NULL)
@@ -539,7 +575,7 @@ main(int argc, char *argv[])
 	    tmp : "/tmp";
 	memset(&q, 0, sizeof(q));
 	if (message_read(&q.msg, &mo, STDIN_FILENO) == -1)
-		fatal(q.msg.exitcode, "%s", q.msg.err);
+		fatal(exit_code(&q.msg.fail), "%s", q.msg.fail.text);
 
 	for (i = 0; i < o.rcpt.n; i++)
 		strlist_add(&all, o.rcpt.v[i]);
@@ -572,12 +608,18 @@ main(int argc, char *argv[])
 		q.env.rcpt[i].addr = resolved.v[i];
 		q.env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
 	}
-	code = deliver_submit(&r, a, &q, o.deliver);
+	deliver_submit(&r, a, &q, o.deliver, &f);
+	code = exit_code(&f);
 sent:
 	message_close(&q.msg);
 	free(q.env.rcpt);
 	strlist_free(&resolved);
 	strlist_free(&all);
+	goto done;
+failed:
+	if (f.class != FC_NONE)
+		warnx("%s", f.text);
+	code = exit_code(&f);
 done:
 	strlist_free(&o.rcpt);
 	free(o.notify);

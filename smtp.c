@@ -26,36 +26,90 @@
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 
+/* One transaction on its way. */
+struct tx {
+	off_t		 size;		/* octets of the message on the wire */
+	size_t		 accepted;	/* RCPTs that got 2xx */
+	int		 qp;		/* re-encoded as quoted-printable */
+	int		 pipelining, bdat;
+	int		 inl;		/* BDAT LAST goes with the envelope */
+	int		 data_sent;	/* DATA or BDAT went with the envelope */
+	char		 params[1024];	/* MAIL FROM parameters */
+};
+
 static int	dial(struct session *, const char *, char *, size_t);
 static int	read_reply(struct session *, int);
+static void	enhanced(struct reply *);
 static void	ehlo_line(struct session *, const char *);
 static enum status ehlo(struct session *);
 static enum status greet(struct session *, const char *);
+static enum status session_refused(struct session *, enum stage,
+		    const char *);
+static enum status starttls(struct session *, const char *);
+static void	hangup(struct session *);
 static int	raw_out(void *, const char *, size_t);
 static int	count_out(void *, const char *, size_t);
 static void	xtext(char *, size_t, const char *);
 static void	sanitize(char *);
 static void	append(char *, size_t, const char *, ...) PRINTF(3, 4);
-static enum status end_of_data(struct session *, struct envelope *, int);
-static void	rcpt_result(struct session *, struct rcpt *, int, size_t *);
+static enum status refused(struct session *, enum stage, const char *, ...)
+		    PRINTF(3, 4);
+static enum status doubt(struct session *, const char *);
+static int	rset(struct session *);
 static enum status tx_prepare(struct session *, const struct message *,
 		    struct envelope *, struct tx *);
 static void	rcpt_command(struct session *, const struct envelope *,
-		    const struct rcpt *);
-static enum status mail_refused(struct session *, struct envelope *, int,
-		    size_t);
+		    struct rcpt *);
+static int	rcpt_result(struct session *, struct tx *, struct rcpt *, int);
+static int	rcpt_replies(struct session *, struct envelope *, struct tx *);
+static enum status mail_refused(struct session *, struct envelope *,
+		    struct tx *, int);
+static enum status end_of_data(struct session *, struct envelope *,
+		    enum stage, int);
+static int	body_out(struct session *, const struct message *,
+		    const struct tx *);
+static enum status data(struct session *, const struct message *,
+		    struct envelope *, struct tx *);
+static enum status transaction(struct session *, const struct message *,
+		    struct envelope *);
+static int	again(const struct envelope *);
 
-/* Records why the step failed; returns ST_TEMP, the usual class. */
+/*
+ * Records why the step failed, at the session's stage, as a temporary
+ * failure (the usual class); returns ST_TEMP.
+ */
 enum status
 smtp_fail(struct session *s, const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
 	va_end(ap);
-	sanitize(s->err);
+	sanitize(s->fail.text);
+	s->fail.stage = s->stage;
+	s->fail.class = FC_TEMP;
+	s->fail.code = 0;
+	s->fail.enhanced[0] = '\0';
 	return ST_TEMP;
+}
+
+/* The same with the stage and class given; ST_PERM for FC_PERM. */
+enum status
+smtp_failx(struct session *s, enum stage stage, enum fclass class,
+    const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
+	va_end(ap);
+	sanitize(s->fail.text);
+	s->fail.stage = stage;
+	s->fail.class = class;
+	s->fail.code = 0;
+	s->fail.enhanced[0] = '\0';
+	return class == FC_PERM ? ST_PERM : ST_TEMP;
 }
 
 /* Appends a "; "-separated reason to buf, truncating if it must. */
@@ -165,7 +219,32 @@ read_reply(struct session *s, int ehlo)
 			break;
 	}
 	sanitize(s->reply.text);
+	enhanced(&s->reply);
 	return code;
+}
+
+/*
+ * Notes the RFC 3463 code a reply's text begins with ("5.1.1 ..."), when
+ * its class matches the reply's.
+ */
+static void
+enhanced(struct reply *r)
+{
+	const char	*p = r->text;
+	size_t		 n1, n2;
+
+	r->enhanced[0] = '\0';
+	if (p[0] - '0' != r->code / 100 || p[1] != '.')
+		return;
+	n1 = strspn(p + 2, "0123456789");
+	if (n1 == 0 || n1 > 3 || p[2 + n1] != '.')
+		return;
+	n2 = strspn(p + 3 + n1, "0123456789");
+	if (n2 == 0 || n2 > 3 || (p[3 + n1 + n2] != ' ' &&
+	    p[3 + n1 + n2] != '\0'))
+		return;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%.*s", (int)(3 + n1 + n2),
+	    p);
 }
 
 int
@@ -304,6 +383,7 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
+	s->stage = STAGE_EHLO;
 	smtp_command(s, 0, "EHLO %s", s->acct->helo);
 	if ((code = read_reply(s, 1)) == -1)
 		return ST_TEMP;
@@ -317,7 +397,48 @@ ehlo(struct session *s)
 		if (code == -1)
 			return ST_TEMP;
 	}
-	return smtp_fail(s, "EHLO refused: %d %s", code, s->reply.text);
+	return session_refused(s, STAGE_EHLO, "EHLO refused");
+}
+
+/*
+ * A refusal of the session rather than of a message (greeting, EHLO,
+ * STARTTLS, AUTH): a 5xx needs an administrator, a 4xx may pass. Either
+ * way the message waits; returns ST_TEMP.
+ */
+static enum status
+session_refused(struct session *s, enum stage stage, const char *what)
+{
+	refused(s, stage, "%s: %d %s", what, s->reply.code, s->reply.text);
+	if (s->fail.class == FC_PERM)
+		s->fail.class = FC_CONFIG;
+	return ST_TEMP;
+}
+
+/* STARTTLS (RFC 3207): no fallback to plaintext, no bytes from before. */
+static enum status
+starttls(struct session *s, const char *host)
+{
+	char	err[256];
+	int	code;
+
+	s->stage = STAGE_STARTTLS;
+	if (!(s->ext & EXT_STARTTLS))
+		return smtp_failx(s, STAGE_STARTTLS, FC_CONFIG, "the server "
+		    "does not offer STARTTLS; refusing to continue in clear "
+		    "(set tls implicit for port 465, or tls off)");
+	smtp_command(s, 0, "STARTTLS");
+	if ((code = read_reply(s, 0)) == -1)
+		return ST_TEMP;
+	if (code != 220)
+		return session_refused(s, STAGE_STARTTLS, "STARTTLS refused");
+	/* Bytes after the 220 came in clear: CVE-2011-0411 class. */
+	if (io_pending(&s->io) > 0)
+		return smtp_fail(s, "the server sent data after its STARTTLS "
+		    "reply; possible injection attack");
+	s->stage = STAGE_TLS;
+	if (tls_start(&s->io, s->ctx, s->acct, host, err, sizeof(err)) == -1)
+		return smtp_fail(s, "TLS: %s", err);
+	return ehlo(s);
 }
 
 /* Greeting, EHLO, STARTTLS and AUTH on a connected socket. */
@@ -330,60 +451,59 @@ greet(struct session *s, const char *host)
 
 	io_init(&s->io, s->io.fd, s->acct->timeout * 1000);
 	s->io.tcp = 1;
+	s->stage = STAGE_TLS;
 	if (s->acct->tls == TLS_IMPLICIT && tls_start(&s->io, s->ctx, s->acct,
 	    host, err, sizeof(err)) == -1)
 		return smtp_fail(s, "TLS: %s", err);
+	s->stage = STAGE_GREETING;
 	if ((code = read_reply(s, 0)) == -1)
 		return ST_TEMP;
 	if (code != 220)
-		return smtp_fail(s, "greeting: %d %s", code, s->reply.text);
+		return session_refused(s, STAGE_GREETING, "greeting");
 	if ((st = ehlo(s)) != ST_OK)
 		return st;
-	if (s->acct->tls == TLS_STARTTLS) {
-		/* No fallback to plaintext: that is the downgrade attack. */
-		if (!(s->ext & EXT_STARTTLS))
-			return smtp_fail(s, "the server does not offer "
-			    "STARTTLS; refusing to continue in clear (set "
-			    "tls implicit for port 465, or tls off)");
-		smtp_command(s, 0, "STARTTLS");
-		if ((code = read_reply(s, 0)) == -1)
-			return ST_TEMP;
-		if (code != 220)
-			return smtp_fail(s, "STARTTLS refused: %d %s", code,
-			    s->reply.text);
-		/* Bytes after the 220 came in clear: CVE-2011-0411 class. */
-		if (io_pending(&s->io) > 0)
-			return smtp_fail(s, "the server sent data after its "
-			    "STARTTLS reply; possible injection attack");
-		if (tls_start(&s->io, s->ctx, s->acct, host, err,
-		    sizeof(err)) == -1)
-			return smtp_fail(s, "TLS: %s", err);
-		if ((st = ehlo(s)) != ST_OK)
-			return st;
-	}
+	if (s->acct->tls == TLS_STARTTLS && (st = starttls(s, host)) != ST_OK)
+		return st;
 	if (s->io.ssl != NULL)
 		s->tls_version = SSL_get_version(s->io.ssl);
-	if (strcmp(s->acct->auth, "off") != 0)
-		return auth_login(s);
-	return ST_OK;
+	if (strcmp(s->acct->auth, "off") == 0)
+		return ST_OK;
+	s->stage = STAGE_AUTH;
+	if ((st = auth_login(s)) == ST_OK || !s->connected)
+		return st;
+	/* Refused, or nothing to log in with: an administrator's job. */
+	if (s->reply.code / 100 == 4)
+		s->fail.class = FC_TEMP;
+	else
+		s->fail.class = FC_CONFIG;
+	if (s->reply.code / 100 >= 4) {
+		s->fail.code = s->reply.code;
+		strlcpy(s->fail.enhanced, s->reply.enhanced,
+		    sizeof(s->fail.enhanced));
+	}
+	return ST_TEMP;
 }
 
 /*
  * Opens a session on the first host that answers and lets us in. Returns
- * ST_OK, or ST_TEMP with s->err listing what went wrong with each host.
+ * ST_OK, or ST_TEMP with s->fail listing what went wrong with each host
+ * (the stage and class are the last host's).
  */
 enum status
 smtp_open(struct session *s)
 {
-	char		 why[1024] = "", err[256];
+	char		 why[sizeof(s->fail.text)] = "", err[256];
 	size_t		 i;
 
 	if (s->io.fd != -1)
 		io_close(&s->io);	/* what is left of a broken session */
+	s->stage = STAGE_CONNECT;
+	s->fail.class = FC_NONE;
 	if (s->acct->host.n == 0)
-		return smtp_fail(s, "no smarthost configured: put \"host "
-		    "smtp.example.org\" (with user and password_file) in "
-		    SYSCONFDIR "/outbox.conf or ~/.config/outbox/config");
+		return smtp_failx(s, STAGE_CONNECT, FC_CONFIG, "no smarthost "
+		    "configured: put \"host smtp.example.org\" (with user and "
+		    "password_file) in " SYSCONFDIR "/outbox.conf or "
+		    "~/.config/outbox/config");
 	if (s->acct->tls != TLS_OFF && s->ctx == NULL) {
 		/* A system account's CA and client key may be the group's. */
 		if (s->acct->system)
@@ -391,25 +511,30 @@ smtp_open(struct session *s)
 		s->ctx = tls_context(s->acct, err, sizeof(err));
 		priv_drop();
 		if (s->ctx == NULL)
-			return smtp_fail(s, "TLS setup: %s", err);
+			return smtp_failx(s, STAGE_TLS, FC_CONFIG,
+			    "TLS setup: %s", err);
 	}
 	s->port = s->acct->port;
 	for (i = 0; i < s->acct->host.n; i++) {
 		const char *host = s->acct->host.v[i];
 
 		strlcpy(s->host, host, sizeof(s->host));
-		if ((s->io.fd = dial(s, host, why, sizeof(why))) == -1)
+		s->stage = STAGE_CONNECT;
+		if ((s->io.fd = dial(s, host, why, sizeof(why))) == -1) {
+			smtp_fail(s, "%s", why);
 			continue;
+		}
 		s->connected = 1;
 		s->dirty = 0;
 		if (greet(s, host) == ST_OK && s->connected)
 			return ST_OK;
 		s->connected = 0;
 		append(why, sizeof(why), "%s[%s]:%lld: %s", host, s->addr,
-		    s->port, s->err);
+		    s->port, s->fail.text);
 		io_close(&s->io);
 	}
-	smtp_fail(s, "%s", why);
+	strlcpy(s->fail.text, why, sizeof(s->fail.text));
+	sanitize(s->fail.text);
 	return ST_TEMP;
 }
 
@@ -447,6 +572,56 @@ count_out(void *arg, const char *p, size_t n)
 	return 0;
 }
 
+
+/*
+ * Records a refusal at stage: the class follows the reply (4xx may work
+ * later, 5xx is for good), and the failure keeps its code and enhanced code.
+ */
+static enum status
+refused(struct session *s, enum stage stage, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
+	va_end(ap);
+	sanitize(s->fail.text);
+	s->fail.stage = stage;
+	s->fail.class = s->reply.code / 100 == 5 ? FC_PERM : FC_TEMP;
+	s->fail.code = s->reply.code;
+	strlcpy(s->fail.enhanced, s->reply.enhanced, sizeof(s->fail.enhanced));
+	return s->fail.class == FC_PERM ? ST_PERM : ST_TEMP;
+}
+
+/*
+ * The server's state is in doubt (a reply that fits no command we sent,
+ * a 503 where a transaction should be open or closed): nothing more goes
+ * over this session. The caller goes on in a new one.
+ */
+static enum status
+doubt(struct session *s, const char *what)
+{
+	smtp_fail(s, "%s (%d %s); ending the session", what, s->reply.code,
+	    s->reply.text);
+	hangup(s);
+	return ST_TEMP;
+}
+
+/* After a transaction that did not end cleanly: RSET, and its 250. */
+static int
+rset(struct session *s)
+{
+	s->stage = STAGE_MAIL;
+	smtp_command(s, 0, "RSET");
+	if (read_reply(s, 0) == 250) {
+		s->dirty = 0;
+		return 0;
+	}
+	if (s->connected)
+		doubt(s, "RSET failed");
+	return -1;
+}
+
 /* xtext (RFC 3461 4): "+", "=" and octets outside 33..126 as +XX. */
 static void
 xtext(char *buf, size_t size, const char *s)
@@ -464,59 +639,11 @@ xtext(char *buf, size_t size, const char *s)
 	buf[n] = '\0';
 }
 
-/* The reply to the end of data decides for every accepted recipient. */
-static enum status
-end_of_data(struct session *s, struct envelope *env, int code)
-{
-	size_t		i;
-	enum status	st;
-
-	if (code == -1) {
-		char	why[sizeof(s->err)];
-
-		strlcpy(why, s->err, sizeof(why));
-		smtp_fail(s, "no reply after the message was sent (%s); it "
-		    "may arrive twice", why);
-		return ST_TEMP;		/* recipients stay ST_TEMP */
-	}
-	s->dirty = 0;
-	if (code / 100 == 2)
-		st = ST_OK;
-	else {
-		st = code / 100 == 4 ? ST_TEMP : ST_PERM;
-		s->exitcode = 69;
-		smtp_fail(s, "message refused: %d %s", code, s->reply.text);
-	}
-	for (i = 0; i < env->nrcpt; i++) {
-		struct rcpt *r = &env->rcpt[i];
-
-		if (r->done || !r->accepted)
-			continue;
-		r->st = st;
-		r->done = st != ST_TEMP;
-		r->reply = s->reply;
-	}
-	return st;
-}
-
-/* Notes the reply to one RCPT. */
-static void
-rcpt_result(struct session *s, struct rcpt *r, int code, size_t *accepted)
-{
-	r->reply = s->reply;
-	if (code / 100 == 2) {
-		r->accepted = 1;
-		(*accepted)++;
-	} else {
-		r->st = code / 100 == 4 ? ST_TEMP : ST_PERM;
-		r->done = r->st == ST_PERM;
-	}
-}
-
 /*
  * Checks what must hold before a message may go (encoding, SMTPUTF8, SIZE)
- * and works out its parameters. ST_PERM (with s->exitcode) refuses it
- * locally, before a command is sent.
+ * and works out its parameters. ST_PERM refuses it locally, before a
+ * command is sent: at STAGE_LOCAL for the message itself, at STAGE_MAIL
+ * for the server's SIZE.
  */
 static enum status
 tx_prepare(struct session *s, const struct message *m, struct envelope *env,
@@ -530,39 +657,35 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	memset(tx, 0, sizeof(*tx));
 	tx->qp = m->max_line > 998 || m->nul ||
 	    (m->eightbit && !(s->ext & EXT_8BITMIME));
-	if (tx->qp && !message_qp_allowed(m)) {
-		s->exitcode = 65;
-		smtp_fail(s, "the message needs re-encoding (%s) but is %s; "
-		    "send it encoded", m->max_line > 998 ? "a line over 998 "
-		    "octets" : m->nul ? "a NUL byte" : "8-bit text, and the "
-		    "server lacks 8BITMIME", m->multipart ? "multipart" :
-		    "already encoded");
-		return ST_PERM;
-	}
+	if (tx->qp && !message_qp_allowed(m))
+		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
+		    "re-encoding (%s) but is %s; send it encoded",
+		    m->max_line > 998 ? "a line over 998 octets" : m->nul ?
+		    "a NUL byte" : "8-bit text, and the server lacks 8BITMIME",
+		    m->multipart ? "multipart" : "already encoded");
 	for (p = env->sender; *p != '\0'; p++)
 		utf8 |= (unsigned char)*p >= 0x80;
 	for (i = 0; i < env->nrcpt; i++) {
-		env->rcpt[i].accepted = 0;
+		env->rcpt[i].accepted = env->rcpt[i].again = 0;
+		env->rcpt[i].sent = 0;
 		if (!env->rcpt[i].done)
 			env->rcpt[i].st = ST_TEMP;
 		for (p = env->rcpt[i].addr; *p != '\0'; p++)
 			utf8 |= (unsigned char)*p >= 0x80;
 	}
-	if (utf8 && !(s->ext & EXT_SMTPUTF8)) {
-		s->exitcode = 65;
-		smtp_fail(s, "an address is not ASCII and the server does not "
-		    "offer SMTPUTF8");
-		return ST_PERM;
-	}
+	if (utf8 && !(s->ext & EXT_SMTPUTF8))
+		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "an address is not "
+		    "ASCII and the server does not offer SMTPUTF8");
 	if (tx->qp)
 		message_render(m, 1, count_out, &tx->size);
 	else
 		tx->size = m->size;
 	if ((s->ext & EXT_SIZE) && s->size_max > 0 &&
 	    (unsigned long long)tx->size > s->size_max) {
-		s->exitcode = 69;
-		smtp_fail(s, "the message is %lld octets; the server takes at "
-		    "most %llu (SIZE)", (long long)tx->size, s->size_max);
+		smtp_failx(s, STAGE_MAIL, FC_PERM, "the message is %lld octets; "
+		    "the server takes at most %llu (SIZE)",
+		    (long long)tx->size, s->size_max);
+		strlcpy(s->fail.enhanced, "5.3.4", sizeof(s->fail.enhanced));
 		return ST_PERM;
 	}
 	tx->pipelining = (s->ext & EXT_PIPELINING) != 0;
@@ -589,8 +712,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 
 /* Buffers one RCPT, with the DSN parameters when asked for and offered. */
 static void
-rcpt_command(struct session *s, const struct envelope *env,
-    const struct rcpt *r)
+rcpt_command(struct session *s, const struct envelope *env, struct rcpt *r)
 {
 	char	params[1024], buf[ADDR_MAX * 3 + 32];
 
@@ -602,206 +724,292 @@ rcpt_command(struct session *s, const struct envelope *env,
 			params[0] = '\0';
 	}
 	smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
+	r->sent = 1;
 }
 
 /*
- * MAIL refused: every recipient not done shares its fate. With pipelining,
- * the replies to the pending commands (RCPT, DATA or BDAT) still come:
- * they are read so that the session stays in step for the next message.
+ * Notes the reply to one RCPT: 2xx accepted, 452 "too many recipients"
+ * goes in the next transaction (RFC 5321 4.5.3.1.10), other 4xx later,
+ * 5xx never. -1 when the session is lost or out of step.
+ */
+static int
+rcpt_result(struct session *s, struct tx *tx, struct rcpt *r, int code)
+{
+	if (code == -1)
+		return -1;
+	r->reply = s->reply;
+	if (code / 100 == 2) {
+		r->accepted = 1;
+		tx->accepted++;
+	} else if (code / 100 == 4 || code / 100 == 5) {
+		r->st = code / 100 == 4 ? ST_TEMP : ST_PERM;
+		r->done = r->st == ST_PERM;
+		r->again = code == 452;
+	} else {
+		doubt(s, "unexpected reply to RCPT");
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the replies to the RCPTs that went out with the envelope. */
+static int
+rcpt_replies(struct session *s, struct envelope *env, struct tx *tx)
+{
+	size_t	i;
+
+	s->stage = STAGE_RCPT;
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].sent &&
+		    rcpt_result(s, tx, &env->rcpt[i], read_reply(s, 0)) == -1)
+			return -1;
+	return 0;
+}
+
+/*
+ * MAIL refused: every recipient not done shares its fate. The replies to
+ * the commands pipelined behind it still come and are read; any of them
+ * that accepts something (the server thinks another transaction is open)
+ * puts the session in doubt, and so does a 503 to MAIL itself.
  */
 static enum status
-mail_refused(struct session *s, struct envelope *env, int code,
-    size_t pending)
+mail_refused(struct session *s, struct envelope *env, struct tx *tx,
+    int code)
 {
-	struct reply	mail;
+	struct reply	mail = s->reply;
+	size_t		i, pending = 0;
+	int		odd = 0, c;
 	enum status	st;
-	size_t		i;
 
 	if (code == -1)
 		return ST_TEMP;
-	st = code / 100 == 4 ? ST_TEMP : ST_PERM;
-	smtp_fail(s, "sender <%s> refused: %d %s", env->sender, code,
-	    s->reply.text);
-	s->exitcode = 69;
+	for (i = 0; i < env->nrcpt; i++)
+		pending += env->rcpt[i].sent;
+	pending += tx->data_sent;
+	for (i = 0; i < pending; i++) {
+		if ((c = read_reply(s, 0)) == -1)
+			return ST_TEMP;
+		odd |= c / 100 == 2 || c / 100 == 3;
+	}
+	s->reply = mail;
+	st = refused(s, STAGE_MAIL, "sender <%s> refused: %d %s", env->sender,
+	    code, mail.text);
 	for (i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].done) {
 			env->rcpt[i].st = st;
 			env->rcpt[i].done = st == ST_PERM;
-			env->rcpt[i].reply = s->reply;
+			env->rcpt[i].reply = mail;
 		}
-	mail = s->reply;
-	for (i = 0; i < pending; i++)
-		if (read_reply(s, 0) == -1)
-			break;
-	s->reply = mail;
+	if (code == 503 || odd) {
+		s->reply = mail;
+		doubt(s, odd ? "the server accepted commands after refusing "
+		    "MAIL" : "MAIL out of sequence");
+		for (i = 0; i < env->nrcpt; i++)
+			if (!env->rcpt[i].done)
+				env->rcpt[i].st = ST_TEMP;
+		return ST_TEMP;
+	}
 	return st;
 }
 
 /*
- * Starts one transaction. With PIPELINING, CHUNKING and a small message
- * the whole of it (RSET if a failure left one open, MAIL, RCPT, BDAT LAST
- * and the message) is buffered without waiting, and tx->written is set:
- * smtp_send_end() reads its replies, so several messages may be in flight
- * (RFC 2920, RFC 3030). ST_PERM refuses the message locally.
+ * The reply to the end of the message decides for every recipient that
+ * RCPT accepted; a 2xx is a delivery. Nothing after it may be pending:
+ * a reply that answers nothing puts the session in doubt.
  */
-enum status
-smtp_send_begin(struct session *s, const struct message *m,
-    struct envelope *env, struct tx *tx)
+static enum status
+end_of_data(struct session *s, struct envelope *env, enum stage stage,
+    int code)
 {
-	size_t	i;
+	size_t		i;
+	enum status	st;
 
-	if (tx_prepare(s, m, env, tx) == ST_PERM)
-		return ST_PERM;
-	if (!tx->inl)
-		return ST_OK;
-	if (s->dirty) {
-		smtp_command(s, 0, "RSET");
-		tx->rset = 1;
-		s->dirty = 0;
+	s->stage = stage;
+	if (code == -1) {
+		char	why[sizeof(s->fail.text)];
+
+		strlcpy(why, s->fail.text, sizeof(why));
+		smtp_fail(s, "no reply after the message was sent (%s); it "
+		    "may arrive twice", why);
+		return ST_TEMP;		/* recipients stay ST_TEMP */
 	}
-	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx->params);
-	for (i = 0; i < env->nrcpt; i++)
-		if (!env->rcpt[i].done) {
-			rcpt_command(s, env, &env->rcpt[i]);
-			tx->nsent++;
-		}
-	smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size);
+	if (code / 100 == 2)
+		st = ST_OK;
+	else if (code == 503 || code / 100 == 3)
+		return doubt(s, "unexpected reply to the end of the message");
+	else
+		st = refused(s, stage, "message refused: %d %s", code,
+		    s->reply.text);
+	for (i = 0; i < env->nrcpt; i++) {
+		struct rcpt *r = &env->rcpt[i];
+
+		if (r->done || !r->accepted)
+			continue;
+		r->st = st;
+		r->done = st != ST_TEMP;
+		r->reply = s->reply;
+	}
+	s->dirty = st != ST_OK;
+	if (io_pending(&s->io) > 0)
+		doubt(s, "the server sent a reply nobody asked for");
+	return st;
+}
+
+/* Writes the message: BDAT LAST and the octets, or the dot-stuffed DATA. */
+static int
+body_out(struct session *s, const struct message *m, const struct tx *tx)
+{
+	struct dotsink	dot = { &s->io, 1 };
+
 	if (s->verbose)
 		fprintf(stderr, "-> [message: %lld octets]\n",
 		    (long long)tx->size);
-	if (message_render(m, tx->qp, raw_out, &s->io) == -1)
-		return smtp_fail(s, "reading the spool file failed");
-	tx->written = 1;
-	return ST_OK;
-}
-
-/* Reads the replies of a transaction smtp_send_begin() wrote. */
-enum status
-smtp_send_end(struct session *s, struct envelope *env, struct tx *tx)
-{
-	size_t	i, accepted = 0;
-	int	code;
-
-	if (tx->rset && read_reply(s, 0) != 250)
-		return smtp_fail(s, "RSET failed: %s", s->reply.text);
-	if ((code = read_reply(s, 0)) / 100 != 2)
-		return mail_refused(s, env, code, tx->nsent + 1);
-	s->dirty = 1;
-	for (i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].done)
-			continue;
-		if ((code = read_reply(s, 0)) == -1)
-			return ST_TEMP;
-		rcpt_result(s, &env->rcpt[i], code, &accepted);
-	}
-	if (accepted == 0)	/* BDAT's 554 "no valid recipients" */
-		return read_reply(s, 0) == -1 ? ST_TEMP : ST_OK;
-	return end_of_data(s, env, read_reply(s, 0));
+	if (tx->bdat)
+		return message_render(m, tx->qp, raw_out, &s->io);
+	if (message_render(m, tx->qp, smtp_data_out, &dot) == -1 ||
+	    io_write(&s->io, ".\r\n", 3) == -1)
+		return -1;
+	if (s->verbose)
+		fprintf(stderr, "-> .\n");
+	return 0;
 }
 
 /*
- * Sends one message to every recipient not yet done. A recipient is ST_OK
- * only after the 2xx to the end of data, ST_PERM when refused for good,
- * else ST_TEMP. The return value is the message's own outcome: ST_PERM
- * (with s->exitcode) from MAIL, DATA or the end of data.
+ * After the envelope: the message goes if a recipient was accepted. With
+ * DATA the 354 comes first; BDAT sent with the envelope has its reply due.
+ */
+static enum status
+data(struct session *s, const struct message *m, struct envelope *env,
+    struct tx *tx)
+{
+	int	code;
+
+	s->stage = STAGE_DATA;
+	if (tx->data_sent && tx->bdat) {
+		if ((code = read_reply(s, 0)) == -1 && tx->accepted == 0)
+			return ST_TEMP;
+		if (tx->accepted > 0)
+			return end_of_data(s, env, STAGE_EOD, code);
+		return code / 100 == 2 ? doubt(s, "BDAT accepted without a "
+		    "recipient") : ST_OK;
+	}
+	if (tx->accepted == 0 && !tx->data_sent)
+		return ST_OK;	/* nobody to send it to; RSET comes next */
+	if (tx->bdat) {
+		smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size);
+		if (body_out(s, m, tx) == -1)
+			return smtp_fail(s, "sending the message: %s",
+			    s->io.err);
+		return end_of_data(s, env, STAGE_EOD, read_reply(s, 0));
+	}
+	if (!tx->data_sent)
+		smtp_command(s, 0, "DATA");
+	if ((code = read_reply(s, 0)) == -1)
+		return ST_TEMP;
+	if (tx->accepted == 0)	/* RFC 2920 3.1: a 354 here is a bug */
+		return code == 354 ? doubt(s, "354 without a recipient") :
+		    ST_OK;
+	if (code != 354)
+		return code / 100 == 2 ? doubt(s, "unexpected reply to DATA") :
+		    end_of_data(s, env, STAGE_DATA, code);
+	if (body_out(s, m, tx) == -1)
+		return smtp_fail(s, "sending the message: %s", s->io.err);
+	return end_of_data(s, env, STAGE_EOD, read_reply(s, 0));
+}
+
+/*
+ * One transaction. With PIPELINING, MAIL, every RCPT and (for a small
+ * message with CHUNKING) BDAT LAST with the message go in one write, and
+ * the replies are read in order, each matched to its command (RFC 2920).
+ * The transaction is over when the reply to the end of the message is
+ * read; the next one starts only then.
+ */
+static enum status
+transaction(struct session *s, const struct message *m, struct envelope *env)
+{
+	struct tx	tx;
+	size_t		i;
+	int		code;
+	enum status	st;
+
+	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
+		return st;
+	if (s->dirty && rset(s) == -1)
+		return ST_TEMP;
+	s->stage = STAGE_MAIL;
+	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params);
+	s->dirty = 1;		/* until the end of the message is answered */
+	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
+		return mail_refused(s, env, &tx, code);
+	for (i = 0; i < env->nrcpt; i++) {
+		if (env->rcpt[i].done)
+			continue;
+		rcpt_command(s, env, &env->rcpt[i]);
+		s->stage = STAGE_RCPT;
+		if (!tx.pipelining &&
+		    rcpt_result(s, &tx, &env->rcpt[i], read_reply(s, 0)) == -1)
+			return ST_TEMP;
+	}
+	if (!tx.pipelining)
+		return data(s, m, env, &tx);
+	if (tx.inl) {
+		smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size);
+		if (body_out(s, m, &tx) == -1)
+			return smtp_fail(s, "sending the message: %s",
+			    s->io.err);
+		tx.data_sent = 1;
+	} else if (!tx.bdat) {
+		smtp_command(s, 0, "DATA");
+		tx.data_sent = 1;
+	}
+	s->stage = STAGE_MAIL;
+	if ((code = read_reply(s, 0)) / 100 != 2)
+		return mail_refused(s, env, &tx, code);
+	if (rcpt_replies(s, env, &tx) == -1)
+		return ST_TEMP;
+	return data(s, m, env, &tx);
+}
+
+/* Whether a transaction that delivered left 452'd recipients to send now. */
+static int
+again(const struct envelope *env)
+{
+	size_t	i;
+	int	progress = 0, more = 0;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		progress |= env->rcpt[i].accepted && env->rcpt[i].st == ST_OK;
+		more |= env->rcpt[i].again && !env->rcpt[i].done;
+	}
+	return progress && more;
+}
+
+/*
+ * Sends one message to every recipient not yet done, in as many
+ * transactions of this session as "452 too many recipients" asks for.
+ * A recipient is ST_OK only after the 2xx to the end of data, ST_PERM when
+ * refused for good, else ST_TEMP. The return value is the message's own
+ * outcome (ST_PERM from MAIL, DATA, the end of data or a local check),
+ * with s->fail saying why.
  */
 enum status
 smtp_send(struct session *s, const struct message *m, struct envelope *env)
 {
-	struct dotsink	 dot = { &s->io, 1 };
-	struct tx	 tx;
-	size_t		 i, accepted = 0;
-	int		 code;
-	enum status	 st;
+	enum status	st;
+	size_t		n;
 
-	if ((st = smtp_send_begin(s, m, env, &tx)) != ST_OK)
-		return st;
-	if (tx.written)
-		return smtp_send_end(s, env, &tx);
-
-	/* Without PIPELINING, or a large message: wait where it helps. */
-	if (s->dirty) {
-		smtp_command(s, 0, "RSET");
-		if (!tx.pipelining && read_reply(s, 0) != 250)
-			return smtp_fail(s, "RSET failed: %s", s->reply.text);
+	for (n = 0;; n++) {
+		s->fail.class = FC_NONE;
+		st = transaction(s, m, env);
+		if (st != ST_OK || !s->connected || n >= env->nrcpt ||
+		    !again(env))
+			return st;
 	}
-	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params);
-	if (s->dirty && tx.pipelining && read_reply(s, 0) != 250)
-		return smtp_fail(s, "RSET failed: %s", s->reply.text);
-	s->dirty = 0;
-	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
-		return mail_refused(s, env, code, 0);
-	s->dirty = !tx.pipelining;
-	for (i = 0; i < env->nrcpt; i++) {
-		struct rcpt *r = &env->rcpt[i];
-
-		if (r->done)
-			continue;
-		rcpt_command(s, env, r);
-		tx.nsent++;
-		if (!tx.pipelining && (code = read_reply(s, 0)) == -1)
-			return ST_TEMP;
-		if (!tx.pipelining)
-			rcpt_result(s, r, code, &accepted);
-	}
-	if (!tx.bdat && (tx.pipelining || accepted > 0))
-		smtp_command(s, 0, "DATA");
-	if (tx.pipelining) {
-		if ((code = read_reply(s, 0)) / 100 != 2)
-			return mail_refused(s, env, code,
-			    tx.nsent + !tx.bdat);
-		s->dirty = 1;
-		for (i = 0; i < env->nrcpt; i++) {
-			struct rcpt *r = &env->rcpt[i];
-
-			if (r->done)
-				continue;
-			if ((code = read_reply(s, 0)) == -1)
-				return ST_TEMP;
-			rcpt_result(s, r, code, &accepted);
-		}
-	}
-	if (!tx.bdat) {
-		if (!tx.pipelining && accepted == 0)
-			return ST_OK;	/* DATA was not sent */
-		if ((code = read_reply(s, 0)) == -1)
-			return ST_TEMP;
-		if (code != 354) {
-			if (accepted == 0)
-				return ST_OK;	/* 554: no valid recipients */
-			return end_of_data(s, env, code);
-		}
-		if (accepted == 0) {
-			/* RFC 2920 3.1: a 354 here is a server bug; end it. */
-			smtp_command(s, 0, ".");
-			read_reply(s, 0);
-			return ST_OK;
-		}
-		if (s->verbose)
-			fprintf(stderr, "-> [message: %lld octets]\n",
-			    (long long)tx.size);
-		if (message_render(m, tx.qp, smtp_data_out, &dot) == -1 ||
-		    io_write(&s->io, ".\r\n", 3) == -1)
-			return smtp_fail(s, "sending the message: %s",
-			    s->io.err);
-		if (s->verbose)
-			fprintf(stderr, "-> .\n");
-		return end_of_data(s, env, read_reply(s, 0));
-	}
-	if (accepted == 0)
-		return ST_OK;
-	smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size);
-	if (s->verbose)
-		fprintf(stderr, "-> [message: %lld octets]\n",
-		    (long long)tx.size);
-	if (message_render(m, tx.qp, raw_out, &s->io) == -1)
-		return smtp_fail(s, "sending the message: %s", s->io.err);
-	return end_of_data(s, env, read_reply(s, 0));
 }
 
-/* Says QUIT without waiting for the reply, and closes. */
-void
-smtp_close(struct session *s)
+/* Says QUIT without waiting for the reply, and closes the connection. */
+static void
+hangup(struct session *s)
 {
 	if (s->connected) {
 		smtp_command(s, 0, "QUIT");
@@ -810,7 +1018,15 @@ smtp_close(struct session *s)
 			SSL_shutdown(s->io.ssl);
 	}
 	s->connected = 0;
+	s->dirty = 0;
 	io_close(&s->io);
+}
+
+/* Ends the session, and frees what it kept for the next connection. */
+void
+smtp_close(struct session *s)
+{
+	hangup(s);
 	if (s->ctx != NULL)
 		SSL_CTX_free(s->ctx);
 	s->ctx = NULL;

@@ -37,6 +37,8 @@ static int	cmd_mail(struct smtpd *, const char *);
 static int	cmd_rcpt(struct smtpd *, const char *);
 static int	cmd_data(struct smtpd *);
 static void	reset(struct smtpd *);
+static void	answer(struct smtpd *, const struct qentry *,
+		    const struct failure *);
 
 /* Replies are sent when no pipelined command waits (RFC 2920 3.2). */
 static int
@@ -189,8 +191,8 @@ cmd_data(struct smtpd *d)
 	char		 err[512];
 	const char	*dir;
 	FILE		*tmp;
+	struct failure	 f;
 	size_t		 i;
-	int		 code;
 
 	if (!d->mail)
 		return reply(d, "503 5.5.1 Need MAIL command");
@@ -217,7 +219,7 @@ cmd_data(struct smtpd *d)
 	if (message_read(&q.msg, &mo, fileno(tmp)) == -1) {
 		fclose(tmp);
 		reset(d);
-		return reply(d, "554 5.6.0 %s", q.msg.err);
+		return reply(d, "554 5.6.0 %s", q.msg.fail.text);
 	}
 	fclose(tmp);
 	if (addr_resolve(&d->rcpt, d->al, d->a->maildomain, &rcpt, err,
@@ -233,38 +235,51 @@ cmd_data(struct smtpd *d)
 		q.env.rcpt[i].addr = rcpt.v[i];
 		q.env.rcpt[i].st = ST_TEMP;
 	}
-	code = deliver_submit(d->r, d->a, &q, d->mode);
-	switch (code) {
-	case EX_OK:
-		if (q.id[0] != '\0' && d->mode != 'i')
-			reply(d, "250 2.0.0 Ok: queued as %s", q.id);
-		else
-			reply(d, "250 2.0.0 Ok");
-		break;
-	case EX_NOUSER:
-		if (q.env.sender[0] != '\0')
-			reply(d, "250 2.0.0 Ok, but some recipients were "
-			    "refused: a report goes to <%s>", q.env.sender);
-		else
-			reply(d, "250 2.0.0 Ok, but some recipients were "
-			    "refused");
-		break;
-	case EX_TEMPFAIL:
-		reply(d, "451 4.3.0 Not sent; try again later");
-		break;
-	case EX_DATAERR:
-	case EX_UNAVAILABLE:
-		reply(d, "554 5.6.0 Message refused");
-		break;
-	default:
-		reply(d, "451 4.3.0 Local problem; try again later");
-		break;
-	}
+	deliver_submit(d->r, d->a, &q, d->mode, &f);
+	answer(d, &q, &f);
 	message_close(&q.msg);
 	free(q.env.rcpt);
 	strlist_free(&rcpt);
 	reset(d);
 	return 0;
+}
+
+/*
+ * The reply to the end of a message, from the submission's outcome: the
+ * server's own code and enhanced code where it refused the message.
+ */
+static void
+answer(struct smtpd *d, const struct qentry *q, const struct failure *f)
+{
+	const char	*enh = f->enhanced;
+
+	switch (f->class) {
+	case FC_NONE:
+		if (q->id[0] != '\0' && d->mode != 'i')
+			reply(d, "250 2.0.0 Ok: queued as %s", q->id);
+		else
+			reply(d, "250 2.0.0 Ok");
+		return;
+	case FC_PERM:
+		if (f->stage == STAGE_RCPT) {
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused: %s", f->text);
+			return;
+		}
+		if (enh[0] != '5')
+			enh = "5.6.0";
+		reply(d, "%d %s %s", f->code / 100 == 5 ? f->code :
+		    strcmp(enh, "5.3.4") == 0 ? 552 : 554, enh, f->text);
+		return;
+	case FC_TEMP:
+	case FC_CONFIG:
+		reply(d, "451 %s Not sent; try again later: %s", enh[0] == '4' ?
+		    enh : "4.3.0", f->text);
+		return;
+	default:
+		reply(d, "451 4.3.0 Local problem; try again later");
+		return;
+	}
 }
 
 /* Serves SMTP on stdin/stdout until QUIT or end of input. */

@@ -56,3 +56,18 @@ strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
+
+/* A stage's name, for the log, --check and messages. */
+const char *
+stage_name(enum stage st)
+{
+	static const char *names[] = {
+		"none", "local", "queue", "connect", "tls", "greeting",
+		"ehlo", "starttls", "auth", "mail", "rcpt", "data",
+		"end of data"
+	};
+
+	if ((size_t)st >= sizeof(names) / sizeof(names[0]))
+		return "unknown";
+	return names[st];
+}

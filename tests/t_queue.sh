@@ -341,12 +341,19 @@ for sc in connect-refused greeting-421 ehlo-421 mail-451 rcpt-451 data-451 dot-4
 	fi
 	mkcfg "$name" "$PORT" "${cfgbad[@]}"
 	ob "$name" 0 -i -f a@example.test "${rcpts[@]}" <"$MSG"
-	expect_grep "q-$name-said-queued" '^outbox: queued as [0-9A-F]{12}; outbox -q will retry$' "$ERR"
+	# Safely queued is quiet on a non-terminal stderr (DESIGN: quiet when
+	# safe); what needs an administrator (AUTH refused) is said anyway.
+	if [ "$sc" = auth-535 ]; then
+		expect_grep "q-$name-said-queued" '^outbox: queued as [0-9A-F]{12}; outbox -q will retry$' "$ERR"
+	else
+		expect_nogrep "q-$name-quiet" . "$ERR"
+	fi
+	cp "$ERR" "$FS/$name.err"
 	stop_srv
 	expect_queued "$name" "${rcpts[@]}"
 	echo "note: $sc: $(grep -E '^\(' "$FS/$name.bp")"
 	id=$(qids)
-	expect_grep "q-$name-id-said" "queued as $id;" "$ERR"
+	[ "$sc" = auth-535 ] && expect_grep "q-$name-id-said" "queued as $id;" "$FS/$name.err"
 
 	# The same queue, the config pointed at a healthy server.
 	start_srv "$name-retry" "${srvtls[@]}"
@@ -389,8 +396,9 @@ name=t-rcpt-mixed mid=q2-mixed
 mkmsg "$mid"; owe "$mid" b@example.test c@example.test
 start_srv "$name" --once --scenario rcpt-mixed-451
 mkcfg "$name" "$PORT"
-ob "$name" 0 -i -f a@example.test b@example.test c@example.test <"$MSG"
+ob "$name" 0 -v -i -f a@example.test b@example.test c@example.test <"$MSG"
 stop_srv
+# With -v, a queued message is announced.
 expect_grep "q-$name-said-queued" '^outbox: queued as [0-9A-F]{12}; outbox -q will retry$' "$ERR"
 expect_one_tx "$name" "$LOG" "$mid" b@example.test "$WANT"
 expect_queued "$name" c@example.test
@@ -541,7 +549,7 @@ done
 expect_eq "q-$name-ten-queued" "$(qn)" 10
 expect_nogrep "q-$name-all-exit-0" '^q6 submission' "$FS/$name.add.err"
 start_srv "$name-srv"	# default: PIPELINING, CHUNKING
-mkcfg "$name" "$PORT"
+mkcfg "$name" "$PORT" "sessions 1"
 ob "$name-run" 0 -q
 expect_eq "q-$name-summary" "$(cat "$OUT")" "outbox: 10 sent, 0 deferred, 0 bounced, 0 busy"
 kill_srv
@@ -550,11 +558,11 @@ expect_eq "q-$name-one-ehlo" "$(ehlos "$LOG")" 1
 expect_eq "q-$name-ten-transactions" "$(acked "$LOG"):$(tx "$LOG" | wc -l)" "10:10"
 expect_eq "q-$name-no-rset" "$(rsets "$LOG")" 0
 expect_eq "q-$name-each-once" "$(tx "$LOG" | awk '{print $5}' | sort -u | wc -l)" 10
-# PIPELINING + CHUNKING: later messages do not wait for earlier replies,
-# so some read of the server holds several whole transactions.
+# PIPELINING + CHUNKING: MAIL, RCPT and BDAT of one transaction go in one
+# write, but the next transaction waits for the reply to the end of data
+# (Dovecot 2.3 crashes on more; DESIGN: exactly once).
 most=$(awk '/^B: / && $3 == "MAIL" {if ($2 > m) m = $2} END {print m + 0}' "$LOG")
-if [ "$most" -ge 9 ]; then pass "q-$name-transactions-pipelined"; else
-	fail "q-$name-transactions-pipelined" "at most $most commands in one read; want >= 9 (3 transactions)"; fi
+expect_eq "q-$name-one-transaction-per-write" "$most" 3
 expect_empty "$name"
 
 # A failed transaction does not end the session: the next entry follows,

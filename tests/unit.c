@@ -401,8 +401,8 @@ test_spool(void)
 	free(s);
 	message_close(&m);
 	s = spool("From: a@b\nTo: John Doe\n\nx\n", 1, 1, &m);
-	CHECK("-t with a name but no address fails 65", s == NULL &&
-	    m.exitcode == 65);
+	CHECK("-t with a name but no address: permanent, local", s == NULL &&
+	    m.fail.class == FC_PERM && m.fail.stage == STAGE_LOCAL);
 	message_close(&m);
 }
 
