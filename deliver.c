@@ -556,6 +556,11 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 			f->class = FC_TEMP;	/* nothing is kept: 75 */
 	} else if (queued)
 		queue_remove(r->qdir, q->id);
+	if (stopping())
+		say(r, 1, "stopped by signal %d; %s", stopping(), temp == 0 ?
+		    "the message was delivered" : f->class == FC_NONE ?
+		    "the message waits in the queue" :
+		    "the message was not kept");
 	if (st == ST_OK && s.connected)
 		deliver_flush(r, &s, a);
 	smtp_close(&s);

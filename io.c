@@ -41,7 +41,7 @@ io_wait(struct io *io, short events)
 
 	do {
 		n = poll(&pfd, 1, io->timeout_ms);
-	} while (n == -1 && errno == EINTR);
+	} while (n == -1 && errno == EINTR && !stopping());
 	if (n == 0) {
 		snprintf(io->err, sizeof(io->err), "timed out after %d s",
 		    io->timeout_ms / 1000);
@@ -63,7 +63,7 @@ plain_read(struct io *io, void *buf, size_t len)
 		n = read(io->fd, buf, len);
 		if (n >= 0)
 			return n;
-		if (errno == EINTR)
+		if (errno == EINTR && !stopping())
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			snprintf(io->err, sizeof(io->err), "read: %s",
@@ -84,7 +84,7 @@ plain_write(struct io *io, const void *buf, size_t len)
 		n = send(io->fd, buf, len, MSG_NOSIGNAL);
 		if (n >= 0)
 			return n;
-		if (errno == EINTR)
+		if (errno == EINTR && !stopping())
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK) {
 			snprintf(io->err, sizeof(io->err), "write: %s",

@@ -641,8 +641,13 @@ message_read(struct message *m, const struct msgopts *o, int fd)
 	sp->in_headers = sp->first_line = 1;
 	while (!sp->done) {
 		n = read(fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
+		if (n == -1 && errno == EINTR && !stopping())
 			continue;
+		if (n == -1 && stopping()) {
+			fail(sp, FC_TEMP, "stopped by a signal before the "
+			    "message was read; nothing was sent");
+			goto out;
+		}
 		if (n == -1) {
 			fail(sp, FC_LOCAL, "reading standard input: %s",
 			    strerror(errno));

@@ -274,6 +274,8 @@ void	*xreallocarray(void *, size_t, size_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
+void	 signals_init(void);
+int	 stopping(void);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <err.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ work(struct run *r, const struct batch *b, size_t w, size_t nw)
 
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
-	for (i = w; i < b->ids.n; i += nw) {
+	for (i = w; i < b->ids.n && !stopping(); i += nw) {
 		if (take(r, b->ids.v[i], b->acct, &q) != 0)
 			continue;
 		deliver_entry(r, &s, b->acct, &q);
@@ -169,10 +170,15 @@ static void
 gather(struct run *r, pid_t *pid, int *fd, size_t n)
 {
 	struct tally	t;
+	ssize_t		got;
 	size_t		i;
 
 	for (i = 0; i < n; i++) {
-		if (read(fd[i], &t, sizeof(t)) == sizeof(t)) {
+		while ((got = read(fd[i], &t, sizeof(t))) == -1 &&
+		    errno == EINTR)
+			if (stopping())		/* pass it on to the worker */
+				kill(pid[i], stopping());
+		if (got == sizeof(t)) {
 			r->sent += t.sent;
 			r->deferred += t.deferred;
 			r->bounced += t.bounced;
@@ -180,7 +186,8 @@ gather(struct run *r, pid_t *pid, int *fd, size_t n)
 		}
 		close(fd[i]);
 		while (waitpid(pid[i], NULL, 0) == -1 && errno == EINTR)
-			;
+			if (stopping())		/* pass it on to the worker */
+				kill(pid[i], stopping());
 	}
 }
 
@@ -306,7 +313,7 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 		return;
 	r->due_only = 1;
 	for (i = 0; i < ids.n && s->connected && n < FLUSH_MAX &&
-	    time(NULL) - start < FLUSH_SECONDS; i++) {
+	    time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
 		if (take(r, ids.v[i], a, &q) != 0)
 			continue;
 		deliver_entry(r, s, a, &q);

@@ -434,6 +434,7 @@ main(int argc, char *argv[])
 	prctl(PR_SET_DUMPABLE, 0);
 	umask(077);
 	priv_init();
+	signals_init();
 
 	memset(&o, 0, sizeof(o));
 	o.dot_ends = 1;
@@ -610,6 +611,7 @@ main(int argc, char *argv[])
 	}
 	deliver_submit(&r, a, &q, o.deliver, &f);
 	code = exit_code(&f);
+
 sent:
 	message_close(&q.msg);
 	free(q.env.rcpt);
@@ -619,6 +621,9 @@ sent:
 failed:
 	if (f.class != FC_NONE)
 		warnx("%s", f.text);
+	if (stopping())
+		warnx("stopped by signal %d; entries not tried wait in the "
+		    "queue", stopping());
 	code = exit_code(&f);
 done:
 	strlist_free(&o.rcpt);

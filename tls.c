@@ -116,7 +116,7 @@ tls_retry(struct io *io, int ret, const char *what)
 	}
 	do {
 		n = poll(&pfd, 1, io->timeout_ms);
-	} while (n == -1 && errno == EINTR);
+	} while (n == -1 && errno == EINTR && !stopping());
 	if (n <= 0) {
 		snprintf(io->err, sizeof(io->err), "%s timed out after %d s",
 		    what, io->timeout_ms / 1000);

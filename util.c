@@ -3,6 +3,7 @@
  * EX_OSERR, the one exit outside sendmail.c) and string lists.
  */
 #include <err.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -70,4 +71,36 @@ stage_name(enum stage st)
 	if ((size_t)st >= sizeof(names) / sizeof(names[0]))
 		return "unknown";
 	return names[st];
+}
+
+/*
+ * The signal that asked outbox to stop (SIGTERM, SIGHUP, SIGINT), or 0:
+ * the one thing a handler may set. Waits return on it (no SA_RESTART),
+ * the failure is temporary, and what was in flight waits in the queue.
+ */
+static volatile sig_atomic_t stop_signal;
+
+static void
+on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+void
+signals_init(void)
+{
+	struct sigaction	sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+int
+stopping(void)
+{
+	return stop_signal;
 }
