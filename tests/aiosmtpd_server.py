@@ -8,6 +8,7 @@
 CRAM-MD5 with the one user, only over TLS, and mail only after AUTH.
 RCPT: local parts starting with "reject" get 550, with "defer" 451.
 End of data: a header "X-Test-Fail: 451" gets 451, "X-Test-Fail: 554" gets 554.
+The 451s (the transient faults) are given only while DIR/transient exists.
 Each accepted message goes, once per recipient, to DIR/mail/<local part, lower
 case>/new/ (a Maildir, LF line endings) with "Return-Path: <envelope sender>"
 in front, as an MTA's delivery would write it. Log: DIR/aiosmtpd.log (a
@@ -39,6 +40,9 @@ class Handler:
         self.seq = 0
         self.lock = threading.Lock()
 
+    def transient(self):
+        return os.path.exists(os.path.join(self.root, "transient"))
+
     def authenticator(self, server, session, envelope, mechanism, data):
         ok = (isinstance(data, LoginPassword) and data.login == self.user
               and hmac.compare_digest(data.password, self.password))
@@ -62,7 +66,7 @@ class Handler:
         local = address.rsplit("@", 1)[0].lower()
         if local.startswith("reject"):
             return "550 5.1.1 <%s>: user unknown (test)" % address
-        if local.startswith("defer"):
+        if local.startswith("defer") and self.transient():
             return "451 4.3.0 <%s>: deferred (test)" % address
         if not re.fullmatch(r"[a-z0-9][a-z0-9._+=-]*", local):
             return "550 5.1.3 <%s>: bad local part (test)" % address
@@ -75,7 +79,7 @@ class Handler:
         m = re.search(rb"(?im)^x-test-fail:[ \t]*(\d{3})", head)
         if m and m.group(1) == b"554":
             return "554 5.7.1 refused by X-Test-Fail (test)"
-        if m and m.group(1) == b"451":
+        if m and m.group(1) == b"451" and self.transient():
             return "451 4.3.0 deferred by X-Test-Fail (test)"
         with self.lock:
             self.seq += 1

@@ -4,6 +4,7 @@
 #
 #   bash tests/dovecot.sh start DIR   fetch and extract the packages, configure, start
 #   bash tests/dovecot.sh stop DIR    stop it (and take its relay service out of Postfix)
+#   bash tests/dovecot.sh transient on|off DIR   the relay's 451s (on after start)
 #
 # The packages are not installed: `apt-get download` + `dpkg -x` into DIR/pkg (or
 # $DOVECOT_PKG, a cache shared between runs), run in a private mount namespace
@@ -31,7 +32,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { printf 'dovecot.sh: %s\n' "$*" >&2; exit 1; }
 
-[ $# -eq 2 ] || die "usage: dovecot.sh start|stop DIR"
+if [ $# -eq 3 ] && [ "$1" = transient ]; then
+	TRANSIENT=$2
+	shift 2
+	set -- transient "$@"
+fi
+[ $# -eq 2 ] || die "usage: dovecot.sh start|stop|transient on|off DIR"
 cmd=$1
 case $2 in /*) DIR=$2 ;; *) DIR=$(pwd)/$2 ;; esac
 DIR=${DIR%/}
@@ -55,13 +61,28 @@ relay_del() {
 		postfix -c "$PF_CONF" reload >>"$DIR/postfix-cmd.log" 2>&1
 }
 
+# rules on|off: the relay's lookup tables, with or without the 451s
+rules() {
+	: >"$DIR/relay/rcpt.regexp"
+	[ "$1" = on ] && printf '%s\n' '/^defer/	451 4.3.0 deferred (test)' >"$DIR/relay/rcpt.regexp"
+	printf '%s\n' '/^X-Test-Fail:[ \t]*554/	REJECT 5.7.1 refused by X-Test-Fail (test)' \
+		>"$DIR/relay/header.regexp"
+	[ "$1" = on ] && printf '%s\n' \
+		'/^X-Test-Fail:[ \t]*451/	REJECT 4.3.0 deferred by X-Test-Fail (test)' \
+		>>"$DIR/relay/header.regexp"
+	chmod 644 "$DIR"/relay/*.regexp
+}
+
+do_transient() {
+	[ -f "$MARK" ] && [ -f "$PF_ENV" ] || die "not running"
+	. "$PF_ENV"
+	rules "$1"
+	postfix -c "$PF_CONF" reload >>"$DIR/postfix-cmd.log" 2>&1
+}
+
 relay_add() {
 	local c=${CLEANUP_SVC%/unix}
-	printf '%s\n' '/^defer/	451 4.3.0 deferred (test)' >"$DIR/relay/rcpt.regexp"
-	printf '%s\n' '/^X-Test-Fail:[ \t]*451/	REJECT 4.3.0 deferred by X-Test-Fail (test)' \
-		'/^X-Test-Fail:[ \t]*554/	REJECT 5.7.1 refused by X-Test-Fail (test)' \
-		>"$DIR/relay/header.regexp"
-	chmod 644 "$DIR"/relay/*.regexp
+	rules on
 	postconf -c "$PF_CONF" -M "$RELAY_SVC=127.0.0.1:$P_RELAY inet n - n - - smtpd \
 -o syslog_name=outbox-test-postfix/dovecot-relay -o smtpd_tls_security_level=none \
 -o smtpd_sasl_auth_enable=no \
@@ -214,5 +235,6 @@ do_start() {
 case $cmd in
 start) do_start ;;
 stop) do_stop ;;
-*) die "usage: dovecot.sh start|stop DIR" ;;
+transient) do_transient "$TRANSIENT" ;;
+*) die "usage: dovecot.sh start|stop|transient on|off DIR" ;;
 esac

@@ -20,6 +20,8 @@
 # PIPELINING and CHUNKING on, recipients_max = 10 (the 11th RCPT gets 452).
 # RCPT: local parts starting with "reject" get 550, with "defer" 451.
 # End of data: a header "X-Test-Fail: 451" gets 451, "X-Test-Fail: 554" gets 554.
+# The 451s (the transient faults) are given only while DIR/transient exists
+# (made by start; rm it to let those messages through).
 # Delivery: DIR/mail/<local part, lower case>/new/ (Maildir, as Debian-exim: with -C,
 # Exim's re-executed delivery processes have no root to switch to anyone else), with
 # Return-Path added (and Exim's Received). Log: DIR/log/mainlog, rejectlog, paniclog.
@@ -100,12 +102,13 @@ write_conf() {
 	  deny    local_parts = ^reject
 	          message = 550 5.1.1 <\$local_part@\$domain>: user unknown (test)
 	  defer   local_parts = ^defer
+	          condition = \${if exists{$DIR/transient}}
 	          message = 451 4.3.0 <\$local_part@\$domain>: deferred (test)
 	  accept
 	acl_data:
 	  deny    condition = \${if match{\$h_X-Test-Fail:}{554}}
 	          message = 554 5.7.1 refused by X-Test-Fail (test)
-	  defer   condition = \${if match{\$h_X-Test-Fail:}{451}}
+	  defer   condition = \${if and {{exists{$DIR/transient}}{match{\$h_X-Test-Fail:}{451}}}}
 	          message = 451 4.3.0 deferred by X-Test-Fail (test)
 	  accept
 
@@ -184,7 +187,7 @@ do_start() {
 	if [ -e "$DIR" ] && ! [ -f "$MARK" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
 		die "$DIR exists, is not empty and was not made by exim.sh"
 	fi
-	[ -f "$MARK" ] && { do_stop; rm -rf "${DIR:?}"/{spool,log,mail,tls,exim.conf,deliver.sh,env}; }
+	[ -f "$MARK" ] && { do_stop; rm -rf "${DIR:?}"/{spool,log,mail,tls,exim.conf,deliver.sh,env,transient}; }
 	for p in $P_SUBMIT $P_SMTPS; do
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
 			die "port 127.0.0.1:$p is already in use (set OUTBOX_PORT_BASE)"
@@ -202,6 +205,7 @@ do_start() {
 		chown "$eu:$eu" "$DIR/tls/server.key" && chmod 600 "$DIR/tls/server.key" ||
 		die "cannot copy the test certificate"
 	write_conf
+	: >"$DIR/transient"
 	if ! deb_ns "$PKG" /usr/sbin/exim4 -C "$DIR/exim.conf" -bd >"$DIR/start.log" 2>&1; then
 		cat "$DIR/start.log" "$DIR"/log/paniclog >&2 2>/dev/null
 		do_stop
