@@ -65,6 +65,18 @@ deb_ns() {
 		exec "$@"' sh "$root" "$@"
 }
 
+# deb_ns_ok DIR: can this machine run deb_ns (a mount namespace, an overlay on
+# /usr)? DIR is a scratch directory. Says why not on stderr.
+deb_ns_ok() {
+	local d=$1
+	mkdir -p "$d/probe/usr" || return 1
+	if ! unshare -m --propagation private sh -c \
+		'mount -t overlay overlay -o "lowerdir=$1/probe/usr:/usr" /usr' sh "$d" 2>"$d/probe.err"; then
+		echo "no private mount namespace with an overlay on /usr: $(head -c 200 "$d/probe.err")" >&2
+		return 1
+	fi
+}
+
 # deb_pids PATTERN: pids of processes whose command line contains PATTERN
 # (a path under the instance's DIR, so only that instance's processes match).
 deb_pids() {
