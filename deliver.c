@@ -610,9 +610,12 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	else if (perm > 0)
 		code = EX_NOUSER;
 	if (perm > 0) {
-		/* -oem mails the error back; dead.letter keeps it anyway. */
-		if (r->errmode == 'm' && bounce(r, s.connected ? &s : NULL, a,
-		    &q->msg, &q->env, s.err) == 0)
+		/* -oem mails the error back; dead.letter keeps it anyway.
+		 * -bs ('s') says a whole refusal in its reply instead. */
+		strlcpy(q->lasterr, s.err, sizeof(q->lasterr));
+		if ((r->errmode == 'm' || (r->errmode == 's' &&
+		    (size_t)perm < q->env.nrcpt)) && bounce(r, s.connected ?
+		    &s : NULL, a, &q->msg, &q->env, s.err) == 0)
 			warnx("error report mailed to <%s>", q->env.sender);
 		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
 	}
