@@ -194,6 +194,11 @@ io_fill(struct io *io)
 		    "reply line longer than %zu octets", sizeof(io->rbuf));
 		return -1;
 	}
+	/* A deadline holds even for a peer whose bytes are always ready. */
+	if (io_wait_ms(io) == 0) {
+		io_timed_out(io, "");
+		return -1;
+	}
 	if (io->tcp)
 		io_quickack(io->fd);
 	n = io->read(io, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);

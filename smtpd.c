@@ -44,6 +44,7 @@ static int	cmd_rcpt(struct smtpd *, const char *);
 static int	cmd_data(struct smtpd *);
 static int	refused_all(const struct envelope *);
 static void	refused(struct smtpd *, const struct qentry *, int);
+static void	outcome(struct smtpd *, const struct qentry *, int);
 static void	reset(struct smtpd *);
 
 /* Replies are sent when no pipelined command waits (RFC 2920 3.2). */
@@ -259,6 +260,40 @@ refused(struct smtpd *d, const struct qentry *q, int code)
 		reply(d, "554 5.6.0 Message refused: %.400s", q->lasterr);
 }
 
+/* The reply to the end of data, from the exit code of the submission. */
+static void
+outcome(struct smtpd *d, const struct qentry *q, int code)
+{
+	switch (code) {
+	case EX_OK:
+		if (q->id[0] != '\0' && d->mode != 'i')
+			reply(d, "250 2.0.0 Ok: queued as %s", q->id);
+		else
+			reply(d, "250 2.0.0 Ok");
+		break;
+	case EX_NOUSER:
+		if (refused_all(&q->env))
+			refused(d, q, code);
+		else if (q->env.sender[0] != '\0')
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused: a report goes to <%s>", q->env.sender);
+		else
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused");
+		break;
+	case EX_TEMPFAIL:
+		reply(d, "451 4.3.0 Not sent; try again later");
+		break;
+	case EX_DATAERR:
+	case EX_UNAVAILABLE:
+		refused(d, q, code);
+		break;
+	default:
+		reply(d, "451 4.3.0 Local problem; try again later");
+		break;
+	}
+}
+
 static int
 cmd_data(struct smtpd *d)
 {
@@ -269,7 +304,7 @@ cmd_data(struct smtpd *d)
 	const char	*dir;
 	FILE		*tmp;
 	size_t		 i;
-	int		 code, bare;
+	int		 bare;
 
 	if (!d->mail)
 		return reply(d, "503 5.5.1 Need MAIL command");
@@ -316,35 +351,7 @@ cmd_data(struct smtpd *d)
 		q.env.rcpt[i].addr = rcpt.v[i];
 		q.env.rcpt[i].st = ST_TEMP;
 	}
-	code = deliver_submit(d->r, d->a, &q, d->mode);
-	switch (code) {
-	case EX_OK:
-		if (q.id[0] != '\0' && d->mode != 'i')
-			reply(d, "250 2.0.0 Ok: queued as %s", q.id);
-		else
-			reply(d, "250 2.0.0 Ok");
-		break;
-	case EX_NOUSER:
-		if (refused_all(&q.env))
-			refused(d, &q, code);
-		else if (q.env.sender[0] != '\0')
-			reply(d, "250 2.0.0 Ok, but some recipients were "
-			    "refused: a report goes to <%s>", q.env.sender);
-		else
-			reply(d, "250 2.0.0 Ok, but some recipients were "
-			    "refused");
-		break;
-	case EX_TEMPFAIL:
-		reply(d, "451 4.3.0 Not sent; try again later");
-		break;
-	case EX_DATAERR:
-	case EX_UNAVAILABLE:
-		refused(d, &q, code);
-		break;
-	default:
-		reply(d, "451 4.3.0 Local problem; try again later");
-		break;
-	}
+	outcome(d, &q, deliver_submit(d->r, d->a, &q, d->mode));
 	message_close(&q.msg);
 	free(q.env.rcpt);
 	strlist_free(&rcpt);
