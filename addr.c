@@ -11,6 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/asn1.h>
+
 #include "outbox.h"
 
 #define ALIAS_DEPTH	10
@@ -49,6 +51,10 @@ static void	add_to_list(void *, const char *, size_t, size_t);
 static size_t	skip_comment(const char *, size_t, size_t);
 static size_t	copy_quoted(const char *, size_t, size_t, char, struct addrbuf *);
 static const char *unquoted(const char *, char);
+static int	quote_open(const char *);
+static const char *check_octets(const char *);
+static const char *check_local(const char *, size_t);
+static const char *check_domain(const char *);
 static const char *addr_domain(const char *);
 static int	addr_same(const char *, const char *);
 static void	add_unique(struct strlist *, const char *);
@@ -240,30 +246,140 @@ parse(const char *s, size_t len, addr_fn fn, void *arg, char *err,
 	return ab_flush(&ab, fn, arg, err, errlen);
 }
 
+/* Whether a quoted string opened in a is left open. */
+static int
+quote_open(const char *a)
+{
+	int	quoted = 0;
+
+	for (; *a != '\0'; a++) {
+		if (*a == '\\' && quoted && a[1] != '\0')
+			a++;
+		else if (*a == '"')
+			quoted = !quoted;
+	}
+	return quoted;
+}
+
+/* Why a's octets cannot go into a command, or NULL when they can. */
+static const char *
+check_octets(const char *a)
+{
+	const unsigned char	*p = (const unsigned char *)a;
+	unsigned long		 c;
+	int			 n;
+
+	while (*p != '\0') {
+		if (*p < 0x20 || *p == 0x7f)
+			return "a control character";
+		if (*p == '<' || *p == '>')
+			return "'<' or '>'";
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		/* RFC 6531: 8-bit addresses are UTF-8, and nothing else. */
+		n = UTF8_getc(p, (int)strlen((const char *)p), &c);
+		if (n < 2 || c < 0x80 || c > 0x10ffff ||
+		    (c >= 0xd800 && c <= 0xdfff))
+			return "bytes that are not UTF-8";
+		p += n;
+	}
+	return NULL;
+}
+
+/* Why the local part s[0..n) is malformed, or NULL (RFC 5321 4.1.2). */
+static const char *
+check_local(const char *s, size_t n)
+{
+	static const char	 atext[] = "!#$%&'*+-/=?^_`{|}~";
+	size_t			 i;
+
+	if (n == 0)
+		return "nothing before the '@'";
+	if (s[0] == '"') {
+		for (i = 1; i < n && s[i] != '"'; i++)
+			if (s[i] == '\\')
+				i++;
+		if (i >= n)
+			return "a quote that is never closed";
+		return i == n - 1 ? NULL : "text after a quoted local part";
+	}
+	for (i = 0; i < n; i++) {
+		if (s[i] == '.' && (i == 0 || i == n - 1 || s[i + 1] == '.'))
+			return "a dot at the start or end of the local part, "
+			    "or two in a row";
+		if (s[i] == '@')
+			return "more than one '@'";
+		if (s[i] == '"')
+			return "a quote inside the local part";
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' &&
+		    (unsigned char)s[i] < 0x80 && strchr(atext, s[i]) == NULL)
+			return "a character the local part may only hold "
+			    "quoted";
+	}
+	return NULL;
+}
+
+/* Why the domain d is malformed, or NULL: labels, or an [address literal]. */
+static const char *
+check_domain(const char *d)
+{
+	size_t	n = strlen(d), label = 0;
+
+	if (n == 0)
+		return "nothing after the '@'";
+	if (d[0] == '[')
+		return n > 2 && d[n - 1] == ']' && strcspn(d + 1, "[]\\") ==
+		    n - 2 ? NULL : "a malformed [address literal]";
+	for (; *d != '\0'; d++) {
+		if (*d == '.') {
+			if (label == 0 || d[1] == '\0')
+				break;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*d) && *d != '-' && *d != '_' &&
+		    (unsigned char)*d < 0x80)
+			return *d == '@' ? "more than one '@'" : "a character "
+			    "a domain cannot hold";
+		if (++label > 63)
+			return "a domain label longer than 63 octets";
+	}
+	if (*d == '.' || label == 0)
+		return "an empty label in the domain (a dot at its start or "
+		    "end, or two in a row)";
+	return NULL;
+}
+
 /*
- * Checks an envelope address before it goes into a command: no control
- * characters (CR, LF and NUL would inject commands) and a bounded length.
+ * Checks an envelope address before it goes into a command or the queue:
+ * bounded, no control characters (CR, LF and NUL would inject commands),
+ * UTF-8, and local@domain (or a bare local name, qualified later): a
+ * dot-atom or a closed quoted string before the '@', non-empty labels or
+ * an [address literal] after it. -1 with err saying what is wrong.
  */
 int
 addr_check(const char *a, char *err, size_t errlen)
 {
-	const unsigned char	*p;
+	const char	*d, *why;
 
-	for (p = (const unsigned char *)a; *p != '\0'; p++) {
-		if (*p < 0x20 || *p == 0x7f) {
-			snprintf(err, errlen, "address contains a control "
-			    "character (0x%02x); refusing it", *p);
-			return -1;
-		}
-		if (*p == '<' || *p == '>') {
-			snprintf(err, errlen, "address \"%s\" contains '%c'",
-			    a, *p);
-			return -1;
-		}
-	}
 	if (strlen(a) > ADDR_MAX) {
 		snprintf(err, errlen, "address longer than %d octets",
 		    ADDR_MAX);
+		return -1;
+	}
+	if ((why = check_octets(a)) != NULL) {
+		/* Not echoed: the octets are what is wrong with it. */
+		snprintf(err, errlen, "an address holds %s; refusing it", why);
+		return -1;
+	}
+	d = quote_open(a) ? NULL : addr_domain(a);
+	why = check_local(a, d != NULL ? (size_t)(d - 1 - a) : strlen(a));
+	if (why == NULL && d != NULL)
+		why = check_domain(d);
+	if (why != NULL) {
+		snprintf(err, errlen, "<%s>: malformed address: %s", a, why);
 		return -1;
 	}
 	return 0;
@@ -496,6 +612,7 @@ expand(const struct aliases *al, const char *a, const char *maildomain,
     size_t errlen)
 {
 	struct strlist	 targets = { NULL, 0 };
+	char		 full[ADDR_MAX + 2];
 	const char	*t;
 	size_t		 i;
 	int		 rv = 0;
@@ -544,17 +661,18 @@ expand(const struct aliases *al, const char *a, const char *maildomain,
 		}
 	}
 	if (addr_domain(a) == NULL && maildomain != NULL) {
-		char	full[ADDR_MAX + 2];
-
 		if ((size_t)snprintf(full, sizeof(full), "%s@%s", a,
 		    maildomain) >= sizeof(full)) {
 			snprintf(err, errlen, "%s@%s: address too long", a,
 			    maildomain);
 			return -1;
 		}
-		add_unique(out, full);
-	} else
-		add_unique(out, a);
+		a = full;
+	}
+	/* What an alias or maildomain made must hold as well. */
+	if (addr_check(a, err, errlen) == -1)
+		return -1;
+	add_unique(out, a);
 	return 0;
 }
 
@@ -608,7 +726,8 @@ qualify_one(void *arg, const char *a, size_t start, size_t end)
 	struct strlist	 one = { (char **)(uintptr_t)&a, 1 };
 	struct strlist	 to = { NULL, 0 };
 
-	if (addr_domain(a) != NULL || q->failed)
+	/* An open quote is no local name: -t refuses it, others leave it. */
+	if (addr_domain(a) != NULL || quote_open(a) || q->failed)
 		return;
 	if (addr_resolve(&one, q->al, q->maildomain, &to, q->err, q->errlen)
 	    == -1) {

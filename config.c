@@ -24,7 +24,7 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO
 };
 
 static const struct key {
@@ -51,13 +51,15 @@ static const struct key {
 	{ "from",		K_STR,		O(from),	0, 0 },
 	{ "from_rewrite",	K_BOOL,		O(from_rewrite), 0, 1 },
 	{ "maildomain",		K_STR,		O(maildomain),	0, 0 },
-	{ "helo",		K_STR,		O(helo),	0, 0 },
+	{ "helo",		K_HELO,		O(helo),	0, 0 },
 	{ "aliases",		K_STR,		O(aliases),	0, 0 },
 	{ "timeout",		K_NUM,		O(timeout),	1, 3600 },
+	{ "session_timeout",	K_DURATION,	O(session_timeout), 1,
+	    86400 },
 	{ "log",		K_STR,		O(log),		0, 0 },
 	{ "dead_letter",	K_STR,		O(dead_letter),	0, 0 },
 	{ "queue",		K_BOOL,		O(queue),	0, 1 },
-	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
+	{ "queue_dir",		K_ABSPATH,	O(queue_dir),	0, 0 },
 	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
 	    365 * 86400 },
 	{ "sessions",		K_NUM,		O(sessions),	1, 16 },
@@ -82,6 +84,8 @@ static int	set_key(struct account *, const struct key *, char *,
 static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
+static void	secret_clear(char **);
+static int	helo_valid(const char *);
 
 /* Whether the key's field is a string the account owns. */
 static int
@@ -97,6 +101,7 @@ account_init(struct account *a)
 	memset(a, 0, sizeof(*a));
 	a->tls_min_version = TLS1_2_VERSION;
 	a->timeout = 60;
+	a->session_timeout = 600;
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
 	a->sessions = 4;
@@ -176,6 +181,21 @@ file_private(int fd, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* EHLO's argument (RFC 5321 4.1.1.1): a domain or an address literal. */
+static int
+helo_valid(const char *v)
+{
+	static const char	 name[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
+	size_t			 n = strlen(v);
+
+	if (v[0] == '[')
+		return n > 2 && v[n - 1] == ']' && strspn(v + 1,
+		    "0123456789abcdefABCDEFIPv:.") == n - 2;
+	return n > 0 && n < 256 && strspn(v, name) == n && v[0] != '.' &&
+	    v[0] != '-' && v[n - 1] != '.' && strstr(v, "..") == NULL;
+}
+
 static int
 set_key(struct account *a, const struct key *k, char *v, const char *file,
     int line, char *err, size_t errlen)
@@ -213,8 +233,8 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		num = strtonum(v, 1, k->max, &e);
 		if (e != NULL || num * mult < k->min || num * mult > k->max) {
 			snprintf(err, errlen, "%s:%d: %s: give a duration "
-			    "such as 90m, 12h or 5d (1m to 365d)", file, line,
-			    k->name);
+			    "such as 90s, 30m or 12h (%lld to %lld seconds)",
+			    file, line, k->name, k->min, k->max);
 			return -1;
 		}
 		*FIELD(a, k, long long) = num * mult;
@@ -269,6 +289,23 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		free(a->auth);
 		a->auth = xstrdup(mechs[n]);
 		return 0;
+	case K_ABSPATH:
+		/* Relative to whichever directory outbox was started in. */
+		if (v[0] != '/') {
+			snprintf(err, errlen, "%s:%d: %s: \"%s\" is not an "
+			    "absolute path (start it with /)", file, line,
+			    k->name, v);
+			return -1;
+		}
+		break;
+	case K_HELO:
+		if (!helo_valid(v)) {
+			snprintf(err, errlen, "%s:%d: helo: \"%s\" is not a "
+			    "host name (letters, digits, '-' and dots) or an "
+			    "[address literal]", file, line, v);
+			return -1;
+		}
+		break;
 	case K_FILE:
 	case K_SECRET:
 	case K_STR:
@@ -625,9 +662,11 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 		}
 		status = read_line(fd, out);
 		close(fd);
-		if (status == -1)
+		if (status == -1) {
+			secret_clear(out);
 			snprintf(err, errlen, "%s: no password on its first "
 			    "line", a->password_file);
+		}
 		return status;
 	}
 	if (pipe(p) == -1 || (pid = fork()) == -1) {
@@ -650,11 +689,22 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 	while (waitpid(pid, &fd, 0) == -1 && errno == EINTR)
 		;
 	if (status == -1 || !WIFEXITED(fd) || WEXITSTATUS(fd) != 0) {
+		/* What a failing command printed is not to be kept. */
+		secret_clear(out);
 		snprintf(err, errlen, "password_command failed (%s)",
 		    status == -1 ? "no output" : "non-zero exit");
 		return -1;
 	}
 	return 0;
+}
+
+/* Clears and frees a secret; *p is NULL afterwards. */
+static void
+secret_clear(char **p)
+{
+	if (*p != NULL)
+		freezero(*p, strlen(*p));
+	*p = NULL;
 }
 
 /* This host's name, for EHLO and bare local names. */

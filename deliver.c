@@ -529,9 +529,11 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	}
 	outcome(&s, &q->env, st, f);
 	if (perm > 0) {
-		/* -oem mails the error back; dead.letter keeps it anyway. */
-		if (r->errmode == 'm' && bounce(r, s.connected ? &s : NULL, a,
-		    &q->msg, &q->env, s.fail.text) == 0)
+		/* -oem mails the error back; dead.letter keeps it anyway.
+		 * -bs ('s') says a whole refusal in its reply instead. */
+		if ((r->errmode == 'm' || (r->errmode == 's' &&
+		    (size_t)perm < q->env.nrcpt)) && bounce(r, s.connected ?
+		    &s : NULL, a, &q->msg, &q->env, s.fail.text) == 0)
 			say(r, 1, "error report mailed to <%s>", q->env.sender);
 		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
 	}

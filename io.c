@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -21,6 +22,7 @@ static ssize_t	plain_read(struct io *, void *, size_t);
 static ssize_t	plain_write(struct io *, const void *, size_t);
 static int	io_wait(struct io *, short);
 static int	io_fill(struct io *);
+static long long now_ms(void);
 
 void
 io_init(struct io *io, int fd, int timeout_ms)
@@ -32,6 +34,69 @@ io_init(struct io *io, int fd, int timeout_ms)
 	io->write = plain_write;
 }
 
+static long long
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The whole session must be over within ms from now; 0 lifts the bound. */
+void
+io_session(struct io *io, long long ms)
+{
+	io->session_ms = ms;
+	io->session_end = ms > 0 ? now_ms() + ms : 0;
+}
+
+/*
+ * on: the reply about to be read must be complete within timeout_ms, so
+ * a server that trickles a byte at a time cannot stretch one wait after
+ * the other; off: no such bound (sending a message may take longer).
+ */
+void
+io_reply(struct io *io, int on)
+{
+	io->reply_end = on ? now_ms() + io->timeout_ms : 0;
+}
+
+/*
+ * How long the next wait may last: timeout_ms, cut short by the reply's
+ * and the session's deadlines; 0 once one of them has passed.
+ */
+int
+io_wait_ms(struct io *io)
+{
+	long long	now = now_ms(), ms = io->timeout_ms;
+
+	if (io->reply_end != 0 && io->reply_end - now < ms)
+		ms = io->reply_end - now;
+	if (io->session_end != 0 && io->session_end - now < ms)
+		ms = io->session_end - now;
+	return ms > 0 ? (int)ms : 0;
+}
+
+/* Says in io->err which bound the wait for what (may be "") ran into. */
+void
+io_timed_out(struct io *io, const char *what)
+{
+	long long	now = now_ms();
+
+	if (io->session_end != 0 && now >= io->session_end)
+		snprintf(io->err, sizeof(io->err), "%s%sthe session took "
+		    "longer than %lld s (session_timeout)", what,
+		    *what != '\0' ? ": " : "", io->session_ms / 1000);
+	else if (io->reply_end != 0 && now >= io->reply_end)
+		snprintf(io->err, sizeof(io->err), "%s%sno complete reply "
+		    "within %d s (timeout)", what, *what != '\0' ? ": " : "",
+		    io->timeout_ms / 1000);
+	else
+		snprintf(io->err, sizeof(io->err), "%s%stimed out after %d s",
+		    what, *what != '\0' ? " " : "", io->timeout_ms / 1000);
+}
+
 /* Waits until the descriptor is ready for events; -1 with io->err on timeout. */
 static int
 io_wait(struct io *io, short events)
@@ -40,11 +105,10 @@ io_wait(struct io *io, short events)
 	int		n;
 
 	do {
-		n = poll(&pfd, 1, io->timeout_ms);
+		n = poll(&pfd, 1, io_wait_ms(io));
 	} while (n == -1 && errno == EINTR && !stopping());
 	if (n == 0) {
-		snprintf(io->err, sizeof(io->err), "timed out after %d s",
-		    io->timeout_ms / 1000);
+		io_timed_out(io, "");
 		return -1;
 	}
 	if (n == -1) {
@@ -128,6 +192,11 @@ io_fill(struct io *io)
 	if (io->rlen == sizeof(io->rbuf)) {
 		snprintf(io->err, sizeof(io->err),
 		    "reply line longer than %zu octets", sizeof(io->rbuf));
+		return -1;
+	}
+	/* A deadline holds even for a peer whose bytes are always ready. */
+	if (io_wait_ms(io) == 0) {
+		io_timed_out(io, "");
 		return -1;
 	}
 	if (io->tcp)

@@ -110,6 +110,7 @@ struct account {
 	char		*helo;
 	char		*aliases;
 	long long	 timeout;	/* seconds */
+	long long	 session_timeout;	/* seconds, a whole session */
 	char		*log;
 	char		*dead_letter;
 	long long	 from_rewrite;	/* envelope and From become from */
@@ -182,7 +183,10 @@ struct message {
 struct io {
 	int		 fd;
 	SSL		*ssl;
-	int		 timeout_ms;
+	int		 timeout_ms;	/* each wait */
+	long long	 reply_end;	/* ms, CLOCK_MONOTONIC; 0 is none */
+	long long	 session_end;	/* ms; 0 is none */
+	long long	 session_ms;	/* for the message */
 	int		 tcp;		/* a TCP socket: ACK at once (io_quickack) */
 	ssize_t		(*read)(struct io *, void *, size_t);
 	ssize_t		(*write)(struct io *, const void *, size_t);
@@ -247,7 +251,8 @@ struct run {
 	const char	*qdir;		/* NULL when the queue is off */
 	const char	*home;
 	int		 verbose;
-	int		 errmode;	/* -oe: 'p' print, 'm' mail, 'q' quiet */
+	int		 errmode;	/* -oe: 'p' print, 'm' mail, 'q' quiet;
+					   's' -bs: mail partial refusals */
 	int		 due_only;	/* -q --due: honour the retry schedule */
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
@@ -310,6 +315,10 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
+void	 io_session(struct io *, long long);
+void	 io_reply(struct io *, int);
+int	 io_wait_ms(struct io *);
+void	 io_timed_out(struct io *, const char *);
 int	 io_getline(struct io *, char **, size_t *);
 int	 io_getpiece(struct io *, char **, size_t *);
 int	 io_write(struct io *, const void *, size_t);

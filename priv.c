@@ -6,6 +6,8 @@
  * file it must trust, or any command it runs.
  */
 #include <err.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
@@ -24,14 +26,24 @@ static const char *unsafe_env[] = {
 };
 
 /*
- * Called first thing: notes the setgid group, closes inherited
- * descriptors, cleans the environment, and drops the group until needed.
+ * Called first thing: makes descriptors 0-2 valid, notes the setgid group,
+ * closes inherited descriptors, cleans the environment, and drops the
+ * group until needed.
  */
 void
 priv_init(void)
 {
 	size_t	i;
+	int	fd;
 
+	/*
+	 * A closed 0, 1 or 2 would be the next file opened: the spool file
+	 * or the socket would then get our diagnostics or the -v transcript.
+	 */
+	for (fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) == -1 && errno == EBADF &&
+		    open("/dev/null", O_RDWR) != fd)
+			_exit(EX_OSERR);	/* nowhere to say it */
 	closefrom(3);
 	if (getegid() == getgid())
 		return;

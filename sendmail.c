@@ -56,6 +56,8 @@ struct opts {
 };
 
 static void	usage(void) __attribute__((noreturn));
+static void	print_usage(FILE *);
+static void	stdout_check(void);
 static void	fatal(int, const char *, ...)
 		    __attribute__((noreturn, format(printf, 2, 3)));
 static const char *optarg_of(char **, int *, int, const char *);
@@ -114,7 +116,26 @@ exit_code(const struct failure *f)
 static void
 usage(void)
 {
-	fprintf(stderr,
+	print_usage(stderr);
+	exit(EX_USAGE);
+}
+
+/*
+ * Every write to standard output is checked here, once, before the exit:
+ * a listing that did not reach its reader is a failure (mailq >/dev/full).
+ */
+static void
+stdout_check(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout))
+		fatal(EX_IOERR, "writing to standard output: %s",
+		    strerror(errno != 0 ? errno : EIO));
+}
+
+static void
+print_usage(FILE *fp)
+{
+	fprintf(fp,
 	    "usage: outbox [-iGmntUv] [-A c|m] [-a account] [-B type] "
 	    "[-b mode] [-C file]\n"
 	    "              [-d val] [-F name] [-f sender] [-h hops] [-L tag] "
@@ -125,7 +146,6 @@ usage(void)
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
 	    "       outbox --check [-C file] [-a account]\n"
 	    "       outbox --version | --help\n");
-	exit(EX_USAGE);
 }
 
 /* The value of an option: glued (-fuser) or the next argument (-f user). */
@@ -204,6 +224,7 @@ parse_args(struct opts *o, int argc, char **argv)
 		if (strcmp(a, "--version") == 0) {
 			printf("outbox %s (%s)\n", OUTBOX_VERSION,
 			    OpenSSL_version(OPENSSL_VERSION));
+			stdout_check();
 			exit(EX_OK);
 		}
 		if (strcmp(a, "--check") == 0) {
@@ -218,6 +239,8 @@ parse_args(struct opts *o, int argc, char **argv)
 			printf("outbox %s: submit mail to a smarthost; "
 			    "see outbox(8) and outbox.conf(5).\n",
 			    OUTBOX_VERSION);
+			print_usage(stdout);
+			stdout_check();
 			exit(EX_OK);
 		}
 		if (a[1] == '-') {
@@ -552,7 +575,7 @@ main(int argc, char *argv[])
 		strlcat(sender, "@", sizeof(sender));
 		strlcat(sender, a->maildomain, sizeof(sender));
 	}
-	if (addr_check(sender, err, sizeof(err)) == -1)
+	if (sender[0] != '\0' && addr_check(sender, err, sizeof(err)) == -1)
 		fatal(EX_DATAERR, "sender: %s", err);
 	if (o.mode == M_CHECK) {
 		code = check_account(a, sender);
@@ -632,5 +655,6 @@ done:
 	free(name);
 	aliases_close(al);
 	config_free(&cfg);
+	stdout_check();
 	return code;
 }

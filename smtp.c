@@ -40,6 +40,7 @@ struct tx {
 static int	dial(struct session *, const char *, char *, size_t);
 static int	read_reply(struct session *, int);
 static void	enhanced(struct reply *);
+static int	read_lines(struct session *, int);
 static void	ehlo_line(struct session *, const char *);
 static enum status ehlo(struct session *);
 static enum status greet(struct session *, const char *);
@@ -156,27 +157,41 @@ reply_parse_line(const char *l, size_t len, int *code, int *last)
 }
 
 /*
- * Sends what is buffered, then reads one reply into s->reply. With ehlo,
- * each line after the first is an extension. Returns the code, or -1.
+ * Sends what is buffered, then reads one reply into s->reply, all of it
+ * within the timeout. With ehlo, each line after the first is an
+ * extension. Returns the code, or -1.
  */
 static int
 read_reply(struct session *s, int ehlo)
 {
-	char	*line;
-	size_t	 len, tlen = 0;
-	int	 code, last, n;
+	int	code;
 
 	if (s->io.wlen > 0 && io_flush(&s->io) == -1) {
 		smtp_fail(s, "sending: %s", s->io.err);
 		s->connected = 0;
 		return -1;
 	}
+	io_reply(&s->io, 1);
+	code = read_lines(s, ehlo);
+	io_reply(&s->io, 0);
+	if (code == -1)
+		s->connected = 0;
+	return code;
+}
+
+/* The lines of one reply; -1 (s->err says why) when it is not one. */
+static int
+read_lines(struct session *s, int ehlo)
+{
+	char	*line;
+	size_t	 len, tlen = 0;
+	int	 code, last, n;
+
 	s->reply.code = 0;
 	s->reply.text[0] = '\0';
 	for (n = 0;; n++) {
 		if (io_getline(&s->io, &line, &len) == -1) {
 			smtp_fail(s, "reading the reply: %s", s->io.err);
-			s->connected = 0;
 			return -1;
 		}
 		if (s->verbose)
@@ -184,24 +199,26 @@ read_reply(struct session *s, int ehlo)
 		if (len > REPLY_LINE_MAX) {
 			smtp_fail(s, "reply line of %zu octets; at most %d",
 			    len, REPLY_LINE_MAX);
-			s->connected = 0;
+			return -1;
+		}
+		/* A NUL would cut the text short unseen: not a reply. */
+		if (memchr(line, '\0', len) != NULL) {
+			smtp_fail(s, "garbled reply: a NUL octet in "
+			    "\"%.80s\"", line);
 			return -1;
 		}
 		if (reply_parse_line(line, len, &code, &last) == -1) {
 			smtp_fail(s, "garbled reply: %.80s", line);
-			s->connected = 0;
 			return -1;
 		}
 		if (n > 0 && code != s->reply.code) {
 			smtp_fail(s, "reply code changed from %d to %d",
 			    s->reply.code, code);
-			s->connected = 0;
 			return -1;
 		}
 		if (n >= REPLY_LINES_MAX) {
 			smtp_fail(s, "reply longer than %d lines",
 			    REPLY_LINES_MAX);
-			s->connected = 0;
 			return -1;
 		}
 		s->reply.code = code;
@@ -451,6 +468,7 @@ greet(struct session *s, const char *host)
 
 	io_init(&s->io, s->io.fd, s->acct->timeout * 1000);
 	s->io.tcp = 1;
+	io_session(&s->io, s->acct->session_timeout * 1000);
 	s->stage = STAGE_TLS;
 	if (s->acct->tls == TLS_IMPLICIT && tls_start(&s->io, s->ctx, s->acct,
 	    host, err, sizeof(err)) == -1)

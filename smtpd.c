@@ -16,6 +16,11 @@
 
 #define SERVER_TIMEOUT	300	/* seconds, RFC 5321 4.5.3.2.7 */
 
+/* Where read_data() stands in the data. */
+enum {
+	D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR, D_END, D_BARE
+};
+
 struct smtpd {
 	struct run		*r;
 	const struct account	*a;
@@ -33,9 +38,13 @@ static int	reply(struct smtpd *, const char *, ...) PRINTF(2, 3);
 static int	path_arg(const char *, const char *, char *, size_t,
 		    const char **);
 static int	read_data(struct smtpd *, int);
+static int	data_step(int, char, FILE *);
 static int	cmd_mail(struct smtpd *, const char *);
 static int	cmd_rcpt(struct smtpd *, const char *);
 static int	cmd_data(struct smtpd *);
+static int	refused_all(const struct envelope *);
+static void	refused(struct smtpd *, const struct qentry *,
+		    const struct failure *);
 static void	reset(struct smtpd *);
 static void	answer(struct smtpd *, const struct qentry *,
 		    const struct failure *);
@@ -142,7 +151,12 @@ cmd_rcpt(struct smtpd *d, const char *arg)
 
 /*
  * Copies the message up to the "." line into fd, undoing dot-stuffing
- * (RFC 5321 4.5.2). Lines may be of any length. -1 on end of input.
+ * (RFC 5321 4.5.2). Lines may be of any length; only CRLF ends one, and
+ * only CRLF "." CRLF ends the data. A bare LF or CR anywhere refuses the
+ * whole message (what follows it is read and dropped up to the real end),
+ * so "\n.\n" cannot end the data early and smuggle in a second
+ * transaction (CVE-2023-51764; Postfix smtpd_forbid_bare_newline). Returns
+ * 0, 1 for a bare LF or CR, -1 on end of input.
  */
 static int
 read_data(struct smtpd *d, int fd)
@@ -150,36 +164,103 @@ read_data(struct smtpd *d, int fd)
 	FILE	*fp = fdopen(dup(fd), "w");
 	char	*p;
 	size_t	 len, i;
-	int	 bol = 1, dot = 0, rv = -1;
+	int	 st = D_BOL, bare = 0, rv = -1;
 
 	if (fp == NULL)
 		return -1;
-	while (io_getpiece(&d->in, &p, &len) == 0) {
-		for (i = 0; i < len; i++) {
-			if (bol && p[i] == '.' && dot == 0) {
-				dot = 1;	/* held: stuffing or the end */
-				bol = 0;
-				continue;
+	while (rv == -1 && io_getpiece(&d->in, &p, &len) == 0)
+		for (i = 0; i < len && rv == -1; i++) {
+			st = data_step(st, p[i], bare ? NULL : fp);
+			if (st == D_BARE) {
+				/* What follows a bare CR may be "\r\n". */
+				bare = 1;
+				st = p[i] == '\n' ? D_TEXT :
+				    data_step(D_TEXT, p[i], NULL);
 			}
-			if (dot == 1 && p[i] == '\r') {
-				dot = 2;
-				continue;
-			}
-			if (dot > 0 && p[i] == '\n') {
-				rv = 0;		/* ".\r\n": the end */
-				goto out;
-			}
-			if (dot == 2)
-				putc('\r', fp);
-			dot = 0;
-			putc(p[i], fp);
-			bol = p[i] == '\n';
+			if (st == D_END)
+				rv = bare;
 		}
-	}
-out:
 	if (fclose(fp) == EOF)
 		rv = -1;
 	return rv;
+}
+
+/*
+ * One octet of DATA in state st: writes what belongs to the message to fp
+ * (unless NULL) and returns the next state.
+ */
+static int
+data_step(int st, char c, FILE *fp)
+{
+	switch (st) {
+	case D_BOL:
+		if (c == '.')
+			return D_DOT;	/* stuffing, or the end */
+		break;
+	case D_DOT:
+		if (c == '\r')
+			return D_DOTCR;
+		break;			/* the stuffed dot is dropped */
+	case D_DOTCR:
+		return c == '\n' ? D_END : D_BARE;
+	case D_CR:
+		if (c != '\n')
+			return D_BARE;
+		if (fp != NULL)
+			fputs("\r\n", fp);
+		return D_BOL;
+	}
+	if (c == '\r')
+		return D_CR;
+	if (c == '\n')
+		return D_BARE;
+	if (fp != NULL)
+		putc(c, fp);
+	return D_TEXT;
+}
+
+/* Whether no recipient of env took the message. */
+static int
+refused_all(const struct envelope *env)
+{
+	size_t	i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpt[i].st != ST_PERM)
+			return 0;
+	return 1;
+}
+
+/*
+ * The one reply to a message refused for good (no bounce is mailed: the
+ * client hears it here). The smarthost's own reply when there is one,
+ * with its enhanced code; else what outbox refused it for: the size the
+ * smarthost announced (552 5.3.4) or the message itself (554 5.6.0).
+ */
+static void
+refused(struct smtpd *d, const struct qentry *q, const struct failure *f)
+{
+	const struct reply	*rp;
+	const char		*t;
+	size_t			 i, n;
+
+	for (i = 0; i < q->env.nrcpt; i++) {
+		rp = &q->env.rcpt[i].reply;
+		if (q->env.rcpt[i].st != ST_PERM || rp->code / 100 != 5)
+			continue;
+		t = rp->text;
+		/* RFC 3463: its enhanced code, else one that says little. */
+		n = t[0] == '5' && t[1] == '.' ? strspn(t + 2, "0123456789.") :
+		    0;
+		reply(d, "%d %s%.400s", rp->code, n >= 3 && t[2 + n] == ' ' ?
+		    "" : "5.0.0 ", t);
+		return;
+	}
+	if (strcmp(f->enhanced, "5.3.4") == 0)
+		reply(d, "552 5.3.4 Message refused: %.400s", f->text);
+	else
+		reply(d, "554 %s Message refused: %.400s", f->enhanced[0] == '5' ?
+		    f->enhanced : "5.6.0", f->text);
 }
 
 static int
@@ -193,6 +274,7 @@ cmd_data(struct smtpd *d)
 	FILE		*tmp;
 	struct failure	 f;
 	size_t		 i;
+	int		 bare;
 
 	if (!d->mail)
 		return reply(d, "503 5.5.1 Need MAIL command");
@@ -202,9 +284,13 @@ cmd_data(struct smtpd *d)
 		return reply(d, "451 4.3.0 Cannot store the message");
 	reply(d, "354 End data with <CR><LF>.<CR><LF>");
 	fflush(stdout);
-	if (read_data(d, fileno(tmp)) == -1) {
+	if ((bare = read_data(d, fileno(tmp))) != 0) {
 		fclose(tmp);
-		exit(EX_OK);	/* the client went away mid-message */
+		reset(d);
+		if (bare == -1)
+			return -1;	/* the client went away mid-message */
+		return reply(d, "550 5.5.2 Message refused: a bare LF or CR "
+		    "in the data; end every line with CRLF");
 	}
 	rewind(tmp);
 	memset(&mo, 0, sizeof(mo));
@@ -245,14 +331,13 @@ cmd_data(struct smtpd *d)
 }
 
 /*
- * The reply to the end of a message, from the submission's outcome: the
- * server's own code and enhanced code where it refused the message.
+ * The reply to the end of a message, from the submission's outcome: a
+ * message refused for good gets one 5xx with the reason (no bounce is
+ * mailed: the client hears it here).
  */
 static void
 answer(struct smtpd *d, const struct qentry *q, const struct failure *f)
 {
-	const char	*enh = f->enhanced;
-
 	switch (f->class) {
 	case FC_NONE:
 		if (q->id[0] != '\0' && d->mode != 'i')
@@ -261,20 +346,19 @@ answer(struct smtpd *d, const struct qentry *q, const struct failure *f)
 			reply(d, "250 2.0.0 Ok");
 		return;
 	case FC_PERM:
-		if (f->stage == STAGE_RCPT) {
+		if (f->stage != STAGE_RCPT || refused_all(&q->env))
+			refused(d, q, f);
+		else if (q->env.sender[0] != '\0')
 			reply(d, "250 2.0.0 Ok, but some recipients were "
-			    "refused: %s", f->text);
-			return;
-		}
-		if (enh[0] != '5')
-			enh = "5.6.0";
-		reply(d, "%d %s %s", f->code / 100 == 5 ? f->code :
-		    strcmp(enh, "5.3.4") == 0 ? 552 : 554, enh, f->text);
+			    "refused: a report goes to <%s>", q->env.sender);
+		else
+			reply(d, "250 2.0.0 Ok, but some recipients were "
+			    "refused");
 		return;
 	case FC_TEMP:
 	case FC_CONFIG:
-		reply(d, "451 %s Not sent; try again later: %s", enh[0] == '4' ?
-		    enh : "4.3.0", f->text);
+		reply(d, "451 %s Not sent; try again later", f->enhanced[0] ==
+		    '4' ? f->enhanced : "4.3.0");
 		return;
 	default:
 		reply(d, "451 4.3.0 Local problem; try again later");
@@ -297,8 +381,11 @@ smtpd_run(struct run *r, const struct account *a, const struct aliases *al,
 	d.al = al;
 	d.fullname = fullname;
 	d.mode = mode;
-	/* A refused recipient is reported by mail: the client is gone. */
-	r->errmode = 'm';
+	/*
+	 * A refusal of some recipients is reported by mail: the client has
+	 * its 250 by then. A refusal of the whole message is the reply.
+	 */
+	r->errmode = 's';
 	io_init(&d.in, STDIN_FILENO, SERVER_TIMEOUT * 1000);
 	reply(&d, "220 %s ESMTP outbox", config_hostname());
 	while (io_getline(&d.in, &line, &len) == 0) {
@@ -325,8 +412,10 @@ smtpd_run(struct run *r, const struct account *a, const struct aliases *al,
 			cmd_mail(&d, arg);
 		else if (strcasecmp(line, "RCPT") == 0)
 			cmd_rcpt(&d, arg);
-		else if (strcasecmp(line, "DATA") == 0)
-			cmd_data(&d);
+		else if (strcasecmp(line, "DATA") == 0) {
+			if (cmd_data(&d) == -1)
+				break;
+		}
 		else if (strcasecmp(line, "RSET") == 0) {
 			reset(&d);
 			reply(&d, "250 2.0.0 Ok");

@@ -115,11 +115,10 @@ tls_retry(struct io *io, int ret, const char *what)
 		return -1;
 	}
 	do {
-		n = poll(&pfd, 1, io->timeout_ms);
+		n = poll(&pfd, 1, io_wait_ms(io));
 	} while (n == -1 && errno == EINTR && !stopping());
 	if (n <= 0) {
-		snprintf(io->err, sizeof(io->err), "%s timed out after %d s",
-		    what, io->timeout_ms / 1000);
+		io_timed_out(io, what);
 		return -1;
 	}
 	return 1;

@@ -70,7 +70,8 @@ Scenarios: see SCENARIOS below (also --list). Adding one is a dict entry:
 "ext" (default EHLO keywords), "greeting" and per-verb replies ("MAIL",
 "RCPT", "DOT" = end of data, ...) whose values are reply texts, the actions
 "drop"/"stall", or other action names handled in Session (e.g.
-"inject-after-220"); "mode" is "split" or "joined" for reply delivery.
+"inject-after-220"); "mode" is "split", "joined" or "trickle" (one byte
+a second) for reply delivery.
 A scenario's RCPT or MAIL value may also be a function (sess, arg) that
 returns a reply text/action, or None for normal processing.
 The action "delay" (DOT: 0.5 s, greeting: 3 s) answers normally, but late.
@@ -149,10 +150,12 @@ SCENARIOS = {
     "bdat-drop": {"BDAT": "drop-mid-chunk"},
     "reply-split": {"mode": "split"},
     "reply-joined": {"mode": "joined"},
+    "trickle": {"mode": "trickle"},
     "overlong-reply": {"EHLO": "250-" + HOSTNAME + " " + "x" * 100000 + "\n250 OK"},
     "endless-reply": {"EHLO": "endless"},
     "bad-reply": {"EHLO": "hello"},
     "code-mismatch": {"EHLO": "250-" + HOSTNAME + "\n251 mismatched code"},
+    "nul-in-reply": {"EHLO": "250-" + HOSTNAME + "\n250 8BIT\x00MIME"},
 }
 
 
@@ -272,6 +275,10 @@ class Conn:
             for i in range(len(data)):
                 self.sendraw(data[i:i + 1])
                 time.sleep(0.002)
+        elif self.mode == "trickle":
+            for i in range(len(data)):  # a byte a second: every wait is short
+                self.sendraw(data[i:i + 1])
+                time.sleep(1)
         else:
             self.sendraw(data)
 

@@ -88,6 +88,43 @@ addr_case(const char *name, const char *s, const char *want)
 	strlist_free(&l);
 }
 
+/* addr_check: what may go into MAIL FROM or RCPT TO (issues 10 and 13). */
+static void
+addr_check_cases(void)
+{
+	static const struct { const char *a; int ok; } c[] = {
+		{ "bob@example.com", 1 }, { "root", 1 },
+		{ "first.last+tag@sub.example.co", 1 },
+		{ "\"a b\"@example.com", 1 }, { "\"a\\\"b\"@x.test", 1 },
+		{ "bob@[192.0.2.1]", 1 }, { "us_er@my_host.example", 1 },
+		{ "j\xc3\xb6rg@b\xc3\xbc" "cher.example", 1 },
+		{ "bob@", 0 }, { "bob@@x", 0 }, { "a@ex..ample", 0 },
+		{ "@x", 0 }, { "@", 0 }, { "bob@example.com.", 0 },
+		{ "bob@.example.com", 0 }, { ".bob@x.test", 0 },
+		{ "bob.@x.test", 0 }, { "a..b@x.test", 0 },
+		{ "\"x@example.com", 0 }, { "\"x\"y@example.com", 0 },
+		{ "a b@x.test", 0 }, { "a@x y.test", 0 }, { "a@x,y.test", 0 },
+		{ "a@[1.2.3.4", 0 }, { "a\"b@x.test", 0 },
+		{ "bad\xff@x.test", 0 }, { "bad\xc3@x.test", 0 },
+		{ "overlong\xc0\xaf@x.test", 0 },
+		{ "surrogate\xed\xa0\x80@x.test", 0 },
+		{ "bob@x\xe2\x82.test", 0 },
+	};
+	char	err[256], name[80];
+	size_t	i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(name, sizeof(name), "addr_check %s %zu",
+		    c[i].ok ? "takes" : "refuses", i);
+		CHECK(name, (addr_check(c[i].a, err, sizeof(err)) == 0) ==
+		    c[i].ok);
+	}
+	CHECK("addr_check says why", addr_check("a@ex..ample", err,
+	    sizeof(err)) == -1 && strstr(err, "empty label") != NULL);
+	CHECK("addr_check open quote", addr_check("\"x@example.com", err,
+	    sizeof(err)) == -1 && strstr(err, "never closed") != NULL);
+}
+
 static void
 test_addresses(void)
 {
@@ -135,6 +172,7 @@ test_addresses(void)
 	CHECK("addr_check NUL-free ok", addr_check("a@b.test", err,
 	    sizeof(err)) == 0);
 	CHECK("addr_check angle", addr_check("a@b>x", err, sizeof(err)) == -1);
+	addr_check_cases();
 	CHECK("auth_choose strongest", strcmp(auth_choose("PLAIN LOGIN "
 	    "CRAM-MD5 SCRAM-SHA-256", "on"), "SCRAM-SHA-256") == 0);
 	CHECK("auth_choose forced", strcmp(auth_choose("PLAIN LOGIN",
@@ -472,6 +510,25 @@ test_dotstuff(void)
 	close(sv[1]);
 }
 
+/* config_secret leaves nothing behind when it fails. */
+static void
+test_secret(const char *path)
+{
+	struct config	 cfg;
+	char		 err[512], *secret = (char *)1;
+
+	write_file(path, "host h\nuser u\npassword_command echo hunter2; "
+	    "exit 3\n", 0600);
+	if (config_load(&cfg, path, NULL, err, sizeof(err)) == -1) {
+		CHECK("config_secret setup", 0);
+		return;
+	}
+	CHECK("config_secret failing command: -1, nothing kept",
+	    config_secret(&cfg.acct[0], &secret, err, sizeof(err)) == -1 &&
+	    secret == NULL);
+	config_free(&cfg);
+}
+
 static void
 test_config(void)
 {
@@ -515,6 +572,22 @@ test_config(void)
 	CHECK("bad fingerprint", config_load(&cfg, path, NULL, err,
 	    sizeof(err)) == -1);
 	config_free(&cfg);
+	write_file(path, "queue_dir spool/q\nhost h\n", 0600);
+	CHECK("relative queue_dir names file:line", config_load(&cfg, path,
+	    NULL, err, sizeof(err)) == -1 && strstr(err, "c1:1: queue_dir")
+	    != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\nhelo my host\n", 0600);
+	CHECK("helo with a space refused", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, "c1:2: helo") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\nhelo [192.0.2.1]\nsession_timeout 5m\n",
+	    0600);
+	CHECK("helo literal, session_timeout", config_load(&cfg, path, NULL,
+	    err, sizeof(err)) == 0 && cfg.nacct == 1 &&
+	    cfg.acct[0].session_timeout == 300);
+	config_free(&cfg);
+	test_secret(path);
 }
 
 int
