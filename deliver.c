@@ -26,7 +26,7 @@ static void	log_line(const struct account *, const char *);
 static void	log_outcome(const struct session *, const struct qentry *);
 static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
 static void	report(const struct run *, const struct session *,
-		    const struct envelope *, enum status);
+		    const struct envelope *, enum status, int);
 static void	last_error(char *, size_t, const char *,
 		    const struct envelope *);
 static int	bounce(struct run *, struct session *, const struct account *,
@@ -158,12 +158,16 @@ last_error(char *buf, size_t size, const char *err,
 		}
 	strlcpy(buf, "deferred", size);
 }
-/* Tells the caller, on stderr, what happened to each recipient. */
+/*
+ * Tells the caller, on stderr, what happened to each recipient. A
+ * deferral is loud only when it needs an administrator or nothing keeps
+ * the message (kept 0).
+ */
 static void
 report(const struct run *r, const struct session *s,
-    const struct envelope *env, enum status st)
+    const struct envelope *env, enum status st, int kept)
 {
-	int	loud = s->fail.class == FC_CONFIG || st == ST_PERM;
+	int	loud = s->fail.class == FC_CONFIG || st == ST_PERM || !kept;
 	size_t	i;
 
 	for (i = 0; i < env->nrcpt; i++) {
@@ -521,7 +525,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	s.io.fd = -1;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
-	report(r, &s, &q->env, st);
+	report(r, &s, &q->env, st, queued);
 	for (i = 0; i < q->env.nrcpt; i++) {
 		temp += q->env.rcpt[i].st == ST_TEMP;
 		perm += q->env.rcpt[i].st == ST_PERM;
