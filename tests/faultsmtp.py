@@ -106,7 +106,9 @@ fact a test counts; every one names the session (s=N), and the message
     E: accepted n=T s=N mid=X from=F rcpts=...   250 sent to the end of data:
                                        delivered, under envelope sender F
     E: refused n=T s=N mid=X code=C    a non-2xx reply to the end of data
-    E: unreplied n=T s=N mid=X how=drop|stall   the dot came, no reply ever went
+    E: unreplied n=T s=N mid=X how=drop|stall|violation   the dot came, no
+                                       reply ever went (the server may have
+                                       delivered it)
     E: cut s=N mid=X                   dropped before the dot (not delivered)
     E: unconfirmed n=T s=N mid=X       the session ended with no command after
                                        that 250: the client may never have read
@@ -134,7 +136,8 @@ Modes of real servers that break pipelined batches (scenario keys):
     strict   a transaction command (MAIL, RCPT, DATA, BDAT) that arrives
              before the reply to the previous end of data was sent is logged
              as "VIOLATION: transaction pipelined ..." and the connection is
-             dropped (Dovecot 2.3 submission asserts and dies there)
+             dropped before that end of data is answered (Dovecot 2.3
+             submission asserts and dies there, the message delivered)
 
 Scenarios: see SCENARIOS below (also --list). Adding one is a dict entry:
 "ext" (default EHLO keywords), "greeting" and per-verb replies ("MAIL",
@@ -932,7 +935,7 @@ class Session:
             self.log.w("D", "message has 8-bit bytes")
         self.ev("eod", n=n, mid=mid, from_=sender, rcpts=rcpts)
         if self.sc.get("strict"):
-            self.check_strict(n)
+            self.check_strict(n, mid)
         act = self.action("DOT")
         if act == "delay":
             time.sleep(0.5)  # a slow server: the reply comes, but late
@@ -952,8 +955,9 @@ class Session:
         self.last_accept = (n, mid)
         self.c.reply("250 2.0.0 Ok: queued as FS%d (%d recipients)" % (n, len(rcpts)))
 
-    def check_strict(self, n):
-        """strict: no transaction command may be here before this reply."""
+    def check_strict(self, n, mid):
+        """strict: no transaction command may be here before this reply.
+        Dovecot has the message by then, and dies before it answers."""
         self.c.drain(0.01)
         ahead = self.c.lines_ahead()
         while ahead and ahead[0] in ("RSET", "NOOP"):
@@ -962,6 +966,7 @@ class Session:
             self.log.w("VIOLATION", "transaction pipelined: %s arrived before the "
                        "reply to end of data %d" % (ahead[0], n))
             self.ev("violation", n=n, verb=ahead[0])
+            self.ev("unreplied", n=n, mid=mid, how="violation")
             self.log.w("X", "server drops the connection (strict: Dovecot asserts here)")
             raise Closed()
 

@@ -15,10 +15,11 @@ faultsmtp.py --tally. Prints one line per problem, then the figures:
   delivered   pairs the server took at least once
   refused     pairs never taken, permanently refused (5xx to that RCPT from
               that sender, or to that message's end of data): bounced
-  lost        pairs never taken and never refused
+  lost        pairs never taken and never refused (or still queued: a test
+              that stops before the queue is empty checks the queue too)
   duplicates  copies beyond the first, counting a copy whose end-of-data
-              reply was never sent (dropped after the dot, stalled) as one
-              the server may have delivered
+              reply was never sent (dropped after the dot, stalled, strict
+              mode's violation) as one the server may have delivered
   allowed     copies whose reply the client can never have read: never sent
               (unreplied) or sent with no command after it (unconfirmed)
   excess      per pair, duplicates beyond that pair's allowed, summed
