@@ -37,8 +37,8 @@ Options:
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
-                       written to L as one block when it ends, E: lines at
-                       once (see "Events")
+                       written to L as one block when it ends; E: and
+                       VIOLATION: lines at once (see "Events")
     --rcpt-refuse S    550 5.1.1 to every RCPT whose address contains S
                        (repeatable)
     --rcpt-max N       452 4.5.3 to every RCPT after N accepted in a
@@ -302,6 +302,8 @@ class Log:
     def note(self, text):
         self.put("# %s\n" % text)
 
+    live = w
+
     def event(self, text):
         self.put("E: %s\n" % text)
 
@@ -329,6 +331,10 @@ class SessionLog:
 
     def event(self, text):
         self.main.event(text)
+
+    def live(self, tag, text):
+        """A line that must not wait for the end of the session."""
+        self.main.w(tag, text)
 
     def record(self, suffix, data):
         self.main.record(suffix, data)
@@ -963,8 +969,8 @@ class Session:
         while ahead and ahead[0] in ("RSET", "NOOP"):
             ahead.pop(0)
         if ahead and ahead[0] in TX_VERBS:
-            self.log.w("VIOLATION", "transaction pipelined: %s arrived before the "
-                       "reply to end of data %d" % (ahead[0], n))
+            self.log.live("VIOLATION", "transaction pipelined: %s arrived before the "
+                          "reply to end of data %d" % (ahead[0], n))
             self.ev("violation", n=n, verb=ahead[0])
             self.ev("unreplied", n=n, mid=mid, how="violation")
             self.log.w("X", "server drops the connection (strict: Dovecot asserts here)")

@@ -9,7 +9,7 @@
 # exactly once, under its own envelope sender; the chaos run: nothing lost,
 # duplicates only where the end-of-data reply can never have been read.
 # Everything is seeded and bounded; nothing asserts a time.
-# Needs: python3. Run via tests/run.sh, or alone:
+# Needs: python3, openssl. Run via tests/run.sh, or alone:
 #   export TESTROOT=$(mktemp -d) RESULTS=$TESTROOT/results OUTBOX=$PWD/outbox
 #   bash tests/t_chaos.sh
 set -u
@@ -24,25 +24,40 @@ OB_PLAIN=$here/../outbox
 SRV_PID=
 BG=
 T_START=$(date +%s)
-trap 'fault_stop; [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null' EXIT
+trap 'srv_stop; [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null' EXIT
 
 # --- helpers -------------------------------------------------------------------
 
 # start_srv NAME ARGS...: a concurrent faultsmtp; sets PORT, LOG ($FS/NAME.log).
 start_srv() {
 	local name=$1; shift
-	fault_stop
+	srv_stop
 	fault_start "$name" --concurrent --max-time 200 --io-timeout 20 "$@"
+}
+
+# srv_stop: once every session has ended (each has written its transcript;
+# 3 s at most), stops the server.
+srv_stop() {
+	local i
+	[ -n "${SRV_PID:-}" ] || return 0
+	for i in $(seq 100); do
+		[ "$(grep -c '^E: session ' "$LOG")" -eq "$(grep -c '^E: session-end ' "$LOG")" ] && break
+		sleep 0.03
+	done
+	kill "$SRV_PID" 2>/dev/null
+	wait "$SRV_PID" 2>/dev/null
+	SRV_PID=
 }
 
 # mkcfg NAME PORT [LINE...]: $FS/NAME.cfg: 127.0.0.1:PORT, tls off, timeout
 # 3, dead_letter and queue_dir $FS/NAME.{dead,q}, then the LINEs (a later
 # timeout wins). Rewriting it keeps the queue. Sets CFG, QD, WANT.
 mkcfg() {
-	local name=$1 port=$2; shift 2
+	local name=$1 port=$2 tls="tls off" l; shift 2
 	CFG=$FS/$name.cfg QD=$FS/$name.q WANT=$FS/$name.want
-	printf '%s\n' "host 127.0.0.1" "port $port" "tls off" "timeout 3" \
-		"dead_letter $FS/$name.dead" "queue_dir $QD" "$@" >"$CFG"
+	for l in "$@"; do case $l in tls\ *) tls= ;; esac; done
+	printf '%s\n' "host 127.0.0.1" "port $port" "$tls" "timeout 3" \
+		"dead_letter $FS/$name.dead" "queue_dir $QD" "$@" | sed '/^$/d' >"$CFG"
 	chmod 600 "$CFG"
 	touch "$WANT"
 }
@@ -100,10 +115,14 @@ accepted() { grep -c "^E: accepted .*mid=[^ ]*${1:-}" "$LOG"; }
 maxsess() { sed -n 's/^E: session .* max=\([0-9]*\)$/\1/p' "$LOG" | sort -n | tail -n1; }
 
 note_case() {	# NAME: the figures, and what the queue runs said
-	echo "note: $1: runs=${RUNS:-0} $SUM"
+	echo "note: $1: runs=${RUNS:-0} $SUM (at $(( $(date +%s) - T_START )) s)"
 	[ -s "$FS/$1.err" ] && echo "note: $1: stderr: $(sort "$FS/$1.err" | uniq -c | sort -rn | head -3 | tr '\n' '|')"
 	return 0
 }
+
+if ! fault_certs; then
+	fail chaos-certs "openssl could not make the test CA/certificate"
+fi
 
 # --- 1. a 451 inside a batch ----------------------------------------------------
 # 20 entries, distinct senders; the 5th end of data gets 451. The later
@@ -116,7 +135,7 @@ for k in $(seq -w 1 20); do enqueue "c1-$k" "s$k@chaos.test" r@chaos.test; done
 expect_eq "chaos-$name-queued" "$(qn)" 20
 drain "$name" 5
 expect_eq "chaos-$name-empty" "$(qn)" 0
-fault_stop
+srv_stop
 ledger "$name"
 note_case "$name"
 expect_ledger "$name" once=20 duplicates=0 wrong_sender=0 lost=0 extra=0
@@ -139,7 +158,7 @@ for k in $(seq -w 2 10); do
 done
 drain "$name" 5
 expect_eq "chaos-$name-empty" "$(qn)" 0
-fault_stop
+srv_stop
 ledger "$name"
 note_case "$name"
 expect_eq "chaos-$name-refused-not-delivered" "$(accepted 'c2-0[258]@')" 0
@@ -156,7 +175,7 @@ expect_eq "chaos-$name-first-run-exit" "$?" 0
 expect_eq "chaos-$name-no-violation" "$(grep -c '^VIOLATION: ' "$LOG" 2>/dev/null)" 0
 expect_eq "chaos-$name-first-run-empty" "$(qn)" 0
 drain "$name" 5	# whatever the first run left
-fault_stop
+srv_stop
 ledger "$name"
 note_case "$name"
 expect_ledger "$name" once=10 duplicates=0 lost=0
@@ -171,7 +190,7 @@ enqueue c4-50 s@chaos.test $(for k in $(seq -w 1 50); do echo "r$k@chaos.test"; 
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 expect_eq "chaos-$name-exit" "$?" 0
 expect_eq "chaos-$name-one-run-empty" "$(qn)" 0
-fault_stop
+srv_stop
 RUNS=1
 ledger "$name"
 note_case "$name"
@@ -199,7 +218,7 @@ for v in 4:40 1:16; do
 	expect_eq "chaos-$name-exit" "$?" 0
 	expect_eq "chaos-$name-empty" "$(qn)" 0
 	drain "$name" 3
-	fault_stop
+	srv_stop
 	m=$(maxsess)
 	RUNS=1
 	ledger "$name"
@@ -239,7 +258,7 @@ expect_eq "chaos-$name-rest-queued" "$left" "$((301 - took))"
 expect_eq "chaos-$name-rest-listed" "$listed" "$left"
 drain "$name" 3
 expect_eq "chaos-$name-then-empty" "$(qn)" 0
-fault_stop
+srv_stop
 ledger "$name"
 note_case "$name"
 expect_ledger "$name" once=301 duplicates=0 lost=0 wrong_sender=0
@@ -248,14 +267,16 @@ expect_ledger "$name" once=301 duplicates=0 lost=0 wrong_sender=0
 # 300 messages (every 4th to two recipients); each end of data may get 451,
 # 554, a drop after the dot, a drop before it, a stall; each RCPT 451 or 550;
 # and the first `outbox -q` runs are killed (SIGKILL; 6 at most), each once
-# the server has taken a seeded number (2..41) of messages more. -q again until the queue is empty (at most 30 runs).
+# the server has taken a seeded number (2..41) of messages more. Over
+# STARTTLS with AUTH, as a submission server is. -q again until the queue is empty (at most 30 runs).
 
 name=chaos
 SEED=20261202
 # (every reply to an end of data 10 ms late, so that a kill lands mid-run)
-start_srv "$name" --eod-delay 0.01 --seed "$SEED" --p-eod-451 0.03 --p-eod-554 0.01 --p-eod-drop 0.01 \
-	--p-eod-cut 0.01 --p-eod-stall 0.003 --p-rcpt-451 0.02 --p-rcpt-550 0.005
-mkcfg "$name" "$PORT" "timeout 2"
+start_srv "$name" "${TLSARGS[@]}" --eod-delay 0.01 --seed "$SEED" --p-eod-451 0.03 \
+	--p-eod-554 0.01 --p-eod-drop 0.01 --p-eod-cut 0.01 --p-eod-stall 0.003 \
+	--p-rcpt-451 0.02 --p-rcpt-550 0.005
+mkcfg "$name" "$PORT" "timeout 2" "tls starttls" "tls_ca_file $CA" "user alice" "password secret"
 for k in $(seq -w 1 300); do
 	if [ $((10#$k % 4)) -eq 0 ]; then
 		enqueue "c7-$k" "s$k@chaos.test" "a$k@chaos.test" "b$k@chaos.test"
@@ -288,7 +309,7 @@ while [ "$(qn)" -gt 0 ] && [ "$RUNS" -lt 30 ]; do
 	BG=
 done
 expect_eq "chaos-$name-empty" "$(qn)" 0
-fault_stop
+srv_stop
 ledger "$name"
 echo "note: chaos (seed $SEED): 300 messages, $(wc -l <"$WANT") pairs, $RUNS runs, $kills killed;" \
 	"delivered=$(fig delivered) refused=$(fig refused) lost=$(fig lost)" \
@@ -305,4 +326,4 @@ else fail "chaos-$name-duplicates-bounded" "duplicates=$d > allowed=$a (replies 
 if [ "$(fig pairs)" -eq "$(( $(fig delivered) + $(fig refused) ))" ]; then pass "chaos-$name-all-settled"
 else fail "chaos-$name-all-settled" "$SUM"; fi
 echo "note: t_chaos.sh took $(( $(date +%s) - T_START )) s"
-fault_stop
+srv_stop
