@@ -38,9 +38,8 @@ start_srv() {
 # srv_stop: once every session has ended (each has written its transcript;
 # 3 s at most), stops the server.
 srv_stop() {
-	local i
 	[ -n "${SRV_PID:-}" ] || return 0
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ "$(grep -c '^E: session ' "$LOG")" -eq "$(grep -c '^E: session-end ' "$LOG")" ] && break
 		sleep 0.03
 	done
@@ -186,7 +185,8 @@ echo "note: $name: VIOLATION lines: $(grep -c '^VIOLATION: ' "$LOG"), sessions: 
 name=rcpt-452
 start_srv "$name" --rcpt-max 10
 mkcfg "$name" "$PORT"
-enqueue c4-50 s@chaos.test $(for k in $(seq -w 1 50); do echo "r$k@chaos.test"; done)
+mapfile -t rcpts < <(for k in $(seq -w 1 50); do echo "r$k@chaos.test"; done)
+enqueue c4-50 s@chaos.test "${rcpts[@]}"
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 expect_eq "chaos-$name-exit" "$?" 0
 expect_eq "chaos-$name-one-run-empty" "$(qn)" 0
