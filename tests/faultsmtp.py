@@ -94,7 +94,9 @@ Message records, per completed transaction N (1, 2, ...):
                BDAT the chunks concatenated
     L.data.N   the message as the server sees it (DATA: dot-unstuffed, without
                the final ".\\r\\n"; BDAT: same as raw)
-    L.raw, L.data   copies of the latest transaction's records
+    L.raw, L.data   copies of the latest transaction's records (under
+               --concurrent: of whichever session wrote last; read L.data.N,
+               N from the E: lines, instead)
     L.partial  bytes of a DATA/BDAT transfer that was cut off by a fault
 
 Events (E: lines, written to L at once, also under --concurrent), one per
