@@ -14,6 +14,11 @@ How things are measured (by bench/spawn.c, a small launcher like GNU time):
           packet log (see round_trips())
 Runs of the two tools alternate (ABBA order), after two warm-up runs each.
 Every loop has a fixed count; every process has a time limit.
+
+Section 7 alone, without run.sh (no root, Postfix or link needed):
+  gcc -O2 -o /tmp/b/spawn bench/spawn.c
+  BENCH_DIR=/tmp/b OUTBOX=$PWD/outbox SPAWN=/tmp/b/spawn BENCH_ONLY=7 \
+      python3 bench/bench.py
 """
 import base64
 import os
@@ -28,13 +33,16 @@ E = os.environ
 BENCH = E["BENCH_DIR"]                  # scratch directory (configs, messages, queues)
 OUTBOX = E["OUTBOX"]                    # the outbox binary
 MSMTP = E.get("MSMTP", "/usr/bin/msmtp")
+# BENCH_ONLY=7 runs only section 7 (the 10,000-message flush), which needs
+# neither Postfix nor the delayed link: then PF_ENV and DELAY_* may be unset.
+ONLY = set(E.get("BENCH_ONLY", "").replace(",", " ").split())
 PF = dict(l.split("=", 1) for l in open(E["PF_ENV"]).read().splitlines()
-          if "=" in l and not l.startswith("#"))
+          if "=" in l and not l.startswith("#")) if "PF_ENV" in E else {}
 PF = {k: v.strip("'") for k, v in PF.items()}
-NETNS = E["DELAY_NETNS"]                # client namespace of the delayed link
-DADDR = E["DELAY_ADDR"]                 # Postfix's address across the link
-DPORT = int(E["DELAY_PORT"])            # its submission port there
-DLOG = E["DELAY_LOG"]                   # the delayer's packet log
+NETNS = E.get("DELAY_NETNS", "")        # client namespace of the delayed link
+DADDR = E.get("DELAY_ADDR", "")         # Postfix's address across the link
+DPORT = int(E.get("DELAY_PORT", "0"))   # its submission port there
+DLOG = E.get("DELAY_LOG", "")           # the delayer's packet log
 DELAY_MS = float(E.get("DELAY_MS", "25"))
 RESULTS = E.get("RESULTS", "")          # where the Markdown goes
 MACHINE = E.get("MACHINE_FILE", "")     # machine description (Markdown) from run.sh
@@ -43,6 +51,9 @@ N_LARGE = int(E.get("BENCH_N_LARGE", "3"))
 N_BATCH = int(E.get("BENCH_N_BATCH", "3"))         # 100-message batches, loopback
 N_BATCH_DELAY = int(E.get("BENCH_N_BATCH_DELAY", "3"))  # ... over the delayed link
 BATCH = int(E.get("BENCH_BATCH", "100"))
+N_FLUSH = int(E.get("BENCH_N_FLUSH", "10000"))     # section 7's queue
+FAULTSMTP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                         "faultsmtp.py")
 GIB = int(E.get("BENCH_GIB", "1"))      # 0 skips the 1 GiB point
 DEADLINE = time.monotonic() + float(E.get("BENCH_MAX_SECONDS", "1800"))
 RTT = 2 * DELAY_MS / 1000.0
@@ -393,6 +404,93 @@ def interleave(n, a, b):
 
 
 def main():
+    if not ONLY or ONLY - {"7"}:
+        sections_1_6()
+    if not ONLY or "7" in ONLY:
+        flush_queue()
+
+
+def faultsmtp(name):
+    """A healthy tests/faultsmtp.py on 127.0.0.1 (sessions served at once,
+    no per-message files); returns (process, port, log)."""
+    pf, log = os.path.join(BENCH, name + ".port"), os.path.join(BENCH, name + ".log")
+    for f in (pf, log):
+        if os.path.exists(f):
+            os.unlink(f)
+    p = subprocess.Popen([sys.executable, FAULTSMTP, "--port-file", pf, "--log", log,
+                          "--concurrent", "--no-records", "--max-time", "3600",
+                          "--io-timeout", "300"])
+    end = time.monotonic() + 10
+    while not os.path.exists(pf) and time.monotonic() < end:
+        time.sleep(0.05)
+    if not os.path.exists(pf):
+        p.kill()
+        raise SystemExit("bench: faultsmtp.py did not start")
+    return p, int(open(pf).read()), log
+
+
+def flush_queue():
+    """7: N_FLUSH small messages queued (-odq), then one `outbox -q` to a
+    loopback faultsmtp.py (plain SMTP: the queue's own cost, not TLS's)."""
+    say("bench: 7. %d queued messages, one `outbox -q` to a loopback faultsmtp.py" % N_FLUSH)
+    qdir = os.path.join(BENCH, "queue-flush")
+    if queue_count(qdir):
+        subprocess.run(["rm", "-rf", qdir], check=True)
+    srv, port, log = faultsmtp("flush")
+    try:
+        conf = os.path.join(BENCH, "outbox-flush.conf")
+        write_private(conf, "host 127.0.0.1\nport %d\ntls off\nfrom bench@example.test\n"
+                      "queue_dir %s\nlog off\ntimeout 120\n" % (port, qdir))
+        os.makedirs(qdir, mode=0o700, exist_ok=True)
+        t0 = time.monotonic()
+        enqueue(conf, N_FLUSH)
+        enq = time.monotonic() - t0
+        if queue_count(qdir) != N_FLUSH:
+            raise SystemExit("bench: %d entries queued, want %d" % (queue_count(qdir), N_FLUSH))
+        small = os.path.join(BENCH, "flush-stdin")
+        open(small, "w").close()
+        r = must(run([OUTBOX, "-C", conf, "-q"], small, limit=1800), "outbox -q")
+        left = queue_count(qdir)
+    finally:
+        srv.terminate()
+        ru = os.wait4(srv.pid, 0)[2]
+    text = open(log, errors="replace").read()
+    took = text.count("\nE: accepted ")
+    most = max([int(m) for m in re.findall(r"^E: session .* max=(\d+)$", text, re.M)] or [0])
+    row("7", "%s queued, one `outbox -q`, loopback faultsmtp.py, plain SMTP: wall"
+        % "{:,}".format(N_FLUSH), r["wall"], None, "s", "(one run)")
+    row("7", "  messages/s", round(N_FLUSH / r["wall"]), None, "n")
+    row("7", "  CPU (user + sys)", r["cpu"], None, "s")
+    row("7", "  peak RSS", r["rss"], None, "MiB")
+    row("7", "  enqueue %s with `outbox -odq`, one process each (not timed above)"
+        % "{:,}".format(N_FLUSH), enq, None, "s")
+    notes.append("flush of %d: the server took %d messages in %d session(s), at most %d at "
+                 "once, using %.1f s of CPU (faultsmtp.py); %d entries left in the queue" %
+                 (N_FLUSH, took, text.count("\nE: session "), most,
+                  ru.ru_utime + ru.ru_stime, left))
+
+
+def enqueue(conf, n, width=8):
+    """Queues n small messages with `outbox -odq`, width processes at a time
+    (each pays for its fsyncs; together they share the journal's)."""
+    running = []
+    for i in range(n):
+        if len(running) == width:
+            p = running.pop(0)
+            if p.wait(timeout=60) != 0:
+                raise SystemExit("bench: outbox -odq exited %d" % p.returncode)
+        p = subprocess.Popen([OUTBOX, "-C", conf, "-odq", "-i", "-f",
+                              "bench%d@example.test" % i, "bench@example.test"],
+                             stdin=subprocess.PIPE)
+        p.stdin.write((HEADER % (1000000 + i) + "Message %d of the flush.\n" % i).encode())
+        p.stdin.close()
+        running.append(p)
+    for p in running:
+        if p.wait(timeout=60) != 0:
+            raise SystemExit("bench: outbox -odq exited %d" % p.returncode)
+
+
+def sections_1_6():
     say("bench: writing configs and messages in %s" % BENCH)
     qlo = os.path.join(BENCH, "queue-lo")
     qdl = os.path.join(BENCH, "queue-delay")
@@ -669,10 +767,14 @@ def report(runtime, partial=False):
         md += ["**Partial run: stopped at the time limit.**", ""]
     if MACHINE and os.path.exists(MACHINE):
         md += [open(MACHINE).read().rstrip(), ""]
-    md += ["Medians of %d runs (small messages), %d (100 MiB), 1 (1 GiB); "
-           "%d-message batches: %d runs on loopback, %d over the link. "
-           "Runs of the two tools alternate. Bench run took %.0f s." %
-           (N_SMALL, N_LARGE, BATCH, N_BATCH, N_BATCH_DELAY, runtime), ""]
+    if ONLY == {"7"}:
+        md += ["Section 7 only (BENCH_ONLY=7): one run.", ""]
+    else:
+        md += ["Medians of %d runs (small messages), %d (100 MiB), 1 (1 GiB); "
+               "%d-message batches: %d runs on loopback, %d over the link; "
+               "one flush of %d queued messages. "
+               "Runs of the two tools alternate. Bench run took %.0f s." %
+               (N_SMALL, N_LARGE, BATCH, N_BATCH, N_BATCH_DELAY, N_FLUSH, runtime), ""]
     md += [table(), ""]
     if MISSED:
         md += ["## Targets missed, and what the measurements show", ""]

@@ -14,6 +14,9 @@
 # Knobs (environment): BENCH_DIR (scratch, default /tmp/outbox-bench),
 # BENCH_N_SMALL (11), BENCH_N_LARGE (3), BENCH_N_BATCH (3),
 # BENCH_N_BATCH_DELAY (3), BENCH_GIB (1; 0 skips the 1 GiB message),
+# BENCH_N_FLUSH (10000: section 7, that many queued messages and one
+# `outbox -q` to a loopback tests/faultsmtp.py), BENCH_ONLY=7 (only section 7;
+# it needs neither Postfix nor the link: bench.py can run it alone, see there),
 # BENCH_MAX_SECONDS (1800), RESULTS (default bench/RESULTS.md);
 # BENCH_HOLD=SECONDS sets everything up, runs nothing, and keeps it all up
 # that long for profiling by hand (BENCH_DIR/hold.env has the addresses).

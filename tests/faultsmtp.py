@@ -35,6 +35,35 @@ Options:
                        (never reply; keep reading until the client goes).
                        Repeatable; applied on top of --scenario.
     --list             print the scenario names and exit
+    --concurrent       serve every connection at once, each in its own thread
+                       (as real servers do); each session's transcript is
+                       written to L as one block when it ends; E: and
+                       VIOLATION: lines at once (see "Events")
+    --rcpt-refuse S    550 5.1.1 to every RCPT whose address contains S
+                       (repeatable)
+    --rcpt-max N       452 4.5.3 to every RCPT after N accepted in a
+                       transaction (Exim's recipients_max)
+    --eod-fault M=R    the first end of data of the message whose Message-ID
+                       contains M gets R (a reply text, "drop", "stall" or
+                       "cut"); its later tries are answered normally; M "#N"
+                       stands for the server's N-th end of data (repeatable)
+    --eod-delay S      wait S seconds before each reply to an end of data
+    --no-records       no L.raw.N / L.data.N files (a bench's many messages);
+                       the E: lines still say everything
+    --seed N           seeds the chaos below; each draw is made from the seed,
+                       what it is about (the Message-ID, or sender and
+                       recipient) and the how-manieth try of that it is, so
+                       a run is the same whatever order sessions interleave
+    --p-eod-451 P      each end of data: 451 with probability P
+    --p-eod-554 P        ... 554
+    --p-eod-drop P       ... the connection dropped after the dot (the reply
+                         never sent: the one case a copy may arrive twice)
+    --p-eod-cut P        ... dropped before the dot (the server never has it)
+    --p-eod-stall P      ... never a reply, reading until the client goes
+    --p-rcpt-451 P     each RCPT: 451 with probability P
+    --p-rcpt-550 P       ... 550
+    --tally L          print, for the E: lines of L, one line per Message-ID
+                       and recipient (see "Events") and exit
 
 Accounts: AUTH PLAIN and AUTH LOGIN (with or without initial response) accept
 user "alice" with password "secret"; anything else gets 535 5.7.8.
@@ -56,6 +85,8 @@ Log format (one line per event, appended as it happens, flushed at once):
                        pipelining without PIPELINING, plaintext pipelined after
                        STARTTLS, parameters that were not advertised, ...)
     X: ...             how the session ended
+    VIOLATION: ...     strict mode: the client broke the rule (see "strict")
+    E: ...             events, see "Events"
 
 Message records, per completed transaction N (1, 2, ...):
     L.raw.N    the exact bytes received: for DATA everything after the 354 up
@@ -63,8 +94,52 @@ Message records, per completed transaction N (1, 2, ...):
                BDAT the chunks concatenated
     L.data.N   the message as the server sees it (DATA: dot-unstuffed, without
                the final ".\\r\\n"; BDAT: same as raw)
-    L.raw, L.data   copies of the latest transaction's records
+    L.raw, L.data   copies of the latest transaction's records (under
+               --concurrent: of whichever session wrote last; read L.data.N,
+               N from the E: lines, instead)
     L.partial  bytes of a DATA/BDAT transfer that was cut off by a fault
+
+Events (E: lines, written to L at once, also under --concurrent), one per
+fact a test counts; every one names the session (s=N), and the message
+(mid=, the Message-ID of the header, without <>; "-" when there is none):
+    E: session s=N active=A max=M      a connection: A open now, M at most so far
+    E: session-end s=N active=A max=M
+    E: eod n=T s=N mid=X from=F rcpts=R1,R2   the server has the whole message
+    E: accepted n=T s=N mid=X from=F rcpts=...   250 sent to the end of data:
+                                       delivered, under envelope sender F
+    E: refused n=T s=N mid=X code=C    a non-2xx reply to the end of data
+    E: unreplied n=T s=N mid=X how=drop|stall|violation   the dot came, no
+                                       reply ever went (the server may have
+                                       delivered it)
+    E: cut s=N mid=X                   dropped before the dot (not delivered)
+    E: unconfirmed n=T s=N mid=X       the session ended with no command after
+                                       that 250: the client may never have read
+                                       it (a killed client). Any later command
+                                       counts as having read it, which holds
+                                       for a client that starts the next
+                                       transaction only after the reply.
+    E: rcpt s=N from=F to=A code=C     a refused RCPT (limit, --rcpt-refuse, chaos)
+    E: mail s=N from=F code=C          a refused MAIL
+    E: violation s=N ...               strict mode: see "strict" below
+--tally prints "MID RCPT accepted=N unreplied=N unconfirmed=N refused5=N
+senders=F1,F2" per (Message-ID, recipient) pair: the copies the server took
+(and the senders it took them under), the copies whose reply it never sent or
+that were never confirmed read, and the permanent refusals (550 to that RCPT
+from that sender, 5xx at that end of data); then "rcpt-refused F A" per
+sender and recipient that got a 5xx to RCPT (such a pair never reaches an
+end of data, so it has no Message-ID: a test maps the sender to its message).
+
+Modes of real servers that break pipelined batches (scenario keys):
+    exim     a transaction whose only RCPT was refused stays open: its BDAT
+             (or DATA) gets 503 "Valid RCPT command must precede BDAT"; the
+             next MAIL gets "503 5.5.1 sender already given", while that
+             message's RCPTs and BDAT get 250: it is accepted under the
+             previous message's sender (Exim 4.96)
+    strict   a transaction command (MAIL, RCPT, DATA, BDAT) that arrives
+             before the reply to the previous end of data was sent is logged
+             as "VIOLATION: transaction pipelined ..." and the connection is
+             dropped before that end of data is answered (Dovecot 2.3
+             submission asserts and dies there, the message delivered)
 
 Scenarios: see SCENARIOS below (also --list). Adding one is a dict entry:
 "ext" (default EHLO keywords), "greeting" and per-verb replies ("MAIL",
@@ -80,10 +155,14 @@ The action "delay" (DOT: 0.5 s, greeting: 3 s) answers normally, but late.
 import argparse
 import base64
 import os
+import random
+import re
+import select
 import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 
 HOSTNAME = "faultsmtp.test"
@@ -156,7 +235,24 @@ SCENARIOS = {
     "bad-reply": {"EHLO": "hello"},
     "code-mismatch": {"EHLO": "250-" + HOSTNAME + "\n251 mismatched code"},
     "nul-in-reply": {"EHLO": "250-" + HOSTNAME + "\n250 8BIT\x00MIME"},
+    "exim": {"exim": True},
+    "strict": {"strict": True},
 }
+
+# Chaos at the end of data: option name, what happens.
+EOD_CHAOS = [("p_eod_451", "451 4.3.0 faultsmtp: chaos says try again later"),
+             ("p_eod_554", "554 5.6.0 faultsmtp: chaos says content rejected"),
+             ("p_eod_drop", "drop"), ("p_eod_cut", "cut"), ("p_eod_stall", "stall")]
+RCPT_CHAOS = [("p_rcpt_451", "451 4.3.0 faultsmtp: chaos says recipient later"),
+              ("p_rcpt_550", "550 5.1.1 faultsmtp: chaos says no such user")]
+TX_VERBS = ("MAIL", "RCPT", "DATA", "BDAT")
+
+
+def mid_of(data):
+    """The Message-ID of a message's header block, without <>; "-" if none."""
+    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
+    return printable(m.group(1)).replace(" ", "_") if m else "-"
 
 
 def addr_of(arg):
@@ -187,24 +283,70 @@ class _Cancel(Exception):
     """The client cancelled an AUTH exchange (already answered)."""
 
 
+def log_line(tag, text):
+    if len(text) > 300:
+        text = text[:200] + "...(%d chars)" % len(text)
+    return "%s: %s\n" % (tag, text) if tag else text + "\n"
+
+
 class Log:
-    def __init__(self, path):
+    def __init__(self, path, records=True):
         self.path = path
         self.f = open(path, "w", encoding="utf-8")
+        self.lock = threading.Lock()
+        self.records = records
+
+    def put(self, text):
+        with self.lock:
+            self.f.write(text)
+            self.f.flush()
 
     def w(self, tag, text):
-        if len(text) > 300:
-            text = text[:200] + "...(%d chars)" % len(text)
-        self.f.write("%s: %s\n" % (tag, text) if tag else text + "\n")
-        self.f.flush()
+        self.put(log_line(tag, text))
 
     def note(self, text):
-        self.f.write("# %s\n" % text)
-        self.f.flush()
+        self.put("# %s\n" % text)
+
+    live = w
+
+    def event(self, text):
+        self.put("E: %s\n" % text)
 
     def record(self, suffix, data):
+        if not self.records:
+            return
         with open(self.path + suffix, "wb") as f:
             f.write(data)
+
+
+class SessionLog:
+    """--concurrent: one session's transcript, written to the Log as one
+    block when the session ends (so readers see sessions one after the
+    other); events and records go to the Log at once."""
+
+    def __init__(self, log):
+        self.main = log
+        self.lines = []
+
+    def w(self, tag, text):
+        self.lines.append(log_line(tag, text))
+
+    def note(self, text):
+        self.lines.append("# %s\n" % text)
+
+    def event(self, text):
+        self.main.event(text)
+
+    def live(self, tag, text):
+        """A line that must not wait for the end of the session."""
+        self.main.w(tag, text)
+
+    def record(self, suffix, data):
+        self.main.record(suffix, data)
+
+    def close(self):
+        self.main.put("".join(self.lines))
+        self.lines = []
 
 
 class Conn:
@@ -255,6 +397,30 @@ class Conn:
     def has_line(self):
         return b"\n" in self.buf
 
+    def drain(self, wait):
+        """Takes in, without blocking past wait seconds, what the client has
+        sent by now (a later read finds an EOF again)."""
+        end = time.monotonic() + wait
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return
+            try:
+                d = self.sock.recv(65536)
+            except ssl.SSLWantReadError:
+                continue
+            except (socket.timeout, ssl.SSLError, OSError):
+                return
+            if not d:
+                return
+            self.recv_no += 1
+            self.buf += d
+
+    def lines_ahead(self):
+        """The verbs of the complete command lines already received."""
+        return [ln.split(b" ", 1)[0].strip().upper().decode("latin-1")
+                for ln in self.buf.split(b"\n")[:-1]]
+
     def sendraw(self, data):
         try:
             self.sock.sendall(data)
@@ -299,9 +465,11 @@ class Conn:
 
 
 class Session:
-    def __init__(self, server, sock, peer):
+    def __init__(self, server, sock, peer, sid=0):
         self.srv = server
-        self.log = server.log
+        self.sid = sid
+        self.log = SessionLog(server.log) if server.args.concurrent else server.log
+        self.last_accept = None  # (n, mid) of a 250 no command has followed yet
         self.sc = server.scenario
         self.c = Conn(sock, self.log, server.args.io_timeout, self.sc.get("mode"))
         self.tls = False
@@ -339,6 +507,16 @@ class Session:
 
     def action(self, key):
         return self.srv.overrides.get(key, self.sc.get(key))
+
+    def ev(self, kind, **kw):
+        """An E: line (see "Events"); from_ stands for from."""
+        parts = ["%s s=%d" % (kind, self.sid)]
+        for k, v in kw.items():
+            if isinstance(v, (list, tuple)):
+                v = ",".join(v) or "-"
+            v = "-" if v is None else str(v)
+            parts.append("%s=%s" % (k.rstrip("_"), v.replace(" ", "_") or "<>"))
+        self.log.event(" ".join(parts))
 
     def flush_batch(self):
         if self.batch:
@@ -418,12 +596,17 @@ class Session:
             pass
         except BrokenPipeError:
             self.log.w("X", "broken pipe")
+        if self.last_accept is not None:
+            self.ev("unconfirmed", n=self.last_accept[0], mid=self.last_accept[1])
         self.flush_batch()
         self.c.close()
         self.log.w("X", "session ended")
+        if isinstance(self.log, SessionLog):
+            self.log.close()
 
     def command(self, text, verb):
         arg = text[len(verb):].strip()
+        self.last_accept = None  # the client read the 250 (see "Events")
         if self.refusing and verb != "QUIT":
             self.c.reply("503 5.5.1 faultsmtp: no service, only QUIT")
             return
@@ -604,7 +787,9 @@ class Session:
 
     def cmd_MAIL(self, arg):
         if self.mail is not None:
-            self.c.reply("503 5.5.1 nested MAIL command")
+            self.ev("mail", from_=addr_of(arg), code=503)
+            self.c.reply("503 5.5.1 sender already given" if self.sc.get("exim")
+                         else "503 5.5.1 nested MAIL command")
             return
         if not arg.upper().startswith("FROM:"):
             self.c.reply("501 5.5.4 syntax: MAIL FROM:<address>")
@@ -627,6 +812,8 @@ class Session:
         act = self.action("MAIL")
         if callable(act):
             act = act(self, arg)
+        if act and act[:1] in "45":
+            self.ev("mail", from_=addr_of(rest), code=act[:3])
         if self.do(act):
             return
         self.mail = addr_of(rest)
@@ -644,17 +831,33 @@ class Session:
         self.check_params(rest[j + 1:].split() if j >= 0 else [],
                           {"NOTIFY": "DSN", "ORCPT": "DSN"})
         self.nrcpt_seen += 1
-        act = self.action("RCPT")
+        act = self.rcpt_fault(addr_of(rest)) or self.action("RCPT")
         if callable(act):
             act = act(self, arg)
+        if act and act[:1] in "45":
+            self.ev("rcpt", from_=self.mail, to=addr_of(rest), code=act[:3])
         if self.do(act):
             return
         self.rcpts.append(addr_of(rest))
         self.c.reply("250 2.1.5 OK")
 
-    def no_rcpt_reply(self):
+    def rcpt_fault(self, to):
+        """--rcpt-refuse, --rcpt-max, then the RCPT chaos: a reply or None."""
+        a = self.srv.args
+        if any(r in to for r in a.rcpt_refuse or []):
+            return "550 5.1.1 <%s>: faultsmtp says no such user here" % to
+        if a.rcpt_max and len(self.rcpts) >= a.rcpt_max:
+            return "452 4.5.3 Too many recipients"
+        return self.srv.draw("rcpt", "%s|%s" % (self.mail, to), RCPT_CHAOS)
+
+    def no_rcpt_reply(self, verb="DATA"):
         if self.mail is None:
             return "503 5.5.1 need MAIL command"
+        if not self.rcpts and self.sc.get("exim"):
+            # and the transaction stays open (see "exim")
+            return ("503-All RCPT commands were rejected with this error:\n"
+                    "503-5.1.1 faultsmtp says no such user here\n"
+                    "503 5.5.1 Valid RCPT command must precede %s" % verb)
         if not self.rcpts:
             return "554 5.5.1 Error: no valid recipients"
         return None
@@ -727,8 +930,16 @@ class Session:
         return b"".join(out)
 
     def end_of_data(self, raw, data, how):
-        self.srv.ntrans += 1
-        n = self.srv.ntrans
+        mid, sender, rcpts = mid_of(data), self.mail, self.rcpts
+        self.reset()
+        fault = self.srv.eod_fault(mid, self.srv.next_eod()) or \
+            self.srv.draw("eod", mid, EOD_CHAOS)
+        if fault == "cut":
+            self.log.record(".partial", raw[:-1])
+            self.log.w("D", "connection lost before the end of data (chaos)")
+            self.ev("cut", mid=mid)
+            raise Closed()
+        n = self.srv.next_trans()
         self.log.record(".raw.%d" % n, raw)
         self.log.record(".data.%d" % n, data)
         self.log.record(".raw", raw)
@@ -737,18 +948,42 @@ class Session:
                    % (how, len(data), len(raw), n))
         if any(c >= 0x80 for c in data):
             self.log.w("D", "message has 8-bit bytes")
+        self.ev("eod", n=n, mid=mid, from_=sender, rcpts=rcpts)
+        if self.sc.get("strict"):
+            self.check_strict(n, mid)
         act = self.action("DOT")
-        rcpts = self.rcpts
-        self.reset()
         if act == "delay":
             time.sleep(0.5)  # a slow server: the reply comes, but late
             act = None
+        elif self.srv.args.eod_delay:
+            time.sleep(self.srv.args.eod_delay)
+        act = act or fault
+        if act is None and self.size_limit() and len(data) > self.size_limit():
+            act = "552 5.3.4 message size exceeds fixed limit"
+        if act in ("drop", "stall"):
+            self.ev("unreplied", n=n, mid=mid, how=act)
+        elif act and act[:1] != "2":
+            self.ev("refused", n=n, mid=mid, code=act[:3])
         if self.do(act):
             return
-        if self.size_limit() and len(data) > self.size_limit():
-            self.c.reply("552 5.3.4 message size exceeds fixed limit")
-            return
+        self.ev("accepted", n=n, mid=mid, from_=sender, rcpts=rcpts)
+        self.last_accept = (n, mid)
         self.c.reply("250 2.0.0 Ok: queued as FS%d (%d recipients)" % (n, len(rcpts)))
+
+    def check_strict(self, n, mid):
+        """strict: no transaction command may be here before this reply.
+        Dovecot has the message by then, and dies before it answers."""
+        self.c.drain(0.01)
+        ahead = self.c.lines_ahead()
+        while ahead and ahead[0] in ("RSET", "NOOP"):
+            ahead.pop(0)
+        if ahead and ahead[0] in TX_VERBS:
+            self.log.live("VIOLATION", "transaction pipelined: %s arrived before the "
+                          "reply to end of data %d" % (ahead[0], n))
+            self.ev("violation", n=n, verb=ahead[0])
+            self.ev("unreplied", n=n, mid=mid, how="violation")
+            self.log.w("X", "server drops the connection (strict: Dovecot asserts here)")
+            raise Closed()
 
     def cmd_BDAT(self, arg):
         p = arg.split()
@@ -774,7 +1009,7 @@ class Session:
             self.log.w("D", "connection lost in BDAT chunk")
             raise
         self.log.w("D", "BDAT chunk %d bytes%s" % (n, " LAST" if last else ""))
-        bad = self.no_rcpt_reply()
+        bad = self.no_rcpt_reply("BDAT")
         if bad:
             self.chunks = []
             self.c.reply(bad)
@@ -798,7 +1033,10 @@ class Session:
 class Server:
     def __init__(self, args):
         self.args = args
-        self.log = Log(args.log)
+        self.log = Log(args.log, not args.no_records)
+        self.lock = threading.Lock()
+        self.nsess = self.active = self.max_active = self.neod = 0
+        self.tries = {}
         self.scenario = dict(SCENARIOS[args.scenario])
         self.overrides = {}
         for r in args.reply or []:
@@ -813,6 +1051,45 @@ class Server:
         self.ntrans = 0
         self._ctx = None
 
+    def next_trans(self):
+        with self.lock:
+            self.ntrans += 1
+            return self.ntrans
+
+    def next_eod(self):
+        with self.lock:
+            self.neod += 1
+            return self.neod
+
+    def eod_fault(self, mid, k):
+        """--eod-fault: the fault for this Message-ID's first end of data,
+        or for the server's k-th."""
+        for i, f in enumerate(self.args.eod_fault or []):
+            m, _, r = f.partition("=")
+            if m == "#%d" % k:
+                return r
+            if m and not m.startswith("#") and m in mid:
+                with self.lock:
+                    if (i, mid) in self.tries:
+                        return None
+                    self.tries[(i, mid)] = 1
+                return r
+        return None
+
+    def draw(self, kind, key, table):
+        """One seeded draw for the k-th try of key: an entry of table, or None."""
+        probs = [(getattr(self.args, opt) or 0.0, what) for opt, what in table]
+        if not any(p for p, _ in probs):
+            return None
+        with self.lock:
+            k = self.tries[(kind, key)] = self.tries.get((kind, key), 0) + 1
+        u = random.Random("%d|%s|%s|%d" % (self.args.seed, kind, key, k)).random()
+        for p, what in probs:
+            if u < p:
+                return what
+            u -= p
+        return None
+
     def tls_context(self):
         if not (self.args.cert and self.args.key):
             return None
@@ -826,7 +1103,7 @@ class Server:
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", 0))
-        ls.listen(8)
+        ls.listen(64)
         port = ls.getsockname()[1]
         tmp = self.args.port_file + ".tmp"
         with open(tmp, "w") as f:
@@ -834,16 +1111,74 @@ class Server:
         os.rename(tmp, self.args.port_file)
         self.log.note("faultsmtp pid %d port %d scenario %s ext %s"
                       % (os.getpid(), port, self.args.scenario, ",".join(self.ext)))
-        n = 0
         while True:
             sock, peer = ls.accept()
-            n += 1
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.log.note("session %d from %s:%d" % (n, peer[0], peer[1]))
-            Session(self, sock, peer).run()
+            with self.lock:
+                self.nsess += 1
+                n = self.nsess
+            if self.args.concurrent and not self.args.once:
+                threading.Thread(target=self.session, args=(sock, peer, n),
+                                 daemon=True).start()
+                continue
+            self.session(sock, peer, n)
             if self.args.once:
                 break
         ls.close()
+
+    def session(self, sock, peer, n):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.log.event("session s=%d active=%d max=%d" % (n, self.active, self.max_active))
+        sess = Session(self, sock, peer, n)
+        sess.log.note("session %d from %s:%d" % (n, peer[0], peer[1]))
+        try:
+            sess.run()
+        finally:
+            with self.lock:
+                self.active -= 1
+                self.log.event("session-end s=%d active=%d max=%d"
+                               % (n, self.active, self.max_active))
+
+
+def tally(path):
+    """--tally: per (Message-ID, recipient), what the E: lines of path say."""
+    pairs = {}
+    trans = {}  # n -> (mid, rcpts) from the eod line
+    refused_rcpt = set()
+
+    def pair(mid, r):
+        return pairs.setdefault((mid, r), {"accepted": 0, "unreplied": 0,
+                                           "unconfirmed": 0, "refused5": 0,
+                                           "senders": []})
+    for line in open(path, encoding="utf-8", errors="replace"):
+        if not line.startswith("E: "):
+            continue
+        f = line[3:].split()
+        kind, kv = f[0], dict(x.split("=", 1) for x in f[1:] if "=" in x)
+        if kind == "eod":
+            trans[kv["n"]] = (kv["mid"], kv["rcpts"].split(","), kv["from"])
+        elif kind == "rcpt" and kv["code"].startswith("5"):
+            refused_rcpt.add((kv["from"], kv["to"]))
+        elif kind in ("accepted", "unreplied", "unconfirmed", "refused"):
+            mid, rcpts, sender = trans.get(kv["n"], (kv["mid"], [], "-"))
+            for r in rcpts:
+                p = pair(mid, r)
+                if kind == "accepted":
+                    p["accepted"] += 1
+                    p["senders"].append(kv["from"])
+                elif kind == "refused":
+                    p["refused5"] += kv["code"].startswith("5")
+                else:
+                    p[kind] += 1
+    for (mid, r), p in sorted(pairs.items()):
+        print("%s %s accepted=%d unreplied=%d unconfirmed=%d refused5=%d senders=%s"
+              % (mid, r, p["accepted"], p["unreplied"], p["unconfirmed"],
+                 p["refused5"], ",".join(p["senders"]) or "-"))
+    for sender, r in sorted(refused_rcpt):
+        print("rcpt-refused %s %s" % (sender, r))
+    return 0
 
 
 def main():
@@ -860,10 +1195,22 @@ def main():
     ap.add_argument("--io-timeout", type=float, default=30)
     ap.add_argument("--reply", action="append")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--concurrent", action="store_true")
+    ap.add_argument("--rcpt-refuse", action="append")
+    ap.add_argument("--rcpt-max", type=int, default=0)
+    ap.add_argument("--no-records", action="store_true")
+    ap.add_argument("--eod-fault", action="append")
+    ap.add_argument("--eod-delay", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    for opt, _ in EOD_CHAOS + RCPT_CHAOS:
+        ap.add_argument("--" + opt.replace("_", "-"), type=float, default=0.0)
+    ap.add_argument("--tally")
     args = ap.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))
         return 0
+    if args.tally:
+        return tally(args.tally)
     if not args.port_file or not args.log:
         ap.error("--port-file and --log are required")
     if args.scenario not in SCENARIOS:
