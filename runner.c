@@ -5,6 +5,7 @@
  * account's entries go over up to `sessions` parallel sessions (one
  * process each), one transaction at a time on each.
  */
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <err.h>
@@ -139,7 +140,7 @@ spawn(struct run *r, const struct batch *b, size_t w, size_t nw, int *fd)
 {
 	struct tally	t;
 	int		p[2];
-	pid_t		pid;
+	pid_t		pid, parent = getpid();
 
 	if (pipe(p) == -1)
 		return -1;
@@ -149,6 +150,11 @@ spawn(struct run *r, const struct batch *b, size_t w, size_t nw, int *fd)
 		return -1;
 	}
 	if (pid == 0) {
+		/* A run that is killed stops its sessions (they settle what
+		 * they hold and end), rather than leaving them behind. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 ||
+		    getppid() != parent)
+			_exit(1);
 		close(p[0]);
 		r->sent = r->deferred = r->bounced = r->busy = 0;
 		work(r, b, w, nw);

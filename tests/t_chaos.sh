@@ -197,7 +197,7 @@ note_case "$name"
 expect_ledger "$name" once=50 duplicates=0 lost=0
 expect_eq "chaos-$name-five-transactions" "$(accepted c4-50@)" 5
 expect_eq "chaos-$name-one-connection" \
-	"$(sed -n 's/^E: accepted .* s=\([0-9]*\) .*mid=c4-50@.*/\1/p' "$LOG" | sort -u | wc -l)" 1
+	"$(sed -n 's/^E: accepted s=\([0-9]*\) .*mid=c4-50@.*/\1/p' "$LOG" | sort -u | wc -l)" 1
 echo "note: $name: transactions taken: $(accepted c4-50@), 452s: $(grep -c '^E: rcpt .*code=452' "$LOG")"
 
 # --- 5..7: the big cases (not under valgrind: hundreds of runs of it) -------------
