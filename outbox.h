@@ -367,7 +367,8 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 
 /* check.c */
-int	 check_account(const struct account *, const char *);
+void	 check_account(const struct account *, const char *, const char *,
+	    struct failure *);
 
 /* smtpd.c */
 int	 smtpd_run(struct run *, const struct account *,

@@ -123,7 +123,8 @@ usage(void)
 	    "[-q{I|R|S|D} arg]\n"
 	    "              [-R return] [-r sender]"
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
-	    "       outbox --check [-C file] [-a account]\n"
+	    "       outbox --check [-C file] [-a account] [-f sender] "
+	    "[address]\n"
 	    "       outbox --version | --help\n");
 	exit(EX_USAGE);
 }
@@ -554,7 +555,8 @@ main(int argc, char *argv[])
 	if (addr_check(sender, err, sizeof(err)) == -1)
 		fatal(EX_DATAERR, "sender: %s", err);
 	if (o.mode == M_CHECK) {
-		code = check_account(a, sender);
+		check_account(a, sender, o.rcpt.n > 0 ? o.rcpt.v[0] : NULL, &f);
+		code = exit_code(&f);
 		goto done;
 	}
 	if (o.rcpt.n == 0 && !o.from_headers)
