@@ -191,6 +191,25 @@ ob 8bit 0 -v -f a@example.test b@example.test <"$MSG8"
 expect_grep fault-8bit-body '^C: MAIL FROM:<a@example.test>.* BODY=8BITMIME' "$LOG"
 expect_grep fault-8bit-size "^C: MAIL .* SIZE=$(wc -c <"$LOG.data")( |\$)" "$LOG"
 
+# No 8BITMIME: the body goes as quoted-printable, labelled with its
+# charset; 8-bit header text as RFC 2047 words, never inside addresses.
+MSG7=$FS/msg7.txt
+printf 'From: J\303\266rg <a@example.test>\nTo: <b@example.test>\nSubject: gr\303\274\303\237e\n\nh\303\251llo\n' >"$MSG7"
+start_srv 7bit --ext PIPELINING,SIZE=1000000
+mkcfg 7bit "$PORT"
+ob 7bit 0 -v -f a@example.test b@example.test <"$MSG7"
+expect_nogrep fault-7bit-no-body-param '^C: MAIL .*BODY=' "$LOG"
+expect_grep fault-7bit-charset '^Content-Type: text/plain; charset=utf-8.$' "$LOG.data"
+expect_grep fault-7bit-qp '^Content-Transfer-Encoding: quoted-printable.$' "$LOG.data"
+expect_grep fault-7bit-body '^h=C3=A9llo.$' "$LOG.data"
+expect_grep fault-7bit-subject '^Subject: =\?UTF-8\?B\?Z3LDvMOfZQ==\?=.$' "$LOG.data"
+expect_grep fault-7bit-from '^From: =\?UTF-8\?B\?SsO2cmc=\?= <a@example.test>.$' "$LOG.data"
+if LC_ALL=C grep -q '[^[:print:][:space:]]' "$LOG.data"; then
+	fail fault-7bit-all-ascii "8-bit octets on the wire: $(LC_ALL=C grep -n '[^[:print:][:space:]]' "$LOG.data" | head -3)"
+else
+	pass fault-7bit-all-ascii
+fi
+
 # SIZE=1000 and a larger message: refused before MAIL, permanently.
 start_srv size-limit --ext PIPELINING,SIZE=1000
 mkcfg size-limit "$PORT"
