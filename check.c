@@ -554,7 +554,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	resolve(a, &p);
 	probe_attach(&s, &p);
 	gettimeofday(&t0, NULL);
-	smtp_open(&s);
+	if (smtp_open(&s) == ST_OK)	/* an earlier host's failure is past */
+		memset(&s.fail, 0, sizeof(s.fail));
 	gettimeofday(&t1, NULL);
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
 	if (!steps(&s, &p, ms)) {

@@ -115,6 +115,13 @@ mkcfg address "$PORT"
 run address 0 b@example.test
 expect_grep check-address-rcpt '^C: RCPT TO:<b@example.test>$' "$LOG"
 
+# The first host fails, the second answers: the check is of the second.
+fault_start twohost --once --max-time 30
+mkcfg twohost "$PORT" "host ::1 127.0.0.1"
+run twohost 0
+passed twohost connect
+expect_grep check-twohost-verdict '^verdict +ok' "$OUT"
+
 if [ -z "$PF" ]; then
 	echo "note: no loopback Postfix; its --check cases are skipped"
 	exit 0
