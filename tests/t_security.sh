@@ -172,15 +172,18 @@ sleep 1
 expect_grep sec-no-core-dumps '^Max core file size +0 +0' "/proc/$OPID/limits"
 # Not dumpable, for real: the kernel gives a non-dumpable process's /proc
 # files to root, so an outbox run as nobody must show root as their owner.
-as_nobody "$SRC/outbox" -C "$S/stall.conf" x@example.test <"$S/msg" >/dev/null 2>&1 &
-NPID=$!
+# (The shell says its pid on fd 3, then becomes outbox.)
+as_nobody sh -c 'echo $$ >&3; exec "$0" -C "$1" x@example.test' \
+	"$SRC/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
+NBG=$!
 for _ in $(seq 30); do
+	NPID=$(cat "$S/npid" 2>/dev/null)
 	ND="$(cat "/proc/$NPID/comm" 2>/dev/null) $(stat -c %U "/proc/$NPID/mem" 2>/dev/null) $(awk '/^Uid/ {print $2}' "/proc/$NPID/status" 2>/dev/null)"
 	[ "$ND" = "outbox root $(id -u nobody)" ] && break
 	sleep 0.1
 done
 expect_eq sec-not-dumpable "$ND" "outbox root $(id -u nobody)"
-kill "$NPID" 2>/dev/null; wait "$NPID" 2>/dev/null
+kill "$NPID" 2>/dev/null; wait "$NBG" 2>/dev/null
 kill "$OPID" "$SPID" 2>/dev/null
 wait "$OPID" "$SPID" 2>/dev/null
 
