@@ -110,6 +110,7 @@ static int	file_private(int, const char *, char *, size_t);
 static long long parse_duration(const struct key *, char *);
 static int	parse_fingerprint(const char *, char[65]);
 static int	parse_word(const struct key *, const char *, struct account *);
+static void	set_hosts(struct account *, char *);
 static int	set_key(struct account *, const struct key *, char *,
 		    const char *, int, char *, size_t);
 static int	lerr(struct loader *, const char *, ...) PRINTF(2, 3);
@@ -283,21 +284,30 @@ parse_word(const struct key *k, const char *v, struct account *a)
 	return -1;
 }
 
+/* host: a list of names separated by blanks or commas. */
+static void
+set_hosts(struct account *a, char *v)
+{
+	char	*p;
+
+	strlist_free(&a->host);
+	for (p = strtok_r(v, " \t,", &v); p != NULL;
+	    p = strtok_r(NULL, " \t,", &v))
+		strlist_add(&a->host, p);
+}
+
 /* Sets one key of an account from its text; -1 with err on a bad value. */
 static int
 set_key(struct account *a, const struct key *k, char *v, const char *file,
     int line, char *err, size_t errlen)
 {
 	const char	*e = NULL;
-	char		*p, hex[65];
+	char		 hex[65];
 	long long	 num;
 
 	switch (k->type) {
 	case K_HOSTS:
-		strlist_free(&a->host);
-		for (p = strtok_r(v, " \t,", &v); p != NULL;
-		    p = strtok_r(NULL, " \t,", &v))
-			strlist_add(&a->host, p);
+		set_hosts(a, v);
 		return 0;
 	case K_NUM:
 		num = strtonum(v, k->min, k->max, &e);
