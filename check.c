@@ -1,6 +1,8 @@
 /*
- * --check: connects to the account's smarthost without sending mail and
- * says, a line each, what works and what to change in the configuration.
+ * --check: goes through the account's session step by step, as far as a
+ * test RCPT, says on a line each what every step gave, and when one fails
+ * names the fix, chosen by the failure's stage and class (never its text).
+ * Nothing is sent: RSET follows the test RCPT.
  */
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -8,57 +10,151 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <sysexits.h>
 #include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 #include "outbox.h"
 
-static const struct {
-	const char	*symptom;	/* in the error text */
+/* What the TLS handshake showed, seen from OpenSSL's callbacks. */
+struct probe {
+	X509		*cert;		/* the peer's certificate (a reference) */
+	long		 verify;	/* X509_V_OK, or why the chain failed */
+	const char	*version;	/* set when a handshake completed */
+	const char	*cipher;
+	int		 resolved;	/* some host name resolved */
+};
+
+/* Facts a fix may depend on, beyond the failure's stage, class and code. */
+enum cond {
+	C_ANY,
+	C_NODNS,	/* no host name resolved */
+	C_NOLOGIN,	/* no user, so no login, where the server has AUTH */
+	C_UNTRUSTED,	/* the chain ends at a CA we do not trust */
+	C_NAME,		/* the certificate is for another name */
+	C_EXPIRED,	/* the certificate is out of its dates */
+	C_BADCERT,	/* another verification error */
+	C_PINNED,	/* tls_fingerprint is set */
+	C_NOHELLO,	/* the handshake ended before a certificate came */
+	C_NOAUTH,	/* the server offers no AUTH */
+	C_NOMECH,	/* none of the mechanisms offered will do */
+	C_SECRET	/* the secret could not be had (password_*) */
+};
+
+/*
+ * The fixes, first match wins. STAGE_NONE and FC_NONE match any stage or
+ * class; lo..hi is the reply code (0..0: there was no reply).
+ */
+static const struct fix {
+	enum stage	 stage;
+	enum fclass	 class;
+	int		 lo, hi;
+	enum cond	 cond;
 	const char	*fix;
 } fixes[] = {
-	{ "not known", "the name does not resolve: check host" },
-	{ "name resolution", "the name does not resolve: check host" },
-	{ "Connection refused", "nothing listens there: check host and port "
-	    "(587 for STARTTLS, 465 for implicit TLS)" },
-	{ "timed out", "no answer: check host, port and firewalls, or raise "
-	    "timeout" },
-	{ "does not offer STARTTLS", "use port 465 with tls implicit if the "
-	    "provider has it; tls off only for a trusted local relay" },
-	{ "wrong version number", "this port does not speak TLS first: use "
-	    "tls starttls (port 587)" },
-	{ "packet length too long", "this port does not speak TLS first: use "
-	    "tls starttls (port 587)" },
-	{ "closed during TLS", "the server hung up during the TLS handshake: "
-	    "port 465 wants tls implicit, 587 wants tls starttls" },
-	{ "local issuer", "the certificate's CA is not trusted: set "
-	    "tls_ca_file to it, or pin the certificate with tls_fingerprint" },
-	{ "self-signed", "the certificate is self-signed: pin it with "
-	    "tls_fingerprint, or set tls_ca_file" },
-	{ "Hostname mismatch", "the certificate is for another name: set host "
-	    "to a name it holds" },
-	{ "IP address mismatch", "the certificate does not hold this IP "
-	    "address: set host to its name" },
-	{ "has expired", "the server's certificate has expired: tell its "
-	    "administrator" },
-	{ "fingerprint", "the server's certificate changed: update "
-	    "tls_fingerprint (the new digest is above) once you trust it" },
-	{ "refused: 5", "check user and the password (password, "
-	    "password_file or password_command)" },
-	{ "password_command", "run password_command by hand: it must print "
-	    "the secret on its first line and exit 0" },
-	{ "offers AUTH", "set auth to a mechanism the server offers, or on" },
-	{ "offers no AUTH", "this server takes no AUTH here: set auth off, or "
-	    "use the submission port" },
-	{ "no smarthost", "put host smtp.example.org in the configuration" },
+	{ STAGE_CONNECT, FC_CONFIG, 0, 999, C_ANY,
+	    "put host smtp.example.org in the configuration" },
+	{ STAGE_CONNECT, FC_NONE, 0, 999, C_NODNS,
+	    "the name does not resolve: check host" },
+	{ STAGE_CONNECT, FC_NONE, 0, 999, C_ANY,
+	    "nothing answers there: check host and port (587 for STARTTLS, "
+	    "465 for implicit TLS), firewalls, or raise timeout" },
+	{ STAGE_TLS, FC_CONFIG, 0, 999, C_ANY,
+	    "check tls_ca_file, tls_cert_file and tls_key_file: each must "
+	    "name a readable PEM file" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_PINNED,
+	    "the certificate is not the pinned one: once you trust it, set "
+	    "tls_fingerprint to the sha256 above" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_UNTRUSTED,
+	    "the certificate's CA is not trusted: set tls_ca_file to it, or "
+	    "pin the certificate with tls_fingerprint (the sha256 above)" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_NAME,
+	    "the certificate is for another name: set host to a name it "
+	    "holds" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_EXPIRED,
+	    "the certificate is out of date (or this machine's clock is "
+	    "wrong): tell the server's administrator" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_BADCERT,
+	    "the certificate does not verify: set tls_ca_file to its CA, or "
+	    "pin it with tls_fingerprint (the sha256 above)" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_NOHELLO,
+	    "the server did not answer the TLS handshake: port 465 wants tls "
+	    "implicit, 587 wants tls starttls" },
+	{ STAGE_TLS, FC_NONE, 0, 999, C_ANY,
+	    "the TLS handshake failed: check tls_min_version, and that this "
+	    "port speaks TLS" },
+	{ STAGE_GREETING, FC_NONE, 0, 0, C_ANY,
+	    "no SMTP greeting: a port that wants TLS first (465) needs tls "
+	    "implicit" },
+	{ STAGE_GREETING, FC_NONE, 500, 599, C_ANY,
+	    "the server refuses connections from here: ask its "
+	    "administrator, or use another host" },
+	{ STAGE_EHLO, FC_NONE, 500, 502, C_ANY,
+	    "the server does not speak ESMTP, so no STARTTLS and no AUTH: use "
+	    "another host or port (tls off and auth off only for a trusted "
+	    "local relay)" },
+	{ STAGE_EHLO, FC_NONE, 500, 599, C_ANY,
+	    "the server refuses the EHLO name: set helo to this machine's "
+	    "fully qualified name" },
+	{ STAGE_STARTTLS, FC_CONFIG, 0, 0, C_ANY,
+	    "the server does not offer STARTTLS: use port 465 with tls "
+	    "implicit if the provider has it; tls off only for a trusted "
+	    "local relay" },
+	{ STAGE_STARTTLS, FC_TEMP, 0, 0, C_ANY,
+	    "clear text came after the STARTTLS reply: something on the way "
+	    "injects data; use tls implicit, or another network" },
+	{ STAGE_STARTTLS, FC_NONE, 500, 599, C_ANY,
+	    "the server refuses STARTTLS: use port 465 with tls implicit, or "
+	    "ask its administrator" },
+	{ STAGE_AUTH, FC_NONE, 0, 0, C_NOAUTH,
+	    "this server takes no AUTH here: use the submission port (587 or "
+	    "465), or set auth off for a relay that needs no login" },
+	{ STAGE_AUTH, FC_NONE, 0, 0, C_SECRET,
+	    "the secret could not be read: check password_file (mode 0600), "
+	    "or run password_command by hand (it must print the secret and "
+	    "exit 0)" },
+	{ STAGE_AUTH, FC_NONE, 0, 0, C_NOMECH,
+	    "set auth to a mechanism the server offers (ehlo above), or on" },
+	{ STAGE_AUTH, FC_NONE, 500, 599, C_ANY,
+	    "check user and the password (password, password_file or "
+	    "password_command)" },
+	{ STAGE_MAIL, FC_PERM, 500, 599, C_NOLOGIN,
+	    "the server takes mail only from clients that log in: set user "
+	    "and password_file" },
+	{ STAGE_MAIL, FC_PERM, 500, 599, C_ANY,
+	    "set from to an address this account may send as, or "
+	    "from_rewrite on" },
+	{ STAGE_RCPT, FC_PERM, 500, 599, C_NOLOGIN,
+	    "the server relays only for clients that log in: set user and "
+	    "password_file" },
+	{ STAGE_RCPT, FC_PERM, 500, 599, C_ANY,
+	    "the server will not take mail for the test recipient from this "
+	    "account: check from, or name another recipient" },
+	{ STAGE_NONE, FC_NONE, 400, 499, C_ANY,
+	    "a temporary refusal: try again later; -v shows the dialogue" },
+	{ STAGE_NONE, FC_NONE, 0, 999, C_ANY,
+	    "run outbox -v --check to see the dialogue" },
 };
 
 static void	line(const char *, const char *, ...) PRINTF(2, 3);
-static void	show_cert(SSL *);
-static int	verdict(const char *);
+static int	holds(enum cond, const struct session *, const struct probe *);
+static const char *fix_for(const struct failure *, const struct session *,
+		    const struct probe *);
+static int	on_verify(int, X509_STORE_CTX *);
+static void	on_info(const SSL *, int, int);
+static void	probe_attach(struct session *, struct probe *);
+static void	resolve(const struct account *, struct probe *);
+static void	show_name(BIO *, const char *, const X509_NAME *);
+static void	show_cert(const struct account *, const struct probe *, int);
+static void	show_ehlo(const struct session *);
+static int	step(const struct session *, const struct probe *, enum stage,
+		    enum stage, long);
+static int	steps(const struct session *, const struct probe *, long);
+static void	envelope_step(struct session *, enum stage, const char *,
+		    const char *);
 
 static void
 line(const char *label, const char *fmt, ...)
@@ -72,141 +168,414 @@ line(const char *label, const char *fmt, ...)
 	printf("\n");
 }
 
-static void
-show_cert(SSL *ssl)
+/* Whether cond holds for this session. */
+static int
+holds(enum cond c, const struct session *s, const struct probe *p)
 {
-	X509	*c = SSL_get1_peer_certificate(ssl);
-	BIO	*b;
-	char	 buf[512];
-	int	 n, days = 0, secs = 0;
-
-	if (c == NULL) {
-		line("cert", "none sent");
-		return;
+	switch (c) {
+	case C_ANY:
+		return 1;
+	case C_NODNS:
+		return !p->resolved;
+	case C_NOLOGIN:
+		return s->acct->user == NULL && (s->ext & EXT_AUTH);
+	case C_UNTRUSTED:
+		return p->verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+		    p->verify == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+		    p->verify == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+		    p->verify == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+		    p->verify == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+	case C_NAME:
+		return p->verify == X509_V_ERR_HOSTNAME_MISMATCH ||
+		    p->verify == X509_V_ERR_IP_ADDRESS_MISMATCH;
+	case C_EXPIRED:
+		return p->verify == X509_V_ERR_CERT_HAS_EXPIRED ||
+		    p->verify == X509_V_ERR_CERT_NOT_YET_VALID;
+	case C_BADCERT:
+		return p->verify != X509_V_OK;
+	case C_PINNED:
+		return s->acct->tls_fingerprint != NULL && p->cert != NULL;
+	case C_NOHELLO:
+		return p->cert == NULL;
+	case C_NOAUTH:
+		return !(s->ext & EXT_AUTH);
+	case C_NOMECH:
+		return auth_choose(s->mechs, s->acct->auth) == NULL;
+	case C_SECRET:		/* the mechanism is chosen once it is had */
+		return auth_choose(s->mechs, s->acct->auth) != NULL &&
+		    s->mech == NULL;
 	}
-	if ((b = BIO_new(BIO_s_mem())) != NULL) {
-		X509_NAME_print_ex(b, X509_get_subject_name(c), 0,
-		    XN_FLAG_ONELINE);
-		n = BIO_read(b, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		line("cert", "subject %s", buf);
-		X509_NAME_print_ex(b, X509_get_issuer_name(c), 0,
-		    XN_FLAG_ONELINE);
-		n = BIO_read(b, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		line("", "issuer  %s", buf);
-		ASN1_TIME_print(b, X509_get0_notAfter(c));
-		n = BIO_read(b, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(c));
-		line("", "expires %s (%d days)", buf, days);
-		BIO_free(b);
-	}
-	X509_free(c);
+	return 0;
 }
 
-/* Prints the verdict for an error and the fix for it; returns the code. */
-static int
-verdict(const char *err)
+/* The first fix whose stage, class, code range and condition match. */
+static const char *
+fix_for(const struct failure *f, const struct session *s,
+    const struct probe *p)
 {
 	size_t	i;
-	int	found = 0;
 
-	line("verdict", "FAILED: %s", err);
-	for (i = 0; i < sizeof(fixes) / sizeof(fixes[0]); i++)
-		if (strstr(err, fixes[i].symptom) != NULL && !found++)
-			line("fix", "%s", fixes[i].fix);
-	return EX_TEMPFAIL;
+	for (i = 0; i < sizeof(fixes) / sizeof(fixes[0]); i++) {
+		const struct fix *x = &fixes[i];
+
+		if ((x->stage == STAGE_NONE || x->stage == f->stage) &&
+		    (x->class == FC_NONE || x->class == f->class) &&
+		    f->code >= x->lo && f->code <= x->hi &&
+		    holds(x->cond, s, p))
+			return x->fix;
+	}
+	return NULL;
 }
 
-/* Checks one account; 0 only when a message from it would go through. */
-int
-check_account(const struct account *a, const char *sender)
+/*
+ * Notes the peer's certificate and the first verification error; the
+ * verdict stays OpenSSL's (tls.c's policy is not changed).
+ */
+static int
+on_verify(int ok, X509_STORE_CTX *x)
 {
-	struct session	 s;
+	SSL		*ssl = X509_STORE_CTX_get_ex_data(x,
+			    SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct probe	*p = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	X509		*c = X509_STORE_CTX_get0_cert(x);
+
+	if (c != NULL && c != p->cert && X509_up_ref(c) == 1) {
+		X509_free(p->cert);	/* another host's, or NULL */
+		p->cert = c;
+		p->verify = X509_V_OK;
+	}
+	if (!ok && p->verify == X509_V_OK)
+		p->verify = X509_STORE_CTX_get_error(x);
+	return ok;
+}
+
+/*
+ * Notes the protocol and cipher once a handshake is done, and the
+ * certificate when no verification saw it (a pinned one).
+ */
+static void
+on_info(const SSL *ssl, int where, int ret)
+{
+	struct probe	*p = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	X509		*c;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	p->version = SSL_get_version(ssl);
+	p->cipher = SSL_get_cipher_name(ssl);
+	if (p->cert == NULL && (c = SSL_get0_peer_certificate(ssl)) != NULL &&
+	    X509_up_ref(c) == 1)
+		p->cert = c;
+}
+
+/*
+ * Makes the account's TLS context the way smtp_open() would, with the
+ * probe's callbacks on it. When that fails, smtp_open() tries again and
+ * records why.
+ */
+static void
+probe_attach(struct session *s, struct probe *p)
+{
+	char	err[256];
+
+	if (s->acct->tls == TLS_OFF || s->acct->host.n == 0)
+		return;
+	if (s->acct->system)
+		priv_raise();
+	s->ctx = tls_context(s->acct, err, sizeof(err));
+	priv_drop();
+	if (s->ctx == NULL)
+		return;
+	SSL_CTX_set_app_data(s->ctx, p);
+	SSL_CTX_set_verify(s->ctx, SSL_CTX_get_verify_mode(s->ctx), on_verify);
+	SSL_CTX_set_info_callback(s->ctx, on_info);
+}
+
+/* One dns line per host: its addresses, or why it has none. */
+static void
+resolve(const struct account *a, struct probe *p)
+{
 	struct addrinfo	 hints, *res, *ai;
 	char		 port[16], addr[64], list[512];
-	struct timeval	 t0, t1;
 	size_t		 i;
-	int		 code;
+	int		 e;
 
-	line("account", "%s (%s)", a->name, a->file);
-	line("host", "%s port %lld, tls %s, auth %s", a->host.n > 0 ?
-	    a->host.v[0] : "(none)", a->port, a->tls == TLS_IMPLICIT ?
-	    "implicit" : a->tls == TLS_STARTTLS ? "starttls" : "off", a->auth);
+	if (a->host.n == 0)
+		line("dns", "FAILED: no host configured");
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%lld", a->port);
 	for (i = 0; i < a->host.n; i++) {
 		list[0] = '\0';
-		if ((code = getaddrinfo(a->host.v[i], port, &hints, &res)) != 0) {
-			line("dns", "%s: %s", a->host.v[i], gai_strerror(code));
+		if ((e = getaddrinfo(a->host.v[i], port, &hints, &res)) != 0) {
+			line("dns", "FAILED: %s: %s", a->host.v[i],
+			    gai_strerror(e));
 			continue;
 		}
 		for (ai = res; ai != NULL; ai = ai->ai_next) {
-			getnameinfo(ai->ai_addr, ai->ai_addrlen, addr,
-			    sizeof(addr), NULL, 0, NI_NUMERICHOST);
+			if (getnameinfo(ai->ai_addr, ai->ai_addrlen, addr,
+			    sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
+				continue;
 			if (list[0] != '\0')
 				strlcat(list, ", ", sizeof(list));
 			strlcat(list, addr, sizeof(list));
 		}
 		freeaddrinfo(res);
-		line("dns", "%s -> %s", a->host.v[i], list);
+		p->resolved = 1;
+		line("dns", "ok: %s -> %s", a->host.v[i], list);
 	}
+}
+
+static void
+show_name(BIO *b, const char *what, const X509_NAME *n)
+{
+	char	buf[512];
+	int	len;
+
+	X509_NAME_print_ex(b, n, 0, XN_FLAG_ONELINE);
+	len = BIO_read(b, buf, sizeof(buf) - 1);
+	buf[len > 0 ? len : 0] = '\0';
+	line("", "%s %s", what, buf);
+}
+
+/*
+ * The certificate: subject, issuer, expiry, its SHA-256 (what
+ * tls_fingerprint takes) and how verification went.
+ */
+static void
+show_cert(const struct account *a, const struct probe *p, int ok)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+	char		 buf[256], hex[2 * EVP_MAX_MD_SIZE + 1] = "?";
+	BIO		*b;
+	int		 n, days = 0, secs = 0;
+
+	if (p->cert == NULL) {
+		line("cert", "none received");
+		return;
+	}
+	line("cert", "received");
+	if ((b = BIO_new(BIO_s_mem())) != NULL) {
+		show_name(b, "subject", X509_get_subject_name(p->cert));
+		show_name(b, "issuer ", X509_get_issuer_name(p->cert));
+		ASN1_TIME_print(b, X509_get0_notAfter(p->cert));
+		n = BIO_read(b, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(p->cert));
+		line("", "expires %s (in %d days)", buf, days);
+		BIO_free(b);
+	}
+	if (X509_digest(p->cert, EVP_sha256(), md, &mdlen) == 1)
+		OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, md, mdlen, '\0');
+	line("", "sha256  %s", hex);
+	if (a->tls_fingerprint != NULL)
+		line("", "verify  %s (pinned tls_fingerprint)", ok ? "ok" :
+		    "FAILED");
+	else if (p->verify != X509_V_OK)
+		line("", "verify  FAILED: %s",
+		    X509_verify_cert_error_string(p->verify));
+	else
+		line("", "verify  %s (chain and host name)", ok ? "ok" :
+		    "not completed");
+}
+
+/* The capabilities of the last EHLO, with SIZE's limit and AUTH's list. */
+static void
+show_ehlo(const struct session *s)
+{
+	static const struct { unsigned bit; const char *name; } ext[] = {
+		{ EXT_PIPELINING, "PIPELINING" }, { EXT_CHUNKING, "CHUNKING" },
+		{ EXT_8BITMIME, "8BITMIME" }, { EXT_SMTPUTF8, "SMTPUTF8" },
+		{ EXT_DSN, "DSN" }, { EXT_ENHANCED, "ENHANCEDSTATUSCODES" },
+		{ EXT_STARTTLS, "STARTTLS" },
+	};
+	char	buf[512] = "", size[64] = "";
+	size_t	i;
+
+	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
+		if (s->ext & ext[i].bit) {
+			strlcat(buf, ext[i].name, sizeof(buf));
+			strlcat(buf, " ", sizeof(buf));
+		}
+	if ((s->ext & EXT_SIZE) && s->size_max > 0)
+		snprintf(size, sizeof(size), "SIZE %llu ", s->size_max);
+	else if (s->ext & EXT_SIZE)
+		strlcpy(size, "SIZE (no limit) ", sizeof(size));
+	if ((s->ext & EXT_AUTH) && s->mechs[0] != '\0')
+		line("ehlo", "ok: %s%sAUTH %s", buf, size, s->mechs);
+	else
+		line("ehlo", "ok: %s%sAUTH none offered", buf, size);
+}
+
+/*
+ * Prints one step of the session, which got as far as failed (STAGE_NONE:
+ * all the way). Returns 1 when the step was the failing one.
+ */
+static int
+step(const struct session *s, const struct probe *p, enum stage st,
+    enum stage failed, long ms)
+{
+	const struct account *a = s->acct;
+
+	if (st == failed) {
+		line(stage_name(st), "FAILED: %s", s->fail.text);
+		if (st == STAGE_TLS && s->fail.class != FC_CONFIG)
+			show_cert(a, p, 0);
+		return 1;
+	}
+	switch (st) {
+	case STAGE_CONNECT:
+		line("connect", "ok: %s[%s]:%lld, session ready in %ld ms",
+		    s->host, s->addr, s->port, ms);
+		break;
+	case STAGE_TLS:
+		line("tls", "ok: %s, %s", p->version != NULL ? p->version : "?",
+		    p->cipher != NULL ? p->cipher : "?");
+		show_cert(a, p, 1);
+		break;
+	case STAGE_EHLO:
+		show_ehlo(s);
+		break;
+	case STAGE_AUTH:
+		if (s->authenticated)
+			line("auth", "ok: as %s with %s", a->user, s->mech);
+		else
+			line("auth", "not used (%s)", a->user == NULL ?
+			    "no user configured" : "auth off");
+		break;
+	default:
+		line(stage_name(st), "ok");
+		break;
+	}
+	return 0;
+}
+
+/*
+ * The session's steps in the order this account meets them, up to the
+ * one that failed. Returns 1 when one did.
+ */
+static int
+steps(const struct session *s, const struct probe *p, long ms)
+{
+	static const enum stage implicit[] = { STAGE_CONNECT, STAGE_TLS,
+	    STAGE_GREETING, STAGE_EHLO, STAGE_AUTH, STAGE_NONE };
+	static const enum stage starttls[] = { STAGE_CONNECT, STAGE_GREETING,
+	    STAGE_STARTTLS, STAGE_TLS, STAGE_EHLO, STAGE_AUTH, STAGE_NONE };
+	static const enum stage plain[] = { STAGE_CONNECT, STAGE_GREETING,
+	    STAGE_EHLO, STAGE_AUTH, STAGE_NONE };
+	const enum stage *v = s->acct->tls == TLS_IMPLICIT ? implicit :
+	    s->acct->tls == TLS_STARTTLS ? starttls : plain;
+	enum stage	 failed = s->fail.class == FC_NONE ? STAGE_NONE :
+			    s->fail.stage;
+
+	/* Before a connection: the TLS setup, or no host at all. */
+	if (failed == STAGE_TLS && s->fail.class == FC_CONFIG)
+		return step(s, p, failed, failed, ms);
+	for (; *v != STAGE_NONE; v++) {
+		/* The EHLO before STARTTLS: its failure is the EHLO's. */
+		if (*v == STAGE_STARTTLS && failed == STAGE_EHLO &&
+		    p->version == NULL)
+			return step(s, p, STAGE_EHLO, failed, ms);
+		if (*v == STAGE_STARTTLS && failed == STAGE_STARTTLS)
+			show_ehlo(s);
+		if (step(s, p, *v, failed, ms))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * One envelope command (MAIL or the test RCPT); a refusal becomes the
+ * session's failure at stage, classed by its reply.
+ */
+static void
+envelope_step(struct session *s, enum stage st, const char *verb,
+    const char *addr)
+{
+	const char	*label = st == STAGE_MAIL ? "sender" : "recipient";
+	int		 code;
+
+	s->stage = st;
+	smtp_command(s, 0, "%s:<%s>", verb, addr);
+	if ((code = smtp_reply(s)) / 100 == 2) {
+		line(label, "ok: <%s> accepted", addr);
+		return;
+	}
+	if (code != -1) {
+		smtp_failx(s, st, code / 100 == 5 ? FC_PERM : FC_TEMP,
+		    "%s <%s> refused: %d %s", label, addr, code, s->reply.text);
+		s->fail.code = code;
+		strlcpy(s->fail.enhanced, s->reply.enhanced,
+		    sizeof(s->fail.enhanced));
+	}
+	line(label, "FAILED: %s", s->fail.text);
+}
+
+/*
+ * Checks one account: the session, MAIL with sender and a test RCPT to
+ * rcpt (NULL: the sender itself, or postmaster for the null sender), then
+ * RSET. f is FC_NONE only when a message from this account
+ * to rcpt would go through; else it is the first failure.
+ */
+void
+check_account(const struct account *a, const char *sender, const char *rcpt,
+    struct failure *f)
+{
+	struct session	 s;
+	struct probe	 p;
+	struct timeval	 t0, t1;
+	char		 pm[ADDR_MAX + 1];
+	const char	*fix;
+	long		 ms;
+
 	memset(&s, 0, sizeof(s));
+	memset(&p, 0, sizeof(p));
 	s.io.fd = -1;
 	s.acct = a;
+	if (rcpt == NULL && sender[0] == '\0') {
+		snprintf(pm, sizeof(pm), "postmaster@%s", a->maildomain);
+		rcpt = pm;
+	} else if (rcpt == NULL)
+		rcpt = sender;
+	if (addr_check(rcpt, f->text, sizeof(f->text)) == -1) {
+		f->stage = STAGE_LOCAL;
+		f->class = FC_USAGE;
+		f->code = 0;
+		f->enhanced[0] = '\0';
+		line("recipient", "FAILED: <%s>: %s", rcpt, f->text);
+		return;
+	}
+	line("account", "%s (%s)", a->name, a->file);
+	line("host", "%s port %lld, tls %s, auth %s", a->host.n > 0 ?
+	    a->host.v[0] : "(none)", a->port, a->tls == TLS_IMPLICIT ?
+	    "implicit" : a->tls == TLS_STARTTLS ? "starttls" : "off", a->auth);
+	resolve(a, &p);
+	probe_attach(&s, &p);
 	gettimeofday(&t0, NULL);
-	if (smtp_open(&s) != ST_OK) {
-		code = verdict(s.fail.text);
-		smtp_close(&s);
-		return code;
-	}
+	if (smtp_open(&s) == ST_OK)	/* an earlier host's failure is past */
+		memset(&s.fail, 0, sizeof(s.fail));
 	gettimeofday(&t1, NULL);
-	line("connect", "%s[%s]:%lld, session ready in %ld ms", s.host, s.addr,
-	    s.port, (long)((t1.tv_sec - t0.tv_sec) * 1000 +
-	    (t1.tv_usec - t0.tv_usec) / 1000));
-	if (s.io.ssl != NULL) {
-		line("tls", "%s, %s", SSL_get_version(s.io.ssl),
-		    SSL_get_cipher(s.io.ssl));
-		show_cert(s.io.ssl);
-		line("", "verify  ok (%s)", a->tls_fingerprint != NULL ?
-		    "pinned SHA-256 fingerprint" : "chain and host name");
-	} else
-		line("tls", "none (tls off): mail and passwords cross in clear");
-	line("ehlo", "%s%s%s%s%s%s%s%s AUTH(%s)",
-	    s.ext & EXT_PIPELINING ? "PIPELINING " : "",
-	    s.ext & EXT_CHUNKING ? "CHUNKING " : "",
-	    s.ext & EXT_8BITMIME ? "8BITMIME " : "",
-	    s.ext & EXT_SMTPUTF8 ? "SMTPUTF8 " : "",
-	    s.ext & EXT_DSN ? "DSN " : "",
-	    s.ext & EXT_ENHANCED ? "ENHANCEDSTATUSCODES " : "",
-	    s.ext & EXT_STARTTLS ? "STARTTLS " : "",
-	    s.ext & EXT_SIZE ? "SIZE" : "", s.mechs);
-	if (s.authenticated)
-		line("auth", "ok as %s with %s", a->user, s.mech);
-	else
-		line("auth", "not used (%s)", a->user == NULL ?
-		    "no user configured" : "auth off");
-	smtp_command(&s, 0, "MAIL FROM:<%s>", sender);
-	if ((code = smtp_reply(&s)) / 100 != 2) {
-		char why[sizeof(s.fail.text) + ADDR_MAX + 64];
-
-		if (snprintf(why, sizeof(why), "the server refuses the sender "
-		    "<%s>: %d %s", sender, code, code == -1 ? s.fail.text :
-		    s.reply.text) < 0)
-			why[0] = '\0';
-		line("sender", "%s", why);
-		verdict(why);
-		line("fix", "set from to an address this account may send as, "
-		    "or from_rewrite on");
-		smtp_close(&s);
-		return EX_UNAVAILABLE;
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+	if (!steps(&s, &p, ms)) {
+		envelope_step(&s, STAGE_MAIL, "MAIL FROM", sender);
+		if (s.fail.class == FC_NONE)
+			envelope_step(&s, STAGE_RCPT, "RCPT TO", rcpt);
+		if (s.connected) {
+			smtp_command(&s, 0, "RSET");
+			smtp_reply(&s);
+		}
 	}
-	line("sender", "<%s> accepted", sender);
-	smtp_command(&s, 0, "RSET");
-	smtp_reply(&s);
 	smtp_close(&s);
-	line("verdict", "ok: mail from this account will go through");
-	return EX_OK;
+	*f = s.fail;
+	if (f->class == FC_NONE)
+		line("verdict", "ok: mail from <%s> to <%s> will go through",
+		    sender, rcpt);
+	else {
+		line("verdict", "FAILED at %s", stage_name(f->stage));
+		if ((fix = fix_for(f, &s, &p)) != NULL)
+			line("fix", "%s", fix);
+	}
+	X509_free(p.cert);
 }

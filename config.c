@@ -27,43 +27,73 @@ enum ktype {
 	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO
 };
 
+/*
+ * The keys, a row each: ROW(name, type, min, max, owned, global), where
+ * name is also the field of struct account. min and max bound a number.
+ * owned is OWN when the field is memory the account owns (a string, the
+ * host list: copied and freed with it), VAL for a plain value; every
+ * string-valued type must be OWN (set_key checks). global is ALL for a key
+ * that applies to every account (set before the first account only), ACCT
+ * for one each account may set.
+ */
+enum { VAL, OWN };
+enum { ACCT, ALL };
+#define DAYS(n)	((n) * 86400LL)
+
 static const struct key {
 	const char	*name;
 	enum ktype	 type;
 	size_t		 off;
 	long long	 min, max;
+	int		 owned;		/* OWN or VAL */
+	int		 global;	/* ALL or ACCT */
 } keys[] = {
-#define O(f)	offsetof(struct account, f)
-	{ "host",		K_HOSTS,	O(host),	0, 0 },
-	{ "port",		K_NUM,		O(port),	1, 65535 },
-	{ "tls",		K_TLS,		O(tls),		0, 0 },
-	{ "tls_ca_file",	K_STR,		O(tls_ca_file),	0, 0 },
-	{ "tls_fingerprint",	K_FINGERPRINT,	O(tls_fingerprint), 0, 0 },
-	{ "tls_cert_file",	K_STR,		O(tls_cert_file), 0, 0 },
-	{ "tls_key_file",	K_STR,		O(tls_key_file), 0, 0 },
-	{ "tls_min_version",	K_TLSVER,	O(tls_min_version), 0, 0 },
-	{ "auth",		K_AUTH,		O(auth),	0, 0 },
-	{ "auth_plaintext",	K_BOOL,		O(auth_plaintext), 0, 1 },
-	{ "user",		K_STR,		O(user),	0, 0 },
-	{ "password",		K_SECRET,	O(password),	0, 0 },
-	{ "password_file",	K_FILE,		O(password_file), 0, 0 },
-	{ "password_command",	K_STR,		O(password_command), 0, 0 },
-	{ "from",		K_STR,		O(from),	0, 0 },
-	{ "from_rewrite",	K_BOOL,		O(from_rewrite), 0, 1 },
-	{ "maildomain",		K_STR,		O(maildomain),	0, 0 },
-	{ "helo",		K_HELO,		O(helo),	0, 0 },
-	{ "aliases",		K_STR,		O(aliases),	0, 0 },
-	{ "timeout",		K_NUM,		O(timeout),	1, 3600 },
-	{ "session_timeout",	K_DURATION,	O(session_timeout), 1,
-	    86400 },
-	{ "log",		K_STR,		O(log),		0, 0 },
-	{ "dead_letter",	K_STR,		O(dead_letter),	0, 0 },
-	{ "queue",		K_BOOL,		O(queue),	0, 1 },
-	{ "queue_dir",		K_ABSPATH,	O(queue_dir),	0, 0 },
-	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
-	    365 * 86400 },
-	{ "sessions",		K_NUM,		O(sessions),	1, 16 },
-#undef O
+#define ROW(f, type, min, max, owned, global) \
+	{ #f, type, offsetof(struct account, f), min, max, owned, global }
+	ROW(host,		K_HOSTS,	0, 0,		OWN, ACCT),
+	ROW(port,		K_NUM,		1, 65535,	VAL, ACCT),
+	ROW(tls,		K_TLS,		0, 0,		VAL, ACCT),
+	ROW(tls_ca_file,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(tls_fingerprint,	K_FINGERPRINT,	0, 0,		OWN, ACCT),
+	ROW(tls_cert_file,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(tls_key_file,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(tls_min_version,	K_TLSVER,	0, 0,		VAL, ACCT),
+	ROW(auth,		K_AUTH,		0, 0,		OWN, ACCT),
+	ROW(auth_plaintext,	K_BOOL,		0, 1,		VAL, ACCT),
+	ROW(user,		K_STR,		0, 0,		OWN, ACCT),
+	ROW(password,		K_SECRET,	0, 0,		OWN, ACCT),
+	ROW(password_file,	K_FILE,		0, 0,		OWN, ACCT),
+	ROW(password_command,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(from,		K_STR,		0, 0,		OWN, ACCT),
+	ROW(from_rewrite,	K_BOOL,		0, 1,		VAL, ACCT),
+	ROW(maildomain,		K_STR,		0, 0,		OWN, ACCT),
+	ROW(helo,		K_HELO,		0, 0,		OWN, ACCT),
+	ROW(aliases,		K_STR,		0, 0,		OWN, ACCT),
+	ROW(timeout,		K_NUM,		1, 3600,	VAL, ACCT),
+	ROW(session_timeout,	K_DURATION,	1, 86400,	VAL, ACCT),
+	ROW(log,		K_STR,		0, 0,		OWN, ACCT),
+	ROW(dead_letter,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(queue,		K_BOOL,		0, 1,		VAL, ALL),
+	ROW(queue_dir,		K_ABSPATH,	0, 0,		OWN, ALL),
+	ROW(queue_lifetime,	K_DURATION,	60, DAYS(365),	VAL, ALL),
+	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
+#undef ROW
+};
+#define NKEYS	(sizeof(keys) / sizeof(keys[0]))
+
+/* What load_file() is doing: the file, the line, the block it is in. */
+struct loader {
+	struct config	*cfg;
+	const char	*path;
+	int		 fd;
+	int		 system;	/* the system file */
+	int		 lineno;
+	int		 private;	/* -1 unknown, 0 checked private */
+	size_t		 first;		/* cfg->nacct when the file began */
+	struct account	 defaults;	/* keys outside accounts */
+	struct account	*cur;		/* the block being read */
+	char		*err;
+	size_t		 errlen;
 };
 
 static const char *mechs[] = {
@@ -74,26 +104,30 @@ static const char *mechs[] = {
 #define FIELD(a, k, t)	((t *)(void *)((char *)(a) + (k)->off))
 #define CFIELD(a, k, t)	((t const *)(const void *)((const char *)(a) + (k)->off))
 
-static int	key_is_string(const struct key *);
 static void	account_init(struct account *);
 static void	account_copy(struct account *, const struct account *);
 static void	account_free(struct account *);
 static int	file_private(int, const char *, char *, size_t);
+static long long parse_duration(const struct key *, char *);
+static int	parse_fingerprint(const char *, char[65]);
+static int	parse_word(const struct key *, const char *, struct account *);
+static void	set_hosts(struct account *, char *);
 static int	set_key(struct account *, const struct key *, char *,
 		    const char *, int, char *, size_t);
+static int	lerr(struct loader *, const char *, ...) PRINTF(2, 3);
+static int	split_line(char *, char **, char **);
+static const struct key *find_key(const char *);
+static struct account *add_account(struct loader *, const char *);
+static int	start_account(struct loader *, const char *);
+static int	check_value(struct loader *, const struct key *, const char *);
+static int	read_key(struct loader *, char *, char *);
+static int	add_default(struct loader *);
+static void	keep_globals(struct config *, const struct account *);
 static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
 static void	secret_clear(char **);
 static int	helo_valid(const char *);
-
-/* Whether the key's field is a string the account owns. */
-static int
-key_is_string(const struct key *k)
-{
-	return k->type != K_NUM && k->type != K_BOOL && k->type != K_TLS &&
-	    k->type != K_TLSVER && k->type != K_DURATION;
-}
 
 static void
 account_init(struct account *a)
@@ -115,14 +149,14 @@ account_copy(struct account *dst, const struct account *src)
 
 	*dst = *src;
 	dst->name = src->name != NULL ? xstrdup(src->name) : NULL;
-	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+	for (k = 0; k < NKEYS; k++) {
 		const struct key *key = &keys[k];
 
 		if (key->type == K_HOSTS) {
 			memset(&dst->host, 0, sizeof(dst->host));
 			for (i = 0; i < src->host.n; i++)
 				strlist_add(&dst->host, src->host.v[i]);
-		} else if (!key_is_string(key))
+		} else if (key->owned == VAL)
 			continue;
 		else if (*CFIELD(src, key, char *) != NULL)
 			*FIELD(dst, key, char *) =
@@ -138,10 +172,10 @@ account_free(struct account *a)
 
 	free(a->name);
 	strlist_free(&a->host);
-	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+	for (k = 0; k < NKEYS; k++) {
 		const struct key *key = &keys[k];
 
-		if (!key_is_string(key) || key->type == K_HOSTS)
+		if (key->owned == VAL || key->type == K_HOSTS)
 			continue;
 		if ((s = *FIELD(a, key, char *)) == NULL)
 			continue;
@@ -196,21 +230,103 @@ helo_valid(const char *v)
 	    v[0] != '-' && v[n - 1] != '.' && strstr(v, "..") == NULL;
 }
 
+/* A duration: 300, 90s, 30m, 12h, 5d; -1 when out of the key's range. */
+static long long
+parse_duration(const struct key *k, char *v)
+{
+	const char	*e = NULL;
+	size_t		 n = strlen(v);
+	long long	 num, mult = 1;
+
+	if (n > 1 && strchr("smhd", v[n - 1]) != NULL) {
+		mult = v[n - 1] == 'm' ? 60 : v[n - 1] == 'h' ? 3600 :
+		    v[n - 1] == 'd' ? 86400 : 1;
+		v[n - 1] = '\0';
+	}
+	num = strtonum(v, 1, k->max, &e);
+	if (e != NULL || num * mult < k->min || num * mult > k->max)
+		return -1;
+	return num * mult;
+}
+
+/* A SHA-256 in hex, colons allowed, into hex as 64 upper-case digits. */
+static int
+parse_fingerprint(const char *v, char hex[65])
+{
+	size_t	n = 0;
+
+	for (; *v != '\0'; v++) {
+		if (*v == ':')
+			continue;
+		if (!isxdigit((unsigned char)*v) || n == 64)
+			return -1;
+		hex[n++] = toupper((unsigned char)*v);
+	}
+	hex[n] = '\0';
+	return n == 64 ? 0 : -1;
+}
+
+/* A word of a key's closed list (tls, tls_min_version, auth); -1 if none. */
+static int
+parse_word(const struct key *k, const char *v, struct account *a)
+{
+	static const struct { enum ktype type; const char *word; int val; }
+	    words[] = {
+		{ K_TLS, "starttls", TLS_STARTTLS },
+		{ K_TLS, "implicit", TLS_IMPLICIT },
+		{ K_TLS, "off", TLS_OFF },
+		{ K_TLSVER, "1.2", TLS1_2_VERSION },
+		{ K_TLSVER, "1.3", TLS1_3_VERSION },
+		{ K_BOOL, "on", 1 },
+		{ K_BOOL, "off", 0 },
+	};
+	size_t	n;
+
+	if (k->type == K_AUTH) {
+		for (n = 0; mechs[n] != NULL; n++)
+			if (strcasecmp(v, mechs[n]) == 0) {
+				free(a->auth);
+				a->auth = xstrdup(mechs[n]);
+				return 0;
+			}
+		return -1;
+	}
+	for (n = 0; n < sizeof(words) / sizeof(words[0]); n++) {
+		if (words[n].type != k->type || strcmp(v, words[n].word) != 0)
+			continue;
+		if (k->type == K_TLS)
+			*FIELD(a, k, enum tls_mode) = words[n].val;
+		else
+			*FIELD(a, k, long long) = words[n].val;
+		return 0;
+	}
+	return -1;
+}
+
+/* host: a list of names separated by blanks or commas. */
+static void
+set_hosts(struct account *a, char *v)
+{
+	char	*p;
+
+	strlist_free(&a->host);
+	for (p = strtok_r(v, " \t,", &v); p != NULL;
+	    p = strtok_r(NULL, " \t,", &v))
+		strlist_add(&a->host, p);
+}
+
+/* Sets one key of an account from its text; -1 with err on a bad value. */
 static int
 set_key(struct account *a, const struct key *k, char *v, const char *file,
     int line, char *err, size_t errlen)
 {
 	const char	*e = NULL;
-	char		*p, hex[65];
-	size_t		 n;
-	long long	 num, mult;
+	char		 hex[65];
+	long long	 num;
 
 	switch (k->type) {
 	case K_HOSTS:
-		strlist_free(&a->host);
-		for (p = strtok_r(v, " \t,", &v); p != NULL;
-		    p = strtok_r(NULL, " \t,", &v))
-			strlist_add(&a->host, p);
+		set_hosts(a, v);
 		return 0;
 	case K_NUM:
 		num = strtonum(v, k->min, k->max, &e);
@@ -222,73 +338,33 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		*FIELD(a, k, long long) = num;
 		return 0;
 	case K_DURATION:
-		/* 300, 90s, 30m, 12h, 5d */
-		n = strlen(v);
-		mult = 1;
-		if (n > 1 && strchr("smhd", v[n - 1]) != NULL) {
-			mult = v[n - 1] == 'm' ? 60 : v[n - 1] == 'h' ? 3600 :
-			    v[n - 1] == 'd' ? 86400 : 1;
-			v[n - 1] = '\0';
-		}
-		num = strtonum(v, 1, k->max, &e);
-		if (e != NULL || num * mult < k->min || num * mult > k->max) {
+		if ((num = parse_duration(k, v)) == -1) {
 			snprintf(err, errlen, "%s:%d: %s: give a duration "
 			    "such as 90s, 30m or 12h (%lld to %lld seconds)",
 			    file, line, k->name, k->min, k->max);
 			return -1;
 		}
-		*FIELD(a, k, long long) = num * mult;
+		*FIELD(a, k, long long) = num;
 		return 0;
 	case K_BOOL:
-		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
-			goto bad;
-		*FIELD(a, k, long long) = strcmp(v, "on") == 0;
-		return 0;
 	case K_TLS:
-		if (strcmp(v, "starttls") == 0)
-			a->tls = TLS_STARTTLS;
-		else if (strcmp(v, "implicit") == 0)
-			a->tls = TLS_IMPLICIT;
-		else if (strcmp(v, "off") == 0)
-			a->tls = TLS_OFF;
-		else
-			goto bad;
-		return 0;
 	case K_TLSVER:
-		if (strcmp(v, "1.2") == 0)
-			a->tls_min_version = TLS1_2_VERSION;
-		else if (strcmp(v, "1.3") == 0)
-			a->tls_min_version = TLS1_3_VERSION;
-		else
-			goto bad;
-		return 0;
+	case K_AUTH:
+		if (parse_word(k, v, a) == 0)
+			return 0;
+		snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
+		    k->name, v);
+		return -1;
 	case K_FINGERPRINT:
-		for (n = 0, p = v; *p != '\0'; p++) {
-			if (*p == ':')
-				continue;
-			if (!isxdigit((unsigned char)*p) || n == 64)
-				break;
-			hex[n++] = toupper((unsigned char)*p);
-		}
-		if (*p != '\0' || n != 64) {
+		if (parse_fingerprint(v, hex) == -1) {
 			snprintf(err, errlen, "%s:%d: tls_fingerprint must be "
 			    "the SHA-256 of the certificate: 64 hex digits "
 			    "(openssl x509 -noout -fingerprint -sha256)", file,
 			    line);
 			return -1;
 		}
-		hex[64] = '\0';
 		v = hex;
 		break;
-	case K_AUTH:
-		for (n = 0; mechs[n] != NULL; n++)
-			if (strcasecmp(v, mechs[n]) == 0)
-				break;
-		if (mechs[n] == NULL)
-			goto bad;
-		free(a->auth);
-		a->auth = xstrdup(mechs[n]);
-		return 0;
 	case K_ABSPATH:
 		/* Relative to whichever directory outbox was started in. */
 		if (v[0] != '/') {
@@ -311,13 +387,201 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_STR:
 		break;
 	}
+	if (k->owned != OWN) {	/* account_copy() would share it */
+		snprintf(err, errlen, "%s:%d: %s: the key table must say OWN",
+		    file, line, k->name);
+		return -1;
+	}
 	free(*FIELD(a, k, char *));
 	*FIELD(a, k, char *) = xstrdup(v);
 	return 0;
-bad:
-	snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
-	    k->name, v);
+}
+
+/* Formats "file:line: why" into the loader's err; returns -1. */
+static int
+lerr(struct loader *l, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	n = snprintf(l->err, l->errlen, "%s:%d: ", l->path, l->lineno);
+	if (n < 0 || (size_t)n >= l->errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(l->err + n, l->errlen - n, fmt, ap);
+	va_end(ap);
 	return -1;
+}
+
+/*
+ * Splits a line into its key and value, trimming blanks. Returns 0 for a
+ * blank line or a comment.
+ */
+static int
+split_line(char *line, char **key, char **value)
+{
+	char	*v, *end;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	*key = line + strspn(line, " \t");
+	if (**key == '#' || **key == '\0')
+		return 0;
+	v = *key + strcspn(*key, " \t");
+	if (*v != '\0')
+		*v++ = '\0';
+	v += strspn(v, " \t");
+	for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
+	    end[-1] == '\t'); end--)
+		end[-1] = '\0';
+	*value = v;
+	return 1;
+}
+
+/* The key's row, or NULL for an unknown key. */
+static const struct key *
+find_key(const char *name)
+{
+	size_t	k;
+
+	for (k = 0; k < NKEYS; k++)
+		if (strcmp(keys[k].name, name) == 0)
+			return &keys[k];
+	return NULL;
+}
+
+/* A new account of this file, inheriting the defaults read so far. */
+static struct account *
+add_account(struct loader *l, const char *name)
+{
+	struct config	*cfg = l->cfg;
+	struct account	*a;
+
+	cfg->acct = xreallocarray(cfg->acct, cfg->nacct + 1,
+	    sizeof(*cfg->acct));
+	a = &cfg->acct[cfg->nacct++];
+	account_copy(a, &l->defaults);
+	free(a->name);
+	a->name = xstrdup(name);
+	a->file = l->path;
+	a->system = l->system;
+	return a;
+}
+
+/* "account NAME": one name, not defined before (in any file). */
+static int
+start_account(struct loader *l, const char *name)
+{
+	const struct config *cfg = l->cfg;
+	size_t	i;
+
+	if (*name == '\0' || strcspn(name, " \t") != strlen(name))
+		return lerr(l, "account needs one name");
+	for (i = 0; i < cfg->nacct; i++)
+		if (strcmp(cfg->acct[i].name, name) == 0)
+			return lerr(l, "account %s is already defined in %s%s",
+			    name, cfg->acct[i].file, cfg->acct[i].system &&
+			    !l->system ? "; a user file cannot change a system "
+			    "account" : "");
+	l->cur = add_account(l, name);
+	l->cur->line = l->lineno;
+	return 0;
+}
+
+/*
+ * What a key's place and value must satisfy before it is set: a value; a
+ * global key outside accounts; a secret only in a private file; a
+ * password_file that is private itself.
+ */
+static int
+check_value(struct loader *l, const struct key *k, const char *v)
+{
+	char	err[512];
+	int	fd, rv;
+
+	if (*v == '\0')
+		return lerr(l, "%s needs a value", k->name);
+	if (k->global == ALL && (l->cur != &l->defaults ||
+	    l->cfg->nacct > l->first))
+		return lerr(l, "%s applies to every account: set it before "
+		    "the first account", k->name);
+	if (k->type == K_SECRET) {
+		if (l->private == -1 &&
+		    file_private(l->fd, l->path, l->err, l->errlen) == -1)
+			return -1;
+		l->private = 0;
+		l->cur->secret_line = l->lineno;
+	}
+	if (k->type != K_FILE)
+		return 0;
+	if ((fd = open(v, O_RDONLY | O_CLOEXEC)) == -1)
+		return lerr(l, "password_file %s: %s", v, strerror(errno));
+	rv = file_private(fd, v, err, sizeof(err));
+	close(fd);
+	return rv == -1 ? lerr(l, "%s", err) : 0;
+}
+
+/* One "key value" line: a block, or a key of the current block. */
+static int
+read_key(struct loader *l, char *key, char *v)
+{
+	const struct key *k;
+
+	if (strcmp(key, "defaults") == 0 && *v == '\0') {
+		l->cur = &l->defaults;
+		return 0;
+	}
+	if (strcmp(key, "account") == 0)
+		return start_account(l, v);
+	if ((k = find_key(key)) == NULL)
+		return lerr(l, "unknown key \"%s\"", key);
+	if (check_value(l, k, v) == -1)
+		return -1;
+	return set_key(l->cur, k, v, l->path, l->lineno, l->err, l->errlen);
+}
+
+/* Keys outside any account make the account "default". */
+static int
+add_default(struct loader *l)
+{
+	const struct config *cfg = l->cfg;
+	size_t	i;
+
+	if (l->defaults.host.n == 0)
+		return 0;
+	for (i = 0; i < cfg->nacct; i++)
+		if (strcmp(cfg->acct[i].name, "default") == 0)
+			break;
+	if (i < cfg->nacct && cfg->acct[i].system && !l->system) {
+		snprintf(l->err, l->errlen, "%s: sets host outside an account, "
+		    "but %s defines the default account; a user file can only "
+		    "add accounts", l->path, cfg->acct[i].file);
+		return -1;
+	}
+	if (i == cfg->nacct)
+		add_account(l, "default");
+	return 0;
+}
+
+/* With no account at all, mail waits in the queue the global keys say. */
+static void
+keep_globals(struct config *cfg, const struct account *d)
+{
+	size_t	k;
+
+	for (k = 0; k < NKEYS; k++) {
+		const struct key *key = &keys[k];
+
+		if (key->global != ALL)
+			continue;
+		if (key->owned == VAL)
+			*FIELD(&cfg->defaults, key, long long) =
+			    *CFIELD(d, key, long long);
+		else if (*CFIELD(d, key, char *) != NULL) {
+			free(*FIELD(&cfg->defaults, key, char *));
+			*FIELD(&cfg->defaults, key, char *) =
+			    xstrdup(*CFIELD(d, key, char *));
+		}
+	}
 }
 
 /* Reads one file; system marks its accounts as the system's. */
@@ -325,150 +589,48 @@ static int
 load_file(struct config *cfg, const char *path, int system, int must,
     char *err, size_t errlen)
 {
-	struct account	 defaults, *cur = &defaults;
+	struct loader	 l;
 	FILE		*fp;
-	char		*line = NULL, *key, *v, *end;
-	size_t		 cap = 0, i, k, first;
-	int		 fd, lineno = 0, rv = -1, private = -1;
+	char		*line = NULL, *key, *v;
+	size_t		 cap = 0;
+	int		 rv = -1;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	memset(&l, 0, sizeof(l));
+	if ((l.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		if (!must && errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((fp = fdopen(fd, "r")) == NULL) {
-		close(fd);
+	if ((fp = fdopen(l.fd, "r")) == NULL) {
+		close(l.fd);
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	account_init(&defaults);
-	defaults.file = path;
-	first = cfg->nacct;
+	l.cfg = cfg;
+	l.path = path;
+	l.system = system;
+	l.private = -1;
+	l.first = cfg->nacct;
+	l.err = err;
+	l.errlen = errlen;
+	account_init(&l.defaults);
+	l.defaults.file = path;
+	l.cur = &l.defaults;
 	while (getline(&line, &cap, fp) != -1) {
-		lineno++;
-		line[strcspn(line, "\r\n")] = '\0';
-		key = line + strspn(line, " \t");
-		if (*key == '#' || *key == '\0')
-			continue;
-		v = key + strcspn(key, " \t");
-		if (*v != '\0')
-			*v++ = '\0';
-		v += strspn(v, " \t");
-		for (end = v + strlen(v); end > v && (end[-1] == ' ' ||
-		    end[-1] == '\t'); end--)
-			end[-1] = '\0';
-		if (strcmp(key, "defaults") == 0 && *v == '\0') {
-			cur = &defaults;
-			continue;
-		}
-		if (strcmp(key, "account") == 0) {
-			if (*v == '\0' || strcspn(v, " \t") != strlen(v)) {
-				snprintf(err, errlen, "%s:%d: account needs "
-				    "one name", path, lineno);
-				goto out;
-			}
-			for (i = 0; i < cfg->nacct; i++)
-				if (strcmp(cfg->acct[i].name, v) == 0)
-					break;
-			if (i < cfg->nacct) {
-				snprintf(err, errlen, "%s:%d: account %s is "
-				    "already defined in %s%s", path, lineno,
-				    v, cfg->acct[i].file,
-				    cfg->acct[i].system && !system ? "; a "
-				    "user file cannot change a system account" :
-				    "");
-				goto out;
-			}
-			cfg->acct = xreallocarray(cfg->acct, cfg->nacct + 1,
-			    sizeof(*cfg->acct));
-			cur = &cfg->acct[cfg->nacct++];
-			account_copy(cur, &defaults);
-			free(cur->name);
-			cur->name = xstrdup(v);
-			cur->file = path;
-			cur->line = lineno;
-			cur->system = system;
-			continue;
-		}
-		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-			if (strcmp(keys[k].name, key) == 0)
-				break;
-		if (k == sizeof(keys) / sizeof(keys[0])) {
-			snprintf(err, errlen, "%s:%d: unknown key \"%s\"", path,
-			    lineno, key);
-			goto out;
-		}
-		if (*v == '\0') {
-			snprintf(err, errlen, "%s:%d: %s needs a value", path,
-			    lineno, key);
-			goto out;
-		}
-		if (strncmp(key, "queue", 5) == 0 && (cur != &defaults ||
-		    cfg->nacct > first)) {
-			snprintf(err, errlen, "%s:%d: %s applies to every "
-			    "account: set it before the first account", path,
-			    lineno, key);
-			goto out;
-		}
-		if (keys[k].type == K_SECRET) {
-			if (private == -1)
-				private = file_private(fd, path, err, errlen);
-			if (private == -1)
-				goto out;
-			cur->secret_line = lineno;
-		}
-		if (keys[k].type == K_FILE) {
-			int pfd = open(v, O_RDONLY | O_CLOEXEC);
-
-			if (pfd == -1) {
-				snprintf(err, errlen, "%s:%d: password_file %s:"
-				    " %s", path, lineno, v, strerror(errno));
-				goto out;
-			}
-			i = file_private(pfd, v, err, errlen);
-			close(pfd);
-			if (i != 0)
-				goto out;
-		}
-		if (set_key(cur, &keys[k], v, path, lineno, err, errlen) == -1)
+		l.lineno++;
+		if (split_line(line, &key, &v) && read_key(&l, key, v) == -1)
 			goto out;
 	}
-	/* Keys outside any account make the account "default". */
-	if (defaults.host.n > 0) {
-		for (i = 0; i < cfg->nacct; i++)
-			if (strcmp(cfg->acct[i].name, "default") == 0)
-				break;
-		if (i < cfg->nacct && cfg->acct[i].system && !system) {
-			snprintf(err, errlen, "%s: sets host outside an "
-			    "account, but %s defines the default account; a "
-			    "user file can only add accounts", path,
-			    cfg->acct[i].file);
-			goto out;
-		}
-		if (i == cfg->nacct) {
-			cfg->acct = xreallocarray(cfg->acct, cfg->nacct + 1,
-			    sizeof(*cfg->acct));
-			cur = &cfg->acct[cfg->nacct++];
-			account_copy(cur, &defaults);
-			cur->name = xstrdup("default");
-			cur->file = path;
-			cur->system = system;
-		}
-	}
-	/* With no account at all, mail waits in the queue these keys say. */
-	cfg->defaults.queue = defaults.queue;
-	cfg->defaults.queue_lifetime = defaults.queue_lifetime;
-	if (defaults.queue_dir != NULL) {
-		free(cfg->defaults.queue_dir);
-		cfg->defaults.queue_dir = xstrdup(defaults.queue_dir);
-	}
+	if (add_default(&l) == -1)
+		goto out;
+	keep_globals(cfg, &l.defaults);
 	rv = 0;
 out:
 	if (rv == -1 && line != NULL)
 		explicit_bzero(line, cap);
 	free(line);
-	account_free(&defaults);
+	account_free(&l.defaults);
 	fclose(fp);
 	return rv;
 }

@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include "outbox.h"
 
@@ -253,20 +252,12 @@ put_phrase(char *buf, size_t size, const char *name)
 	}
 	buf[0] = '\0';
 	for (off = 0; off < len; off += chunk) {
-		unsigned char	enc[64];
+		char	w[MIME_WORD_MAX];
 
-		/* 45 octets encode to 60, within RFC 2047's 75; never split
-		 * a UTF-8 sequence between two encoded words. */
-		chunk = len - off > 45 ? 45 : len - off;
-		while (chunk > 1 && off + chunk < len &&
-		    ((unsigned char)name[off + chunk] & 0xc0) == 0x80)
-			chunk--;
-		EVP_EncodeBlock(enc, (const unsigned char *)name + off, chunk);
+		chunk = mime_word(w, name + off, len - off, "UTF-8", 75);
 		if (off > 0)
 			strlcat(buf, " ", size);
-		strlcat(buf, "=?UTF-8?B?", size);
-		strlcat(buf, (char *)enc, size);
-		strlcat(buf, "?=", size);
+		strlcat(buf, w, size);
 	}
 }
 

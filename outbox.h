@@ -291,10 +291,15 @@ void	 config_free(struct config *);
 int	 config_secret(const struct account *, char **, char *, size_t);
 const char *config_hostname(void);
 
-/* message.c */
+/* message.c, render.c */
+#define RENDER_QP	0x1	/* the body as quoted-printable */
+#define RENDER_7BIT	0x2	/* and 8-bit header text as RFC 2047 words */
+#define MIME_WORD_MAX	76	/* an encoded-word, with its NUL */
 int	 message_read(struct message *, const struct msgopts *, int);
 int	 message_render(const struct message *, int,
 	    int (*)(void *, const char *, size_t), void *);
+size_t	 mime_word(char[MIME_WORD_MAX], const char *, size_t, const char *,
+	    size_t);
 int	 message_qp_allowed(const struct message *);
 void	 message_close(struct message *);
 int	 message_dead_letter(const struct message *, const char *,
@@ -378,7 +383,8 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 
 /* check.c */
-int	 check_account(const struct account *, const char *);
+void	 check_account(const struct account *, const char *, const char *,
+	    struct failure *);
 
 /* smtpd.c */
 int	 smtpd_run(struct run *, const struct account *,

@@ -1,6 +1,8 @@
 /*
  * The spooled message rendered for where it goes: the wire as it is, or
- * with the body re-encoded as quoted-printable; an mbox for dead.letter.
+ * with the body re-encoded as quoted-printable (and, for a server without
+ * 8BITMIME, 8-bit header text as RFC 2047 encoded-words); an mbox for
+ * dead.letter.
  */
 #include <sys/file.h>
 
@@ -12,6 +14,8 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "outbox.h"
 
@@ -25,10 +29,35 @@ struct qp {
 	size_t	 col;
 };
 
+/* A growing buffer for one header field. */
+struct hbuf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+/* Checks UTF-8 a byte at a time (RFC 3629: no overlongs, surrogates). */
+struct utf8 {
+	int		 need;		/* continuation octets still due */
+	unsigned long	 cp, min;
+	int		 high;		/* an octet over 0x7f was seen */
+	int		 bad;
+};
+
 static int	qp_emit(struct qp *, const char *, size_t);
 static int	qp_octet(struct qp *, unsigned char, int);
-static int	qp_headers(const struct message *, struct qp *, char *);
-static int	render_qp(const struct message *,
+static void	hbuf_add(struct hbuf *, const char *, size_t);
+static void	utf8_feed(struct utf8 *, unsigned char);
+static const char *text_charset(const char *, size_t);
+static const char *body_charset(const struct message *);
+static int	is_field(const char *, const char *const *);
+static size_t	column(const struct hbuf *);
+static void	words(struct hbuf *, const char *, size_t);
+static size_t	phrase_text(const char *, size_t, char *);
+static void	encode_phrase(struct hbuf *, const char *, size_t, size_t);
+static void	encode_addresses(struct hbuf *, const char *, size_t);
+static int	qp_field(struct qp *, const char *, size_t, int);
+static int	qp_headers(const struct message *, struct qp *, char *, int);
+static int	render_qp(const struct message *, int,
 		    int (*)(void *, const char *, size_t), void *);
 
 static int
@@ -62,35 +91,340 @@ qp_octet(struct qp *q, unsigned char c, int literal)
 	return qp_emit(q, hex, 3);
 }
 
-/* Copies the header block with Content-Transfer-Encoding replaced. */
-static int
-qp_headers(const struct message *m, struct qp *q, char *hb)
+static void
+hbuf_add(struct hbuf *b, const char *p, size_t n)
 {
-	char	*line = hb, *nl;
-	int	 skip = 0;
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xreallocarray(b->p, b->cap, 1);
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+utf8_feed(struct utf8 *u, unsigned char c)
+{
+	if (u->need == 0) {
+		if (c < 0x80)
+			return;
+		u->high = 1;
+		if (c >= 0xc2 && c <= 0xdf)
+			u->need = 1, u->cp = c & 0x1f, u->min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			u->need = 2, u->cp = c & 0x0f, u->min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			u->need = 3, u->cp = c & 0x07, u->min = 0x10000;
+		else
+			u->bad = 1;
+		return;
+	}
+	if ((c & 0xc0) != 0x80) {
+		u->bad = 1;
+		u->need = 0;
+		utf8_feed(u, c);	/* it may start the next character */
+		return;
+	}
+	u->cp = u->cp << 6 | (c & 0x3f);
+	if (--u->need == 0 && (u->cp < u->min || u->cp > 0x10ffff ||
+	    (u->cp >= 0xd800 && u->cp <= 0xdfff)))
+		u->bad = 1;
+}
+
+/*
+ * The charset that labels text: us-ascii, utf-8 when it is valid UTF-8,
+ * else unknown-8bit (RFC 1428: 8-bit text of no known charset).
+ */
+static const char *
+text_charset(const char *p, size_t n)
+{
+	struct utf8	u;
+	size_t		i;
+
+	memset(&u, 0, sizeof(u));
+	for (i = 0; i < n; i++)
+		utf8_feed(&u, p[i]);
+	if (!u.high)
+		return "us-ascii";
+	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+}
+
+/* The same for the body in the spool; NULL when it cannot be read. */
+static const char *
+body_charset(const struct message *m)
+{
+	struct utf8	 u;
+	char		 buf[BLOCK];
+	off_t		 off = m->body;
+	ssize_t		 n, i;
+
+	memset(&u, 0, sizeof(u));
+	while (off < m->size && (n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
+		for (i = 0; i < n; i++)
+			utf8_feed(&u, buf[i]);
+		off += n;
+	}
+	if (off < m->size)
+		return NULL;
+	if (!u.high)
+		return "us-ascii";
+	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+}
+
+/*
+ * Encodes the start of p as one RFC 2047 encoded-word ("B" encoding) into
+ * word: as many octets as fit in max characters (at most 75), never a part
+ * of a UTF-8 sequence. Returns how many octets it took (0: max is too small).
+ */
+size_t
+mime_word(char word[MIME_WORD_MAX], const char *p, size_t len,
+    const char *charset, size_t max)
+{
+	unsigned char	enc[64];
+	size_t		n, head = 7 + strlen(charset);
+
+	if (max > 75)
+		max = 75;
+	n = max > head ? (max - head) / 4 * 3 : 0;
+	if (n > 45)
+		n = 45;
+	if (n > len)
+		n = len;
+	while (n > 1 && n < len && ((unsigned char)p[n] & 0xc0) == 0x80)
+		n--;
+	EVP_EncodeBlock(enc, (const unsigned char *)p, n);
+	snprintf(word, MIME_WORD_MAX, "=?%s?B?%s?=", charset, enc);
+	return n;
+}
+
+/* The column the buffer's last line has reached. */
+static size_t
+column(const struct hbuf *b)
+{
+	size_t	i = b->len;
+
+	while (i > 0 && b->p[i - 1] != '\n')
+		i--;
+	return b->len - i;
+}
+
+/* Whether the field (its text from the name on) is one of names. */
+static int
+is_field(const char *f, const char *const *names)
+{
+	size_t	n;
+
+	for (; *names != NULL; names++) {
+		n = strlen(*names);
+		if (strncasecmp(f, *names, n) == 0 && f[n] == ':')
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Appends text as encoded-words, folded so that no line passes 76
+ * characters (RFC 2047 2).
+ */
+static void
+words(struct hbuf *b, const char *p, size_t n)
+{
+	const char	*cs = strcmp(text_charset(p, n), "utf-8") == 0 ?
+			    "UTF-8" : "UNKNOWN-8BIT";
+	char		 w[MIME_WORD_MAX];
+	size_t		 off, used;
+
+	for (off = 0; off < n; off += used) {
+		if ((used = mime_word(w, p + off, n - off, cs, 76 -
+		    column(b))) == 0) {
+			hbuf_add(b, "\r\n ", 3);
+			continue;
+		}
+		hbuf_add(b, w, strlen(w));
+		if (off + used < n)
+			hbuf_add(b, "\r\n ", 3);
+	}
+}
+
+/*
+ * The text of a phrase (words and quoted strings, RFC 5322 3.2.5) into
+ * out, its quotes and backslashes taken away, blanks at both ends too.
+ * Returns its length.
+ */
+static size_t
+phrase_text(const char *p, size_t n, char *out)
+{
+	size_t	i, len = 0;
+	int	quoted = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '"')
+			quoted = !quoted;
+		else if (p[i] == '\\' && quoted && i + 1 < n)
+			out[len++] = p[++i];
+		else if (len > 0 || (p[i] != ' ' && p[i] != '\t'))
+			out[len++] = p[i];
+	}
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	return len;
+}
+
+/*
+ * A display name: as it is when ASCII, else as encoded-words; after is the
+ * length of what follows on its line.
+ */
+static void
+encode_phrase(struct hbuf *b, const char *p, size_t n, size_t after)
+{
+	char	*t;
+	size_t	 i, len;
+
+	for (i = 0; i < n && (unsigned char)p[i] < 0x80; i++)
+		;
+	if (i == n) {
+		hbuf_add(b, p, n);
+		return;
+	}
+	t = xreallocarray(NULL, n + 1, 1);
+	len = phrase_text(p, n, t);
+	hbuf_add(b, " ", 1);
+	words(b, t, len);
+	if (column(b) + 1 + after > 76)
+		hbuf_add(b, "\r\n ", 3);
+	else
+		hbuf_add(b, " ", 1);
+	free(t);
+}
+
+/*
+ * An address list with its display names (before "<", or a group's name
+ * before ":") encoded where they hold 8-bit text. What is inside <> and
+ * bare addresses are never changed; nor are comments.
+ */
+static void
+encode_addresses(struct hbuf *b, const char *v, size_t n)
+{
+	size_t	i, start = 0, end;
+	int	quoted = 0;
+
+	for (i = 0; i < n; i++) {
+		if (quoted) {
+			if (v[i] == '\\')
+				i++;
+			else if (v[i] == '"')
+				quoted = 0;
+			continue;
+		}
+		if (v[i] == '"')
+			quoted = 1;
+		else if (v[i] == '(') {
+			for (end = i; end < n && v[end] != ')'; end++)
+				;
+			i = end;
+		} else if (v[i] == '<' || v[i] == ':') {
+			for (end = i; v[i] == '<' && end < n && v[end] != '>';
+			    end++)
+				;
+			encode_phrase(b, v + start, i - start, end - i + 2);
+			hbuf_add(b, v + i, end - i + (end < n ? 1 : 0));
+			i = end;
+			start = i + 1;
+		} else if (v[i] == ',' || v[i] == ';') {
+			hbuf_add(b, v + start, i + 1 - start);
+			start = i + 1;
+		}
+	}
+	if (start < n)
+		hbuf_add(b, v + start, n - start);
+}
+
+/*
+ * Writes one header field (its lines, CRLF included). With sevenbit,
+ * 8-bit text becomes encoded-words where RFC 2047 allows them: the whole
+ * of an unstructured field, the display names of an address field. Other
+ * fields go as they are.
+ */
+static int
+qp_field(struct qp *q, const char *f, size_t n, int sevenbit)
+{
+	static const char *const text[] = { "Subject", "Comments",
+	    "Content-Description", NULL };
+	static const char *const addrs[] = { "From", "To", "Cc", "Bcc",
+	    "Reply-To", "Sender", "Resent-From", "Resent-To", "Resent-Cc",
+	    "Resent-Sender", "Disposition-Notification-To", NULL };
+	struct hbuf	 b = { NULL, 0, 0 }, v = { NULL, 0, 0 };
+	const char	*colon = memchr(f, ':', n);
+	size_t		 i;
+	int		 rv;
+
+	if (!sevenbit || colon == NULL || strcmp(text_charset(f, n),
+	    "us-ascii") == 0 || (!is_field(f, text) && !is_field(f, addrs)))
+		return q->out(q->arg, f, n);
+	for (i = colon + 1 - f; i < n; i++)	/* unfolded */
+		if (f[i] != '\r' && f[i] != '\n')
+			hbuf_add(&v, f + i, 1);
+	hbuf_add(&b, f, colon + 1 - f);
+	if (is_field(f, text)) {
+		i = strspn(v.p, " \t");
+		hbuf_add(&b, " ", 1);
+		words(&b, v.p + i, v.len - i);
+	} else
+		encode_addresses(&b, v.p, v.len);
+	hbuf_add(&b, "\r\n", 2);
+	rv = q->out(q->arg, b.p, b.len);
+	free(b.p);
+	free(v.p);
+	return rv;
+}
+
+/*
+ * Copies the header block field by field with Content-Transfer-Encoding
+ * replaced, and a Content-Type naming the body's charset when there was
+ * none (the default, US-ASCII, would be wrong for 8-bit text).
+ */
+static int
+qp_headers(const struct message *m, struct qp *q, char *hb, int flags)
+{
+	const char	*f = hb, *end = hb + m->body - (m->blank ? 2 : 0);
+	const char	*nl, *next, *cs;
+	char		 ct[64];
+	int		 typed = 0;
 
 	if (pread(m->fd, hb, m->body, 0) != m->body)
 		return -1;
-	while (line < hb + m->body - (m->blank ? 2 : 0)) {
-		nl = memchr(line, '\n', hb + m->body - line);
-		if (line[0] != ' ' && line[0] != '\t')
-			skip = strncasecmp(line, "Content-Transfer-Encoding:",
-			    26) == 0;
-		if (!skip && q->out(q->arg, line, nl + 1 - line) == -1)
+	for (; f < end; f = next) {
+		/* A field: its first line and the continuation lines. */
+		next = f;
+		do {
+			nl = memchr(next, '\n', end - next);
+			next = nl != NULL ? nl + 1 : end;
+		} while (next < end && (*next == ' ' || *next == '\t'));
+		typed |= strncasecmp(f, "Content-Type:", 13) == 0;
+		if (strncasecmp(f, "Content-Transfer-Encoding:", 26) != 0 &&
+		    qp_field(q, f, next - f, flags & RENDER_7BIT) == -1)
 			return -1;
-		line = nl + 1;
 	}
 	if (!m->mime_version && q->out(q->arg, "MIME-Version: 1.0\r\n", 19)
 	    == -1)
 		return -1;
+	if (!typed) {
+		if ((cs = body_charset(m)) == NULL)
+			return -1;
+		snprintf(ct, sizeof(ct), "Content-Type: text/plain; "
+		    "charset=%s\r\n", cs);
+		if (q->out(q->arg, ct, strlen(ct)) == -1)
+			return -1;
+	}
 	return q->out(q->arg, "Content-Transfer-Encoding: quoted-printable\r\n"
 	    "\r\n", 47);
 }
 
 /* Renders the body as quoted-printable (the spool holds CRLF lines). */
 static int
-render_qp(const struct message *m, int (*out)(void *, const char *, size_t),
-    void *arg)
+render_qp(const struct message *m, int flags,
+    int (*out)(void *, const char *, size_t), void *arg)
 {
 	struct qp	*q = xcalloc(1, sizeof(*q));
 	char		*hb = xreallocarray(NULL, m->body, 1);
@@ -102,7 +436,7 @@ render_qp(const struct message *m, int (*out)(void *, const char *, size_t),
 
 	q->out = out;
 	q->arg = arg;
-	if (qp_headers(m, q, hb) == -1)
+	if (qp_headers(m, q, hb, flags) == -1)
 		goto done;
 	while ((n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
 		off += n;
@@ -133,19 +467,20 @@ done:
 
 /*
  * Renders the message for the wire, through out(arg, bytes, len): the spool
- * as it is, or with the body re-encoded as quoted-printable when qp is set.
- * Dot-stuffing is the caller's (DATA needs it, BDAT does not).
+ * as it is, or with RENDER_QP the body re-encoded as quoted-printable, and
+ * with RENDER_7BIT also 8-bit header text encoded (RFC 2047). Dot-stuffing
+ * is the caller's (DATA needs it, BDAT does not).
  */
 int
-message_render(const struct message *m, int qp,
+message_render(const struct message *m, int flags,
     int (*out)(void *, const char *, size_t), void *arg)
 {
 	char	buf[BLOCK];
 	off_t	off = 0;
 	ssize_t	n;
 
-	if (qp)
-		return render_qp(m, out, arg);
+	if (flags & RENDER_QP)
+		return render_qp(m, flags, out, arg);
 	while (off < m->size) {
 		n = pread(m->fd, buf, sizeof(buf), off);
 		if (n <= 0)

@@ -61,6 +61,15 @@ static void	stdout_check(void);
 static void	fatal(int, const char *, ...)
 		    __attribute__((noreturn, format(printf, 2, 3)));
 static const char *optarg_of(char **, int *, int, const char *);
+static void	parse_long(struct opts *, const char *);
+static int	parse_flag(struct opts *, int);
+static void	parse_q(struct opts *, char **, int *, int);
+static void	parse_b(struct opts *, const char *);
+static void	parse_dsn(struct opts *, int, const char *);
+static void	parse_valued(struct opts *, int, const char *);
+static int	takes_value(int);
+static void	parse_cluster(struct opts *, char **, int *);
+static void	parse_rcpts(struct opts *, int, char **, int);
 static void	parse_args(struct opts *, int, char **);
 static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
@@ -144,7 +153,8 @@ print_usage(FILE *fp)
 	    "[-q{I|R|S|D} arg]\n"
 	    "              [-R return] [-r sender]"
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
-	    "       outbox --check [-C file] [-a account]\n"
+	    "       outbox --check [-C file] [-a account] [-f sender] "
+	    "[address]\n"
 	    "       outbox --version | --help\n");
 }
 
@@ -206,159 +216,181 @@ parse_o(struct opts *o, const char *v)
 	/* -oA, -oL, -oR and the other sendmail.cf options: accepted. */
 }
 
+/* --version, --help, --check, --due. */
 static void
-parse_args(struct opts *o, int argc, char **argv)
+parse_long(struct opts *o, const char *a)
 {
-	const char	*v;
-	int		 i, pos;
+	if (strcmp(a, "--version") == 0) {
+		printf("outbox %s (%s)\n", OUTBOX_VERSION,
+		    OpenSSL_version(OPENSSL_VERSION));
+		stdout_check();
+		exit(EX_OK);
+	}
+	if (strcmp(a, "--help") == 0) {
+		printf("outbox %s: submit mail to a smarthost; see outbox(8) "
+		    "and outbox.conf(5).\n", OUTBOX_VERSION);
+		print_usage(stdout);
+		stdout_check();
+		exit(EX_OK);
+	}
+	if (strcmp(a, "--check") == 0)
+		o->mode = M_CHECK;
+	else if (strcmp(a, "--due") == 0)
+		o->due_only = 1;
+	else {
+		warnx("unknown option %s", a);
+		usage();
+	}
+}
 
-	for (i = 1; i < argc; i++) {
-		char *a = argv[i];
+/* A flag without a value; 0 when c is not one. */
+static int
+parse_flag(struct opts *o, int c)
+{
+	switch (c) {
+	case 'i': o->dot_ends = 0; return 1;
+	case 't': o->from_headers = 1; return 1;
+	case 'v': o->verbose = 1; return 1;
+	case 'n': o->noalias = 1; return 1;
+	case 'G': case 'm': case 'U': return 1;
+	case 'I': o->mode = M_ALIASES; return 1;
+	}
+	return 0;
+}
 
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
+/* -q, -q30m, -qIid, -qRsite, -qSsender, -qDid: argv[*i] from pos. */
+static void
+parse_q(struct opts *o, char **argv, int *i, int pos)
+{
+	const char	*a = argv[*i];
+
+	o->mode = M_QUEUE;
+	if (a[pos + 1] == '\0')
+		return;
+	if (strchr("IRSD", a[pos + 1]) != NULL) {
+		o->qsel = a[pos + 1];
+		o->qarg = optarg_of(argv, i, pos + 1, "q");
+	} else if (a[pos + 1] >= '0' && a[pos + 1] <= '9')
+		o->due_only = 1;
+	else
+		fatal(EX_USAGE, "%s: use -q, -qTIME, -qI id, -qR rcpt, -qS "
+		    "sender or -qD id", a);
+}
+
+/* -b MODE. */
+static void
+parse_b(struct opts *o, const char *v)
+{
+	static const struct { const char *name; enum mode mode; } modes[] = {
+		{ "m", M_DELIVER }, { "p", M_LIST }, { "i", M_ALIASES },
+		{ "v", M_VERIFY }, { "s", M_SMTP },
+	};
+	size_t	n;
+
+	for (n = 0; n < sizeof(modes) / sizeof(modes[0]); n++)
+		if (strcmp(v, modes[n].name) == 0) {
+			o->mode = modes[n].mode;
+			return;
 		}
-		if (a[0] != '-' || a[1] == '\0')
-			break;
-		if (strcmp(a, "--version") == 0) {
-			printf("outbox %s (%s)\n", OUTBOX_VERSION,
-			    OpenSSL_version(OPENSSL_VERSION));
-			stdout_check();
-			exit(EX_OK);
-		}
-		if (strcmp(a, "--check") == 0) {
-			o->mode = M_CHECK;
+	fatal(EX_USAGE, "-b%s: unsupported mode (use -bm, -bp, -bs, -bi or "
+	    "-bv)", v);
+}
+
+/* -R full|hdrs and -V envid: DSN values. */
+static void
+parse_dsn(struct opts *o, int c, const char *v)
+{
+	if (c == 'R') {
+		if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
+			fatal(EX_USAGE, "-R %s: use full or hdrs", v);
+		free(o->ret);
+		o->ret = xstrdup(strcasecmp(v, "full") == 0 ? "FULL" : "HDRS");
+		return;
+	}
+	if (strlen(v) > 100 || strpbrk(v, "\r\n") != NULL)
+		fatal(EX_USAGE, "-V: at most 100 characters on one line");
+	o->envid = v;
+}
+
+/*
+ * An option with a value (one of takes_value()'s). -X is accepted and
+ * never acted on: writing its traffic log is what CVE-2016-10033 exploits.
+ */
+static void
+parse_valued(struct opts *o, int c, const char *v)
+{
+	switch (c) {
+	case 'b': parse_b(o, v); return;
+	case 'o': parse_o(o, v); return;
+	case 'N': set_notify(o, v); return;
+	case 'R': case 'V': parse_dsn(o, c, v); return;
+	case 'C': o->config = v; return;
+	case 'a': o->account = v; return;
+	case 'L': o->tag = v; return;
+	case 'A': case 'd': case 'h': case 'O': case 'X': return;
+	case 'B':
+		if (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)
+			fatal(EX_USAGE, "-B %s: use 7BIT or 8BITMIME", v);
+		return;
+	case 'f': case 'r':
+		if (strpbrk(v, "\r\n") != NULL)
+			fatal(EX_DATAERR, "-%c: the sender holds a line break",
+			    c);
+		o->sender = v;
+		return;
+	case 'F':
+		if (strpbrk(v, "\r\n") != NULL)
+			fatal(EX_DATAERR, "-F: a full name cannot hold a line "
+			    "break");
+		o->fullname = v;
+		return;
+	default:
+		warnx("unknown option -%c", c);
+		usage();
+	}
+}
+
+/* Whether option c takes a value ("-ifsender" or "-i -f sender"). */
+static int
+takes_value(int c)
+{
+	return c != '\0' && strchr("boNRVCaLAdhOXBfrF", c) != NULL;
+}
+
+/*
+ * One argument of flags, "-itv": flags, then at most one option whose value
+ * is the rest of the argument or the next one. Advances *i past a value.
+ */
+static void
+parse_cluster(struct opts *o, char **argv, int *i)
+{
+	const char	*a = argv[*i];
+	char		 opt[2] = { '\0', '\0' };
+	int		 pos;
+
+	for (pos = 1; a[pos] != '\0'; pos++) {
+		if (parse_flag(o, a[pos]))
 			continue;
-		}
-		if (strcmp(a, "--due") == 0) {
-			o->due_only = 1;
-			continue;
-		}
-		if (strcmp(a, "--help") == 0) {
-			printf("outbox %s: submit mail to a smarthost; "
-			    "see outbox(8) and outbox.conf(5).\n",
-			    OUTBOX_VERSION);
-			print_usage(stdout);
-			stdout_check();
-			exit(EX_OK);
-		}
-		if (a[1] == '-') {
-			warnx("unknown option %s", a);
+		opt[0] = a[pos];
+		if (a[pos] == 'q')
+			parse_q(o, argv, i, pos);
+		else if (takes_value(a[pos]))
+			parse_valued(o, a[pos], optarg_of(argv, i, pos, opt));
+		else {
+			warnx("unknown option -%c", a[pos]);
 			usage();
 		}
-		for (pos = 1; a[pos] != '\0'; pos++) {
-			char opt[2] = { a[pos], '\0' };
-
-			switch (a[pos]) {
-			case 'i': o->dot_ends = 0; continue;
-			case 't': o->from_headers = 1; continue;
-			case 'v': o->verbose = 1; continue;
-			case 'n': o->noalias = 1; continue;
-			case 'G': case 'm': case 'U': continue;
-			case 'I': o->mode = M_ALIASES; continue;
-			case 'q':
-				/* -q, -q30m, -qIid, -qRsite, -qSsender, -qDid */
-				o->mode = M_QUEUE;
-				if (a[pos + 1] == '\0')
-					break;
-				if (strchr("IRSD", a[pos + 1]) != NULL) {
-					o->qsel = a[pos + 1];
-					o->qarg = optarg_of(argv, &i, pos + 1,
-					    "q");
-				} else if (a[pos + 1] >= '0' && a[pos + 1] <= '9')
-					o->due_only = 1;
-				else
-					fatal(EX_USAGE, "%s: use -q, -qTIME, "
-					    "-qI id, -qR rcpt, -qS sender or "
-					    "-qD id", a);
-				break;
-			case 'b':
-				v = optarg_of(argv, &i, pos, opt);
-				if (strcmp(v, "m") == 0)
-					o->mode = M_DELIVER;
-				else if (strcmp(v, "p") == 0)
-					o->mode = M_LIST;
-				else if (strcmp(v, "i") == 0)
-					o->mode = M_ALIASES;
-				else if (strcmp(v, "v") == 0)
-					o->mode = M_VERIFY;
-				else if (strcmp(v, "s") == 0)
-					o->mode = M_SMTP;
-				else
-					fatal(EX_USAGE, "-b%s: unsupported "
-					    "mode (use -bm, -bp, -bs, -bi or "
-					    "-bv)", v);
-				break;
-			case 'o':
-				parse_o(o, optarg_of(argv, &i, pos, opt));
-				break;
-			case 'B':
-				v = optarg_of(argv, &i, pos, opt);
-				if (strcasecmp(v, "7BIT") != 0 &&
-				    strcasecmp(v, "8BITMIME") != 0)
-					fatal(EX_USAGE, "-B %s: use 7BIT or "
-					    "8BITMIME", v);
-				break;
-			case 'N':
-				set_notify(o, optarg_of(argv, &i, pos, opt));
-				break;
-			case 'R':
-				v = optarg_of(argv, &i, pos, opt);
-				if (strcasecmp(v, "full") != 0 &&
-				    strcasecmp(v, "hdrs") != 0)
-					fatal(EX_USAGE, "-R %s: use full or "
-					    "hdrs", v);
-				free(o->ret);
-				o->ret = xstrdup(strcasecmp(v, "full") == 0 ?
-				    "FULL" : "HDRS");
-				break;
-			case 'V':
-				o->envid = optarg_of(argv, &i, pos, opt);
-				if (strlen(o->envid) > 100 ||
-				    strpbrk(o->envid, "\r\n") != NULL)
-					fatal(EX_USAGE, "-V: at most 100 "
-					    "characters on one line");
-				break;
-			case 'f': case 'r':
-				o->sender = optarg_of(argv, &i, pos, opt);
-				if (strpbrk(o->sender, "\r\n") != NULL)
-					fatal(EX_DATAERR, "-%s: the sender "
-					    "holds a line break", opt);
-				break;
-			case 'F':
-				o->fullname = optarg_of(argv, &i, pos, opt);
-				if (strpbrk(o->fullname, "\r\n") != NULL)
-					fatal(EX_DATAERR, "-F: a full name "
-					    "cannot hold a line break");
-				break;
-			case 'C':
-				o->config = optarg_of(argv, &i, pos, opt);
-				break;
-			case 'a':
-				o->account = optarg_of(argv, &i, pos, opt);
-				break;
-			case 'L':
-				o->tag = optarg_of(argv, &i, pos, opt);
-				break;
-			case 'A': case 'd': case 'h': case 'O':
-				(void)optarg_of(argv, &i, pos, opt);
-				break;
-			case 'X':
-				/* Never write the traffic log: the option
-				 * behind CVE-2016-10033 exploits. */
-				(void)optarg_of(argv, &i, pos, opt);
-				break;
-			default:
-				warnx("unknown option -%c", a[pos]);
-				usage();
-			}
-			break;	/* the rest of a was this option's value */
-		}
+		return;		/* the rest of a was this option's value */
 	}
-	for (; i < argc; i++) {
-		char err[256];
+}
 
+/* The recipient arguments, each an RFC 5322 address list. */
+static void
+parse_rcpts(struct opts *o, int argc, char **argv, int i)
+{
+	char	err[256];
+
+	for (; i < argc; i++) {
 		/* A line break would smuggle a command (or header) in. */
 		if (strpbrk(argv[i], "\r\n") != NULL)
 			fatal(EX_DATAERR, "recipient argument %d holds a line "
@@ -367,6 +399,29 @@ parse_args(struct opts *o, int argc, char **argv)
 		    sizeof(err)) == -1)
 			fatal(EX_DATAERR, "recipient %s: %s", argv[i], err);
 	}
+}
+
+/* The sendmail command line: options up to "--" or the first recipient. */
+static void
+parse_args(struct opts *o, int argc, char **argv)
+{
+	int	i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || a[1] == '\0')
+			break;
+		if (a[1] == '-')
+			parse_long(o, a);
+		else
+			parse_cluster(o, argv, &i);
+	}
+	parse_rcpts(o, argc, argv, i);
 }
 
 /* The caller's passwd entry, looked up once: login and full name. */
@@ -578,7 +633,8 @@ main(int argc, char *argv[])
 	if (sender[0] != '\0' && addr_check(sender, err, sizeof(err)) == -1)
 		fatal(EX_DATAERR, "sender: %s", err);
 	if (o.mode == M_CHECK) {
-		code = check_account(a, sender);
+		check_account(a, sender, o.rcpt.n > 0 ? o.rcpt.v[0] : NULL, &f);
+		code = exit_code(&f);
 		goto done;
 	}
 	if (o.rcpt.n == 0 && !o.from_headers)

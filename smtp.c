@@ -30,7 +30,7 @@
 struct tx {
 	off_t		 size;		/* octets of the message on the wire */
 	size_t		 accepted;	/* RCPTs that got 2xx */
-	int		 qp;		/* re-encoded as quoted-printable */
+	int		 qp;		/* RENDER_QP and RENDER_7BIT, or 0 */
 	int		 pipelining, bdat;
 	int		 inl;		/* BDAT LAST goes with the envelope */
 	int		 data_sent;	/* DATA or BDAT went with the envelope */
@@ -674,7 +674,9 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 
 	memset(tx, 0, sizeof(*tx));
 	tx->qp = m->max_line > 998 || m->nul ||
-	    (m->eightbit && !(s->ext & EXT_8BITMIME));
+	    (m->eightbit && !(s->ext & EXT_8BITMIME)) ? RENDER_QP : 0;
+	if (tx->qp && m->eightbit && !(s->ext & EXT_8BITMIME))
+		tx->qp |= RENDER_7BIT;	/* the headers too */
 	if (tx->qp && !message_qp_allowed(m))
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
 		    "re-encoding (%s) but is %s; send it encoded",
@@ -695,7 +697,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "an address is not "
 		    "ASCII and the server does not offer SMTPUTF8");
 	if (tx->qp)
-		message_render(m, 1, count_out, &tx->size);
+		message_render(m, tx->qp, count_out, &tx->size);
 	else
 		tx->size = m->size;
 	if ((s->ext & EXT_SIZE) && s->size_max > 0 &&

@@ -180,3 +180,57 @@ fault_certs() {
 	CA=$d/ca.pem
 	TLSARGS=(--cert "$d/srv.pem" --key "$d/srv.key")
 }
+
+# free_port: a loopback port nobody listens on (connection refused).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# mkcfg NAME PORT [LINE...]: writes $FS/NAME.cfg (mode 600) for a server on
+# 127.0.0.1:PORT and sets CFG, QD ($FS/NAME.q) and DEAD ($FS/NAME.dead).
+# The defaults are host 127.0.0.1, port PORT, tls off, timeout 3,
+# dead_letter $DEAD and queue_dir $QD (queue off instead when MKCFG_QUEUE is
+# "off"); a LINE whose key is a default's replaces it, the others follow.
+# Rewriting it with the same NAME keeps the queue.
+mkcfg() {
+	local name=$1 port=$2 l q; shift 2
+	local -A given=()
+	CFG=$FS/$name.cfg QD=$FS/$name.q DEAD=$FS/$name.dead
+	q="queue_dir $QD"
+	[ "${MKCFG_QUEUE:-}" = off ] && q="queue off"
+	for l in "$@"; do given[${l%% *}]=1; done
+	{
+		for l in "host 127.0.0.1" "port $port" "tls off" "timeout 3" \
+		    "dead_letter $DEAD" "$q"; do
+			[ -n "${given[${l%% *}]:-}" ] || echo "$l"
+		done
+		for l in "$@"; do echo "$l"; done
+	} >"$CFG"
+	chmod 600 "$CFG"
+}
+
+# ob NAME WANT [ARGS...] <MSG: runs outbox -C $CFG ARGS under timeout and
+# checks its exit code, as the check ${OB_PREFIX}NAME${OB_SUFFIX}. Leaves
+# $OUT and $ERR, $ELAPSED (ms) and $TR (its stderr: $OB_DIR/NAME.err when
+# OB_DIR is set, which also keeps NAME.out). With OB_RSS set, $RSS is the
+# maximum resident size in KiB (/usr/bin/time). OB_TIMEOUT (seconds,
+# default 30) bounds the run; OB_AFTER is a command run after it.
+ob() {
+	local name=$1 want=$2 t0 rss=${OB_DIR:-${TMPDIR:-/tmp}}/$1.rss
+	local wrap=()
+	shift 2
+	[ -n "${OB_RSS:-}" ] && wrap=(/usr/bin/time -f %M -o "$rss")
+	t0=$(date +%s%N)
+	expect_exit "$want" "${OB_PREFIX:-}$name${OB_SUFFIX:-}" \
+		timeout "${OB_TIMEOUT:-30}" "${wrap[@]}" "$OUTBOX" -C "$CFG" "$@"
+	ELAPSED=$(( ($(date +%s%N) - t0) / 1000000 ))
+	RSS=
+	[ -n "${OB_RSS:-}" ] && RSS=$(tail -n1 "$rss" 2>/dev/null)
+	TR=$ERR
+	if [ -n "${OB_DIR:-}" ]; then
+		cp "$OUT" "$OB_DIR/$name.out"
+		cp "$ERR" "$OB_DIR/$name.err"
+		TR=$OB_DIR/$name.err
+	fi
+	${OB_AFTER:-:}
+}

@@ -29,51 +29,22 @@ start_srv() {
 
 stop_srv() { fault_stop; }
 
-# mkcfg NAME [LINE...]: config for the running server: host, port, timeout 3,
-# dead_letter, queue off (these cases assert the exit code a caller sees
-# when nothing may wait; tests/t_queue.sh covers the queue), then the
-# LINEs; "tls off" unless a LINE sets tls.
-mkcfg() {
-	local name=$1 tls=off l; shift
-	CFG=$FS/$name.cfg
-	DEAD=$FS/$name.dead
-	for l in "$@"; do case $l in tls\ *) tls=${l#tls }; esac; done
-	{
-		echo "host 127.0.0.1"
-		echo "port $PORT"
-		echo "tls $tls"
-		echo "timeout 3"
-		echo "dead_letter $DEAD"
-		echo "queue off"
-		for l in "$@"; do case $l in tls\ *) ;; *) echo "$l"; esac; done
-	} >"$CFG"
-	chmod 600 "$CFG"
-}
 
 # TLS client lines (with credentials) for the STARTTLS/AUTH cases.
 TLSCFG=("tls starttls" "tls_ca_file $CA" "user alice" "password secret")
 
-# ob NAME WANT MSG [ARGS...]: run outbox -v against the current server and
-# check its exit code (named fault-NAME); stop the server afterwards.
-# Leaves $OUT/$ERR (from expect_exit), $ELAPSED (ms), $RSS (KiB).
-ob() {
-	local name=$1 want=$2 msg=$3 t0; shift 3
-	t0=$(date +%s%N)
-	expect_exit "$want" "fault-$name" timeout 20 /usr/bin/time -f %M -o "$FS/$name.rss" \
-		"$OUTBOX" -C "$CFG" -v "$@" <"$msg"
-	ELAPSED=$(( ($(date +%s%N) - t0) / 1000000 ))
-	RSS=$(tail -n1 "$FS/$name.rss" 2>/dev/null)
-	cp "$ERR" "$FS/$name.stderr"
-	stop_srv
-}
+# ob (lib.sh): its exit code is the check fault-NAME; stderr in $FS/NAME.err,
+# $ELAPSED and $RSS measured; the server is stopped afterwards. mkcfg
+# (lib.sh) writes "queue off".
+MKCFG_QUEUE=off OB_PREFIX=fault- OB_DIR=$FS OB_RSS=1 OB_TIMEOUT=20 OB_AFTER=stop_srv
 
 # fault NAME WANT [outbox args...]: the common case: scenario NAME, plain
 # message, tls off, sender a@, recipient b@ then ARGS.
 fault() {
 	local name=$1 want=$2; shift 2
 	start_srv "$name" --scenario "$name"
-	mkcfg "$name"
-	ob "$name" "$want" "$MSG" -i -f a@example.test b@example.test "$@"
+	mkcfg "$name" "$PORT"
+	ob "$name" "$want" -v -i -f a@example.test b@example.test "$@" <"$MSG"
 }
 
 expect_dead() {	# NAME: the message was appended to dead_letter
@@ -161,8 +132,8 @@ fi
 
 # DATA path, with PIPELINING: exact bytes, one read for MAIL/RCPT/DATA, SIZE=.
 start_srv healthy-data --ext PIPELINING,8BITMIME,SIZE=1000000,ENHANCEDSTATUSCODES
-mkcfg healthy-data
-ob healthy-data 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg healthy-data "$PORT"
+ob healthy-data 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_file_eq fault-healthy-data-wire "$LOG.raw" "$WANT_RAW"
 expect_file_eq fault-healthy-data-content "$LOG.data" "$WANT_DATA"
 expect_grep fault-healthy-data-pipelined '^B: [0-9]+ .*MAIL RCPT DATA' "$LOG"
@@ -170,12 +141,12 @@ expect_grep fault-healthy-data-size "^C: MAIL FROM:<a@example.test>.* SIZE=$WANT
 expect_nogrep fault-healthy-data-7bit-no-body '^C: MAIL .*BODY=8BITMIME' "$LOG"
 expect_nogrep fault-healthy-data-no-dsn '^C: (MAIL|RCPT) .*(NOTIFY|RET|ENVID|ORCPT)=' "$LOG"
 expect_nogrep fault-healthy-data-no-warnings '^W: ' "$LOG"
-expect_grep fault-healthy-data-transcript '^-> (EHLO|MAIL FROM)' "$FS/healthy-data.stderr"
+expect_grep fault-healthy-data-transcript '^-> (EHLO|MAIL FROM)' "$FS/healthy-data.err"
 
 # BDAT path (default extensions: PIPELINING CHUNKING 8BITMIME SIZE DSN ...).
 start_srv healthy-bdat
-mkcfg healthy-bdat
-ob healthy-bdat 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg healthy-bdat "$PORT"
+ob healthy-bdat 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_file_eq fault-healthy-bdat-content "$LOG.data" "$WANT_DATA"
 expect_grep fault-healthy-bdat-last "^C: BDAT $WANT_SIZE LAST\$" "$LOG"
 expect_eq fault-healthy-bdat-one-chunk "$(grep -c '^C: BDAT' "$LOG")" 1
@@ -185,62 +156,81 @@ expect_nogrep fault-healthy-bdat-no-warnings '^W: |^S: 5' "$LOG"
 
 # Several recipients: still one read for MAIL RCPT RCPT RCPT BDAT.
 start_srv healthy-multi
-mkcfg healthy-multi
-ob healthy-multi 0 "$MSG" -i -f a@example.test b@example.test c@example.test d@example.test
+mkcfg healthy-multi "$PORT"
+ob healthy-multi 0 -v -i -f a@example.test b@example.test c@example.test d@example.test <"$MSG"
 expect_grep fault-healthy-multi-pipelined '^B: [0-9]+ .*MAIL RCPT RCPT RCPT BDAT' "$LOG"
 expect_grep fault-healthy-multi-3rcpt 'queued as FS1 \(3 recipients\)' "$LOG"
 
 # No PIPELINING: exactly one command per read, DATA path.
 start_srv nopipe --ext 8BITMIME,SIZE=1000000
-mkcfg nopipe
-ob nopipe 0 "$MSG" -i -f a@example.test b@example.test c@example.test
+mkcfg nopipe "$PORT"
+ob nopipe 0 -v -i -f a@example.test b@example.test c@example.test <"$MSG"
 expect_nogrep fault-nopipe-one-per-read '^B: ([02-9]|[1-9][0-9])' "$LOG"
 expect_nogrep fault-nopipe-no-warnings '^W: ' "$LOG"
 expect_file_eq fault-nopipe-wire "$LOG.raw" "$WANT_RAW"
 
 # CHUNKING without PIPELINING: BDAT, one command per read.
 start_srv nopipe-bdat --ext CHUNKING,8BITMIME
-mkcfg nopipe-bdat
-ob nopipe-bdat 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg nopipe-bdat "$PORT"
+ob nopipe-bdat 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_nogrep fault-nopipe-bdat-one-per-read '^B: ([02-9]|[1-9][0-9])' "$LOG"
 expect_grep fault-nopipe-bdat-last "^C: BDAT $WANT_SIZE LAST\$" "$LOG"
 expect_file_eq fault-nopipe-bdat-content "$LOG.data" "$WANT_DATA"
 
 # Bare HELO-style server (nothing advertised): plain DATA, no parameters.
 start_srv noext --ext ''
-mkcfg noext
-ob noext 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg noext "$PORT"
+ob noext 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_nogrep fault-noext-no-params '^C: MAIL FROM:<[^>]*> *[A-Za-z]' "$LOG"
 expect_nogrep fault-noext-no-bdat '^C: BDAT' "$LOG"
 
 # 8-bit message: BODY=8BITMIME when offered.
 start_srv 8bit
-mkcfg 8bit
-ob 8bit 0 "$MSG8" -f a@example.test b@example.test
+mkcfg 8bit "$PORT"
+ob 8bit 0 -v -f a@example.test b@example.test <"$MSG8"
 expect_grep fault-8bit-body '^C: MAIL FROM:<a@example.test>.* BODY=8BITMIME' "$LOG"
 expect_grep fault-8bit-size "^C: MAIL .* SIZE=$(wc -c <"$LOG.data")( |\$)" "$LOG"
 
+# No 8BITMIME: the body goes as quoted-printable, labelled with its
+# charset; 8-bit header text as RFC 2047 words, never inside addresses.
+MSG7=$FS/msg7.txt
+printf 'From: J\303\266rg <a@example.test>\nTo: <b@example.test>\nSubject: gr\303\274\303\237e\n\nh\303\251llo\n' >"$MSG7"
+start_srv 7bit --ext PIPELINING,SIZE=1000000
+mkcfg 7bit "$PORT"
+ob 7bit 0 -v -f a@example.test b@example.test <"$MSG7"
+expect_nogrep fault-7bit-no-body-param '^C: MAIL .*BODY=' "$LOG"
+expect_grep fault-7bit-charset '^Content-Type: text/plain; charset=utf-8.$' "$LOG.data"
+expect_grep fault-7bit-qp '^Content-Transfer-Encoding: quoted-printable.$' "$LOG.data"
+expect_grep fault-7bit-body '^h=C3=A9llo.$' "$LOG.data"
+expect_grep fault-7bit-subject '^Subject: =\?UTF-8\?B\?Z3LDvMOfZQ==\?=.$' "$LOG.data"
+expect_grep fault-7bit-from '^From: =\?UTF-8\?B\?SsO2cmc=\?= <a@example.test>.$' "$LOG.data"
+if LC_ALL=C grep -q '[^[:print:][:space:]]' "$LOG.data"; then
+	fail fault-7bit-all-ascii "8-bit octets on the wire: $(LC_ALL=C grep -n '[^[:print:][:space:]]' "$LOG.data" | head -3)"
+else
+	pass fault-7bit-all-ascii
+fi
+
 # SIZE=1000 and a larger message: refused before MAIL, permanently.
 start_srv size-limit --ext PIPELINING,SIZE=1000
-mkcfg size-limit
+mkcfg size-limit "$PORT"
 t0=$(date +%s%N)
 timeout 20 "$OUTBOX" -C "$CFG" -v -f a@example.test b@example.test <"$MSGBIG" \
-	>"$FS/size-limit.out" 2>"$FS/size-limit.stderr"
+	>"$FS/size-limit.out" 2>"$FS/size-limit.err"
 rc=$?
 stop_srv
 echo "note: message over the server's SIZE limit -> outbox exit $rc"
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 75 ] && [ "$rc" -ne 124 ]; then
 	pass fault-size-limit-exit
 else
-	fail fault-size-limit-exit "exit $rc, want non-zero and not 75; stderr: $(head -c 600 "$FS/size-limit.stderr")"
+	fail fault-size-limit-exit "exit $rc, want non-zero and not 75; stderr: $(head -c 600 "$FS/size-limit.err")"
 fi
 expect_nogrep fault-size-limit-no-mail '^C: MAIL' "$LOG"
-expect_grep fault-size-limit-said-why 'outbox: ' "$FS/size-limit.stderr"
+expect_grep fault-size-limit-said-why 'outbox: ' "$FS/size-limit.err"
 
 # DSN asked for and offered.
 start_srv dsn
-mkcfg dsn
-ob dsn 0 "$MSG" -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test
+mkcfg dsn "$PORT"
+ob dsn 0 -v -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test <"$MSG"
 expect_grep fault-dsn-ret '^C: MAIL FROM:<a@example.test>.* RET=HDRS( |$)' "$LOG"
 expect_grep fault-dsn-envid '^C: MAIL FROM:<a@example.test>.* ENVID=id123( |$)' "$LOG"
 expect_grep fault-dsn-notify '^C: RCPT TO:<b@example.test>.* NOTIFY=SUCCESS,FAILURE( |$)' "$LOG"
@@ -248,30 +238,30 @@ expect_nogrep fault-dsn-no-warnings '^W: ' "$LOG"
 
 # DSN asked for, not offered: no DSN parameters at all.
 start_srv dsn-off --ext PIPELINING,8BITMIME,SIZE=1000000
-mkcfg dsn-off
-ob dsn-off 0 "$MSG" -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test
+mkcfg dsn-off "$PORT"
+ob dsn-off 0 -v -i -f a@example.test -N success,failure -R hdrs -V id123 b@example.test <"$MSG"
 expect_nogrep fault-dsn-off-none '^C: (MAIL|RCPT) .*(NOTIFY|RET|ENVID|ORCPT)=' "$LOG"
 
 # STARTTLS + AUTH against a healthy server (control for the TLS faults).
 start_srv starttls "${TLSARGS[@]}"
-mkcfg starttls "${TLSCFG[@]}"
-ob starttls 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg starttls "$PORT" "${TLSCFG[@]}"
+ob starttls 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_grep fault-starttls-tls '^T: established' "$LOG"
 expect_eq fault-starttls-order "$(grep -E '^(C: (EHLO|STARTTLS|AUTH|MAIL)|T: established)' "$LOG" |
 	sed -E 's/^C: ([A-Z]+).*/\1/; s/^T: .*/TLS/' | tr '\n' ' ')" "EHLO STARTTLS TLS EHLO AUTH MAIL "
 expect_file_eq fault-starttls-content "$LOG.data" "$WANT_DATA"
-expect_nogrep fault-starttls-redacted 'c2VjcmV0|AGFsaWNlAHNlY3JldA|secret' "$FS/starttls.stderr"
+expect_nogrep fault-starttls-redacted 'c2VjcmV0|AGFsaWNlAHNlY3JldA|secret' "$FS/starttls.err"
 
 # Implicit TLS.
 start_srv implicit "${TLSARGS[@]}" --implicit-tls
-mkcfg implicit "tls implicit" "tls_ca_file $CA" "user alice" "password secret"
-ob implicit 0 "$MSG" -i -f a@example.test b@example.test
+mkcfg implicit "$PORT" "tls implicit" "tls_ca_file $CA" "user alice" "password secret"
+ob implicit 0 -v -i -f a@example.test b@example.test <"$MSG"
 expect_file_eq fault-implicit-content "$LOG.data" "$WANT_DATA"
 
 # Wrong password against a healthy server: 535 -> 75, nothing sent.
 start_srv badpass "${TLSARGS[@]}"
-mkcfg badpass "tls starttls" "tls_ca_file $CA" "user alice" "password wrong"
-ob badpass 75 "$MSG" -i -f a@example.test b@example.test
+mkcfg badpass "$PORT" "tls starttls" "tls_ca_file $CA" "user alice" "password wrong"
+ob badpass 75 -v -i -f a@example.test b@example.test <"$MSG"
 expect_no_mail badpass
 
 # EHLO refused, HELO accepted: delivered by plain SMTP.
@@ -298,16 +288,16 @@ expect_no_mail ehlo-421
 # 5xx greeting: the contract does not say. Permanent (69, and then the
 # message goes to dead_letter) or "try the next host" (75) are both sane.
 start_srv greeting-554 --scenario greeting-554
-mkcfg greeting-554
+mkcfg greeting-554 "$PORT"
 timeout 20 "$OUTBOX" -C "$CFG" -v -i -f a@example.test b@example.test <"$MSG" \
-	>/dev/null 2>"$FS/greeting-554.stderr"
+	>/dev/null 2>"$FS/greeting-554.err"
 rc=$?
 stop_srv
 echo "note: 554 greeting -> outbox exit $rc"
 case $rc in
 69) pass fault-greeting-554; expect_dead greeting-554 ;;
 75) pass fault-greeting-554 ;;
-*) fail fault-greeting-554 "exit $rc, want 69 or 75; stderr: $(head -c 600 "$FS/greeting-554.stderr")" ;;
+*) fail fault-greeting-554 "exit $rc, want 69 or 75; stderr: $(head -c 600 "$FS/greeting-554.err")" ;;
 esac
 expect_no_mail greeting-554
 
@@ -315,17 +305,17 @@ expect_no_mail greeting-554
 
 for sc in no-starttls starttls-454 starttls-inject tls-fail tls-close; do
 	start_srv "$sc" --scenario "$sc" "${TLSARGS[@]}"
-	mkcfg "$sc" "${TLSCFG[@]}"
-	ob "$sc" 75 "$MSG" -i -f a@example.test b@example.test
+	mkcfg "$sc" "$PORT" "${TLSCFG[@]}"
+	ob "$sc" 75 -v -i -f a@example.test b@example.test <"$MSG"
 	expect_no_auth "$sc"
 	expect_no_mail "$sc"
 done
-expect_nogrep fault-starttls-inject-not-a-reply '<-.*injected' "$FS/starttls-inject.stderr"
+expect_nogrep fault-starttls-inject-not-a-reply '<-.*injected' "$FS/starttls-inject.err"
 
 for sc in auth-535 auth-454; do
 	start_srv "$sc" --scenario "$sc" "${TLSARGS[@]}"
-	mkcfg "$sc" "${TLSCFG[@]}"
-	ob "$sc" 75 "$MSG" -i -f a@example.test b@example.test
+	mkcfg "$sc" "$PORT" "${TLSCFG[@]}"
+	ob "$sc" 75 -v -i -f a@example.test b@example.test <"$MSG"
 	expect_grep "fault-$sc-tried" '^C: AUTH' "$LOG"
 	expect_no_mail "$sc"
 done
@@ -361,8 +351,8 @@ fault data-354-then-drop 75
 for sc in data-354-then-drop:PIPELINING bdat-drop:PIPELINING,CHUNKING; do
 	ext=${sc#*:} sc=${sc%:*}
 	start_srv "big-$sc" --scenario "$sc" --ext "$ext"
-	mkcfg "big-$sc"
-	ob "big-$sc" 75 "$MSGHUGE" -f a@example.test b@example.test
+	mkcfg "big-$sc" "$PORT"
+	ob "big-$sc" 75 -v -f a@example.test b@example.test <"$MSGHUGE"
 	expect_grep "fault-big-$sc-cut" '^D: (got|connection lost)' "$LOG"
 done
 fault data-451 75
@@ -379,8 +369,8 @@ expect_fast dot-stall 9000
 # The same end-of-data faults on the BDAT path.
 for sc in dot-451:75 dot-554:69; do
 	start_srv "bdat-${sc%:*}" --scenario "${sc%:*}" --ext PIPELINING,CHUNKING,8BITMIME,SIZE=1000000
-	mkcfg "bdat-${sc%:*}"
-	ob "bdat-${sc%:*}" "${sc#*:}" "$MSG" -i -f a@example.test b@example.test
+	mkcfg "bdat-${sc%:*}" "$PORT"
+	ob "bdat-${sc%:*}" "${sc#*:}" -v -i -f a@example.test b@example.test <"$MSG"
 	expect_grep "fault-bdat-${sc%:*}-used-bdat" '^C: BDAT' "$LOG"
 done
 expect_dead bdat-dot-554
@@ -400,7 +390,7 @@ done
 # Across every case: each "outbox:" line has balanced () and [] (catches cut
 # or mangled text such as "127.0.0.1[127.0.0.1: ..." or a message repeated
 # into itself), and a deferral/refusal is never explained by a 2xx reply.
-(cd "$FS" && grep -H '^outbox: ' ./*.stderr) >"$FS/all-stderr"
+(cd "$FS" && grep -H --exclude='*.srv.err' '^outbox: ' ./*.err) >"$FS/all-stderr"
 awk '/^[^:]*:outbox: / { l = $0; o = gsub(/\(/, "", l); c = gsub(/\)/, "", l);
 	ob = gsub(/\[/, "", l); cb = gsub(/\]/, "", l);
 	if (o != c || ob != cb) print }' "$FS/all-stderr" >"$FS/unbalanced"

@@ -57,15 +57,9 @@ cfg() {
 	chmod 600 "$CFG"
 }
 
-# ob NAME WANT [outbox args...] <MSG: run outbox -C $CFG; check the exit code
-# (check pf-NAME). stderr is kept as $W/NAME.err, named $TR.
-ob() {
-	local name=$1 want=$2; shift 2
-	expect_exit "$want" "pf-$name" timeout 30 "$OUTBOX" -C "$CFG" "$@"
-	TR=$W/$name.err
-	cp "$ERR" "$TR"
-	rm -f "$OUT" "$ERR"
-}
+# ob (lib.sh) NAME WANT [outbox args...] <MSG: the exit code is the check
+# pf-NAME; stderr is kept as $W/NAME.err, named $TR.
+OB_PREFIX=pf- OB_DIR=$W OB_TIMEOUT=30
 
 # hdr_count FILE FIELD: how many FIELD header fields FILE's header block has.
 hdr_count() {
@@ -177,14 +171,6 @@ auth_mech() {
 	sed -n 's/^-> AUTH \([A-Z0-9-]*\).*/\1/p' "$TR" | head -1
 }
 
-# a port on 127.0.0.1 where nothing listens
-free_port() {
-	local p
-	for p in $(seq $((PF_PLAIN - 24)) $((PF_PLAIN - 1))); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-	echo 1
-}
 
 # --- messages ----------------------------------------------------------------
 

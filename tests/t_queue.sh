@@ -27,141 +27,12 @@ trap 'stop_srv; for p in "${ALL_PIDS[@]}"; do kill "$p" 2>/dev/null; done' EXIT
 
 # --- helpers -------------------------------------------------------------------
 
-# qtool.py: reads faultsmtp logs and queue directories.
-#   tx LOG          one line per transaction: "N ACKED SENDER RCPTS MID"
-#                   (ACKED 1 when the server answered 250 to the end of data;
-#                   SENDER "<>" for the null sender; RCPTS comma-separated,
-#                   the recipients the server accepted; MID the Message-ID
-#                   in the header of LOG.data.N)
-#   queue QDIR      one line per entry: "ID MID RCPTS"
-#   ledger LEDGER DIR   checks every "MID RCPT" of LEDGER against all DIR/*.log
-#                   (acknowledged transactions) and DIR/*.q (queued entries)
-cat >"$FS/qtool.py" <<'EOF'
-import glob, os, re, sys
+# ob (lib.sh): the exit code is the check q-NAME-exit; $FS/NAME.{out,err}.
+OB_PREFIX=q- OB_SUFFIX=-exit OB_TIMEOUT=60 OB_DIR=$FS
 
-def addr(s):
-    i, j = s.find("<"), s.find(">")
-    if i >= 0 and j > i:
-        return s[i + 1:j]
-    s = s.strip()
-    return s.split()[0] if s else ""
-
-def mid_of(path):
-    try:
-        data = open(path, "rb").read()
-    except OSError:
-        return "-"
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
-    m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
-    return m.group(1).decode("latin-1") if m else "-"
-
-def parse(log):
-    out = []
-    sender, rcpts, last, pending = None, [], None, None
-    def close_pending(acked):
-        n, s, rc = pending
-        out.append((n, acked, s, rc, mid_of("%s.data.%d" % (log, n))))
-    for line in open(log, encoding="utf-8", errors="replace"):
-        line = line.rstrip("\n")
-        if line.startswith("# session") or line.startswith("X: "):
-            if pending is not None:
-                close_pending(False)
-                pending = None
-            if line.startswith("# session"):
-                sender, rcpts, last = None, [], None
-        elif line.startswith("C: "):
-            cmd = line[3:]
-            up = cmd.upper()
-            if up.startswith("MAIL FROM:"):
-                last = ("MAIL", addr(cmd[10:]))
-            elif up.startswith("RCPT TO:"):
-                last = ("RCPT", addr(cmd[8:]))
-            else:
-                if up.startswith(("RSET", "EHLO", "HELO")):
-                    sender, rcpts = None, []
-                last = None
-        elif line.startswith("S: "):
-            r = line[3:]
-            if pending is not None:
-                n = pending[0]
-                close_pending(r.startswith("250") and ("queued as FS%d " % n) in r)
-                pending = None
-                continue
-            if last and last[0] == "MAIL":
-                sender = last[1] if r.startswith("250") else None
-            elif last and last[0] == "RCPT" and r.startswith("250"):
-                rcpts.append(last[1])
-            last = None
-        elif line.startswith("D: end of data"):
-            m = re.search(r"transaction (\d+)", line)
-            pending = (int(m.group(1)), sender, rcpts)
-            sender, rcpts = None, []
-    if pending is not None:
-        close_pending(False)
-    return out
-
-def queue(qdir):
-    out = []
-    for env in sorted(glob.glob(os.path.join(qdir, "*.env"))):
-        b = os.path.basename(env)
-        if b.startswith("tmp."):
-            continue
-        qid = b[:-4]
-        try:
-            rc = [l[5:].strip() for l in open(env) if l.startswith("rcpt ")]
-        except OSError:
-            continue
-        out.append((qid, mid_of(os.path.join(qdir, qid + ".msg")), rc))
-    return out
-
-cmd = sys.argv[1]
-if cmd == "tx":
-    for n, acked, s, rc, mid in parse(sys.argv[2]):
-        print(n, int(acked), "<>" if s == "" else (s or "-"), ",".join(rc) or "-", mid)
-elif cmd == "queue":
-    for qid, mid, rc in queue(sys.argv[2]):
-        print(qid, mid, ",".join(rc) or "-")
-elif cmd == "ledger":
-    want = [l.split() for l in open(sys.argv[2]) if l.strip()]
-    d = sys.argv[3]
-    acked, unacked = {}, {}
-    for log in sorted(glob.glob(os.path.join(d, "*.log"))):
-        for n, ok, s, rc, mid in parse(log):
-            for r in rc:
-                key = (mid, r)
-                if ok:
-                    acked.setdefault(key, []).append("%s#%d" % (os.path.basename(log), n))
-                else:
-                    unacked.setdefault(key, []).append("%s#%d" % (os.path.basename(log), n))
-    queued = {}
-    for q in sorted(glob.glob(os.path.join(d, "*.q"))):
-        for qid, mid, rc in queue(q):
-            for r in rc:
-                queued.setdefault((mid, r), []).append(os.path.basename(q) + "/" + qid)
-    lost = dups = still = unack = 0
-    for mid, r in want:
-        a = acked.get((mid, r), [])
-        q = queued.get((mid, r), [])
-        u = unacked.get((mid, r), [])
-        if not a and not q:
-            lost += 1
-            print("LOST %s %s" % (mid, r))
-        if len(a) > 1:
-            dups += len(a) - 1
-            print("DUPLICATE %s %s acknowledged %d times: %s" % (mid, r, len(a), " ".join(a)))
-        if a and q:
-            dups += 1
-            print("DUPLICATE %s %s delivered (%s) and still queued (%s)" % (mid, r, " ".join(a), " ".join(q)))
-        if q and not a:
-            still += 1
-            print("STILL-QUEUED %s %s: %s" % (mid, r, " ".join(q)))
-        if u:
-            unack += len(u)
-            print("UNACKNOWLEDGED-COPY %s %s (server got the data, sent no 250): %s" % (mid, r, " ".join(u)))
-    print("lost=%d duplicates=%d still_queued=%d unacknowledged_copies=%d pairs=%d"
-          % (lost, dups, still, unack, len(want)))
-EOF
-QT=(python3 "$FS/qtool.py")
+# tests/qtool.py reads faultsmtp logs and queue directories (tx, queue,
+# ledger: see its head).
+QT=(python3 "$here/qtool.py")
 
 
 # start_srv NAME ARGS...: start faultsmtp (serving sessions one after the
@@ -181,35 +52,6 @@ kill_srv() {
 	kill "$SRV_PID" 2>/dev/null
 	wait "$SRV_PID" 2>/dev/null
 	SRV_PID=
-}
-
-# free_port: a loopback port nobody listens on (connection refused).
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# mkcfg NAME PORT [LINE...]: $FS/NAME.cfg for 127.0.0.1:PORT with timeout 3
-# (unless a LINE sets timeout), tls off (unless a LINE sets tls), dead_letter
-# $FS/NAME.dead and queue_dir $FS/NAME.q, then the LINEs. Rewriting it with
-# the same NAME keeps the queue. Sets CFG, QD, DEAD.
-mkcfg() {
-	local name=$1 port=$2 tls=off to=3 l; shift 2
-	CFG=$FS/$name.cfg
-	QD=$FS/$name.q
-	DEAD=$FS/$name.dead
-	for l in "$@"; do
-		case $l in tls\ *) tls=${l#tls } ;; timeout\ *) to=${l#timeout } ;; esac
-	done
-	{
-		echo "host 127.0.0.1"
-		echo "port $port"
-		echo "tls $tls"
-		echo "timeout $to"
-		echo "dead_letter $DEAD"
-		echo "queue_dir $QD"
-		for l in "$@"; do case $l in tls\ * | timeout\ *) ;; *) echo "$l" ;; esac; done
-	} >"$CFG"
-	chmod 600 "$CFG"
 }
 
 TLS_OK=("tls starttls" "tls_ca_file $CA" "user alice" "password secret")
@@ -236,14 +78,6 @@ mkmsg() {
 owe() {
 	local mid=$1 r; shift
 	for r in "$@"; do echo "$mid@example.test $r" >>"$LEDGER"; done
-}
-
-# ob NAME WANT [ARGS...] < MSG: outbox -C $CFG ARGS, exit code checked
-# (named q-NAME-exit); $OUT, $ERR kept, copies in $FS/NAME.{out,err}.
-ob() {
-	local name=$1 want=$2; shift 2
-	expect_exit "$want" "q-$name-exit" timeout 60 "$OUTBOX" -C "$CFG" "$@"
-	cp "$OUT" "$FS/$name.out"; cp "$ERR" "$FS/$name.err"
 }
 
 # qids: the IDs in $QD, oldest first.

@@ -170,7 +170,20 @@ printf 'host 127.0.0.1\nport %s\ntls off\ntimeout 10\nqueue off\nlog off\n' \
 OPID=$!
 sleep 1
 expect_grep sec-no-core-dumps '^Max core file size +0 +0' "/proc/$OPID/limits"
-expect_eq sec-not-dumpable "$(awk '/^Uid/ {print "x"}' /proc/$OPID/status)" x
+# Not dumpable, for real: the kernel gives a non-dumpable process's /proc
+# files to root, so an outbox run as nobody must show root as their owner.
+# (The shell says its pid on fd 3, then becomes outbox.)
+as_nobody sh -c 'echo $$ >&3; exec "$0" -C "$1" x@example.test' \
+	"$SRC/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
+NBG=$!
+for _ in $(seq 30); do
+	NPID=$(cat "$S/npid" 2>/dev/null)
+	ND="$(cat "/proc/$NPID/comm" 2>/dev/null) $(stat -c %U "/proc/$NPID/mem" 2>/dev/null) $(awk '/^Uid/ {print $2}' "/proc/$NPID/status" 2>/dev/null)"
+	[ "$ND" = "outbox root $(id -u nobody)" ] && break
+	sleep 0.1
+done
+expect_eq sec-not-dumpable "$ND" "outbox root $(id -u nobody)"
+kill "$NPID" 2>/dev/null; wait "$NBG" 2>/dev/null
 kill "$OPID" "$SPID" 2>/dev/null
 wait "$OPID" "$SPID" 2>/dev/null
 

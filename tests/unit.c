@@ -485,6 +485,99 @@ test_qp(void)
 	free(out);
 }
 
+/* The message rendered with flags into a new string. */
+static char *
+rendered(const char *in, int flags, struct message *m)
+{
+	char	*s, *out = calloc(1, 65536);
+
+	s = spool(in, 1, 0, m);
+	if (s == NULL || message_render(m, flags, collect, out) == -1)
+		out[0] = '\0';
+	free(s);
+	message_close(m);
+	return out;
+}
+
+static void
+test_charset(void)
+{
+	struct message	 m;
+	char		*out;
+
+	out = rendered("From: a@b\n\nh\xc3\xa9llo\n", RENDER_QP, &m);
+	CHECK("QP adds a UTF-8 Content-Type", strstr(out, "Content-Type: "
+	    "text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+	    "quoted-printable\r\n") != NULL);
+	free(out);
+	out = rendered("From: a@b\n\nl\xe9gal\n", RENDER_QP, &m);
+	CHECK("QP of invalid UTF-8 says unknown-8bit", strstr(out,
+	    "Content-Type: text/plain; charset=unknown-8bit\r\n") != NULL);
+	free(out);
+	out = rendered("From: a@b\n\n\xed\xa0\x80 \xc0\xaf\n", RENDER_QP, &m);
+	CHECK("QP: surrogates and overlongs are not UTF-8", strstr(out,
+	    "charset=unknown-8bit\r\n") != NULL);
+	free(out);
+	out = rendered("From: a@b\nContent-Type: text/plain; charset=koi8-r\n"
+	    "\n\xf0\xd2\xc9\n", RENDER_QP, &m);
+	CHECK("QP keeps a Content-Type", strstr(out, "charset=koi8-r\r\n") &&
+	    strstr(strstr(out, "Content-Type:") + 1, "Content-Type:") == NULL);
+	free(out);
+}
+
+static void
+test_rfc2047(void)
+{
+	struct message	 m;
+	char		*out, *l, *e, w[MIME_WORD_MAX], in[2048];
+	size_t		 i, n;
+	int		 ok = 1;
+
+	out = rendered("From: J\xc3\xb6rg <jorg@example.org>\nTo: "
+	    "\"M\xc3\xbcller, A.\" <a@example.org>, b@example.org, "
+	    "<j\xc3\xb6rg@example.org>\nSubject: h\xc3\xa9llo w\xc3\xb6rld\n"
+	    "\nbody\n", RENDER_QP | RENDER_7BIT, &m);
+	CHECK("2047: Subject encoded", strstr(out,
+	    "Subject: =?UTF-8?B?aMOpbGxvIHfDtnJsZA==?=\r\n") != NULL);
+	CHECK("2047: display name encoded", strstr(out,
+	    "From: =?UTF-8?B?SsO2cmc=?= <jorg@example.org>\r\n") != NULL);
+	CHECK("2047: quoted display name encoded, addresses kept", strstr(out,
+	    "To: =?UTF-8?B?TcO8bGxlciwgQS4=?= <a@example.org>, b@example.org, "
+	    "<j\xc3\xb6rg@example.org>\r\n") != NULL);
+	free(out);
+	out = rendered("Subject: h\xc3\xa9llo\n world\n\nbody\n",
+	    RENDER_QP | RENDER_7BIT, &m);
+	CHECK("2047: a folded Subject is unfolded first", strstr(out,
+	    "Subject: =?UTF-8?B?aMOpbGxvIHdvcmxk?=\r\n") != NULL);
+	free(out);
+	out = rendered("Subject: h\xc3\xa9llo\n\nbody\n", RENDER_QP, &m);
+	CHECK("2047: not without RENDER_7BIT", strstr(out,
+	    "Subject: h\xc3\xa9llo\r\n") != NULL);
+	free(out);
+	strlcpy(in, "Subject: ", sizeof(in));
+	for (i = 0; i < 100; i++)
+		strlcat(in, "\xc3\xa9", sizeof(in));
+	strlcat(in, "\n\nbody\n", sizeof(in));
+	out = rendered(in, RENDER_QP | RENDER_7BIT, &m);
+	for (l = out; (e = strstr(l, "\r\n")) != NULL && e != l; l = e + 2)
+		if (e - l > 76 || memchr(l, 0xc3, e - l) != NULL)
+			ok = 0;
+	CHECK("2047: long text in folded words of at most 75", ok &&
+	    strstr(out, "?=\r\n =?UTF-8?B?") != NULL);
+	free(out);
+	n = mime_word(w, "a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9", 47, "UTF-8", 75);
+	CHECK("2047: a word never splits a UTF-8 sequence", n == 45 &&
+	    strlen(w) <= 75);
+	n = mime_word(w, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	    "\xc3\xa9", 46, "UTF-8", 75);
+	CHECK("2047: ... and backs off to a character's start", n == 44);
+}
+
 static void
 test_dotstuff(void)
 {
@@ -606,6 +699,8 @@ main(void)
 	test_aliases();
 	test_spool();
 	test_qp();
+	test_charset();
+	test_rfc2047();
 	test_dotstuff();
 	test_config();
 	printf("unit: %d failed\n", failures);
