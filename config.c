@@ -60,6 +60,8 @@ static const struct key {
 	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
 	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
 	    365 * 86400 },
+	{ "delay_warning_time",	K_DURATION,	O(delay_warning_time), 60,
+	    365 * 86400 },
 #undef O
 };
 
@@ -420,6 +422,7 @@ load_file(struct config *cfg, const char *path, int system, int must,
 	/* With no account at all, mail waits in the queue these keys say. */
 	cfg->defaults.queue = defaults.queue;
 	cfg->defaults.queue_lifetime = defaults.queue_lifetime;
+	cfg->defaults.delay_warning_time = defaults.delay_warning_time;
 	if (defaults.queue_dir != NULL) {
 		free(cfg->defaults.queue_dir);
 		cfg->defaults.queue_dir = xstrdup(defaults.queue_dir);

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -78,6 +79,7 @@ struct account {
 	long long	 queue;		/* on (1) or off (0) */
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
+	long long	 delay_warning_time;	/* seconds; 0: no warnings */
 };
 
 struct config {
@@ -207,6 +209,7 @@ struct run {
 	int		 verbose;
 	int		 errmode;	/* -oe: 'p' print, 'm' mail, 'q' quiet */
 	int		 due_only;	/* -q --due: honour the retry schedule */
+	int		 json;		/* -bp --json: one JSON object a line */
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
 	int		 sent, deferred, bounced, busy;
@@ -228,6 +231,18 @@ struct tx {
 struct dotsink {
 	struct io	*io;
 	int		 bol;
+};
+
+/* What a delivery status notification reports (dsn.c). */
+struct dsn {
+	const struct envelope *env;	/* the recipients, with their replies */
+	const struct message *msg;	/* the original, for its header */
+	const char	*why;		/* for recipients without a reply */
+	const char	*mta;		/* Reporting-MTA: this host */
+	const char	*relay;		/* Remote-MTA, or NULL */
+	const char	*maildomain;	/* of MAILER-DAEMON */
+	time_t		 arrival;	/* Arrival-Date; 0 when unknown */
+	int		 delayed;	/* a delay warning, not a failure */
 };
 
 /* priv.c */
@@ -323,6 +338,12 @@ int	 deliver_list(struct run *);
 int	 deliver_delete(struct run *, const char *);
 void	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+
+/* json.c */
+void	 json_entry(FILE *, const struct qentry *);
+
+/* dsn.c */
+int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
 int	 check_account(const struct account *, const char *);
