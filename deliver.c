@@ -760,8 +760,8 @@ deliver_list(struct run *r)
 	}
 	strlist_free(&ids);
 	if (r->json)
-		;	/* an empty queue is no line at all, as postqueue -j */
-	else if (n == 0)
+		return EX_OK;	/* an empty queue is no line, as postqueue -j */
+	if (n == 0)
 		printf("Mail queue is empty\n");
 	else
 		printf("-- %lld Kbytes in %zu Request%s.\n", (bytes + 1023) /
