@@ -7,9 +7,10 @@ MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 LOCALSTATEDIR ?= /var
 # systemd reads units from /usr/local/lib/systemd/system too; Debian 12's
-# own are in /lib/systemd/system. cron reads only /etc/cron.d.
+# own are in /lib/systemd/system. cron reads only /etc/cron.d: with
+# another prefix the line stays under it, for the administrator to copy.
 UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
-CRONDIR	?= /etc/cron.d
+CRONDIR	?= $(SYSCONFDIR)/cron.d
 GROUP	?= outbox
 
 CC	?= cc
