@@ -1,10 +1,17 @@
 # outbox: a sendmail-compatible mail submission client.
 SHELL	 = /bin/bash
 PREFIX	?= /usr/local
-BINDIR	?= $(PREFIX)/sbin
+SBINDIR	?= $(PREFIX)/sbin
+BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 LOCALSTATEDIR ?= /var
+# systemd reads units from /usr/local/lib/systemd/system too; Debian 12's
+# own are in /lib/systemd/system. cron reads only /etc/cron.d: with
+# another prefix the line stays under it, for the administrator to copy.
+UNITDIR	?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+CRONDIR	?= $(SYSCONFDIR)/cron.d
+GROUP	?= outbox
 
 CC	?= cc
 WERROR	?= -Werror
@@ -19,10 +26,18 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
 OBJS	 = util.o priv.o config.o message.o render.o addr.o smtp.o io.o tls.o auth.o \
-	   queue.o deliver.o runner.o smtpd.o check.o
-LINKS	 = sendmail mailq newaliases
+	   queue.o deliver.o runner.o dsn.o json.o smtpd.o check.o
 
 all: outbox
+
+# The paths compiled in: rewritten only when they change, and every object
+# depends on it, so `make PREFIX=/usr install` after `make` rebuilds.
+paths.stamp: FORCE
+	@echo '$(SYSCONFDIR) $(LOCALSTATEDIR)' | cmp -s - $@ || \
+	    echo '$(SYSCONFDIR) $(LOCALSTATEDIR)' >$@
+FORCE:
+
+sendmail.o $(OBJS) tests/unit.o: paths.stamp
 
 outbox: sendmail.o $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ sendmail.o $(OBJS) $(LIBS)
@@ -107,51 +122,87 @@ analyze:
 	    -I. $(shell pkg-config --cflags $(PKGS)) 2>&1 | grep -v 'warnings generated'; \
 	    exit $${PIPESTATUS[0]}
 
+# What the Debian package ships, PREFIX-relative: the binary, the man
+# pages, the queue's systemd units and cron line with this build's paths,
+# and the configuration template unless a configuration is there.
+SEDPATHS = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 install: outbox
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man5
-	install -m 755 outbox $(DESTDIR)$(BINDIR)/outbox
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CRONDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 outbox $(DESTDIR)$(SBINDIR)/outbox
 	install -m 644 man/outbox.8 $(DESTDIR)$(MANDIR)/man8/outbox.8
 	install -m 644 man/outbox.conf.5 $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
+	for u in outbox-queue.service outbox-queue.timer; do \
+	    $(SEDPATHS) contrib/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	$(SEDPATHS) contrib/outbox.cron >$(DESTDIR)$(CRONDIR)/outbox
+	chmod 644 $(DESTDIR)$(CRONDIR)/outbox
+	[ -e $(DESTDIR)$(SYSCONFDIR)/outbox.conf ] || \
+	    install -m 640 contrib/outbox.conf.sample \
+	    $(DESTDIR)$(SYSCONFDIR)/outbox.conf
 
 # The shared install: any user may send through the system account, no
 # user can read its secret or another user's queued mail (README: threat
-# model). Needs root; creates the group outbox.
+# model). Needs root and the group $(GROUP); it never creates users or
+# groups: it says which command would, and stops.
 install-setgid: install
-	getent group outbox >/dev/null || groupadd -r outbox
-	chown root:outbox $(DESTDIR)$(BINDIR)/outbox
-	chmod 2755 $(DESTDIR)$(BINDIR)/outbox
-	install -d -o root -g outbox -m 2770 \
-	    $(DESTDIR)$(LOCALSTATEDIR)/spool/outbox
-	install -d $(DESTDIR)$(SYSCONFDIR)
-	[ -e $(DESTDIR)$(SYSCONFDIR)/outbox.conf ] || \
-	    install -o root -g outbox -m 640 contrib/outbox.conf.sample \
+	@getent group $(GROUP) >/dev/null || { \
+	    echo "install-setgid: no group $(GROUP); create it first" \
+	        "(groupadd --system $(GROUP)), then run this again"; exit 1; }
+	chown root:$(GROUP) $(DESTDIR)$(SBINDIR)/outbox \
 	    $(DESTDIR)$(SYSCONFDIR)/outbox.conf
+	chmod 2755 $(DESTDIR)$(SBINDIR)/outbox
+	chmod 640 $(DESTDIR)$(SYSCONFDIR)/outbox.conf
+	install -d -o root -g $(GROUP) -m 2770 \
+	    $(DESTDIR)$(LOCALSTATEDIR)/spool/outbox
 
-# Links sendmail, mailq and newaliases to outbox; a file that is not ours
-# is kept unless FORCE=1.
+# sendmail in SBINDIR, mailq and newaliases in BINDIR (and /usr/lib/sendmail
+# with PREFIX=/usr), links to outbox, with their man page aliases. A file
+# there that is not a link to outbox, dangling or not, is kept unless FORCE=1.
+CMDLINKS = $(SBINDIR)/sendmail $(BINDIR)/mailq $(BINDIR)/newaliases \
+	   $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sendmail)
+MANLINKS = man8/sendmail.8 man1/mailq.1 man8/newaliases.8
 install-links: install
-	@for l in $(LINKS); do \
-	    t=$(DESTDIR)$(BINDIR)/$$l; \
-	    if [ -e "$$t" ] && [ "$$(readlink "$$t")" != outbox ] && \
-	        [ -z "$(FORCE)" ]; then \
-	        echo "$$t exists and is not outbox; kept (make install-links FORCE=1 replaces it)"; \
+	@for t in $(CMDLINKS); do \
+	    d=$(DESTDIR)$$t; \
+	    if { [ -e "$$d" ] || [ -L "$$d" ]; } && \
+	        ! case $$(readlink "$$d") in outbox|$(SBINDIR)/outbox) ;; \
+	        *) false ;; esac && [ -z "$(FORCE)" ]; then \
+	        echo "$$d exists and is not outbox; kept (make install-links FORCE=1 replaces it)"; \
 	        exit 1; \
 	    fi; \
-	    ln -sf outbox "$$t"; \
 	done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(if $(filter /usr,$(PREFIX)),$(DESTDIR)$(PREFIX)/lib)
+	for t in $(CMDLINKS); do ln -sfn $(SBINDIR)/outbox $(DESTDIR)$$t || exit 1; done
+	for m in $(MANLINKS); do \
+	    ln -sfn ../man8/outbox.8 $(DESTDIR)$(MANDIR)/$$m || exit 1; done
 
+# Keeps the configuration, and any queue.
 uninstall:
-	for l in $(LINKS); do \
-	    t=$(DESTDIR)$(BINDIR)/$$l; \
-	    [ "$$(readlink "$$t")" = outbox ] && rm -f "$$t"; \
+	for t in $(CMDLINKS); do \
+	    case $$(readlink $(DESTDIR)$$t) in outbox|$(SBINDIR)/outbox) \
+	        rm -f $(DESTDIR)$$t ;; esac; \
 	done; true
-	rm -f $(DESTDIR)$(BINDIR)/outbox $(DESTDIR)$(MANDIR)/man8/outbox.8 \
-	    $(DESTDIR)$(MANDIR)/man5/outbox.conf.5
+	for m in $(MANLINKS); do \
+	    [ "$$(readlink $(DESTDIR)$(MANDIR)/$$m)" = ../man8/outbox.8 ] && \
+	        rm -f $(DESTDIR)$(MANDIR)/$$m; \
+	done; true
+	rm -f $(DESTDIR)$(SBINDIR)/outbox $(DESTDIR)$(MANDIR)/man8/outbox.8 \
+	    $(DESTDIR)$(MANDIR)/man5/outbox.conf.5 \
+	    $(DESTDIR)$(UNITDIR)/outbox-queue.service \
+	    $(DESTDIR)$(UNITDIR)/outbox-queue.timer $(DESTDIR)$(CRONDIR)/outbox
+
+# Builds the Debian package and installs, upgrades and purges it in a
+# throwaway Debian 12 root (tests/package.sh; minutes, needs root).
+check-package:
+	bash tests/package.sh
 
 clean:
-	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d
+	rm -f outbox tests/unit *.o *.d tests/*.o tests/*.d paths.stamp
 	rm -rf tests/fuzz/bin tests/fuzz/work
 
-.PHONY: all check check-asan check-valgrind fuzz demo bench lint analyze install \
+.PHONY: all FORCE check-package check check-asan check-valgrind fuzz demo bench lint analyze install \
 	install-setgid install-links uninstall clean

@@ -77,6 +77,7 @@ static const struct key {
 	ROW(queue_dir,		K_ABSPATH,	0, 0,		OWN, ALL),
 	ROW(queue_lifetime,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
+	ROW(delay_warning_time,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 #undef ROW
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))

@@ -269,7 +269,8 @@ refuse_all(struct envelope *env)
 
 /*
  * Mails the sender a report of the recipients that failed for good, with
- * the header of their message; sent over s when it is live, else queued.
+ * the header of their message (RFC 3464, dsn.c); sent over s when it is
+ * live, else queued.
  * A bounce is never bounced: -1 for mail from the null sender, or when
  * the bounce cannot go or wait; the caller keeps the message then.
  */
@@ -280,45 +281,27 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	struct qentry	 b;
 	struct msgopts	 o;
 	struct rcpt	 to;
-	char		 buf[4096], err[256];
+	struct dsn	 d;
+	struct stat	 sb;
+	char		 err[256];
 	FILE		*fp;
-	size_t		 i;
-	off_t		 off;
-	ssize_t		 n;
 	enum status	 st;
 
 	if (env->sender[0] == '\0' || (fp = tmpfile()) == NULL)
 		return -1;
-	fprintf(fp, "From: Mail Delivery System <MAILER-DAEMON@%s>\n"
-	    "To: <%s>\nSubject: Undelivered Mail Returned to Sender\n"
-	    "Auto-Submitted: auto-replied\nMIME-Version: 1.0\n"
-	    "Content-Type: text/plain; charset=utf-8\n"
-	    "Content-Transfer-Encoding: 8bit\n\n"
-	    "This is outbox on %s. Your message could not be delivered to "
-	    "these\nrecipients, and it will not be tried again:\n\n",
-	    a->maildomain, env->sender, config_hostname());
-	for (i = 0; i < env->nrcpt; i++) {
-		const struct rcpt *rc = &env->rcpt[i];
-
-		if (rc->st != ST_PERM)
-			continue;
-		if (rc->reply.code / 100 == 5)
-			fprintf(fp, "  <%s>: %d %s\n", rc->addr, rc->reply.code,
-			    rc->reply.text);
-		else
-			fprintf(fp, "  <%s>: %s\n", rc->addr, why);
+	memset(&d, 0, sizeof(d));
+	d.env = env;
+	d.msg = m;
+	d.why = why;
+	d.mta = config_hostname();
+	d.relay = s != NULL ? s->host : NULL;
+	d.maildomain = a->maildomain;
+	/* The spool file is written once, when the message arrives. */
+	d.arrival = fstat(m->fd, &sb) == 0 ? sb.st_mtime : 0;
+	if (dsn_write(fp, &d) == -1) {
+		fclose(fp);
+		return -1;
 	}
-	fprintf(fp, "\nThe header of your message follows.\n\n");
-	for (off = 0; off < m->body; off += n) {
-		n = pread(m->fd, buf, (size_t)(m->body - off) < sizeof(buf) ?
-		    (size_t)(m->body - off) : sizeof(buf), off);
-		if (n <= 0)
-			break;
-		for (ssize_t k = 0; k < n; k++)
-			if (buf[k] != '\r')
-				putc(buf[k], fp);
-	}
-	fflush(fp);
 	rewind(fp);
 	memset(&o, 0, sizeof(o));
 	o.sender = "MAILER-DAEMON";

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -118,6 +119,7 @@ struct account {
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
 	long long	 sessions;	/* parallel sessions in a queue run */
+	long long	 delay_warning_time;	/* seconds; 0: no warnings */
 };
 
 struct config {
@@ -254,6 +256,7 @@ struct run {
 	int		 errmode;	/* -oe: 'p' print, 'm' mail, 'q' quiet;
 					   's' -bs: mail partial refusals */
 	int		 due_only;	/* -q --due: honour the retry schedule */
+	int		 json;		/* -bp --json: one JSON object a line */
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
 	int		 sent, deferred, bounced, busy;
@@ -263,6 +266,18 @@ struct run {
 struct dotsink {
 	struct io	*io;
 	int		 bol;
+};
+
+/* What a delivery status notification reports (dsn.c). */
+struct dsn {
+	const struct envelope *env;	/* the recipients, with their replies */
+	const struct message *msg;	/* the original, for its header */
+	const char	*why;		/* for recipients without a reply */
+	const char	*mta;		/* Reporting-MTA: this host */
+	const char	*relay;		/* Remote-MTA, or NULL */
+	const char	*maildomain;	/* of MAILER-DAEMON */
+	time_t		 arrival;	/* Arrival-Date; 0 when unknown */
+	int		 delayed;	/* a delay warning, not a failure */
 };
 
 /* priv.c */
@@ -381,6 +396,11 @@ void	 deliver_queue(struct run *, struct failure *);
 void	 deliver_flush(struct run *, struct session *, const struct account *);
 void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
+/* json.c */
+void	 json_entry(FILE *, const struct qentry *);
+
+/* dsn.c */
+int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
 void	 check_account(const struct account *, const char *, const char *,

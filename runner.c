@@ -355,6 +355,11 @@ deliver_list(struct run *r, struct failure *f)
 	for (i = 0; i < ids.n; i++) {
 		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0)
 			continue;
+		if (r->json) {
+			json_entry(stdout, &q);
+			queue_free(&q);
+			continue;
+		}
 		if (n++ == 0)
 			printf("-Queue ID-  --Size-- ----Arrival Time---- "
 			    "-Sender/Recipient-------\n");
@@ -372,6 +377,8 @@ deliver_list(struct run *r, struct failure *f)
 		queue_free(&q);
 	}
 	strlist_free(&ids);
+	if (r->json)
+		return;		/* an empty queue is no line, as postqueue -j */
 	if (n == 0)
 		printf("Mail queue is empty\n");
 	else

@@ -50,6 +50,7 @@ struct opts {
 	int		 deliver;	/* -od: 'i', 'b' or 'q' */
 	int		 errmode;	/* -oe: 'p', 'm' or 'q' */
 	int		 due_only;	/* -q --due, -qTIME */
+	int		 json;		/* -bp --json */
 	char		 qsel;		/* -qI, -qR, -qS, -qD */
 	const char	*qarg;
 	struct strlist	 rcpt;
@@ -237,6 +238,8 @@ parse_long(struct opts *o, const char *a)
 		o->mode = M_CHECK;
 	else if (strcmp(a, "--due") == 0)
 		o->due_only = 1;
+	else if (strcmp(a, "--json") == 0)
+		o->json = 1;
 	else {
 		warnx("unknown option %s", a);
 		usage();
@@ -566,8 +569,11 @@ main(int argc, char *argv[])
 	r.errmode = o.errmode;
 	r.due_only = o.due_only;
 	r.qsel = o.qsel;
+	r.json = o.json;
 	r.qarg = o.qarg;
-	r.qdir = queue_dir(a, home, qbuf, sizeof(qbuf));
+	/* --check looks, it does not make the queue (as root it could). */
+	r.qdir = o.mode == M_CHECK ? NULL : queue_dir(a, home, qbuf,
+	    sizeof(qbuf));
 	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
 		if (o.mode == M_QUEUE || o.mode == M_LIST || o.deliver != 'i')
 			fatal(EX_CANTCREAT, "%s", err);

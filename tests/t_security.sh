@@ -14,6 +14,21 @@ if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
 	exit 0
 fi
 
+# The group outbox exists only in a private mount namespace, over a copy
+# of /etc/group: install-setgid needs it, the host never gets it.
+if [ -z "${SEC_PRIVATE_ETC:-}" ]; then
+	cp /etc/group "$S/group" && cp /etc/passwd "$S/passwd" || exit 1
+	if ! getent group outbox >/dev/null; then
+		gid=999
+		while getent group "$gid" >/dev/null; do gid=$((gid - 1)); done
+		echo "outbox:x:$gid:" >>"$S/group"
+	fi
+	SEC_PRIVATE_ETC=1 exec unshare -m --propagation private -- sh -c \
+	    'mount --bind "$1/group" /etc/group &&
+	    mount --bind "$1/passwd" /etc/passwd && exec bash "$2"' \
+	    sh "$S" "$0"
+fi
+
 # A build whose system file, queue and binary live under $S/root.
 R=$S/root
 mkdir -p "$S/src"

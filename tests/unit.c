@@ -683,6 +683,86 @@ test_config(void)
 	test_secret(path);
 }
 
+/* The report dsn_write() makes for env about m, in memory (free it). */
+static char *
+dsn_text(const struct envelope *env, const struct message *m, int delayed)
+{
+	struct dsn	 d;
+	char		*buf = NULL;
+	size_t		 len = 0;
+	FILE		*fp = open_memstream(&buf, &len);
+
+	memset(&d, 0, sizeof(d));
+	d.env = env;
+	d.msg = m;
+	d.why = "why";
+	d.mta = "mta.example";
+	d.maildomain = "example.test";
+	d.arrival = 1;
+	d.delayed = delayed;
+	if (fp == NULL || dsn_write(fp, &d) == -1) {
+		if (fp != NULL)
+			fclose(fp);
+		free(buf);
+		return NULL;
+	}
+	fclose(fp);
+	return buf;
+}
+
+static void
+test_dsn(void)
+{
+	struct message	 m;
+	struct rcpt	 rc[3];
+	struct envelope	 env;
+	char		*s, *t;
+
+	free(spool("Subject: dsn\nMessage-ID: <d@x>\n\nthe body\n", 1, 0, &m));
+	memset(rc, 0, sizeof(rc));
+	memset(&env, 0, sizeof(env));
+	rc[0].addr = (char *)(uintptr_t)"gone@x";
+	rc[0].st = ST_PERM;
+	rc[0].reply.code = 550;
+	strlcpy(rc[0].reply.text, "5.1.1 no such user",
+	    sizeof(rc[0].reply.text));
+	rc[1].addr = (char *)(uintptr_t)"late@x";
+	rc[1].st = ST_TEMP;
+	rc[1].reply.code = 451;
+	strlcpy(rc[1].reply.text, "4.3.0 try\x01 later",
+	    sizeof(rc[1].reply.text));
+	rc[2].addr = (char *)(uintptr_t)"odd@x";
+	rc[2].st = ST_PERM;
+	rc[2].reply.code = 554;
+	strlcpy(rc[2].reply.text, "5.1 not a code", sizeof(rc[2].reply.text));
+	env.sender = (char *)(uintptr_t)"s@x";
+	env.rcpt = rc;
+	env.nrcpt = 3;
+	s = dsn_text(&env, &m, 0);
+	CHECK("dsn failed: multipart/report", s && strstr(s, "Content-Type: "
+	    "multipart/report; report-type=delivery-status;"));
+	CHECK("dsn failed: enhanced code from the reply", s && strstr(s,
+	    "Final-Recipient: rfc822; gone@x\nAction: failed\n"
+	    "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 no such user\n"));
+	CHECK("dsn failed: no code in the reply gives 5.0.0", s && strstr(s,
+	    "rfc822; odd@x\nAction: failed\nStatus: 5.0.0\n"));
+	CHECK("dsn failed: waiting recipient left out", s &&
+	    !strstr(s, "late@x"));
+	CHECK("dsn: header without the body", s && strstr(s,
+	    "Message-ID: <d@x>") && !strstr(s, "the body"));
+	t = dsn_text(&env, &m, 1);
+	CHECK("dsn delayed: Action delayed, 4.3.0", t && strstr(t,
+	    "Final-Recipient: rfc822; late@x\nAction: delayed\n"
+	    "Status: 4.3.0\n") && strstr(t, "Delayed Mail"));
+	CHECK("dsn delayed: control character censored", t &&
+	    strstr(t, "451 4.3.0 try? later"));
+	CHECK("dsn delayed: failed recipients left out", t &&
+	    !strstr(t, "gone@x"));
+	free(s);
+	free(t);
+	message_close(&m);
+}
+
 int
 main(void)
 {
@@ -703,6 +783,7 @@ main(void)
 	test_rfc2047();
 	test_dotstuff();
 	test_config();
+	test_dsn();
 	printf("unit: %d failed\n", failures);
 	return failures != 0;
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Bounces are RFC 3464 delivery status notifications: a 5xx at RCPT with
+# -oem, and an entry given up after queue_lifetime, each bounce read back
+# from the loopback Postfix's Maildir and parsed with Python's email
+# package (tests/dsncheck.py): multipart/report; report-type=delivery-status,
+# the three parts, each required field.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+. "$TESTROOT/postfix/env"
+W=$TESTROOT/dsn
+rm -rf "$W"; mkdir -p "$W"
+
+# cfg PORT [LINE...]: $W/cfg for the plain port PORT, queue in $W/q.
+cfg() {
+	local port=$1; shift
+	printf '%s\n' "host $PF_HOST" "port $port" "tls off" "timeout 5" \
+		"dead_letter $W/dead" "queue_dir $W/q" "log off" "$@" >"$W/cfg"
+	chmod 600 "$W/cfg"
+}
+# msg MID: a small message with that Message-ID in $W/MID.msg.
+msg() {
+	printf '%s\n' "From: <$2>" 'To: someone' "Message-ID: <$1@example.test>" \
+		"Subject: dsn test $1" '' 'The body, not to be returned.' >"$W/$1.msg"
+}
+# dsncheck NAME FILE ACTION RCPT [STATUS]: every line of dsncheck.py a check.
+dsncheck() {
+	local name=$1 line; shift
+	python3 "$here/dsncheck.py" "$@" >"$W/$name.check" 2>&1
+	while IFS= read -r line; do
+		case $line in
+		"ok   "*) pass "dsn-$name-${line#ok   }" ;;
+		"FAIL "*) line=${line#FAIL }; fail "dsn-$name-${line%%:*}" "${line#*: }" ;;
+		*) fail "dsn-$name-tool" "$line" ;;
+		esac
+	done <"$W/$name.check"
+	[ -s "$W/$name.check" ] || fail "dsn-$name-tool" "dsncheck printed nothing"
+}
+
+# got_bounce NAME LOCALPART: the one bounce in LOCALPART's Maildir, in $f.
+got_bounce() {
+	f=
+	if mail_wait "$2"; then
+		pass "dsn-$1-bounce-arrived"
+		f=$(mail_file "$2")
+	else
+		fail "dsn-$1-bounce-arrived" "no bounce in $2's Maildir"
+		return 1
+	fi
+}
+
+# A 5xx at RCPT, -oem: the refusal comes back as a report with the
+# server's enhanced code and its reply as Diagnostic-Code.
+mail_clear
+cfg "$PF_PLAIN"
+msg rcpt5xx dsn-one@example.test
+expect_exit 67 dsn-rcpt-exit "$OUTBOX" -C "$W/cfg" -oem -i -f dsn-one@example.test \
+	reject-nobody@example.test dsn-ok@example.test <"$W/rcpt5xx.msg"
+expect_grep dsn-rcpt-mailed 'error report mailed to <dsn-one@example.test>' "$ERR"
+check dsn-rcpt-others-got-it mail_wait dsn-ok
+if got_bounce rcpt dsn-one; then
+	dsncheck rcpt "$f" failed reject-nobody@example.test 5.1.1
+	expect_grep dsn-rcpt-diagnostic '^Diagnostic-Code: smtp; 550 5\.1\.1' "$f"
+	expect_grep dsn-rcpt-null-sender '^Return-Path: <(MAILER-DAEMON)?>$' "$f"
+	expect_nogrep dsn-rcpt-no-body 'The body, not to be returned' "$f"
+fi
+
+# queue_lifetime: the entry waits while no server answers, is given up
+# once older than the lifetime (its created line is moved back 6 days),
+# and the bounce, queued since nothing answered, goes with the next run.
+mail_clear
+rm -rf "$W/q"
+dead=$((PF_PLAIN - 20))		# nothing listens there (tests/postfix.sh ports)
+cfg "$dead"
+msg expire dsn-two@example.test
+expect_exit 0 dsn-life-queued "$OUTBOX" -C "$W/cfg" -i -f dsn-two@example.test \
+	dsn-late@example.test <"$W/expire.msg"
+env=$(ls "$W"/q/*.env 2>/dev/null | head -1)
+check dsn-life-entry test -n "$env"
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$env"
+expect_exit 0 dsn-life-run "$OUTBOX" -C "$W/cfg" -q
+expect_grep dsn-life-bounced '1 bounced' "$OUT"
+cfg "$PF_PLAIN"
+expect_exit 0 dsn-life-run2 "$OUTBOX" -C "$W/cfg" -q
+if got_bounce life dsn-two; then
+	dsncheck life "$f" failed dsn-late@example.test 5.0.0
+	expect_grep dsn-life-why '^Diagnostic-Code: X-outbox; gave up after queue_lifetime' "$f"
+	expect_grep dsn-life-orig-header '^Message-ID: <expire@example\.test>' "$f"
+fi
+expect_eq dsn-life-queue-empty "$(ls "$W/q" | grep -c '\.env$')" 0
