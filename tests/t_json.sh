@@ -23,12 +23,12 @@ expect_exit 0 json-empty "$OUTBOX" -C "$W/cfg" -bp --json
 expect_eq json-empty-no-lines "$(wc -c <"$OUT")" 0
 
 printf 'Subject: j1\n\nhi\n' >"$W/m"
-expect_exit 0 json-queue-1 "$OUTBOX" -C "$W/cfg" -i -f 'odd"send\er@example.test' \
+expect_exit 0 json-queue-1 "$OUTBOX" -C "$W/cfg" -i -f '"odd\"send\\er"@example.test' \
 	r1@example.test '"q\"x"@example.test' <"$W/m"
 expect_exit 0 json-queue-2 "$OUTBOX" -C "$W/cfg" -i -f s2@example.test r3@example.test <"$W/m"
 # The first entry's error line gets what a hostile or odd server could
 # put there (the file is read as hostile; mailq must still say it).
-env=$(grep -l '^sender odd' "$W"/q/*.env)
+env=$(grep -l '^sender "odd' "$W"/q/*.env)
 python3 -c 'import sys
 p = sys.argv[1]; d = open(p, "rb").read().split(b"\n")
 d = [b"error q\"u\\o\x01te\t\xff \xc3\xa9 \xed\xa0\x80 end" if l.startswith(b"error ")
@@ -43,7 +43,7 @@ expect_eq json-fields "$(jq_py 'all(set(e) >= {"queue_name", "queue_id", "arriva
 expect_eq json-queue-name "$(jq_py 'sorted(set(e["queue_name"] for e in L))' "$J")" "['deferred']"
 expect_eq json-ids "$(jq_py 'sorted(e["queue_id"] for e in L)' "$J")" \
 	"$(python3 -c 'import sys; print(sorted(sys.argv[1:]))' $(cd "$W/q" && ls *.env | sed 's/\.env$//'))"
-expect_eq json-sender-escaped "$(jq_py '[e["sender"] for e in L if e["sender"].startswith("odd")][0]' "$J")" 'odd"send\er@example.test'
+expect_eq json-sender-escaped "$(jq_py '[e["sender"] for e in L if e["sender"].startswith("\"odd")][0]' "$J")" '"odd\"send\\er"@example.test'
 expect_eq json-rcpt-quoted "$(jq_py '[r["address"] for e in L for r in e["recipients"]]' "$J" | grep -c 'q\\\\"x')" 1
 expect_eq json-rcpts "$(jq_py 'sorted(len(e["recipients"]) for e in L)' "$J")" "[1, 2]"
 expect_eq json-delay-reason "$(jq_py '[r["delay_reason"] for e in L for r in e["recipients"] if r["address"] == "r1@example.test"][0]' "$J")" \
