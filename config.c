@@ -42,6 +42,7 @@ static const struct key {
 	{ "tls_cert_file",	K_STR,		O(tls_cert_file), 0, 0 },
 	{ "tls_key_file",	K_STR,		O(tls_key_file), 0, 0 },
 	{ "tls_min_version",	K_TLSVER,	O(tls_min_version), 0, 0 },
+	{ "tls_session_cache",	K_BOOL,		O(tls_session_cache), 0, 1 },
 	{ "auth",		K_AUTH,		O(auth),	0, 0 },
 	{ "auth_plaintext",	K_BOOL,		O(auth_plaintext), 0, 1 },
 	{ "user",		K_STR,		O(user),	0, 0 },
@@ -95,6 +96,7 @@ account_init(struct account *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->tls_min_version = TLS1_2_VERSION;
+	a->tls_session_cache = 1;
 	a->timeout = 60;
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;

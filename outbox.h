@@ -61,6 +61,7 @@ struct account {
 	char		*tls_cert_file;
 	char		*tls_key_file;
 	long long	 tls_min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	long long	 tls_session_cache;	/* resume sessions: on (1) */
 	char		*auth;		/* NULL: on when user is set */
 	long long	 auth_plaintext;
 	char		*user;
@@ -168,6 +169,7 @@ struct session {
 	const struct account *acct;
 	struct io	 io;
 	SSL_CTX		*ctx;
+	const char	*state_dir;	/* TLS session files; NULL: none */
 	int		 verbose;
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
@@ -287,8 +289,7 @@ void	 io_quickack(int);
 
 /* tls.c */
 SSL_CTX	*tls_context(const struct account *, char *, size_t);
-int	 tls_start(struct io *, SSL_CTX *, const struct account *,
-	    const char *, char *, size_t);
+int	 tls_start(struct session *, const char *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);

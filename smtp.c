@@ -330,8 +330,8 @@ greet(struct session *s, const char *host)
 
 	io_init(&s->io, s->io.fd, s->acct->timeout * 1000);
 	s->io.tcp = 1;
-	if (s->acct->tls == TLS_IMPLICIT && tls_start(&s->io, s->ctx, s->acct,
-	    host, err, sizeof(err)) == -1)
+	if (s->acct->tls == TLS_IMPLICIT &&
+	    tls_start(s, host, err, sizeof(err)) == -1)
 		return smtp_fail(s, "TLS: %s", err);
 	if ((code = read_reply(s, 0)) == -1)
 		return ST_TEMP;
@@ -355,8 +355,7 @@ greet(struct session *s, const char *host)
 		if (io_pending(&s->io) > 0)
 			return smtp_fail(s, "the server sent data after its "
 			    "STARTTLS reply; possible injection attack");
-		if (tls_start(&s->io, s->ctx, s->acct, host, err,
-		    sizeof(err)) == -1)
+		if (tls_start(s, host, err, sizeof(err)) == -1)
 			return smtp_fail(s, "TLS: %s", err);
 		if ((st = ehlo(s)) != ST_OK)
 			return st;
