@@ -21,6 +21,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "outbox.h"
@@ -32,12 +33,35 @@
 #define TLS12_CIPHERS	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:" \
 			"DHE+CHACHA20:!aNULL:!eNULL:!kRSA"
 
-/* The session file: magic, the digest of its key, then the DER session. */
+/*
+ * The session file: magic, the digest of its key, when the chain was
+ * verified (8 octets, big-endian seconds), then the DER session.
+ */
 #define CACHE_MAGIC	"outbox-tls-session-1\n"
 #define CACHE_MAGICLEN	(sizeof(CACHE_MAGIC) - 1)
 #define CACHE_KEYLEN	32		/* SHA-256 */
-#define CACHE_HDR	(CACHE_MAGICLEN + CACHE_KEYLEN)
+#define CACHE_HDR	(CACHE_MAGICLEN + CACHE_KEYLEN + 8)
 #define CACHE_MAX	(64 * 1024)	/* a session and its peer certificate */
+/*
+ * How long a verification lasts through resumptions (each of which brings
+ * a new ticket): Postfix's smtp_tls_session_cache_timeout. A CA removed
+ * from the system store stops counting within the hour.
+ */
+#define CACHE_AGE_MAX	3600
+
+#define CA_FILE_MAX	(16 * 1024 * 1024)	/* a big system bundle is 0.2 MiB */
+
+/*
+ * tls_ca_file, read at setup (with the rights of the account's owner) and
+ * parsed only when a full handshake verifies a chain: a resumed session
+ * never pays for OpenSSL's certificate decoding. In the SSL_CTX's ex_data.
+ */
+struct tlsca {
+	char		*pem;
+	size_t		 len;
+	unsigned char	 md[32];	/* its SHA-256, part of the cache key */
+	int		 parsed;
+};
 
 /* One connection's session cache, in its SSL's ex_data. */
 struct tlscache {
@@ -45,6 +69,7 @@ struct tlscache {
 	unsigned char	 key[CACHE_KEYLEN];
 	char		 name[2 * CACHE_KEYLEN + 8];	/* tls-HEX */
 	int		 offered;	/* a cached session went out */
+	time_t		 since;		/* its chain was verified then */
 	int		 verified;	/* the peer passed every check */
 	int		 pending;	/* a session came before it did */
 };
@@ -59,18 +84,23 @@ static int	tls_verified(struct io *, const struct tlscache *,
 		    const struct account *, const char *, char *, size_t);
 static void	tls_error(char *, size_t, const char *);
 static int	tls_default_store(SSL_CTX *);
+static int	ca_index(void);
+static void	ca_free(void *, void *, CRYPTO_EX_DATA *, int, long, void *);
+static int	ca_read(SSL_CTX *, const char *, char *, size_t);
+static void	ca_store(X509_STORE *, BIO *);
+static int	ca_verify(X509_STORE_CTX *, void *);
 static int	cache_index(void);
 static void	cache_free(void *, void *, CRYPTO_EX_DATA *, int, long,
 		    void *);
 static struct tlscache *cache_new(const struct session *, const char *);
 static int	cache_key(const struct account *, const char *,
-		    unsigned char *);
+		    const struct tlsca *, unsigned char *);
 static SSL_SESSION *cache_load(const struct tlscache *,
-		    const struct account *, const char *);
+		    const struct account *, const char *, time_t *);
 static int	cache_trusted(const struct stat *);
 static SSL_SESSION *cache_parse(const struct tlscache *,
-		    const unsigned char *, size_t);
-static int	cache_usable(SSL_SESSION *, const struct account *,
+		    const unsigned char *, size_t, time_t *);
+static int	cache_usable(SSL_SESSION *, time_t, const struct account *,
 		    const char *);
 static void	cache_save(const struct tlscache *, SSL_SESSION *);
 static int	cache_issued(SSL *, SSL_SESSION *);
@@ -125,11 +155,8 @@ tls_context(const struct account *a, char *err, size_t errlen)
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		if (a->tls_ca_file != NULL) {
-			if (SSL_CTX_load_verify_locations(ctx, a->tls_ca_file,
-			    NULL) != 1) {
-				tls_error(err, errlen, a->tls_ca_file);
+			if (ca_read(ctx, a->tls_ca_file, err, errlen) == -1)
 				goto fail;
-			}
 		} else if (tls_default_store(ctx) == -1) {
 			tls_error(err, errlen, "system CA store");
 			goto fail;
@@ -171,6 +198,110 @@ tls_default_store(SSL_CTX *ctx)
 	if (dir == NULL)
 		dir = X509_get_default_cert_dir();
 	return SSL_CTX_load_verify_dir(ctx, dir) == 1 ? 0 : -1;
+}
+
+/* The ex_data slot of struct tlsca: taken once, then only read. */
+static int
+ca_index(void)
+{
+	static int	idx = -1;
+
+	if (idx == -1)
+		idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ca_free);
+	return idx;
+}
+
+static void
+ca_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	struct tlsca	*ca = ptr;
+
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (ca != NULL)
+		free(ca->pem);
+	free(ca);
+}
+
+/* Reads the CA file into the context; its certificates wait in ca_verify. */
+static int
+ca_read(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+	struct tlsca	*ca;
+	struct stat	 st;
+	ssize_t		 n = -1;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "tls_ca_file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	ca = xcalloc(1, sizeof(*ca));
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    st.st_size <= CA_FILE_MAX) {
+		ca->pem = xcalloc(1, st.st_size);
+		n = read(fd, ca->pem, st.st_size);
+	}
+	close(fd);
+	if (n <= 0 || n != st.st_size || EVP_Digest(ca->pem, n, ca->md, NULL,
+	    EVP_sha256(), NULL) != 1 || ca_index() == -1 ||
+	    SSL_CTX_set_ex_data(ctx, ca_index(), ca) != 1) {
+		snprintf(err, errlen, "tls_ca_file %s: not a regular file of "
+		    "PEM certificates (at most %d MiB)", path,
+		    CA_FILE_MAX >> 20);
+		ca_free(NULL, ca, NULL, 0, 0, NULL);
+		return -1;
+	}
+	ca->len = n;
+	SSL_CTX_set_cert_verify_callback(ctx, ca_verify, NULL);
+	return 0;
+}
+
+/* Adds the certificates and CRLs of a PEM stream to a store. */
+static void
+ca_store(X509_STORE *store, BIO *bio)
+{
+	STACK_OF(X509_INFO)	*inf;
+	X509_INFO		*xi;
+	int			 i;
+
+	if ((inf = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL)) == NULL)
+		return;
+	for (i = 0; i < sk_X509_INFO_num(inf); i++) {
+		xi = sk_X509_INFO_value(inf, i);
+		if (xi->x509 != NULL)
+			X509_STORE_add_cert(store, xi->x509);
+		if (xi->crl != NULL)
+			X509_STORE_add_crl(store, xi->crl);
+	}
+	sk_X509_INFO_pop_free(inf, X509_INFO_free);
+}
+
+/*
+ * OpenSSL's chain verification, once the CA file's certificates are in the
+ * store (on the first full handshake of this context).
+ */
+static int
+ca_verify(X509_STORE_CTX *xs, void *arg)
+{
+	SSL		*ssl = X509_STORE_CTX_get_ex_data(xs,
+			    SSL_get_ex_data_X509_STORE_CTX_idx());
+	SSL_CTX		*ctx = SSL_get_SSL_CTX(ssl);
+	struct tlsca	*ca = SSL_CTX_get_ex_data(ctx, ca_index());
+	BIO		*bio;
+
+	(void)arg;
+	if (ca != NULL && !ca->parsed) {
+		ca->parsed = 1;
+		/* What SSL_CTX_load_verify_locations does with a file. */
+		if ((bio = BIO_new_mem_buf(ca->pem, (int)ca->len)) != NULL) {
+			ca_store(SSL_CTX_get_cert_store(ctx), bio);
+			BIO_free(bio);
+		}
+		ERR_clear_error();
+	}
+	return X509_verify_cert(xs);
 }
 
 /* Handles SSL_ERROR_WANT_*; returns 1 to retry, -1 on failure. */
@@ -390,6 +521,9 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 		return -1;
 	if (c != NULL) {
 		c->verified = 1;
+		/* A resumed session keeps the time of its verification. */
+		if (!SSL_session_reused(io->ssl))
+			c->since = time(NULL);
 		/* TLS 1.2 issues the session inside the handshake. */
 		if (c->pending)
 			cache_save(c, SSL_get0_session(io->ssl));
@@ -438,7 +572,8 @@ cache_new(const struct session *s, const char *host)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
 	c->dir = s->state_dir;
-	if (cache_key(s->acct, host, c->key) == -1 ||
+	if (cache_key(s->acct, host, SSL_CTX_get_ex_data(s->ctx, ca_index()),
+	    c->key) == -1 ||
 	    SSL_set_ex_data(s->io.ssl, cache_index(), c) != 1) {
 		free(c);
 		return NULL;
@@ -446,7 +581,7 @@ cache_new(const struct session *s, const char *host)
 	strlcpy(c->name, "tls-", sizeof(c->name));
 	for (i = 0; i < CACHE_KEYLEN; i++)
 		snprintf(c->name + 4 + 2 * i, 3, "%02x", c->key[i]);
-	if ((sess = cache_load(c, s->acct, host)) != NULL) {
+	if ((sess = cache_load(c, s->acct, host, &c->since)) != NULL) {
 		c->offered = SSL_set_session(s->io.ssl, sess) == 1;
 		SSL_SESSION_free(sess);
 	}
@@ -460,14 +595,16 @@ cache_new(const struct session *s, const char *host)
 /*
  * The cache key's SHA-256: whose account (its file, and the user for a
  * user's account), which server, and everything that decides whom we
- * trust there. A session verified under one key is never used for another.
+ * trust there, the CA file's contents included. A session verified under
+ * one key is never used for another.
  */
 static int
-cache_key(const struct account *a, const char *host, unsigned char *key)
+cache_key(const struct account *a, const char *host, const struct tlsca *ca,
+    unsigned char *key)
 {
-	char		 num[3][32];
+	char		 num[3][32], camd[2 * sizeof(ca->md) + 1] = "";
 	const char	*f[] = { "1", a->name, a->file, num[0], host, num[1],
-	    num[2], a->tls_ca_file, a->tls_fingerprint, a->tls_cert_file,
+	    num[2], a->tls_ca_file, camd, a->tls_fingerprint, a->tls_cert_file,
 	    a->tls_key_file };
 	EVP_MD_CTX	*md;
 	unsigned int	 len = 0;
@@ -478,6 +615,8 @@ cache_key(const struct account *a, const char *host, unsigned char *key)
 	    (long)getuid());
 	snprintf(num[1], sizeof(num[1]), "%lld", a->port);
 	snprintf(num[2], sizeof(num[2]), "%lld", a->tls_min_version);
+	for (i = 0; ca != NULL && i < sizeof(ca->md); i++)
+		snprintf(camd + 2 * i, 3, "%02x", ca->md[i]);
 	if ((md = EVP_MD_CTX_new()) == NULL)
 		return -1;
 	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
@@ -515,7 +654,7 @@ cache_trusted(const struct stat *st)
  */
 static SSL_SESSION *
 cache_load(const struct tlscache *c, const struct account *a,
-    const char *host)
+    const char *host, time_t *since)
 {
 	unsigned char	*buf = NULL;
 	SSL_SESSION	*sess = NULL;
@@ -538,8 +677,8 @@ cache_load(const struct tlscache *c, const struct account *a,
 	}
 	close(fd);
 	if (n == st.st_size &&
-	    (sess = cache_parse(c, buf, (size_t)n)) != NULL &&
-	    !cache_usable(sess, a, host)) {
+	    (sess = cache_parse(c, buf, (size_t)n, since)) != NULL &&
+	    !cache_usable(sess, *since, a, host)) {
 		SSL_SESSION_free(sess);
 		sess = NULL;
 	}
@@ -550,14 +689,22 @@ cache_load(const struct tlscache *c, const struct account *a,
 
 /* The session in a file's bytes, if the magic and the key are c's. */
 static SSL_SESSION *
-cache_parse(const struct tlscache *c, const unsigned char *buf, size_t len)
+cache_parse(const struct tlscache *c, const unsigned char *buf, size_t len,
+    time_t *since)
 {
 	const unsigned char	*p = buf + CACHE_HDR;
 	SSL_SESSION		*sess;
+	uint64_t		 t = 0;
+	size_t			 i;
 
 	if (len <= CACHE_HDR || memcmp(buf, CACHE_MAGIC, CACHE_MAGICLEN) != 0 ||
 	    memcmp(buf + CACHE_MAGICLEN, c->key, CACHE_KEYLEN) != 0)
 		return NULL;
+	for (i = CACHE_MAGICLEN + CACHE_KEYLEN; i < CACHE_HDR; i++)
+		t = t << 8 | buf[i];
+	if (t > INT64_MAX)
+		return NULL;
+	*since = (time_t)t;
 	if ((sess = d2i_SSL_SESSION(NULL, &p, (long)(len - CACHE_HDR))) ==
 	    NULL)
 		return NULL;
@@ -568,16 +715,21 @@ cache_parse(const struct tlscache *c, const unsigned char *buf, size_t len)
 	return sess;
 }
 
-/* Whether a parsed session is one to offer: live, resumable, for host. */
+/*
+ * Whether a parsed session is one to offer: live, resumable, verified
+ * within the hour, for host.
+ */
 static int
-cache_usable(SSL_SESSION *sess, const struct account *a, const char *host)
+cache_usable(SSL_SESSION *sess, time_t since, const struct account *a,
+    const char *host)
 {
 	char	 err[256];
 	time_t	 now = time(NULL), t = SSL_SESSION_get_time(sess);
 
 	if (!SSL_SESSION_is_resumable(sess) ||
 	    SSL_SESSION_get_protocol_version(sess) < a->tls_min_version ||
-	    t > now + 60 || now - t >= SSL_SESSION_get_timeout(sess))
+	    t > now + 60 || now - t >= SSL_SESSION_get_timeout(sess) ||
+	    since > now + 60 || now - since >= CACHE_AGE_MAX)
 		return 0;
 	return tls_peer_ok(SSL_SESSION_get0_peer(sess), a, host, err,
 	    sizeof(err));
@@ -595,7 +747,7 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 	unsigned char	*buf, *p;
 	char		 tmp[sizeof(c->name) + 32];
 	mode_t		 mode = priv_group() != (gid_t)-1 ? 0660 : 0600;
-	size_t		 len;
+	size_t		 len, i;
 	int		 dfd, fd, n, ok;
 
 	if (sess == NULL || (n = i2d_SSL_SESSION(sess, NULL)) <= 0 ||
@@ -605,6 +757,8 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 	buf = xcalloc(1, len);
 	memcpy(buf, CACHE_MAGIC, CACHE_MAGICLEN);
 	memcpy(buf + CACHE_MAGICLEN, c->key, CACHE_KEYLEN);
+	for (i = 0; i < 8; i++)
+		buf[CACHE_HDR - 1 - i] = (uint64_t)c->since >> (8 * i) & 0xff;
 	p = buf + CACHE_HDR;
 	snprintf(tmp, sizeof(tmp), "tmp.%s.%ld", c->name, (long)getpid());
 	priv_raise();

@@ -102,6 +102,25 @@ check tls-foreign-key-full full foreign-key
 send foreign-key2 0
 check tls-foreign-key-replaced resumed foreign-key2
 
+# The CA file's contents are part of the key: the same file resumes, a
+# changed one (a line added) costs a full handshake.
+cp "$CA" "$FS/ca-grow.pem"
+mkcfg grow "$Q" "tls_ca_file $FS/ca-grow.pem"
+send grow1 0
+send grow2 0
+check tls-ca-same-contents-resumed resumed grow2
+echo "# changed" >>"$FS/ca-grow.pem"
+send grow3 0
+check tls-ca-changed-full full grow3
+# A CA file without a certificate (parsed at the first full handshake).
+printf 'not a certificate\n' >"$FS/ca-junk.pem"
+mkcfg junk "$Q" "tls_ca_file $FS/ca-junk.pem" "queue off"
+send junk 75
+expect_grep tls-ca-junk-unverified 'unable to get local issuer' "$FS/junk.stderr"
+mkcfg junk "$Q" "tls_ca_file $FS/nonexistent.pem" "queue off"
+send ca-missing 75
+expect_grep tls-ca-missing-named 'tls_ca_file .*nonexistent.pem: No such file' "$FS/ca-missing.stderr"
+
 # Corrupt contents: a full handshake, delivered, the file rewritten.
 mkcfg a "$Q" "tls_ca_file $CA"
 head -c 200 /dev/urandom >"$COLD"; chmod 600 "$COLD"
@@ -116,6 +135,22 @@ check tls-truncated-full full truncated
 head -c 100000 /dev/zero >"$COLD"; chmod 600 "$COLD"
 send oversized 0
 check tls-oversized-full full oversized
+
+# A verification lasts an hour through resumptions: a resumed session keeps
+# the time of the full handshake; one verified 2 h ago is not offered.
+since() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read()[53:61].hex())' "$1"; }
+send age1 0
+S0=$(since "$COLD")
+send age2 0
+check tls-age-resumed resumed age2
+expect_eq tls-resumed-keeps-verification-time "$(since "$COLD")" "$S0"
+python3 -c 'import sys, time; p = sys.argv[1]; b = open(p, "rb").read()
+open(p, "wb").write(b[:53] + (int(time.time()) - 7200).to_bytes(8, "big") + b[61:])' "$COLD"
+send age3 0
+expect_grep tls-old-verification-not-offered 'none to offer' "$FS/age3.stderr"
+check tls-old-verification-full full age3
+send age4 0
+check tls-old-verification-renewed resumed age4
 
 # Modes and links: a group-readable file, a symlink, a FIFO, a hard link
 # are not read; the symlink's target is never written through.
