@@ -752,14 +752,14 @@ def resumption(ob, ob_lo, qlo, ob_dl, qdl, small):
     ibundle, cbundle = callgrind("outbox-bundle", [OUTBOX, "-C", ob_sys, "outbox@example.test"],
                                  small, ["SSL_CERT_DIR=/nonexistent", "SSL_CERT_FILE=" + bundle])
     drop_sessions(qlo)
-    T = "(columns: resumed | cold)"
+    T = "(columns: resumed / cold)"
     row("7", "send with a resumed TLS session vs a cold one %s: callgrind Ir" % T,
         iwarm, icold, "Ir", ("le", 0.8))
     row("7", "  wall, loopback", med(rw, "wall"), med(rc, "wall"), "s")
     row("7", "  CPU (user + sys), loopback", med(rw, "cpu"), med(rc, "cpu"), "s")
     row("7", "  wall, %g ms link" % DELAY_MS, med(lw, "wall"), med(lc, "wall"), "s")
     row("7", "  bytes the client received (TCP payload)", med(lw, "bytes"), med(lc, "bytes"), "n")
-    row("7", "cold send, no tls_ca_file (columns: hashed directory | whole bundle, "
+    row("7", "cold send, no tls_ca_file (columns: hashed directory / whole bundle, "
         "OpenSSL's default paths): callgrind Ir", idir, ibundle, "Ir")
     parts = ["_dl_start", "tls_context", "OPENSSL_init_ssl", "SSL_CTX_new", "ca_read", "ca_verify",
              "SSL_CTX_load_verify_locations", "SSL_CTX_load_verify_file", "tls_start",
@@ -897,7 +897,7 @@ def bulk(small):
     qb = os.path.join(BENCH, "queue-bulk")
     conf = ob_conf("outbox-bulk.conf", "127.0.0.1", int(PF["PF_SUBMIT"]), "plain", qb)
     ro, rp = interleave(N_BULK, lambda: bulk_outbox(conf, qb, small), lambda: bulk_postfix(small))
-    T = "(columns: outbox | Postfix null client)"
+    T = "(columns: outbox / Postfix null client)"
     row("8", "%d queued, flushed %s: client done" % (BULK, T),
         med(ro, "client"), med(rp, "client"), "s", ("le", 1.0))
     row("8", "  the server has them all", med(ro, "server"), med(rp, "server"), "s", ("le", 1.0))
