@@ -41,6 +41,8 @@
 #define CACHE_MAGICLEN	(sizeof(CACHE_MAGIC) - 1)
 #define CACHE_KEYLEN	32		/* SHA-256 */
 #define CACHE_HDR	(CACHE_MAGICLEN + CACHE_KEYLEN + 8)
+/* Hex digits of the key in the file name: short enough for queue litter. */
+#define CACHE_NAMELEN	32
 #define CACHE_MAX	(64 * 1024)	/* a session and its peer certificate */
 /*
  * How long a verification lasts through resumptions (each of which brings
@@ -67,7 +69,8 @@ struct tlsca {
 struct tlscache {
 	const char	*dir;
 	unsigned char	 key[CACHE_KEYLEN];
-	char		 name[2 * CACHE_KEYLEN + 8];	/* tls-HEX */
+	char		 hex[2 * CACHE_KEYLEN + 1];	/* the key */
+	char		 name[CACHE_NAMELEN + 8];	/* tls- and its start */
 	int		 offered;	/* a cached session went out */
 	time_t		 since;		/* its chain was verified then */
 	int		 verified;	/* the peer passed every check */
@@ -578,17 +581,18 @@ cache_new(const struct session *s, const char *host)
 		free(c);
 		return NULL;
 	}
-	strlcpy(c->name, "tls-", sizeof(c->name));
 	for (i = 0; i < CACHE_KEYLEN; i++)
-		snprintf(c->name + 4 + 2 * i, 3, "%02x", c->key[i]);
+		snprintf(c->hex + 2 * i, 3, "%02x", c->key[i]);
+	snprintf(c->name, sizeof(c->name), "tls-%.*s", CACHE_NAMELEN, c->hex);
 	if ((sess = cache_load(c, s->acct, host, &c->since)) != NULL) {
 		c->offered = SSL_set_session(s->io.ssl, sess) == 1;
 		SSL_SESSION_free(sess);
 	}
 	ERR_clear_error();
 	if (s->verbose)
-		fprintf(stderr, "** TLS session cache %s/%s: %s\n", c->dir,
-		    c->name, c->offered ? "offered" : "none to offer");
+		fprintf(stderr, "** TLS session cache %s/%s (key %s): %s\n",
+		    c->dir, c->name, c->hex, c->offered ? "offered" :
+		    "none to offer");
 	return c;
 }
 

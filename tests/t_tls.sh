@@ -37,23 +37,23 @@ mkcfg() {
 }
 
 # send NAME WANT [ENV...]: one message with -v through $CFG; $ERR is its
-# stderr, $SESS the cache file it named.
+# stderr, $SESS the cache file it named, $KEY that file's key (hex).
 send() {
 	local name=$1 want=$2; shift 2
 	expect_exit "$want" "tls-$name" env "$@" "$OUTBOX" -C "$CFG" -v -i \
 		-f a@example.test b@example.test <"$MSG"
 	cp "$ERR" "$FS/$name.stderr"
-	SESS=$(sed -n 's/^\*\* TLS session cache \(.*\): .*/\1/p' "$ERR" | tail -1)
+	SESS=$(sed -n 's/^\*\* TLS session cache \(.*\) (key .*/\1/p' "$ERR" | tail -1)
+	KEY=$(sed -n 's/^\*\* TLS session cache .* (key \([0-9a-f]*\)).*/\1/p' "$ERR" | tail -1)
 }
 
-# rekey SRC DST: DST gets SRC's session under DST's key (the key's digest
-# is in the file name, and after the magic in the file).
+# rekey SRC DST KEY: DST gets SRC's session under the key KEY (hex), which
+# the file holds after its magic.
 rekey() {
 	python3 -c 'import sys
-s, d = sys.argv[1], sys.argv[2]
+s, d, k = sys.argv[1:4]
 b = open(s, "rb").read()
-k = bytes.fromhex(d.rsplit("/tls-", 1)[1])
-open(d, "wb").write(b[:21] + k + b[53:])' "$1" "$2"
+open(d, "wb").write(b[:21] + bytes.fromhex(k) + b[53:])' "$1" "$2" "$3"
 }
 
 resumed() { grep -q 'TLS session resumed' "$FS/$1.stderr"; }
@@ -66,6 +66,7 @@ mkcfg a "$Q" "tls_ca_file $CA"
 send cold 0
 check tls-cold-full full cold
 check tls-cold-file test -f "$SESS"
+expect_eq tls-file-name-short "${#SESS}" "$(( ${#Q} + 1 + 36 ))"
 COLD=$SESS
 expect_eq tls-file-mode "$(stat -c %a "$SESS")" 600
 expect_eq tls-file-owner "$(stat -c %u "$SESS")" "$(id -u)"
@@ -191,7 +192,7 @@ fault_start b --max-time 60 --io-timeout 15 "${TLSARGS[@]}"
 mkcfg b "$Q" "tls_ca_file $CA"
 send b-first 0
 check tls-new-port-full full b-first
-rekey "$COLD" "$SESS"
+rekey "$COLD" "$SESS" "$KEY"
 send refused-ticket 0
 expect_grep tls-refused-ticket-offered 'session cache .*: offered' "$FS/refused-ticket.stderr"
 check tls-refused-ticket-full full refused-ticket
@@ -212,7 +213,7 @@ send pinbad1 75
 expect_grep tls-pin-mismatch-fails 'does not match tls_fingerprint' "$FS/pinbad1.stderr"
 mkcfg pinbad "$Q" "tls_fingerprint $BAD"
 send pinbad-q 0	# queued: names the wrong pin's file (queue on)
-rekey "$GOOD" "$SESS"
+rekey "$GOOD" "$SESS" "$KEY"
 send pinbad2 0	# queued again
 expect_grep tls-pin-cached-still-fails 'does not match tls_fingerprint' "$FS/pinbad2.stderr"
 expect_nogrep tls-pin-cached-not-resumed 'TLS session resumed' "$FS/pinbad2.stderr"
