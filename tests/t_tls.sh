@@ -76,6 +76,18 @@ expect_grep tls-warm-server-resumed '^T: established .* resumed$' "$LOG"
 expect_eq tls-warm-same-file "$SESS" "$COLD"
 expect_eq tls-no-litter "$(ls "$Q" | grep -c '^tmp\.')" 0
 
+# Parallel runs write the same file: the last writer wins, whole.
+pids=() prc=0
+for i in 1 2 3 4; do
+	"$OUTBOX" -C "$CFG" -i -f a@example.test b@example.test <"$MSG" &
+	pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || prc=1; done
+expect_eq tls-parallel-all-sent "$prc" 0
+send after-parallel 0
+check tls-parallel-then-resumed resumed after-parallel
+expect_eq tls-parallel-no-litter "$(ls "$Q" | grep -c '^tmp\.')" 0
+
 # Off by configuration: nothing read, nothing written.
 Q2=$FS/q-off; mkdir -m 700 "$Q2"
 mkcfg off "$Q2" "tls_ca_file $CA" "tls_session_cache off"
