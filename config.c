@@ -77,6 +77,7 @@ static const struct key {
 	ROW(queue_dir,		K_ABSPATH,	0, 0,		OWN, ALL),
 	ROW(queue_lifetime,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
+	ROW(tls_session_cache,	K_BOOL,		0, 1,		VAL, ACCT),
 	ROW(delay_warning_time,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 #undef ROW
 };
@@ -135,6 +136,7 @@ account_init(struct account *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->tls_min_version = TLS1_2_VERSION;
+	a->tls_session_cache = 1;
 	a->timeout = 60;
 	a->session_timeout = 600;
 	a->queue = 1;

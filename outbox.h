@@ -100,6 +100,7 @@ struct account {
 	char		*tls_cert_file;
 	char		*tls_key_file;
 	long long	 tls_min_version;	/* TLS1_2_VERSION or TLS1_3_VERSION */
+	long long	 tls_session_cache;	/* resume sessions: on (1) */
 	char		*auth;		/* NULL: on when user is set */
 	long long	 auth_plaintext;
 	char		*user;
@@ -349,8 +350,7 @@ void	 io_quickack(int);
 
 /* tls.c */
 SSL_CTX	*tls_context(const struct account *, char *, size_t);
-int	 tls_start(struct io *, SSL_CTX *, const struct account *,
-	    const char *, char *, size_t);
+int	 tls_start(struct session *, const char *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);

@@ -453,7 +453,7 @@ starttls(struct session *s, const char *host)
 		return smtp_fail(s, "the server sent data after its STARTTLS "
 		    "reply; possible injection attack");
 	s->stage = STAGE_TLS;
-	if (tls_start(&s->io, s->ctx, s->acct, host, err, sizeof(err)) == -1)
+	if (tls_start(s, host, err, sizeof(err)) == -1)
 		return smtp_fail(s, "TLS: %s", err);
 	return ehlo(s);
 }
@@ -470,8 +470,8 @@ greet(struct session *s, const char *host)
 	s->io.tcp = 1;
 	io_session(&s->io, s->acct->session_timeout * 1000);
 	s->stage = STAGE_TLS;
-	if (s->acct->tls == TLS_IMPLICIT && tls_start(&s->io, s->ctx, s->acct,
-	    host, err, sizeof(err)) == -1)
+	if (s->acct->tls == TLS_IMPLICIT &&
+	    tls_start(s, host, err, sizeof(err)) == -1)
 		return smtp_fail(s, "TLS: %s", err);
 	s->stage = STAGE_GREETING;
 	if ((code = read_reply(s, 0)) == -1)

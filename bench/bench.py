@@ -55,6 +55,10 @@ N_FLUSH = int(E.get("BENCH_N_FLUSH", "10000"))     # section 7's queue
 FAULTSMTP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                          "faultsmtp.py")
 GIB = int(E.get("BENCH_GIB", "1"))      # 0 skips the 1 GiB point
+N_BULK = int(E.get("BENCH_N_BULK", "1"))           # runs of the 1,000-message bulk row
+BULK = int(E.get("BENCH_BULK", "1000"))
+PFC = E.get("PFC_DIR", "")              # the Postfix null client (bench/nullclient.sh)
+ONLY = set(E.get("BENCH_ONLY", "").replace(",", " ").split())  # sections to run; empty: all
 DEADLINE = time.monotonic() + float(E.get("BENCH_MAX_SECONDS", "1800"))
 RTT = 2 * DELAY_MS / 1000.0
 
@@ -117,8 +121,8 @@ def pf_idle(limit=120.0):
         say("bench: warning: Postfix queue not empty after %.0f s" % limit)
 
 
-delivered = {"outbox": 0, "msmtp": 0}
-biggest = {"outbox": 0, "msmtp": 0}
+delivered = {"outbox": 0, "msmtp": 0, "bulkoutbox": 0, "nullclient": 0}
+biggest = dict(delivered)
 
 
 def collect():
@@ -247,11 +251,11 @@ def write_private(path, text):
     os.chmod(path, 0o600)
 
 
-def ob_conf(name, host, port, auth, qdir):
+def ob_conf(name, host, port, auth, qdir, ca=True):
     path = os.path.join(BENCH, name)
     write_private(path, "".join([
         "host %s\n" % host, "port %d\n" % port,
-        "tls_ca_file %s\n" % PF["PF_CA"], "user alice\n",
+        ca and "tls_ca_file %s\n" % PF["PF_CA"] or "", "user alice\n",
         "password correct horse\n", auth and "auth %s\n" % auth or "",
         "from bench@example.test\n", "queue_dir %s\n" % qdir, "log off\n"]))
     os.makedirs(qdir, mode=0o700, exist_ok=True)
@@ -390,6 +394,34 @@ CG_PARTS = {
 }
 
 
+def callgrind(tag, argv, stdin_path, env=()):
+    """One run of argv under callgrind: (total Ir, {function: inclusive Ir});
+    the profiles go to BENCH/callgrind.TAG.{out,txt,inclusive.txt}. env:
+    VAR=value settings for it."""
+    out = os.path.join(BENCH, "callgrind.%s.out" % tag)
+    pre = ["/usr/bin/env", "-u", "SSL_CERT_FILE", "-u", "SSL_CERT_DIR", *env]
+    must(run(pre + ["/usr/bin/valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] +
+             argv, stdin_path, limit=600), "valgrind " + tag)
+    total = None
+    for line in open(out):
+        if line.startswith(("summary:", "totals:")):
+            total = int(line.split()[1])
+    ann = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True).stdout
+    with open(os.path.join(BENCH, "callgrind.%s.txt" % tag), "w") as f:
+        f.write(ann)
+    inc = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
+                         capture_output=True, text=True).stdout
+    with open(os.path.join(BENCH, "callgrind.%s.inclusive.txt" % tag), "w") as f:
+        f.write(inc)
+    cost = {}
+    for line in inc.splitlines():
+        m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?: \[(.*)\])?$", line)
+        if m and ":" in m.group(2):
+            fn = m.group(2).split(":", 1)[1]
+            cost.setdefault(fn, int(m.group(1).replace(",", "")))
+    return total, cost
+
+
 def interleave(n, a, b):
     """n runs of a() and b(), alternating which goes first (ABBA)."""
     ra, rb = [], []
@@ -517,6 +549,13 @@ def sections_1_6():
         return lambda: must(run([MSMTP, "-C", msrc, "-a", acct, "msmtp@example.test"],
                                 msg, netns, limit), "msmtp")
 
+    if not ONLY or "7" in ONLY:
+        resumption(ob, ob_lo, qlo, ob_dl, qdl, small)
+    if (not ONLY or "8" in ONLY) and PFC:
+        bulk(small)
+    if ONLY and not ONLY & set("123456"):
+        return
+
     # ---- what each tool does on the wire (one run each, from Postfix's log)
     collect()
     for name, f in (("outbox", ob(ob_lo)), ("msmtp", ms("lo"))):
@@ -600,29 +639,10 @@ def sections_1_6():
     say("bench: 4. callgrind, one small message each")
     cg = {}
     for tool in ("outbox", "msmtp"):
-        out = os.path.join(BENCH, "callgrind.%s.out" % tool)
         target = ([OUTBOX, "-C", ob_lo, "outbox@example.test"] if tool == "outbox"
                   else [MSMTP, "-C", msrc, "-a", "lo", "msmtp@example.test"])
-        must(run(["/usr/bin/valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + target,
-                 small, limit=300), "valgrind " + tool)
-        total = None
-        for line in open(out):
-            if line.startswith(("summary:", "totals:")):
-                total = int(line.split()[1])
+        total, cost = callgrind(tool, target, small)
         cg[tool] = total
-        ann = subprocess.run(["callgrind_annotate", out], capture_output=True, text=True).stdout
-        with open(os.path.join(BENCH, "callgrind.%s.txt" % tool), "w") as f:
-            f.write(ann)
-        inc = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out],
-                             capture_output=True, text=True).stdout
-        with open(os.path.join(BENCH, "callgrind.%s.inclusive.txt" % tool), "w") as f:
-            f.write(inc)
-        cost = {}
-        for line in inc.splitlines():
-            m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*?)(?: \[(.*)\])?$", line)
-            if m and ":" in m.group(2):
-                fn = m.group(2).split(":", 1)[1]
-                cost.setdefault(fn, int(m.group(1).replace(",", "")))
         CG_COST[tool] = cost
         parts = CG_PARTS[tool]
         if total:
@@ -759,6 +779,242 @@ def sections_1_6():
     collect()
     notes.append("messages delivered into the Maildirs: outbox %d, msmtp %d "
                  "(warm-ups included)" % (delivered["outbox"], delivered["msmtp"]))
+
+
+# ---------------------------------------------------------------- 7. resumption
+
+def drop_sessions(qdir):
+    for f in os.listdir(qdir):
+        if f.startswith("tls-"):
+            os.unlink(os.path.join(qdir, f))
+
+
+def bytes_in(lines):
+    """TCP payload bytes from the server to the client in a packet log slice."""
+    return sum(n for t, d, sp, dp, fl, n in lines if d == "s")
+
+
+def resumption(ob, ob_lo, qlo, ob_dl, qdl, small):
+    """7: one small message with a cold TLS session cache and with a
+    resumed session (the second of two runs): callgrind, wall, bytes."""
+    say("bench: 7. cold vs resumed TLS session, %d runs each" % N_SMALL)
+
+    def cold(conf, qdir, netns=False):
+        def g():
+            drop_sessions(qdir)
+            return ob(conf, netns=netns)()
+        return g
+
+    def warm(conf, netns=False):
+        def g():
+            ob(conf, netns=netns)()     # the first of two: leaves a session
+            return ob(conf, netns=netns)()
+        return g
+
+    def linked(f):
+        def g():
+            off = log_size()
+            r = f()
+            r["bytes"] = bytes_in(log_since(off))
+            return r
+        return g
+
+    collect()
+    rc, rw = interleave(N_SMALL, cold(ob_lo, qlo), warm(ob_lo))
+    def second(conf):
+        def g():
+            ob(conf, netns=True)()      # the first of two
+            log_since(log_size())       # until the link is quiet
+            return linked(ob(conf, netns=True))()
+        return g
+
+    lc, lw = interleave(N_SMALL, linked(cold(ob_dl, qdl, True)), second(ob_dl))
+    drop_sessions(qlo)
+    icold, ccold = callgrind("outbox-cold", [OUTBOX, "-C", ob_lo, "outbox@example.test"], small)
+    iwarm, cwarm = callgrind("outbox-resumed", [OUTBOX, "-C", ob_lo, "outbox@example.test"], small)
+    # The system store, without tls_ca_file: the hashed directory that
+    # outbox now reads vs the whole bundle that OpenSSL's default paths load.
+    certs = os.path.join(BENCH, "certs-hashed")
+    os.makedirs(certs, exist_ok=True)
+    subprocess.run(["cp", PF["PF_CA"], certs], check=True)
+    subprocess.run(["openssl", "rehash", certs], check=True)
+    bundle = os.path.join(BENCH, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(open("/etc/ssl/certs/ca-certificates.crt").read() + open(PF["PF_CA"]).read())
+    ob_sys = ob_conf("outbox-lo-sysstore.conf", "127.0.0.1", int(PF["PF_SUBMIT"]), "plain",
+                     qlo, ca=False)
+    drop_sessions(qlo)
+    idir, _ = callgrind("outbox-hashed-dir", [OUTBOX, "-C", ob_sys, "outbox@example.test"],
+                        small, ["SSL_CERT_DIR=" + certs])
+    drop_sessions(qlo)
+    ibundle, cbundle = callgrind("outbox-bundle", [OUTBOX, "-C", ob_sys, "outbox@example.test"],
+                                 small, ["SSL_CERT_DIR=/nonexistent", "SSL_CERT_FILE=" + bundle])
+    drop_sessions(qlo)
+    T = "(columns: resumed / cold)"
+    row("7", "send with a resumed TLS session vs a cold one %s: callgrind Ir" % T,
+        iwarm, icold, "Ir", ("le", 0.8))
+    row("7", "  wall, loopback", med(rw, "wall"), med(rc, "wall"), "s")
+    row("7", "  CPU (user + sys), loopback", med(rw, "cpu"), med(rc, "cpu"), "s")
+    row("7", "  wall, %g ms link" % DELAY_MS, med(lw, "wall"), med(lc, "wall"), "s")
+    row("7", "  bytes the client received (TCP payload)", med(lw, "bytes"), med(lc, "bytes"), "n")
+    row("7", "cold send, no tls_ca_file (columns: hashed directory / whole bundle, "
+        "OpenSSL's default paths): callgrind Ir", idir, ibundle, "Ir")
+    parts = ["_dl_start", "tls_context", "OPENSSL_init_ssl", "SSL_CTX_new", "ca_read", "ca_verify",
+             "SSL_CTX_load_verify_locations", "SSL_CTX_load_verify_file", "tls_start",
+             "SSL_connect", "d2i_SSL_SESSION", "cache_save", "OSSL_DECODER_CTX_new_for_pkey",
+             "auth_login", "smtp_send"]
+    for tag, total, cost in (("cold", icold, ccold), ("resumed", iwarm, cwarm)):
+        notes.append("callgrind, outbox %s session (callgrind.outbox-%s.inclusive.txt), "
+                     "%.1fM Ir; inclusive Ir of: %s" % (tag, tag, total / 1e6, "; ".join(
+                         "%s %.2fM" % (fn, cost[fn] / 1e6) for fn in parts if fn in cost)))
+    notes.append("callgrind, the system store as a whole bundle (%d certificates in %s): "
+                 "%.1fM Ir, of which loading it %.1fM; as the hashed directory: %.1fM Ir" %
+                 (open(bundle).read().count("BEGIN CERTIFICATE"), bundle, ibundle / 1e6,
+                  cbundle.get("SSL_CTX_load_verify_file", 0) / 1e6, idir / 1e6))
+    fixed = sum(cwarm.get(k, 0) for k in ("_dl_start", "SSL_CTX_new", "OPENSSL_init_ssl"))
+    WHY["7"] = ["A resumed send (%.1fM) skips the server's certificate, its verification and "
+                "the CA file's parse: tls_start %.2fM cold vs %.2fM resumed (SSL_connect %.2fM "
+                "vs %.2fM), tls_context %.2fM vs %.2fM. What both pay is %.1fM (%.0f%% of the "
+                "resumed run): the dynamic loader %.1fM, SSL_CTX_new %.1fM and OPENSSL_init_ssl "
+                "%.1fM (OpenSSL 3.0's floor); and resuming costs d2i_SSL_SESSION %.2fM: the "
+                "cached peer certificate's public key goes through OpenSSL 3.0's decoder setup "
+                "(OSSL_DECODER_CTX_new_for_pkey), which a cold run pays for the server's "
+                "certificate instead." %
+                (iwarm / 1e6, ccold.get("tls_start", 0) / 1e6, cwarm.get("tls_start", 0) / 1e6,
+                 ccold.get("SSL_connect", 0) / 1e6, cwarm.get("SSL_connect", 0) / 1e6,
+                 ccold.get("tls_context", 0) / 1e6, cwarm.get("tls_context", 0) / 1e6,
+                 fixed / 1e6, 100.0 * fixed / iwarm, cwarm.get("_dl_start", 0) / 1e6,
+                 cwarm.get("SSL_CTX_new", 0) / 1e6, cwarm.get("OPENSSL_init_ssl", 0) / 1e6,
+                 cwarm.get("d2i_SSL_SESSION", 0) / 1e6)]
+    collect()
+
+
+# ---------------------------------------------------------------- 8. bulk vs Postfix
+
+PFC_QDIRS = ("maildrop", "incoming", "active", "deferred", "hold")
+
+
+def pfc_count(dirs=PFC_QDIRS):
+    return sum(len(files) for d in dirs
+               for _, _, files in os.walk(os.path.join(PFC, "queue", d)))
+
+
+def maildir_count(lp):
+    d = os.path.join(PF["PF_MAIL"], lp, "new")
+    return len(os.listdir(d)) if os.path.isdir(d) else 0
+
+
+def pfc_cpu():
+    """CPU seconds of the null client's processes so far: each live one's
+    own, plus what its master collected from children that exited."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    mark = ("MAIL_CONFIG=%s/etc" % PFC).encode()
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if mark not in open("/proc/%s/environ" % pid, "rb").read().split(b"\0"):
+                continue
+            st = open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(st[11]) + int(st[12])      # utime, stime
+        if open("/proc/%s/comm" % pid).read().strip() == "master":
+            total += int(st[13]) + int(st[14])  # cutime, cstime
+    return total / tick
+
+
+def wait_until(cond, limit):
+    end = time.monotonic() + limit
+    while not cond():
+        if time.monotonic() > end:
+            raise SystemExit("bench: timed out after %.0f s" % limit)
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def pfc_main_cf(setting):
+    subprocess.run(["postconf", "-c", PFC + "/etc", "-e", setting], check=True)
+    subprocess.run(["postfix", "-c", PFC + "/etc", "reload"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bulk_outbox(conf, qdir, small):
+    collect()
+    for _ in range(BULK):
+        must(run([OUTBOX, "-C", conf, "-odq", "bulkoutbox@example.test"], small), "outbox -odq")
+    if queue_count(qdir) != BULK:
+        raise SystemExit("bench: %d entries queued, want %d" % (queue_count(qdir), BULK))
+    t0 = time.monotonic()
+    p = subprocess.Popen([SPAWN, "-i", small, "-e", os.path.join(BENCH, "last.err"),
+                          "-t", "900", "--", OUTBOX, "-C", conf, "-q"],
+                         stdout=subprocess.PIPE, text=True)
+    server = wait_until(lambda: maildir_count("bulkoutbox") >= BULK, 900) - t0
+    out = p.communicate(timeout=900)[0].split()
+    r = must({"wall": float(out[0]), "cpu": float(out[1]), "rc": int(out[3])}, "outbox -q")
+    if queue_count(qdir):
+        raise SystemExit("bench: outbox -q left %d entries" % queue_count(qdir))
+    return {"client": r["wall"], "server": max(server, 0.0), "cpu": r["cpu"]}
+
+
+def bulk_postfix(small):
+    collect()
+    sm = ["/usr/sbin/sendmail", "-C", PFC + "/etc", "-f", "bench@example.test",
+          "nullclient@example.test"]
+    for _ in range(BULK):
+        must(run(sm, small), "Postfix sendmail")
+    wait_until(lambda: pfc_count(("deferred",)) >= BULK and
+               pfc_count(("maildrop", "incoming", "active")) == 0, 300)
+    cpu0 = pfc_cpu()
+    t0 = time.monotonic()
+    pfc_main_cf("defer_transports =")
+    subprocess.run(["postqueue", "-c", PFC + "/etc", "-f"], check=True)
+    server = None
+    while True:
+        if server is None and maildir_count("nullclient") >= BULK:
+            server = time.monotonic() - t0
+        if pfc_count() == 0:
+            client = time.monotonic() - t0
+            break
+        if time.monotonic() - t0 > 900:
+            raise SystemExit("bench: the null client did not empty its queue in 900 s")
+        time.sleep(0.01)
+    if server is None:
+        server = wait_until(lambda: maildir_count("nullclient") >= BULK, 300) - t0
+    cpu = pfc_cpu() - cpu0
+    pfc_main_cf("defer_transports = smtp")
+    return {"client": client, "server": server, "cpu": cpu}
+
+
+def bulk(small):
+    """8: the same BULK messages queued in outbox and in a Postfix null
+    client, each flushed: until the client is done, until the server has
+    them all, and the client's CPU."""
+    say("bench: 8. %d queued messages: outbox -q vs a Postfix null client" % BULK)
+    qb = os.path.join(BENCH, "queue-bulk")
+    conf = ob_conf("outbox-bulk.conf", "127.0.0.1", int(PF["PF_SUBMIT"]), "plain", qb)
+    ro, rp = interleave(N_BULK, lambda: bulk_outbox(conf, qb, small), lambda: bulk_postfix(small))
+    T = "(columns: outbox / Postfix null client)"
+    row("8", "%d queued, flushed %s: client done" % (BULK, T),
+        med(ro, "client"), med(rp, "client"), "s", ("le", 1.0))
+    row("8", "  the server has them all", med(ro, "server"), med(rp, "server"), "s", ("le", 1.0))
+    row("8", "  client CPU (user + sys)", med(ro, "cpu"), med(rp, "cpu"), "s")
+    WHY["8"] = ["outbox -q sends one message after another over one session; Postfix "
+                "runs up to 20 smtp processes in parallel, reusing TLS connections "
+                "(tlsproxy). Runs: outbox %s; Postfix %s." %
+                ("; ".join("client %.2f s, server %.2f s, CPU %.2f s" %
+                           (r["client"], r["server"], r["cpu"]) for r in ro),
+                 "; ".join("client %.2f s, server %.2f s, CPU %.2f s" %
+                           (r["client"], r["server"], r["cpu"]) for r in rp))]
+    notes.append("bulk row: Postfix %s null client (bench/nullclient.sh): relayhost "
+                 "[127.0.0.1]:%s, smtp_tls_security_level = secure, AUTH PLAIN, "
+                 "smtp_tls_connection_reuse = yes, smtp_tls_session_cache_database = btree; "
+                 "its CPU is every process of that instance (master, qmgr, smtp, tlsproxy, "
+                 "...) from /proc; outbox's is `outbox -q` from wait4()" %
+                 (subprocess.run(["postconf", "-h", "-c", PFC + "/etc", "mail_version"],
+                                 capture_output=True, text=True).stdout.strip(), PF["PF_SUBMIT"]))
+    collect()
 
 
 def report(runtime, partial=False):

@@ -9,15 +9,17 @@
 # and a delayed link: a network namespace joined to this one by two tun
 # devices and bench/netdelay.py, a userspace packet delayer (25 ms each way;
 # this kernel has no netem). Postfix gets a second submission listener on the
-# link's address. Everything is stopped and removed on exit.
+# link's address. A second private Postfix, a null client relaying to the
+# first (bench/nullclient.sh), is the anchor of the bulk row. Everything is
+# stopped and removed on exit.
 #
 # Knobs (environment): BENCH_DIR (scratch, default /tmp/outbox-bench),
 # BENCH_N_SMALL (11), BENCH_N_LARGE (3), BENCH_N_BATCH (3),
 # BENCH_N_BATCH_DELAY (3), BENCH_GIB (1; 0 skips the 1 GiB message),
 # BENCH_N_FLUSH (10000: section 7, that many queued messages and one
-# `outbox -q` to a loopback tests/faultsmtp.py), BENCH_ONLY=7 (only section 7;
-# it needs neither Postfix nor the link: bench.py can run it alone, see there),
-# BENCH_MAX_SECONDS (1800), RESULTS (default bench/RESULTS.md);
+# `outbox -q` to a loopback tests/faultsmtp.py), BENCH_MAX_SECONDS (1800),
+# BENCH_BULK (1000), BENCH_N_BULK (1), BENCH_ONLY (e.g. "7,8": only those
+# sections; 7 needs neither Postfix nor the link), RESULTS (default bench/RESULTS.md);
 # BENCH_HOLD=SECONDS sets everything up, runs nothing, and keeps it all up
 # that long for profiling by hand (BENCH_DIR/hold.env has the addresses).
 set -euo pipefail
@@ -71,6 +73,7 @@ cleanup() {
 	fi
 	ip netns del "$NETNS" 2>/dev/null
 	[ -f "$BENCH_DIR/postfix/env" ] && bash "$top/tests/postfix.sh" stop "$BENCH_DIR/postfix" >/dev/null 2>&1
+	bash "$top/bench/nullclient.sh" stop "$BENCH_DIR/nullclient" >/dev/null 2>&1
 	rm -rf "$BENCH_DIR/msgs" "$BENCH_DIR"/queue-* "$BENCH_DIR/postfix/mail"/*/new 2>/dev/null
 }
 trap cleanup EXIT
@@ -91,6 +94,10 @@ OUTBOX_PORT_BASE=$PORT_BASE bash tests/postfix.sh start "$BENCH_DIR/postfix" ||
 # shellcheck disable=SC1091
 . "$BENCH_DIR/postfix/env"
 postconf -c "$PF_CONF" -e message_size_limit=0 mailbox_size_limit=0 virtual_mailbox_limit=0
+
+say "starting the Postfix null client (bench/nullclient.sh) in $BENCH_DIR/nullclient"
+bash bench/nullclient.sh start "$BENCH_DIR/nullclient" "$PF_SUBMIT" "$PF_CA" ||
+	die "the Postfix null client did not start"
 
 # ---- the delayed link
 say "delayed link: namespace $NETNS, $CADDR <-> $SADDR, $DELAY_MS ms each way"
@@ -177,7 +184,7 @@ fi
 say "running bench/bench.py (results: $RESULTS)"
 start=$SECONDS
 BENCH_DIR=$BENCH_DIR OUTBOX=$BENCH_DIR/outbox MSMTP=/usr/bin/msmtp PF_ENV=$BENCH_DIR/postfix/env \
-	SPAWN=$BENCH_DIR/spawn \
+	SPAWN=$BENCH_DIR/spawn PFC_DIR=$BENCH_DIR/nullclient \
 	DELAY_NETNS=$NETNS DELAY_ADDR=$SADDR DELAY_PORT=$PF_SUBMIT DELAY_LOG=$BENCH_DIR/delay.log \
 	DELAY_MS=$DELAY_MS MACHINE_FILE=$mf \
 	timeout 3000 $PY "$top/bench/bench.py"

@@ -719,7 +719,8 @@ class Session:
             raise Closed()
         self.c.sock = s
         self.tls = True
-        self.log.w("T", "established %s %s" % (s.version(), s.cipher()[0]))
+        self.log.w("T", "established %s %s%s" % (s.version(), s.cipher()[0],
+                                                 " resumed" if s.session_reused else ""))
 
     def cmd_AUTH(self, arg):
         act = self.action("AUTH")
@@ -1096,6 +1097,10 @@ class Server:
         if self._ctx is None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.args.cert, self.args.key)
+            if self.args.ciphers:
+                # Only these TLS 1.2 suites (e.g. AES128-SHA, no forward secrecy).
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                ctx.set_ciphers(self.args.ciphers)
             self._ctx = ctx
         return self._ctx
 
@@ -1190,6 +1195,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--implicit-tls", action="store_true")
+    ap.add_argument("--ciphers", help="TLS 1.2 only, with this OpenSSL cipher list")
     ap.add_argument("--once", action="store_true")
     ap.add_argument("--max-time", type=float, default=120)
     ap.add_argument("--io-timeout", type=float, default=30)

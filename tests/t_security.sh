@@ -86,6 +86,11 @@ cp "$ERR" "$S/v.err"
 expect_grep sec-nobody-auth-redacted '^-> AUTH [A-Z0-9-]+ <redacted>$' "$S/v.err"
 no_secret sec-nobody-v-no-secret "$S/v.err"
 check sec-nobody-delivered mail_wait sec1
+# The TLS session it left is the group's; another user's run resumes it.
+TLSF=$(ls "$R/var/spool/outbox" | grep '^tls-' | head -1)
+expect_eq sec-tls-session-mode "$(stat -c '%G %a' "$R/var/spool/outbox/$TLSF" 2>&1)" "outbox 660"
+expect_exit 0 sec-daemon-resumes as_daemon "$OB" -v sec1b@example.test <"$S/msg"
+expect_grep sec-daemon-resumed 'TLS session resumed' "$ERR"
 
 # The secret cannot be read, directly or through any option.
 if as_nobody cat "$R/etc/outbox.conf" >/dev/null 2>&1; then
