@@ -24,8 +24,13 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_SIZE
 };
+
+#define MIB		(1024LL * 1024)
+#define SIZE_MAX_MESSAGE (50 * MIB)	/* above every provider's SIZE we know */
+#define SIZE_MAX_USER	(1024 * MIB)
+#define SIZE_MIN_FREE	(100 * MIB)
 
 static const struct key {
 	const char	*name;
@@ -60,6 +65,12 @@ static const struct key {
 	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
 	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
 	    365 * 86400 },
+	/* K_SIZE keys are the shared spool's limits (spool_key). */
+	{ "queue_max_message_size", K_SIZE, O(queue_max_message_size), 0,
+	    1LL << 50 },
+	{ "queue_max_user_bytes", K_SIZE, O(queue_max_user_bytes), 0,
+	    1LL << 50 },
+	{ "queue_min_free",	K_SIZE,		O(queue_min_free), 0, 1LL << 50 },
 #undef O
 };
 
@@ -81,13 +92,18 @@ static int	set_key(struct account *, const struct key *, char *,
 static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
+static int	set_size(struct account *, const struct key *, char *,
+		    const char *, int, char *, size_t);
+static int	spool_key(const struct key *, const char *, int, int, char *,
+		    size_t);
+static void	spool_limits(struct account *, const struct account *);
 
 /* Whether the key's field is a string the account owns. */
 static int
 key_is_string(const struct key *k)
 {
 	return k->type != K_NUM && k->type != K_BOOL && k->type != K_TLS &&
-	    k->type != K_TLSVER && k->type != K_DURATION;
+	    k->type != K_TLSVER && k->type != K_DURATION && k->type != K_SIZE;
 }
 
 static void
@@ -98,6 +114,65 @@ account_init(struct account *a)
 	a->timeout = 60;
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
+	/* Unset (-1) until a file says: config_load fills the defaults. */
+	a->queue_max_message_size = a->queue_max_user_bytes =
+	    a->queue_min_free = -1;
+}
+
+/* An octet count: 0, 1048576, 512k, 50M, 2G (binary multiples). */
+static int
+set_size(struct account *a, const struct key *k, char *v, const char *file,
+    int line, char *err, size_t errlen)
+{
+	const char	*e = NULL;
+	size_t		 n = strlen(v);
+	long long	 num, mult = 1;
+
+	if (n > 1 && strchr("kKMG", v[n - 1]) != NULL) {
+		mult = v[n - 1] == 'M' ? MIB : v[n - 1] == 'G' ? 1024 * MIB :
+		    1024;
+		v[n - 1] = '\0';
+	}
+	num = strtonum(v, 0, k->max / mult, &e);
+	if (e != NULL || strspn(v, "0123456789") != strlen(v)) {
+		snprintf(err, errlen, "%s:%d: %s: give a size in octets, or "
+		    "with k, M or G, such as 50M (0: no limit)", file, line,
+		    k->name);
+		return -1;
+	}
+	*FIELD(a, k, long long) = num * mult;
+	return 0;
+}
+
+/*
+ * In a setgid install the spool is shared: where it is and its limits
+ * are the system file's alone, or a user could point the group at a
+ * directory of theirs, or lift the limits that protect the others.
+ */
+static int
+spool_key(const struct key *k, const char *file, int line, int system,
+    char *err, size_t errlen)
+{
+	if ((k->type != K_SIZE && strcmp(k->name, "queue_dir") != 0) ||
+	    system || priv_group() == (gid_t)-1)
+		return 0;
+	snprintf(err, errlen, "%s:%d: %s: in a setgid install the shared "
+	    "queue and its limits are set by " SYSCONFDIR "/outbox.conf "
+	    "only; remove this line (outbox -C FILE gives a private queue, "
+	    "without the group)", file, line, k->name);
+	return -1;
+}
+
+/* Copies the spool limits a file set (not -1) into the configuration's. */
+static void
+spool_limits(struct account *to, const struct account *from)
+{
+	if (from->queue_max_message_size != -1)
+		to->queue_max_message_size = from->queue_max_message_size;
+	if (from->queue_max_user_bytes != -1)
+		to->queue_max_user_bytes = from->queue_max_user_bytes;
+	if (from->queue_min_free != -1)
+		to->queue_min_free = from->queue_min_free;
 }
 
 /* Deep copy: every string of dst is its own. */
@@ -199,6 +274,8 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		}
 		*FIELD(a, k, long long) = num;
 		return 0;
+	case K_SIZE:
+		return set_size(a, k, v, file, line, err, errlen);
 	case K_DURATION:
 		/* 300, 90s, 30m, 12h, 5d */
 		n = strlen(v);
@@ -372,6 +449,9 @@ load_file(struct config *cfg, const char *path, int system, int must,
 			    lineno, key);
 			goto out;
 		}
+		if (spool_key(&keys[k], path, lineno, system, err, errlen)
+		    == -1)
+			goto out;
 		if (keys[k].type == K_SECRET) {
 			if (private == -1)
 				private = file_private(fd, path, err, errlen);
@@ -420,6 +500,7 @@ load_file(struct config *cfg, const char *path, int system, int must,
 	/* With no account at all, mail waits in the queue these keys say. */
 	cfg->defaults.queue = defaults.queue;
 	cfg->defaults.queue_lifetime = defaults.queue_lifetime;
+	spool_limits(&cfg->defaults, &defaults);
 	if (defaults.queue_dir != NULL) {
 		free(cfg->defaults.queue_dir);
 		cfg->defaults.queue_dir = xstrdup(defaults.queue_dir);
@@ -518,6 +599,12 @@ config_load(struct config *cfg, const char *file, const char *home,
 	for (i = 0; i < cfg->nacct; i++)
 		if (finish(&cfg->acct[i], err, errlen) == -1)
 			return -1;
+	if (cfg->defaults.queue_max_message_size == -1)
+		cfg->defaults.queue_max_message_size = SIZE_MAX_MESSAGE;
+	if (cfg->defaults.queue_max_user_bytes == -1)
+		cfg->defaults.queue_max_user_bytes = SIZE_MAX_USER;
+	if (cfg->defaults.queue_min_free == -1)
+		cfg->defaults.queue_min_free = SIZE_MIN_FREE;
 	cfg->defaults.name = xstrdup("none");
 	cfg->defaults.file = "(no configuration)";
 	return finish(&cfg->defaults, err, errlen);

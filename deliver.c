@@ -325,6 +325,7 @@ bounce(struct run *r, struct session *s, const struct account *a,
 		st = attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
 	if (st == ST_TEMP && r->qdir != NULL) {
 		b.account = a->name;
+		b.account_file = (char *)(uintptr_t)a->file;
 		b.owner = getuid();
 		b.created = b.next = time(NULL);
 		if (s != NULL) {
@@ -339,17 +340,17 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	return st == ST_OK ? 0 : -1;
 }
 
-/* The account an entry was queued for, or the default one. */
+/*
+ * The account an entry was queued for, as that same file defined it, and
+ * only in its owner's run unless it is a system account (queue_account);
+ * NULL: this run leaves the entry alone (-bp says why).
+ */
 static const struct account *
 entry_account(const struct run *r, const struct qentry *q)
 {
-	char	err[256];
-	size_t	i;
+	char	why[512];
 
-	for (i = 0; i < r->cfg->nacct; i++)
-		if (strcmp(r->cfg->acct[i].name, q->account) == 0)
-			return &r->cfg->acct[i];
-	return config_account(r->cfg, NULL, NULL, err, sizeof(err));
+	return queue_account(r->cfg, q, why, sizeof(why));
 }
 
 /*
@@ -566,6 +567,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	enum status	 st;
 
 	q->account = a->name;
+	q->account_file = (char *)(uintptr_t)a->file;
 	q->owner = getuid();
 	q->created = time(NULL);
 	if (mode != 'i' && r->qdir != NULL) {
@@ -743,27 +745,38 @@ deliver_list(struct run *r)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct qentry	 q;
-	char		 err[512], date[32];
+	char		 err[512], date[32], why[512];
 	long long	 bytes = 0;
 	size_t		 i, k, n = 0;
+	int		 rv;
 
 	if (r->qdir != NULL && queue_list(r->qdir, &ids) == -1) {
 		warn("%s", r->qdir);
 		return EX_IOERR;
 	}
 	for (i = 0; i < ids.n; i++) {
-		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0)
-			continue;
+		rv = queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err));
+		if (rv != 0 && errno == ENOENT)
+			continue;	/* delivered meanwhile */
 		if (n++ == 0)
 			printf("-Queue ID-  --Size-- ----Arrival Time---- "
 			    "-Sender/Recipient-------\n");
+		if (rv != 0) {
+			/* Damaged: never sent, shown so someone looks. */
+			printf("%-11s %8s %20s\n(%s)\n\n", ids.v[i], "?", "",
+			    err);
+			continue;
+		}
 		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
 		    localtime(&q.created));
 		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
-		printf("(%d attempt%s: %s)\n", q.attempts, q.attempts == 1 ?
-		    "" : "s", q.lasterr);
+		why[0] = '\0';
+		if (queue_account(r->cfg, &q, why, sizeof(why)) != NULL)
+			why[0] = '\0';
+		printf("(%d attempt%s: %s%s%s)\n", q.attempts, q.attempts == 1 ?
+		    "" : "s", q.lasterr, why[0] != '\0' ? "; " : "", why);
 		for (k = 0; k < q.env.nrcpt; k++)
 			printf("%41s%s\n", "", q.env.rcpt[k].addr);
 		printf("\n");

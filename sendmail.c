@@ -62,8 +62,8 @@ static const char *optarg_of(char **, int *, int, const char *);
 static void	parse_args(struct opts *, int, char **);
 static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
-static const char *queue_dir(const struct account *, const char *, char *,
-		    size_t);
+static const char *queue_dir(const struct config *, const struct account *,
+		    const char *, char *, size_t);
 static const struct passwd *caller(void);
 static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
@@ -260,10 +260,13 @@ parse_args(struct opts *o, int argc, char **argv)
 				break;
 			case 'V':
 				o->envid = optarg_of(argv, &i, pos, opt);
-				if (strlen(o->envid) > 100 ||
-				    strpbrk(o->envid, "\r\n") != NULL)
+				/* RFC 3461 4.4: printable US-ASCII. */
+				for (v = o->envid; *v >= 0x20 && *v < 0x7f; v++)
+					;
+				if (strlen(o->envid) > 100 || *v != '\0' ||
+				    o->envid[0] == '\0')
 					fatal(EX_USAGE, "-V: at most 100 "
-					    "characters on one line");
+					    "printable ASCII characters");
 				break;
 			case 'f': case 'r':
 				o->sender = optarg_of(argv, &i, pos, opt);
@@ -358,17 +361,26 @@ verify(const struct opts *o, const struct account *a,
 	return bad ? EX_DATAERR : EX_OK;
 }
 
-/* The queue directory: queue_dir, else the system's or the user's. */
+/*
+ * The queue directory. In a setgid install the shared spool, fixed by the
+ * build and the system file (config.c refuses queue_dir in a user file):
+ * the group is never raised on a directory a user names. Otherwise
+ * queue_dir, else the system's for root, else the user's own.
+ */
 static const char *
-queue_dir(const struct account *a, const char *home, char *buf, size_t size)
+queue_dir(const struct config *cfg, const struct account *a,
+    const char *home, char *buf, size_t size)
 {
 	const char	*xdg = getenv("XDG_STATE_HOME");
 
 	if (!a->queue)
 		return NULL;
+	if (priv_group() != (gid_t)-1)
+		return cfg->defaults.queue_dir != NULL ?
+		    cfg->defaults.queue_dir : LOCALSTATEDIR "/spool/outbox";
 	if (a->queue_dir != NULL)
 		return a->queue_dir;
-	if (geteuid() == 0 || priv_group() != (gid_t)-1)
+	if (geteuid() == 0)
 		return LOCALSTATEDIR "/spool/outbox";
 	if (xdg != NULL && xdg[0] == '/')
 		snprintf(buf, size, "%s/outbox/queue", xdg);
@@ -455,7 +467,7 @@ main(int argc, char *argv[])
 	r.due_only = o.due_only;
 	r.qsel = o.qsel;
 	r.qarg = o.qarg;
-	r.qdir = queue_dir(a, home, qbuf, sizeof(qbuf));
+	r.qdir = queue_dir(&cfg, a, home, qbuf, sizeof(qbuf));
 	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
 		if (o.mode == M_QUEUE || o.mode == M_LIST || o.deliver != 'i')
 			fatal(EX_CANTCREAT, "%s", err);
@@ -537,6 +549,8 @@ main(int argc, char *argv[])
 	/* Spooled in the queue directory, a message is queued by a link. */
 	mo.spool_dir = r.qdir != NULL ? r.qdir : tmp != NULL && tmp[0] == '/' ?
 	    tmp : "/tmp";
+	if (r.qdir != NULL)
+		mo.size_max = cfg.defaults.queue_max_message_size;
 	memset(&q, 0, sizeof(q));
 	if (message_read(&q.msg, &mo, STDIN_FILENO) == -1)
 		fatal(q.msg.exitcode, "%s", q.msg.err);
@@ -560,6 +574,13 @@ main(int argc, char *argv[])
 	}
 	if (code != EX_OK) {
 		deliver_keep(&r, a, &q.msg, sender, getuid());
+		goto sent;
+	}
+	/* A full spool or quota is temporary: the caller keeps the mail. */
+	if (r.qdir != NULL && queue_room(r.qdir, &cfg.defaults, getuid(),
+	    q.msg.size, err, sizeof(err)) == -1) {
+		warnx("not accepted: %s", err);
+		code = EX_TEMPFAIL;
 		goto sent;
 	}
 	q.env.sender = sender;
