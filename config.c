@@ -592,8 +592,10 @@ config_load(struct config *cfg, const char *file, const char *home,
 		else
 			snprintf(user, sizeof(user), "%s/.config/outbox/config",
 			    home);
-		if (home != NULL && load_file(cfg, user, 0, 0, err, errlen)
-		    == -1)
+		/* An entry names its account's file (qenv.c): keep it. */
+		cfg->user_file = xstrdup(user);
+		if (home != NULL && load_file(cfg, cfg->user_file, 0, 0, err,
+		    errlen) == -1)
 			return -1;
 	}
 	for (i = 0; i < cfg->nacct; i++)
@@ -650,6 +652,7 @@ config_free(struct config *cfg)
 		account_free(&cfg->acct[i]);
 	account_free(&cfg->defaults);
 	free(cfg->acct);
+	free(cfg->user_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

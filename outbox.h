@@ -87,6 +87,7 @@ struct config {
 	struct account	*acct;
 	size_t		 nacct;
 	struct account	 defaults;
+	char		*user_file;	/* accounts' file points here */
 };
 
 /* A reply: its code, and its text lines joined by "; " (bounded, printable). */
