@@ -246,7 +246,11 @@ set_rcpt(struct qentry *q, const char *v, char *err, size_t errlen)
 		snprintf(err, errlen, "more than %d recipients", RCPT_MAX);
 		return -1;
 	}
-	if (v[0] == '\0' || env_addr(v, err, errlen) == -1)
+	if (v[0] == '\0') {
+		snprintf(err, errlen, "an empty recipient");
+		return -1;
+	}
+	if (env_addr(v, err, errlen) == -1)
 		return -1;
 	q->env.rcpt = xreallocarray(q->env.rcpt, q->env.nrcpt + 1,
 	    sizeof(*q->env.rcpt));
@@ -339,8 +343,9 @@ queue_parse(const char *buf, size_t len, struct qentry *q, char *err,
 			else
 				snprintf(why, sizeof(why), "not an outbox "
 				    "queue envelope");
-		} else
-			env_line(q, line, &seen, num, why, sizeof(why));
+		} else if (env_line(q, line, &seen, num, why, sizeof(why))
+		    == -1 && why[0] == '\0')
+			strlcpy(why, "a bad value", sizeof(why));
 		if (why[0] != '\0')
 			break;
 	}
