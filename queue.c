@@ -465,8 +465,12 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 	char		name[64];
 	int		dfd, rv = -1;
 
-	if (flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
-		return errno == EWOULDBLOCK ? 1 : -1;
+	if (q->msg.fd == -1 || flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1) {
+		if (q->msg.fd != -1 && errno == EWOULDBLOCK)
+			return 1;
+		snprintf(err, errlen, "%s: cannot claim it", q->id);
+		return -1;
+	}
 	if ((dfd = dir_open(dir, err, errlen)) == -1) {
 		flock(q->msg.fd, LOCK_UN);
 		return -1;
