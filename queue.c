@@ -582,9 +582,10 @@ q_list_(const char *dir, struct strlist *ids)
 }
 
 /*
- * Whether a new entry of size octets fits: the file system keeps
- * queue_min_free, and in a shared (setgid) spool the owner's entries stay
- * within queue_max_user_bytes. -1 with err: a temporary refusal.
+ * Whether a new entry of size octets fits a shared (setgid) spool: the
+ * file system keeps queue_min_free, and the owner's entries stay within
+ * queue_max_user_bytes. A personal queue fills only its user's disk.
+ * -1 with err: a temporary refusal.
  */
 static int
 q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
@@ -597,6 +598,8 @@ q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
 	long long	 mine = size;
 	int		 dfd, fd;
 
+	if (priv_group() == (gid_t)-1)
+		return 0;
 	if ((dfd = dir_open(dir, err, errlen)) == -1)
 		return -1;
 	if (lim->queue_min_free > 0 && fstatvfs(dfd, &vfs) == 0 &&
@@ -608,8 +611,8 @@ q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
 		close(dfd);
 		return -1;
 	}
-	if (priv_group() == (gid_t)-1 || lim->queue_max_user_bytes == 0 ||
-	    (fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+	if (lim->queue_max_user_bytes == 0 || (fd = dup(dfd)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
 		close(dfd);
 		return 0;
 	}

@@ -14,6 +14,10 @@ if [ "${1:-}" != inner ]; then
 		echo "t_multiuser: needs root, unshare and setpriv; skipped"
 		exit 0
 	fi
+	if ! unshare -m true 2>/dev/null; then
+		echo "t_multiuser: cannot make a mount namespace here; skipped"
+		exit 0
+	fi
 	exec unshare -m --propagation private bash "$0" inner
 fi
 
