@@ -118,14 +118,16 @@ set_account(struct qentry *q, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
-/* The file that defined the account: a path, or config.c's stand-in. */
+/*
+ * The file that defined the account, as the run named it (-C may give a
+ * relative path), or config.c's stand-in for none.
+ */
 static int
 set_file(struct qentry *q, const char *v, char *err, size_t errlen)
 {
 	if (strcmp(v, "(unknown)") == 0)
 		return 0;
-	if ((v[0] != '/' && strcmp(v, NOCONFIG) != 0) ||
-	    !printable(v, 1, PATH_MAX)) {
+	if (v[0] == '\0' || !printable(v, 1, PATH_MAX)) {
 		snprintf(err, errlen, "bad account file");
 		return -1;
 	}
