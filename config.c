@@ -592,8 +592,10 @@ config_load(struct config *cfg, const char *file, const char *home,
 		else
 			snprintf(user, sizeof(user), "%s/.config/outbox/config",
 			    home);
-		/* An entry names its account's file (qenv.c): keep it. */
-		cfg->user_file = xstrdup(user);
+		/* An entry names its account's file (qenv.c): keep it, the
+		 * same whatever HOME or XDG_CONFIG_HOME spell it. */
+		if ((cfg->user_file = realpath(user, NULL)) == NULL)
+			cfg->user_file = xstrdup(user);
 		if (home != NULL && load_file(cfg, cfg->user_file, 0, 0, err,
 		    errlen) == -1)
 			return -1;
