@@ -112,8 +112,10 @@ chown evil:evil "$M/evil"
 chown victim:victim "$M/victim"
 # msg MARK: a message whose Subject is MARK.
 msg() { printf 'Subject: %s\n\n%s body\n' "$1" "$1"; }
-# newest_id: the ID of the newest entry in the spool.
-newest_id() { ls "$SPOOL" | sed -n 's/^\([0-9A-F]\{12\}\)\.env$/\1/p' | sort | tail -1; }
+# ids: the IDs in the spool; new_id BEFORE: the one ID not in BEFORE (IDs
+# of the same second do not sort by time).
+ids() { ls "$SPOOL" | sed -n 's/^\([0-9A-F]\{12\}\)\.env$/\1/p' | sort; }
+new_id() { comm -13 <(printf '%s\n' "$1") <(ids) | head -1; }
 # got SERVER_LOG MARK: how many messages with Subject MARK the server took.
 got() { cat "$1".data.* 2>/dev/null | grep -c "^Subject: $2"; }
 VFILE=$M/victim/.config/outbox/config
@@ -124,16 +126,18 @@ user_conf victim "account work" "host 127.0.0.1" "port $DOWN" "tls off" \
 	"from victim@work.example"
 user_conf evil "account work" "host 127.0.0.1" "port $ESRV_PORT" "tls off" \
 	"from evil@evil.example"
+B=$(ids)
 msg mu-fallback | as victim "$OB" -a work -odi v2@dest.example >"$M/c2.out" 2>&1
-ID2=$(newest_id)
+ID2=$(new_id "$B")
 check mu-fallback-queued test -n "$ID2" -a -e "$SPOOL/$ID2.env"
 expect_exit 0 mu-fallback-root-q as_root "$OB" -q
 expect_eq mu-fallback-system-got-nothing "$(got "$SYS_LOG" mu-fallback)" 0
 check mu-fallback-entry-kept test -e "$SPOOL/$ID2.env"
 
 # ---- 1. Account-name collision: evil's "work" is not victim's "work".
+B=$(ids)
 msg mu-collision | as victim "$OB" -a work -odi v1@dest.example >"$M/c1.out" 2>&1
-ID1=$(newest_id)
+ID1=$(new_id "$B")
 check mu-collision-queued test -n "$ID1" -a -e "$SPOOL/$ID1.env"
 expect_exit 0 mu-collision-evil-q as evil "$OB" -q
 expect_exit 0 mu-collision-evil-qI as evil "$OB" -a work -qI "$ID1"
@@ -151,8 +155,9 @@ check mu-owner-entry-gone test ! -e "$SPOOL/$ID1.env"
 
 # ---- 3. The queue_dir race: a symlink flipped between the spool and a
 # fake directory of evil's, while evil loops -qI on victim's entry.
+B=$(ids)
 msg mu-race | as victim "$OB" -odq v3@dest.example
-ID3=$(newest_id)
+ID3=$(new_id "$B")
 SIZE3=$(stat -c %s "$SPOOL/$ID3.msg")
 FAKE=$M/evil/fake
 mkdir -p "$FAKE"
@@ -220,8 +225,9 @@ rm -f "$SPOOL/$ID3D".* "$SPOOL/$ID3E".*
 msg mu-stop-A | as victim "$OB" -a slow -odq s1@dest.example
 msg mu-stop-B | as victim "$OB" -a fast -odq s2@dest.example
 msg mu-stop-C | as victim "$OB" -a fast -odq s3@dest.example
+B=$(ids)
 msg mu-stop-D | as victim "$OB" -a down -odq s4@dest.example
-IDD=$(newest_id)
+IDD=$(new_id "$B")
 setpriv --reuid=evil --regid=evil --clear-groups env -i PATH=/usr/bin:/bin \
 	HOME="$M/evil" "$OB" -q >"$M/stop.out" 2>&1 &
 RUN1=$!
