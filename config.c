@@ -24,7 +24,7 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO, K_SIZE
 };
 
 /*
@@ -39,6 +39,11 @@ enum ktype {
 enum { VAL, OWN };
 enum { ACCT, ALL };
 #define DAYS(n)	((n) * 86400LL)
+
+#define MIB		(1024LL * 1024)
+#define SIZE_MAX_MESSAGE (50 * MIB)	/* above every provider's SIZE we know */
+#define SIZE_MAX_USER	(1024 * MIB)
+#define SIZE_MIN_FREE	(100 * MIB)
 
 static const struct key {
 	const char	*name;
@@ -79,6 +84,10 @@ static const struct key {
 	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
 	ROW(tls_session_cache,	K_BOOL,		0, 1,		VAL, ACCT),
 	ROW(delay_warning_time,	K_DURATION,	60, DAYS(365),	VAL, ALL),
+	/* K_SIZE keys are the shared spool's limits (spool_key). */
+	ROW(queue_max_message_size, K_SIZE,	0, 1LL << 50,	VAL, ALL),
+	ROW(queue_max_user_bytes, K_SIZE,	0, 1LL << 50,	VAL, ALL),
+	ROW(queue_min_free,	K_SIZE,		0, 1LL << 50,	VAL, ALL),
 #undef ROW
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -130,6 +139,12 @@ static int	load_file(struct config *, const char *, int, int, char *,
 static int	finish(struct account *, char *, size_t);
 static void	secret_clear(char **);
 static int	helo_valid(const char *);
+static int	set_size(struct account *, const struct key *, char *,
+		    const char *, int, char *, size_t);
+static int	spool_key(const struct key *, const char *, int, int, char *,
+		    size_t);
+static void	spool_limits(struct account *, const struct account *);
+
 
 static void
 account_init(struct account *a)
@@ -142,6 +157,65 @@ account_init(struct account *a)
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
 	a->sessions = 4;
+	/* Unset (-1) until a file says: config_load fills the defaults. */
+	a->queue_max_message_size = a->queue_max_user_bytes =
+	    a->queue_min_free = -1;
+}
+
+/* An octet count: 0, 1048576, 512k, 50M, 2G (binary multiples). */
+static int
+set_size(struct account *a, const struct key *k, char *v, const char *file,
+    int line, char *err, size_t errlen)
+{
+	const char	*e = NULL;
+	size_t		 n = strlen(v);
+	long long	 num, mult = 1;
+
+	if (n > 1 && strchr("kKMG", v[n - 1]) != NULL) {
+		mult = v[n - 1] == 'M' ? MIB : v[n - 1] == 'G' ? 1024 * MIB :
+		    1024;
+		v[n - 1] = '\0';
+	}
+	num = strtonum(v, 0, k->max / mult, &e);
+	if (e != NULL || strspn(v, "0123456789") != strlen(v)) {
+		snprintf(err, errlen, "%s:%d: %s: give a size in octets, or "
+		    "with k, M or G, such as 50M (0: no limit)", file, line,
+		    k->name);
+		return -1;
+	}
+	*FIELD(a, k, long long) = num * mult;
+	return 0;
+}
+
+/*
+ * In a setgid install the spool is shared: where it is and its limits
+ * are the system file's alone, or a user could point the group at a
+ * directory of theirs, or lift the limits that protect the others.
+ */
+static int
+spool_key(const struct key *k, const char *file, int line, int system,
+    char *err, size_t errlen)
+{
+	if ((k->type != K_SIZE && strcmp(k->name, "queue_dir") != 0) ||
+	    system || priv_group() == (gid_t)-1)
+		return 0;
+	snprintf(err, errlen, "%s:%d: %s: in a setgid install the shared "
+	    "queue and its limits are set by " SYSCONFDIR "/outbox.conf "
+	    "only; remove this line (outbox -C FILE gives a private queue, "
+	    "without the group)", file, line, k->name);
+	return -1;
+}
+
+/* Copies the spool limits a file set (not -1) into the configuration's. */
+static void
+spool_limits(struct account *to, const struct account *from)
+{
+	if (from->queue_max_message_size != -1)
+		to->queue_max_message_size = from->queue_max_message_size;
+	if (from->queue_max_user_bytes != -1)
+		to->queue_max_user_bytes = from->queue_max_user_bytes;
+	if (from->queue_min_free != -1)
+		to->queue_min_free = from->queue_min_free;
 }
 
 /* Deep copy: every string of dst is its own. */
@@ -340,6 +414,8 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		}
 		*FIELD(a, k, long long) = num;
 		return 0;
+	case K_SIZE:
+		return set_size(a, k, v, file, line, err, errlen);
 	case K_DURATION:
 		if ((num = parse_duration(k, v)) == -1) {
 			snprintf(err, errlen, "%s:%d: %s: give a duration "
@@ -537,7 +613,8 @@ read_key(struct loader *l, char *key, char *v)
 		return start_account(l, v);
 	if ((k = find_key(key)) == NULL)
 		return lerr(l, "unknown key \"%s\"", key);
-	if (check_value(l, k, v) == -1)
+	if (check_value(l, k, v) == -1 || spool_key(k, l->path, l->lineno,
+	    l->system, l->err, l->errlen) == -1)
 		return -1;
 	return set_key(l->cur, k, v, l->path, l->lineno, l->err, l->errlen);
 }
@@ -571,11 +648,12 @@ keep_globals(struct config *cfg, const struct account *d)
 {
 	size_t	k;
 
+	spool_limits(&cfg->defaults, d);
 	for (k = 0; k < NKEYS; k++) {
 		const struct key *key = &keys[k];
 
-		if (key->global != ALL)
-			continue;
+		if (key->global != ALL || key->type == K_SIZE)
+			continue;	/* the spool's limits: spool_limits() */
 		if (key->owned == VAL)
 			*FIELD(&cfg->defaults, key, long long) =
 			    *CFIELD(d, key, long long);
@@ -715,13 +793,23 @@ config_load(struct config *cfg, const char *file, const char *home,
 		else
 			snprintf(user, sizeof(user), "%s/.config/outbox/config",
 			    home);
-		if (home != NULL && load_file(cfg, user, 0, 0, err, errlen)
-		    == -1)
+		/* An entry names its account's file (qenv.c): keep it, the
+		 * same whatever HOME or XDG_CONFIG_HOME spell it. */
+		if ((cfg->user_file = realpath(user, NULL)) == NULL)
+			cfg->user_file = xstrdup(user);
+		if (home != NULL && load_file(cfg, cfg->user_file, 0, 0, err,
+		    errlen) == -1)
 			return -1;
 	}
 	for (i = 0; i < cfg->nacct; i++)
 		if (finish(&cfg->acct[i], err, errlen) == -1)
 			return -1;
+	if (cfg->defaults.queue_max_message_size == -1)
+		cfg->defaults.queue_max_message_size = SIZE_MAX_MESSAGE;
+	if (cfg->defaults.queue_max_user_bytes == -1)
+		cfg->defaults.queue_max_user_bytes = SIZE_MAX_USER;
+	if (cfg->defaults.queue_min_free == -1)
+		cfg->defaults.queue_min_free = SIZE_MIN_FREE;
 	cfg->defaults.name = xstrdup("none");
 	cfg->defaults.file = "(no configuration)";
 	return finish(&cfg->defaults, err, errlen);
@@ -767,6 +855,7 @@ config_free(struct config *cfg)
 		account_free(&cfg->acct[i]);
 	account_free(&cfg->defaults);
 	free(cfg->acct);
+	free(cfg->user_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -320,6 +320,7 @@ bounce(struct run *r, struct session *s, const struct account *a,
 		st = deliver_attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
 	if (st == ST_TEMP && r->qdir != NULL) {
 		b.account = a->name;
+		b.account_file = (char *)(uintptr_t)a->file;
 		b.owner = getuid();
 		b.created = b.next = time(NULL);
 		if (s != NULL) {
@@ -475,7 +476,18 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	enum status	 st;
 
 	memset(f, 0, sizeof(*f));
+	/* A full spool or quota is temporary: the caller keeps the mail. */
+	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
+	    getuid(), q->msg.size, err, sizeof(err)) == -1) {
+		memset(f, 0, sizeof(*f));
+		f->stage = STAGE_QUEUE;
+		f->class = FC_TEMP;
+		snprintf(f->text, sizeof(f->text), "not accepted: %s", err);
+		say(r, 1, "%s", f->text);
+		return;
+	}
 	q->account = a->name;
+	q->account_file = (char *)(uintptr_t)a->file;
 	q->owner = getuid();
 	q->created = time(NULL);
 	if (mode != 'i' && r->qdir != NULL) {

@@ -110,6 +110,13 @@ out_flush(struct spool *sp)
 	size_t	off = 0;
 	ssize_t	n;
 
+	/* The shared spool's bound: refused for good, kept nowhere. */
+	if (sp->o->size_max > 0 && sp->m->size + (off_t)sp->olen >
+	    sp->o->size_max)
+		return fail(sp, FC_PERM, "message larger than queue_max_message_"
+		    "size (%lld octets): refused and not kept; send it in "
+		    "parts, or ask for a larger limit",
+		    (long long)sp->o->size_max);
 	while (off < sp->olen) {
 		n = write(sp->m->fd, sp->out + off, sp->olen - off);
 		if (n == -1 && errno == EINTR)

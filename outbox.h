@@ -121,12 +121,16 @@ struct account {
 	long long	 queue_lifetime;	/* seconds */
 	long long	 sessions;	/* parallel sessions in a queue run */
 	long long	 delay_warning_time;	/* seconds; 0: no warnings */
+	long long	 queue_max_message_size;	/* octets, 0: no limit */
+	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
+	long long	 queue_min_free;	/* octets the file system keeps free */
 };
 
 struct config {
 	struct account	*acct;
 	size_t		 nacct;
 	struct account	 defaults;
+	char		*user_file;	/* accounts' file points here */
 };
 
 /* A reply: its code, and its text lines joined by "; " (bounded, printable). */
@@ -165,6 +169,7 @@ struct msgopts {
 	const struct aliases *aliases;	/* for local names in headers */
 	const char	*from_rewrite;	/* From: becomes this address */
 	const char	*spool_dir;
+	off_t		 size_max;	/* octets in the spool, 0: no limit */
 };
 
 /* The spooled message: canonical CRLF text, headers already rewritten. */
@@ -239,13 +244,16 @@ struct session {
 struct qentry {
 	char		 id[32];
 	char		*account;
+	char		*account_file;	/* the file that defined it */
 	struct envelope	 env;
 	struct message	 msg;
 	time_t		 created;
 	time_t		 next;		/* the next attempt is due then */
 	int		 attempts;
-	uid_t		 owner;		/* who submitted it (-qD) */
+	uid_t		 owner;		/* who submitted it: owns ID.msg */
 	char		 lasterr[512];
+	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
+	struct timespec	 env_mtime;
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -378,6 +386,11 @@ int	 queue_list(const char *, struct strlist *);
 int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
+int	 queue_parse(const char *, size_t, struct qentry *, char *, size_t);
+int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
+	    size_t);
+const struct account *queue_account(const struct config *,
+	    const struct qentry *, char *, size_t);
 
 /* deliver.c */
 void	 deliver_submit(struct run *, const struct account *, struct qentry *,

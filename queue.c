@@ -1,12 +1,16 @@
 /*
  * The queue: what could not go now waits here, durable, and is retried.
  * An entry is two files in the queue directory: ID.msg, the spooled
- * message (never changed once linked in), and ID.env, its envelope and
- * retry state (replaced atomically). An entry exists once ID.env does.
- * The lock is flock(2) on ID.msg, which is never renamed.
+ * message (never changed once linked in, owned by whoever submitted it),
+ * and ID.env, its envelope and retry state (replaced atomically). An entry
+ * exists once ID.env does. The lock (a claim) is flock(2) on ID.msg, which
+ * is never renamed. Every file is opened relative to the directory's
+ * descriptor, never through a symbolic link, and what is read back is
+ * checked as hostile input (queue_parse in qenv.c).
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,25 +27,71 @@
 #define STALE		3600	/* seconds before a stray file is litter */
 #define RETRY_FIRST	300	/* 5 min, doubling ... */
 #define RETRY_MAX	3600	/* ... up to an hour */
+#define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
+#define ID_LEN		12	/* q_add_: 8 hex digits of time, 4 random */
 
-static int	 write_env(const char *, const struct qentry *, int, char *,
-		    size_t);
-static int	 fsync_dir(const char *);
+static int	 dir_open(const char *, char *, size_t);
+static int	 id_valid(const char *, size_t);
+static int	 write_env(int, const struct qentry *, int, char *, size_t);
 static int	 copy_fd(int, int);
+static int	 read_env(int, struct qentry *, char *, size_t);
+static void	 env_clear(struct qentry *);
 static int	 q_open_(const char *, char *, size_t);
+static int	 q_link(int, struct qentry *, char *, size_t);
 static int	 q_add_(const char *, struct qentry *, int, char *, size_t);
 static int	 q_update_(const char *, const struct qentry *, char *, size_t);
 static void	 q_remove_(const char *, const char *);
 static int	 q_load_(const char *, const char *, struct qentry *, int,
 		    char *, size_t);
+static int	 q_claim_(const char *, struct qentry *, char *, size_t);
 static int	 q_list_(const char *, struct strlist *);
+static void	 q_litter(int, const char *, time_t);
+static int	 q_room_(const char *, const struct account *, uid_t, off_t,
+		    char *, size_t);
 
-/* Creates the queue directory (and its parents) if need be. */
+/*
+ * The queue directory itself, never through a symbolic link in its last
+ * component: -1 with err otherwise.
+ */
+static int
+dir_open(const char *dir, char *err, size_t errlen)
+{
+	int	fd;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		snprintf(err, errlen, "queue_dir %s: %s", dir, errno == ELOOP ?
+		    "a symbolic link; name the directory itself" :
+		    strerror(errno));
+	return fd;
+}
+
+/* Whether id[0..len) is exactly what q_add_ makes: 12 upper hex digits. */
+static int
+id_valid(const char *id, size_t len)
+{
+	size_t	i;
+
+	if (len != ID_LEN)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		    (id[i] >= 'A' && id[i] <= 'F')))
+			return 0;
+	return 1;
+}
+
+/*
+ * Creates the queue directory (and its parents) if need be, and checks
+ * the directory: no symbolic link, not open to others, and in a setgid
+ * install the group's.
+ */
 static int
 q_open_(const char *dir, char *err, size_t errlen)
 {
 	char		 path[PATH_MAX], *p;
 	struct stat	 st;
+	int		 fd;
 
 	if (strlcpy(path, dir, sizeof(path)) >= sizeof(path) || dir[0] != '/') {
 		snprintf(err, errlen, "queue_dir %s: not an absolute path", dir);
@@ -58,25 +108,19 @@ q_open_(const char *dir, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if (stat(dir, &st) == -1 || !S_ISDIR(st.st_mode) ||
-	    faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == -1) {
+	if ((fd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || (st.st_mode & S_IWOTH) != 0 ||
+	    (priv_group() != (gid_t)-1 && st.st_gid != priv_group()) ||
+	    faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
 		snprintf(err, errlen, "queue_dir %s is not a directory we can "
-		    "write to", dir);
+		    "write to and others cannot (mode %03o)", dir,
+		    (unsigned)(st.st_mode & 0777));
+		close(fd);
 		return -1;
 	}
-	return 0;
-}
-
-static int
-fsync_dir(const char *dir)
-{
-	int	fd, rv;
-
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	rv = fsync(fd);
 	close(fd);
-	return rv;
+	return 0;
 }
 
 static int
@@ -96,70 +140,72 @@ copy_fd(int from, int to)
 
 /* Writes the envelope to a temporary file and renames it into place. */
 static int
-write_env(const char *dir, const struct qentry *q, int sync, char *err,
+write_env(int dfd, const struct qentry *q, int sync, char *err,
     size_t errlen)
 {
-	char	 tmp[PATH_MAX], path[PATH_MAX];
+	char	 tmp[64], path[64], why[sizeof(q->lasterr)];
 	FILE	*fp;
 	size_t	 i;
 	int	 fd;
 
-	snprintf(tmp, sizeof(tmp), "%s/tmp.%s.env", dir, q->id);
-	snprintf(path, sizeof(path), "%s/%s.env", dir, q->id);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0660);
+	snprintf(tmp, sizeof(tmp), "tmp.%s.env", q->id);
+	snprintf(path, sizeof(path), "%s.env", q->id);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0660);
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;
 	}
-	fprintf(fp, "outbox-queue 1\nowner %u\ncreated %lld\nnext %lld\n"
-	    "attempts %d\naccount %s\nsender %s\nsize %lld\nbody %lld\n"
-	    "maxline %zu\nflags %d %d %d %d %d %d\n", (unsigned)q->owner,
-	    (long long)q->created,
-	    (long long)q->next, q->attempts, q->account, q->env.sender,
+	/* The error text came from a server: one line, printable. */
+	strlcpy(why, q->lasterr, sizeof(why));
+	for (i = 0; why[i] != '\0'; i++)
+		if ((unsigned char)why[i] < 0x20 || why[i] == 0x7f)
+			why[i] = '?';
+	fprintf(fp, "outbox-queue 2\nowner %u\ncreated %lld\nnext %lld\n"
+	    "attempts %d\naccount %s\nfile %s\nsender %s\nsize %lld\n"
+	    "body %lld\nmaxline %zu\nflags %d %d %d %d %d %d\n",
+	    (unsigned)q->owner, (long long)q->created, (long long)q->next,
+	    q->attempts, q->account, q->account_file != NULL ?
+	    q->account_file : "(unknown)", q->env.sender,
 	    (long long)q->msg.size, (long long)q->msg.body, q->msg.max_line,
-	    q->msg.eightbit, q->msg.nul, q->msg.multipart, q->msg.encoded,
-	    q->msg.mime_version, q->msg.blank);
+	    q->msg.eightbit != 0, q->msg.nul != 0, q->msg.multipart != 0,
+	    q->msg.encoded != 0, q->msg.mime_version != 0, q->msg.blank != 0);
 	if (q->env.notify != NULL)
 		fprintf(fp, "notify %s\n", q->env.notify);
 	if (q->env.ret != NULL)
 		fprintf(fp, "ret %s\n", q->env.ret);
 	if (q->env.envid != NULL)
 		fprintf(fp, "envid %s\n", q->env.envid);
-	if (q->lasterr[0] != '\0')
-		fprintf(fp, "error %s\n", q->lasterr);
+	if (why[0] != '\0')
+		fprintf(fp, "error %s\n", why);
 	for (i = 0; i < q->env.nrcpt; i++)
 		if (!q->env.rcpt[i].done)
 			fprintf(fp, "rcpt %s\n", q->env.rcpt[i].addr);
 	if (fflush(fp) == EOF || (sync && fsync(fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		fclose(fp);
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		return -1;
 	}
 	fclose(fp);
-	if (rename(tmp, path) == -1 || (sync && fsync_dir(dir) == -1)) {
+	if (renameat(dfd, tmp, dfd, path) == -1 || (sync && fsync(dfd) == -1)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
+		unlinkat(dfd, tmp, 0);
 		return -1;
 	}
 	return 0;
 }
 
 /*
- * Puts the message in the queue: the spool file is linked in (or copied
- * when it lives elsewhere), then the envelope is written. With sync both
- * are made durable (file, then directory) before outbox may say 0; without,
- * the entry only survives the process (kill -9), not the machine. q->id is
- * set; the entry stays locked through q->msg.fd.
+ * Links the spool file in as a new ID.msg (or copies it when it lives
+ * elsewhere) under a fresh ID; q->id is set, q->msg.fd is the entry's.
  */
 static int
-q_add_(const char *dir, struct qentry *q, int sync, char *err,
-    size_t errlen)
+q_link(int dfd, struct qentry *q, char *err, size_t errlen)
 {
-	char		 path[PATH_MAX], proc[64];
+	char		 name[64], proc[64];
 	unsigned char	 rnd[2];
 	int		 fd, tries;
 
@@ -169,39 +215,63 @@ q_add_(const char *dir, struct qentry *q, int sync, char *err,
 		snprintf(q->id, sizeof(q->id), "%08llX%02X%02X",
 		    (unsigned long long)time(NULL) & 0xffffffffULL, rnd[0],
 		    rnd[1]);
-		snprintf(path, sizeof(path), "%s/%s.msg", dir, q->id);
+		snprintf(name, sizeof(name), "%s.msg", q->id);
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", q->msg.fd);
-		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)
-		    == 0)
-			break;
+		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
+			return 0;
 		if (errno == EEXIST && tries < 100)
 			continue;
 		/* Not an O_TMPFILE in this file system: copy it. */
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0660);
 		if (fd == -1 && errno == EEXIST && tries < 100)
 			continue;
 		if (fd == -1 || copy_fd(q->msg.fd, fd) == -1) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			snprintf(err, errlen, "%s: %s", name, strerror(errno));
 			if (fd != -1) {
 				close(fd);
-				unlink(path);
+				unlinkat(dfd, name, 0);
 			}
 			return -1;
 		}
 		close(q->msg.fd);
 		q->msg.fd = fd;
-		break;
+		return 0;
+	}
+}
+
+/*
+ * Puts the message in the queue: the spool file is linked in, then the
+ * envelope is written. With sync both are made durable (file, then
+ * directory) before outbox may say 0; without, the entry only survives
+ * the process (kill -9), not the machine. The entry stays claimed (locked)
+ * through q->msg.fd.
+ */
+static int
+q_add_(const char *dir, struct qentry *q, int sync, char *err,
+    size_t errlen)
+{
+	char	name[64];
+	int	dfd;
+
+	if ((dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	if (q_link(dfd, q, err, errlen) == -1) {
+		close(dfd);
+		return -1;
 	}
 	flock(q->msg.fd, LOCK_EX | LOCK_NB);
 	err[0] = '\0';
 	if ((sync && fsync(q->msg.fd) == -1) ||
-	    write_env(dir, q, sync, err, errlen) == -1) {
+	    write_env(dfd, q, sync, err, errlen) == -1) {
+		snprintf(name, sizeof(name), "%s.msg", q->id);
 		if (err[0] == '\0')
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(path);
+			snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		unlinkat(dfd, name, 0);
+		close(dfd);
 		return -1;
 	}
+	close(dfd);
 	return 0;
 }
 
@@ -220,142 +290,57 @@ queue_backoff(struct qentry *q, time_t now)
 
 /*
  * Writes the entry's new state, durably: the recipients still owed,
- * attempts, the last error. With nobody left to try, it is removed.
+ * attempts, the last error. With nobody left to try, it is removed,
+ * without an fsync: queue_sync makes a batch of removals durable.
  */
 static int
 q_update_(const char *dir, const struct qentry *q, char *err,
     size_t errlen)
 {
 	size_t	i;
+	int	dfd, rv;
 
 	for (i = 0; i < q->env.nrcpt; i++)
-		if (!q->env.rcpt[i].done) {
-			if (fsync(q->msg.fd) == -1) {
-				snprintf(err, errlen, "%s.msg: %s", q->id,
-				    strerror(errno));
-				return -1;
-			}
-			return write_env(dir, q, 1, err, errlen);
-		}
-	q_remove_(dir, q->id);
-	return 0;
+		if (!q->env.rcpt[i].done)
+			break;
+	if (i == q->env.nrcpt) {
+		q_remove_(dir, q->id);
+		return 0;
+	}
+	if (fsync(q->msg.fd) == -1) {
+		snprintf(err, errlen, "%s.msg: %s", q->id, strerror(errno));
+		return -1;
+	}
+	if ((dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	rv = write_env(dfd, q, 1, err, errlen);
+	close(dfd);
+	return rv;
 }
 
 /* Removes an entry: the envelope first, so no half entry is ever seen. */
 static void
 q_remove_(const char *dir, const char *id)
 {
-	char	path[PATH_MAX];
+	char	name[64], err[256];
+	int	dfd;
 
-	snprintf(path, sizeof(path), "%s/%s.env", dir, id);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/%s.msg", dir, id);
-	unlink(path);
-	fsync_dir(dir);
+	if (!id_valid(id, strlen(id)) ||
+	    (dfd = dir_open(dir, err, sizeof(err))) == -1)
+		return;
+	snprintf(name, sizeof(name), "%s.env", id);
+	unlinkat(dfd, name, 0);
+	snprintf(name, sizeof(name), "%s.msg", id);
+	unlinkat(dfd, name, 0);
+	close(dfd);
 }
 
-/*
- * Loads an entry. With lock, takes its lock without waiting: 1 when
- * another process holds it. -1 with err when it is gone or damaged.
- */
-static int
-q_load_(const char *dir, const char *id, struct qentry *q, int lock,
-    char *err, size_t errlen)
-{
-	char		 path[PATH_MAX], *line = NULL, *v;
-	size_t		 cap = 0;
-	FILE		*fp;
-	struct stat	 st;
-	long long	 n;
-	int		 rv = -1;
-
-	memset(q, 0, sizeof(*q));
-	q->msg.fd = -1;
-	strlcpy(q->id, id, sizeof(q->id));
-	snprintf(path, sizeof(path), "%s/%s.msg", dir, id);
-	if ((q->msg.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1) {
-		close(q->msg.fd);
-		q->msg.fd = -1;
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/%s.env", dir, id);
-	if ((fp = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (fstat(fileno(fp), &st) == 0)
-		q->owner = st.st_uid;
-	while (getline(&line, &cap, fp) != -1) {
-		line[strcspn(line, "\n")] = '\0';
-		if ((v = strchr(line, ' ')) == NULL)
-			continue;
-		*v++ = '\0';
-		n = strtoll(v, NULL, 10);
-		if (strcmp(line, "owner") == 0)
-			q->owner = (uid_t)n;
-		else if (strcmp(line, "created") == 0)
-			q->created = n;
-		else if (strcmp(line, "next") == 0)
-			q->next = n;
-		else if (strcmp(line, "attempts") == 0)
-			q->attempts = (int)n;
-		else if (strcmp(line, "account") == 0)
-			q->account = xstrdup(v);
-		else if (strcmp(line, "sender") == 0)
-			q->env.sender = xstrdup(v);
-		else if (strcmp(line, "size") == 0)
-			q->msg.size = n;
-		else if (strcmp(line, "body") == 0)
-			q->msg.body = n;
-		else if (strcmp(line, "maxline") == 0)
-			q->msg.max_line = n;
-		else if (strcmp(line, "flags") == 0)
-			sscanf(v, "%d %d %d %d %d %d", &q->msg.eightbit,
-			    &q->msg.nul, &q->msg.multipart, &q->msg.encoded,
-			    &q->msg.mime_version, &q->msg.blank);
-		else if (strcmp(line, "notify") == 0)
-			q->env.notify = xstrdup(v);
-		else if (strcmp(line, "ret") == 0)
-			q->env.ret = xstrdup(v);
-		else if (strcmp(line, "envid") == 0)
-			q->env.envid = xstrdup(v);
-		else if (strcmp(line, "error") == 0)
-			strlcpy(q->lasterr, v, sizeof(q->lasterr));
-		else if (strcmp(line, "rcpt") == 0) {
-			q->env.rcpt = xreallocarray(q->env.rcpt,
-			    q->env.nrcpt + 1, sizeof(*q->env.rcpt));
-			memset(&q->env.rcpt[q->env.nrcpt], 0,
-			    sizeof(*q->env.rcpt));
-			q->env.rcpt[q->env.nrcpt].addr = xstrdup(v);
-			q->env.rcpt[q->env.nrcpt++].st = ST_TEMP;
-		}
-	}
-	free(line);
-	fclose(fp);
-	if (q->env.sender == NULL || q->account == NULL || q->env.nrcpt == 0) {
-		snprintf(err, errlen, "%s: damaged envelope", path);
-		goto fail;
-	}
-	rv = 0;
-	return rv;
-fail:
-	queue_free(q);
-	return rv;
-}
-
-/* Releases an entry (and its lock). */
-void
-queue_free(struct qentry *q)
+/* Frees what an envelope loaded; the message descriptor stays. */
+static void
+env_clear(struct qentry *q)
 {
 	size_t	i;
 
-	if (q->msg.fd != -1)
-		close(q->msg.fd);
-	q->msg.fd = -1;
 	for (i = 0; i < q->env.nrcpt; i++)
 		free(q->env.rcpt[i].addr);
 	free(q->env.rcpt);
@@ -364,8 +349,168 @@ queue_free(struct qentry *q)
 	free((char *)(uintptr_t)q->env.ret);
 	free((char *)(uintptr_t)q->env.envid);
 	free(q->account);
+	free(q->account_file);
 	memset(&q->env, 0, sizeof(q->env));
-	q->account = NULL;
+	q->account = q->account_file = NULL;
+}
+
+/*
+ * Reads ID.env next to the open ID.msg and checks it against that file:
+ * its owner, its size. -1 with err (errno ENOENT when it is gone, EBADMSG
+ * when it is damaged).
+ */
+static int
+read_env(int dfd, struct qentry *q, char *err, size_t errlen)
+{
+	char		 name[64], *buf;
+	struct stat	 st, mst;
+	ssize_t		 n;
+	size_t		 len = 0;
+	int		 fd, rv = -1;
+
+	snprintf(name, sizeof(name), "%s.env", q->id);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		errno = errno == ENOENT ? ENOENT : EBADMSG;
+		return -1;
+	}
+	buf = xcalloc(1, ENV_MAX + 1);
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    fstat(q->msg.fd, &mst) == -1 || !S_ISREG(mst.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", name);
+		goto out;
+	}
+	while (len <= ENV_MAX && (n = read(fd, buf + len, ENV_MAX + 1 - len))
+	    > 0)
+		len += n;
+	if (len > ENV_MAX) {
+		snprintf(err, errlen, "%s: larger than %d octets", name,
+		    ENV_MAX);
+		goto out;
+	}
+	q->env_ino = st.st_ino;
+	q->env_mtime = st.st_mtim;
+	if (queue_parse(buf, len, q, err, errlen) == -1)
+		goto out;
+	if (mst.st_uid != q->owner)
+		snprintf(err, errlen, "%s: says owner %u, but %s.msg belongs "
+		    "to uid %u", name, (unsigned)q->owner, q->id,
+		    (unsigned)mst.st_uid);
+	else if (mst.st_size != q->msg.size)
+		snprintf(err, errlen, "%s: says size %lld, but %s.msg has "
+		    "%lld octets", name, (long long)q->msg.size, q->id,
+		    (long long)mst.st_size);
+	else
+		rv = 0;
+out:
+	if (rv == -1) {
+		env_clear(q);
+		errno = EBADMSG;
+	}
+	free(buf);
+	close(fd);
+	return rv;
+}
+
+/*
+ * Loads an entry. With lock, claims it without waiting: 1 when another
+ * process holds it. -1 with err when it is gone (errno ENOENT) or damaged
+ * (EBADMSG): a damaged entry is left alone and reported, never sent.
+ */
+static int
+q_load_(const char *dir, const char *id, struct qentry *q, int lock,
+    char *err, size_t errlen)
+{
+	char	name[64];
+	int	dfd, rv = -1;
+
+	memset(q, 0, sizeof(*q));
+	q->msg.fd = -1;
+	if (!id_valid(id, strlen(id))) {
+		snprintf(err, errlen, "%.32s is not a queue ID", id);
+		errno = EINVAL;
+		return -1;
+	}
+	strlcpy(q->id, id, sizeof(q->id));
+	if ((dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	snprintf(name, sizeof(name), "%s.msg", id);
+	q->msg.fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (q->msg.fd == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		errno = errno == ENOENT ? ENOENT : EBADMSG;
+	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
+		rv = 1;
+	else
+		rv = read_env(dfd, q, err, errlen);
+	if (rv != 0 && q->msg.fd != -1) {
+		close(q->msg.fd);
+		q->msg.fd = -1;
+	}
+	close(dfd);
+	return rv;
+}
+
+/*
+ * Claims a loaded entry for one transaction: its lock, taken without
+ * waiting, and the envelope on disk checked to be the one loaded (read
+ * again when another run changed it). 0 claimed, 1 busy, -1 gone.
+ */
+static int
+q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
+{
+	struct stat	st;
+	char		name[64];
+	int		dfd, rv = -1;
+
+	if (q->msg.fd == -1 || flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1) {
+		if (q->msg.fd != -1 && errno == EWOULDBLOCK)
+			return 1;
+		snprintf(err, errlen, "%s: cannot claim it", q->id);
+		return -1;
+	}
+	if ((dfd = dir_open(dir, err, errlen)) == -1) {
+		flock(q->msg.fd, LOCK_UN);
+		return -1;
+	}
+	snprintf(name, sizeof(name), "%s.env", q->id);
+	if (fstat(q->msg.fd, &st) == -1 || st.st_nlink == 0 ||
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		snprintf(err, errlen, "%s: delivered or removed meanwhile",
+		    q->id);
+	else if (st.st_ino == q->env_ino &&
+	    st.st_mtim.tv_sec == q->env_mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == q->env_mtime.tv_nsec)
+		rv = 0;
+	else {
+		/* Another run settled it meanwhile: what is owed now. */
+		env_clear(q);
+		rv = read_env(dfd, q, err, errlen);
+	}
+	if (rv != 0)
+		flock(q->msg.fd, LOCK_UN);
+	close(dfd);
+	return rv;
+}
+
+/* Drops an entry's claim; it stays loaded. */
+void
+queue_release(struct qentry *q)
+{
+	if (q->msg.fd != -1)
+		flock(q->msg.fd, LOCK_UN);
+}
+
+/* Releases an entry (and its lock). */
+void
+queue_free(struct qentry *q)
+{
+	if (q->msg.fd != -1)
+		close(q->msg.fd);
+	q->msg.fd = -1;
+	env_clear(q);
 }
 
 static int
@@ -374,52 +519,117 @@ id_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Removes name when it is litter a crash left over an hour ago. */
+static void
+q_litter(int dfd, const char *name, time_t now)
+{
+	struct stat	st;
+	char		env[64];
+	size_t		len = strlen(name);
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    now - st.st_mtime < STALE)
+		return;
+	if (len == 4 + ID_LEN + 4 && strncmp(name, "tmp.", 4) == 0 &&
+	    id_valid(name + 4, ID_LEN) && strcmp(name + len - 4, ".env") == 0)
+		unlinkat(dfd, name, 0);
+	else if (len == ID_LEN + 4 && id_valid(name, ID_LEN) &&
+	    strcmp(name + ID_LEN, ".msg") == 0) {
+		snprintf(env, sizeof(env), "%.*s.env", ID_LEN, name);
+		if (fstatat(dfd, env, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno == ENOENT)
+			unlinkat(dfd, name, 0);
+	}
+}
+
 /*
  * Lists the entries, oldest first, and removes litter a crash can leave:
  * temporary envelopes and messages without an envelope, after an hour.
+ * Only names of the form q_add_ makes count.
  */
 static int
 q_list_(const char *dir, struct strlist *ids)
 {
 	DIR		*d;
 	struct dirent	*e;
-	struct stat	 st;
-	char		 path[PATH_MAX], id[64];
+	char		 id[ID_LEN + 1], err[256];
 	size_t		 len;
 	time_t		 now = time(NULL);
+	int		 dfd, fd;
 
-	if ((d = opendir(dir)) == NULL)
+	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
 		return errno == ENOENT ? 0 : -1;
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		close(dfd);
+		return -1;
+	}
 	while ((e = readdir(d)) != NULL) {
 		len = strlen(e->d_name);
-		if (len < 5 || len >= sizeof(id))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (strcmp(e->d_name + len - 4, ".env") == 0 &&
-		    strncmp(e->d_name, "tmp.", 4) != 0) {
-			snprintf(id, sizeof(id), "%.*s", (int)len - 4,
-			    e->d_name);
+		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
+		    strcmp(e->d_name + ID_LEN, ".env") == 0) {
+			snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 			strlist_add(ids, id);
-			continue;
-		}
-		if (lstat(path, &st) == -1 || now - st.st_mtime < STALE)
-			continue;
-		if (strncmp(e->d_name, "tmp.", 4) == 0)
-			unlink(path);
-		else if (strcmp(e->d_name + len - 4, ".msg") == 0) {
-			snprintf(path, sizeof(path), "%s/%.*s.env", dir,
-			    (int)len - 4, e->d_name);
-			if (access(path, F_OK) == -1 && errno == ENOENT) {
-				snprintf(path, sizeof(path), "%s/%s", dir,
-				    e->d_name);
-				unlink(path);
-			}
-		}
+		} else
+			q_litter(dfd, e->d_name, now);
 	}
 	closedir(d);
+	close(dfd);
 	if (ids->n > 1)
 		qsort(ids->v, ids->n, sizeof(*ids->v), id_cmp);
 	return 0;
+}
+
+/*
+ * Whether a new entry of size octets fits a shared (setgid) spool: the
+ * file system keeps queue_min_free, and the owner's entries stay within
+ * queue_max_user_bytes. A personal queue fills only its user's disk.
+ * -1 with err: a temporary refusal.
+ */
+static int
+q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
+    char *err, size_t errlen)
+{
+	struct statvfs	 vfs;
+	struct stat	 st;
+	struct dirent	*e;
+	DIR		*d;
+	long long	 mine = size;
+	int		 dfd, fd;
+
+	if (priv_group() == (gid_t)-1)
+		return 0;
+	if ((dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	if (lim->queue_min_free > 0 && fstatvfs(dfd, &vfs) == 0 &&
+	    (long long)vfs.f_bavail * (long long)vfs.f_frsize - size <
+	    lim->queue_min_free) {
+		snprintf(err, errlen, "the file system of %s is nearly full "
+		    "(queue_min_free %lld octets); try again later", dir,
+		    lim->queue_min_free);
+		close(dfd);
+		return -1;
+	}
+	if (lim->queue_max_user_bytes == 0 || (fd = dup(dfd)) == -1 ||
+	    (d = fdopendir(fd)) == NULL) {
+		close(dfd);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (strlen(e->d_name) == ID_LEN + 4 &&
+		    strcmp(e->d_name + ID_LEN, ".msg") == 0 &&
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_uid == owner)
+			mine += st.st_size;
+	closedir(d);
+	close(dfd);
+	if (mine <= lim->queue_max_user_bytes)
+		return 0;
+	snprintf(err, errlen, "your mail waiting in %s would pass "
+	    "queue_max_user_bytes (%lld octets); try again when the queue "
+	    "has drained (mailq)", dir, lim->queue_max_user_bytes);
+	return -1;
 }
 
 /*
@@ -469,14 +679,45 @@ queue_remove(const char *dir, const char *id)
 	priv_drop();
 }
 
+/* Makes the directory durable: the removals since the last call. */
+int
+queue_sync(const char *dir)
+{
+	char	err[256];
+	int	dfd, rv;
+
+	priv_raise();
+	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
+		rv = -1;
+	else {
+		rv = fsync(dfd);
+		close(dfd);
+	}
+	priv_drop();
+	return rv;
+}
+
 int
 queue_load(const char *dir, const char *id, struct qentry *q, int lock,
     char *err, size_t errlen)
 {
-	int	rv;
+	int	rv, saved;
 
 	priv_raise();
 	rv = q_load_(dir, id, q, lock, err, errlen);
+	saved = errno;
+	priv_drop();
+	errno = saved;
+	return rv;
+}
+
+int
+queue_claim(const char *dir, struct qentry *q, char *err, size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_claim_(dir, q, err, errlen);
 	priv_drop();
 	return rv;
 }
@@ -484,53 +725,24 @@ queue_load(const char *dir, const char *id, struct qentry *q, int lock,
 int
 queue_list(const char *dir, struct strlist *ids)
 {
-	int	rv;
+	int	rv, saved;
 
 	priv_raise();
 	rv = q_list_(dir, ids);
+	saved = errno;
 	priv_drop();
+	errno = saved;
 	return rv;
 }
 
-/*
- * Claims a loaded entry for one transaction: its lock, taken without
- * waiting, and the envelope still there. 0 claimed, 1 busy (another
- * process has it), -1 gone.
- */
 int
-queue_claim(const char *dir, struct qentry *q, char *err, size_t errlen)
-{
-	char	path[PATH_MAX];
-	int	rv = 0;
-
-	if (flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
-		return 1;
-	snprintf(path, sizeof(path), "%s/%s.env", dir, q->id);
-	priv_raise();
-	if (access(path, F_OK) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		rv = -1;
-	}
-	priv_drop();
-	return rv;
-}
-
-/* Gives a claim up; the entry stays loaded. */
-void
-queue_release(struct qentry *q)
-{
-	if (q->msg.fd != -1)
-		flock(q->msg.fd, LOCK_UN);
-}
-
-/* Makes what a run removed and renamed in the directory durable. */
-int
-queue_sync(const char *dir)
+queue_room(const char *dir, const struct account *lim, uid_t owner,
+    off_t size, char *err, size_t errlen)
 {
 	int	rv;
 
 	priv_raise();
-	rv = fsync_dir(dir);
+	rv = q_room_(dir, lim, owner, size, err, errlen);
 	priv_drop();
 	return rv;
 }

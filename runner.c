@@ -51,17 +51,17 @@ static int	group(struct run *, struct batch *, size_t);
 static void	refuse(struct failure *, enum fclass, const char *, ...)
 		    PRINTF(3, 4);
 
-/* The account an entry was queued for, or the default one. */
+/*
+ * The account an entry was queued for, as that same file defined it, and
+ * only in its owner's run unless it is a system account (queue_account);
+ * NULL: this run leaves the entry alone (-bp says why).
+ */
 static const struct account *
 entry_account(const struct run *r, const struct qentry *q)
 {
-	char	err[256];
-	size_t	i;
+	char	why[512];
 
-	for (i = 0; i < r->cfg->nacct; i++)
-		if (strcmp(r->cfg->acct[i].name, q->account) == 0)
-			return &r->cfg->acct[i];
-	return config_account(r->cfg, NULL, NULL, err, sizeof(err));
+	return queue_account(r->cfg, q, why, sizeof(why));
 }
 /* Whether a -qI, -qR or -qS selection takes this entry. */
 static int
@@ -340,9 +340,10 @@ deliver_list(struct run *r, struct failure *f)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct qentry	 q;
-	char		 err[512], date[32];
+	char		 err[512], date[32], why[512];
 	long long	 bytes = 0;
 	size_t		 i, k, n = 0;
+	int		 rv;
 
 	memset(f, 0, sizeof(*f));
 	if (r->qdir != NULL && queue_list(r->qdir, &ids) == -1) {
@@ -353,23 +354,35 @@ deliver_list(struct run *r, struct failure *f)
 		return;
 	}
 	for (i = 0; i < ids.n; i++) {
-		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0)
-			continue;
-		if (r->json) {
+		rv = queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err));
+		if (rv != 0 && errno == ENOENT)
+			continue;	/* delivered meanwhile */
+		if (rv == 0 && r->json) {
 			json_entry(stdout, &q);
 			queue_free(&q);
 			continue;
 		}
+		if (rv != 0 && r->json)
+			continue;	/* damaged: the layout below says so */
 		if (n++ == 0)
 			printf("-Queue ID-  --Size-- ----Arrival Time---- "
 			    "-Sender/Recipient-------\n");
+		if (rv != 0) {
+			/* Damaged: never sent, shown so someone looks. */
+			printf("%-11s %8s %20s\n(%s)\n\n", ids.v[i], "?", "",
+			    err);
+			continue;
+		}
 		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
 		    localtime(&q.created));
 		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
-		printf("(%d attempt%s: %s)\n", q.attempts, q.attempts == 1 ?
-		    "" : "s", q.lasterr);
+		why[0] = '\0';
+		if (queue_account(r->cfg, &q, why, sizeof(why)) != NULL)
+			why[0] = '\0';
+		printf("(%d attempt%s: %s%s%s)\n", q.attempts, q.attempts == 1 ?
+		    "" : "s", q.lasterr, why[0] != '\0' ? "; " : "", why);
 		for (k = 0; k < q.env.nrcpt; k++)
 			printf("%41s%s\n", "", q.env.rcpt[k].addr);
 		printf("\n");

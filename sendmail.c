@@ -74,8 +74,8 @@ static void	parse_rcpts(struct opts *, int, char **, int);
 static void	parse_args(struct opts *, int, char **);
 static void	parse_o(struct opts *, const char *);
 static void	set_notify(struct opts *, const char *);
-static const char *queue_dir(const struct account *, const char *, char *,
-		    size_t);
+static const char *queue_dir(const struct config *, const struct account *,
+		    const char *, char *, size_t);
 static const struct passwd *caller(void);
 static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
@@ -303,6 +303,8 @@ parse_b(struct opts *o, const char *v)
 static void
 parse_dsn(struct opts *o, int c, const char *v)
 {
+	const char	*p;
+
 	if (c == 'R') {
 		if (strcasecmp(v, "full") != 0 && strcasecmp(v, "hdrs") != 0)
 			fatal(EX_USAGE, "-R %s: use full or hdrs", v);
@@ -310,8 +312,11 @@ parse_dsn(struct opts *o, int c, const char *v)
 		o->ret = xstrdup(strcasecmp(v, "full") == 0 ? "FULL" : "HDRS");
 		return;
 	}
-	if (strlen(v) > 100 || strpbrk(v, "\r\n") != NULL)
-		fatal(EX_USAGE, "-V: at most 100 characters on one line");
+	/* RFC 3461 4.4: printable US-ASCII, as the queue's loader wants. */
+	for (p = v; *p >= 0x20 && *p < 0x7f; p++)
+		;
+	if (strlen(v) > 100 || *p != '\0' || v[0] == '\0')
+		fatal(EX_USAGE, "-V: at most 100 printable ASCII characters");
 	o->envid = v;
 }
 
@@ -471,17 +476,26 @@ verify(const struct opts *o, const struct account *a,
 	return bad ? EX_DATAERR : EX_OK;
 }
 
-/* The queue directory: queue_dir, else the system's or the user's. */
+/*
+ * The queue directory. In a setgid install the shared spool, fixed by the
+ * build and the system file (config.c refuses queue_dir in a user file):
+ * the group is never raised on a directory a user names. Otherwise
+ * queue_dir, else the system's for root, else the user's own.
+ */
 static const char *
-queue_dir(const struct account *a, const char *home, char *buf, size_t size)
+queue_dir(const struct config *cfg, const struct account *a,
+    const char *home, char *buf, size_t size)
 {
 	const char	*xdg = getenv("XDG_STATE_HOME");
 
 	if (!a->queue)
 		return NULL;
+	if (priv_group() != (gid_t)-1)
+		return cfg->defaults.queue_dir != NULL ?
+		    cfg->defaults.queue_dir : LOCALSTATEDIR "/spool/outbox";
 	if (a->queue_dir != NULL)
 		return a->queue_dir;
-	if (geteuid() == 0 || priv_group() != (gid_t)-1)
+	if (geteuid() == 0)
 		return LOCALSTATEDIR "/spool/outbox";
 	if (xdg != NULL && xdg[0] == '/')
 		snprintf(buf, size, "%s/outbox/queue", xdg);
@@ -572,7 +586,7 @@ main(int argc, char *argv[])
 	r.json = o.json;
 	r.qarg = o.qarg;
 	/* --check looks, it does not make the queue (as root it could). */
-	r.qdir = o.mode == M_CHECK ? NULL : queue_dir(a, home, qbuf,
+	r.qdir = o.mode == M_CHECK ? NULL : queue_dir(&cfg, a, home, qbuf,
 	    sizeof(qbuf));
 	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
 		if (o.mode == M_QUEUE || o.mode == M_LIST || o.deliver != 'i')
@@ -659,6 +673,8 @@ main(int argc, char *argv[])
 	/* Spooled in the queue directory, a message is queued by a link. */
 	mo.spool_dir = r.qdir != NULL ? r.qdir : tmp != NULL && tmp[0] == '/' ?
 	    tmp : "/tmp";
+	if (r.qdir != NULL)
+		mo.size_max = cfg.defaults.queue_max_message_size;
 	memset(&q, 0, sizeof(q));
 	if (message_read(&q.msg, &mo, STDIN_FILENO) == -1)
 		fatal(exit_code(&q.msg.fail), "%s", q.msg.fail.text);

@@ -301,6 +301,8 @@ cmd_data(struct smtpd *d)
 	mo.from_rewrite = d->a->from_rewrite ? d->a->from : NULL;
 	dir = d->r->qdir != NULL ? d->r->qdir : "/tmp";
 	mo.spool_dir = dir;
+	if (d->r->qdir != NULL)
+		mo.size_max = d->r->cfg->defaults.queue_max_message_size;
 	memset(&q, 0, sizeof(q));
 	if (message_read(&q.msg, &mo, fileno(tmp)) == -1) {
 		fclose(tmp);

@@ -257,7 +257,9 @@ def ob_conf(name, host, port, auth, qdir, ca=True):
         "host %s\n" % host, "port %d\n" % port,
         ca and "tls_ca_file %s\n" % PF["PF_CA"] or "", "user alice\n",
         "password correct horse\n", auth and "auth %s\n" % auth or "",
-        "from bench@example.test\n", "queue_dir %s\n" % qdir, "log off\n"]))
+        "from bench@example.test\n", "queue_dir %s\n" % qdir,
+        # The 1 GiB point passes the 50 MiB default spool limit.
+        "queue_max_message_size 0\n", "log off\n"]))
     os.makedirs(qdir, mode=0o700, exist_ok=True)
     return path
 

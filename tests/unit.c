@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "outbox.h"
@@ -763,6 +764,61 @@ test_dsn(void)
 	message_close(&m);
 }
 
+/*
+ * Queue claims: busy while another description holds the lock, read
+ * again when another run changed the envelope, gone once removed.
+ */
+static void
+test_queue(void)
+{
+	struct qentry	 q, a, b;
+	struct rcpt	 r[2];
+	char		 dir[300], err[512], *text;
+
+	snprintf(dir, sizeof(dir), "%s/queue", tmpdir);
+	CHECK("queue open", queue_open(dir, err, sizeof(err)) == 0);
+	memset(&q, 0, sizeof(q));
+	memset(r, 0, sizeof(r));
+	text = spool("Subject: q\n\nbody\n", 0, 0, &q.msg);
+	r[0].addr = (char *)(uintptr_t)"a@example.org";
+	r[1].addr = (char *)(uintptr_t)"b@example.org";
+	r[0].st = r[1].st = ST_TEMP;
+	q.env.sender = (char *)(uintptr_t)"me@example.org";
+	q.env.rcpt = r;
+	q.env.nrcpt = 2;
+	q.account = (char *)(uintptr_t)"work";
+	q.account_file = (char *)(uintptr_t)"/etc/outbox.conf";
+	q.owner = getuid();
+	q.created = q.next = time(NULL);
+	CHECK("queue add", queue_add(dir, &q, 1, err, sizeof(err)) == 0);
+	CHECK("queue load unlocked", queue_load(dir, q.id, &a, 0, err,
+	    sizeof(err)) == 0 && a.env.nrcpt == 2 &&
+	    strcmp(a.account_file, "/etc/outbox.conf") == 0);
+	CHECK("queue load again", queue_load(dir, q.id, &b, 0, err,
+	    sizeof(err)) == 0);
+	CHECK("claim busy while submitted", queue_claim(dir, &a, err,
+	    sizeof(err)) == 1);
+	message_close(&q.msg);
+	CHECK("claim", queue_claim(dir, &a, err, sizeof(err)) == 0);
+	CHECK("claim busy", queue_claim(dir, &b, err, sizeof(err)) == 1);
+	a.env.rcpt[0].done = 1;
+	CHECK("update", queue_update(dir, &a, err, sizeof(err)) == 0);
+	queue_release(&a);
+	CHECK("claim reads the changed envelope", queue_claim(dir, &b, err,
+	    sizeof(err)) == 0 && b.env.nrcpt == 1 &&
+	    strcmp(b.env.rcpt[0].addr, "b@example.org") == 0);
+	b.env.rcpt[0].done = 1;
+	CHECK("update removes", queue_update(dir, &b, err, sizeof(err)) == 0);
+	queue_release(&b);
+	CHECK("claim gone", queue_claim(dir, &a, err, sizeof(err)) == -1);
+	CHECK("queue sync", queue_sync(dir) == 0);
+	queue_free(&a);
+	queue_free(&b);
+	CHECK("queue id checked", queue_load(dir, "../../etc/passwd", &a, 0,
+	    err, sizeof(err)) == -1);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -784,6 +840,7 @@ main(void)
 	test_dotstuff();
 	test_config();
 	test_dsn();
+	test_queue();
 	printf("unit: %d failed\n", failures);
 	return failures != 0;
 }

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# One user's mail is no one else's: a real setgid install under $TESTROOT
+# used by two throwaway users, evil and victim, who exist only in a private
+# mount namespace (bind-mounted copies of /etc/passwd and /etc/group); the
+# machine keeps no user, group or file. faultsmtp servers play victim's,
+# evil's and the system's smarthosts. Needs root, unshare and setpriv.
+. "$(dirname "$0")/lib.sh"
+SRC=${OUTBOX_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
+M=$TESTROOT/multiuser
+
+if [ "${1:-}" != inner ]; then
+	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null ||
+	    ! command -v setpriv >/dev/null; then
+		echo "t_multiuser: needs root, unshare and setpriv; skipped"
+		exit 0
+	fi
+	if ! unshare -m true 2>/dev/null; then
+		echo "t_multiuser: cannot make a mount namespace here; skipped"
+		exit 0
+	fi
+	exec unshare -m --propagation private bash "$0" inner
+fi
+
+# ---- The users, the install, the servers.
+mkdir -p "$M"
+chmod 755 "$TESTROOT" "$M"
+cp /etc/passwd "$M/passwd"
+cp /etc/group "$M/group"
+EUID_=64001 VUID=64002
+echo "evil:x:$EUID_:$EUID_::$M/evil:/bin/sh" >>"$M/passwd"
+echo "victim:x:$VUID:$VUID::$M/victim:/bin/sh" >>"$M/passwd"
+echo "evil:x:$EUID_:" >>"$M/group"
+echo "victim:x:$VUID:" >>"$M/group"
+grep -q '^outbox:' "$M/group" || echo "outbox:x:64000:" >>"$M/group"
+mount --bind "$M/passwd" /etc/passwd && mount --bind "$M/group" /etc/group ||
+	{ fail mu-namespace "cannot bind-mount passwd and group"; exit 0; }
+OGID=$(getent group outbox | cut -d: -f3)
+
+R=$M/root
+mkdir -p "$M/src"
+cp "$SRC"/*.c "$SRC"/*.h "$SRC"/Makefile "$M/src/"
+cp -r "$SRC/contrib" "$SRC/man" "$M/src/"
+if ! make -s -C "$M/src" PREFIX="$R" SYSCONFDIR="$R/etc" \
+    LOCALSTATEDIR="$R/var" install-setgid >"$M/build.log" 2>&1; then
+	fail mu-install "$(tail -5 "$M/build.log")"
+	exit 0
+fi
+OB=$R/sbin/outbox
+SPOOL=$R/var/spool/outbox
+expect_eq mu-install-setgid "$(stat -c '%G %a' "$OB")" "outbox 2755"
+
+FS=$M/fs
+mkdir -p "$FS"
+# server NAME ARGS...: a faultsmtp on port 0; sets NAME_PORT, NAME_LOG, NAME_PID.
+server() {
+	local n=$1; shift
+	fault_start "$n" --max-time 300 "$@"
+	printf -v "${n}_PORT" %s "$PORT"
+	printf -v "${n}_LOG" %s "$LOG"
+	printf -v "${n}_PID" %s "$SRV_PID"
+}
+server VSRV
+server ESRV
+server SYS
+server FAST --io-timeout 5
+server SLOW --scenario dot-stall --io-timeout 120
+# A port nobody listens on: a server that is down.
+python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' >"$FS/down"
+DOWN=$(cat "$FS/down")
+
+cat >"$R/etc/outbox.conf" <<EOF
+log off
+queue_max_user_bytes 300k
+host 127.0.0.1
+port $SYS_PORT
+tls off
+maildomain example.test
+account slow
+host 127.0.0.1
+port $SLOW_PORT
+tls off
+timeout 10
+account fast
+host 127.0.0.1
+port $FAST_PORT
+tls off
+account down
+host 127.0.0.1
+port $DOWN
+tls off
+EOF
+chown root:outbox "$R/etc/outbox.conf"
+chmod 640 "$R/etc/outbox.conf"
+
+# user_conf USER LINES...: USER's own file.
+user_conf() {
+	local u=$1 d=$M/$1/.config/outbox; shift
+	mkdir -p "$d"
+	printf '%s\n' "log off" "$@" >"$d/config"
+	chown -R "$u:$u" "$M/$u"
+	chmod 600 "$d/config"
+}
+# as USER CMD...: run as USER (no groups), with its own HOME.
+as() {
+	local u=$1; shift
+	setpriv --reuid="$u" --regid="$u" --clear-groups \
+		env -i PATH=/usr/bin:/bin HOME="$M/$u" "$@"
+}
+as_root() { env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
+mkdir -p "$M/evil" "$M/victim" "$M/roothome"
+chown evil:evil "$M/evil"
+chown victim:victim "$M/victim"
+# msg MARK: a message whose Subject is MARK.
+msg() { printf 'Subject: %s\n\n%s body\n' "$1" "$1"; }
+# ids: the IDs in the spool; new_id BEFORE: the one ID not in BEFORE (IDs
+# of the same second do not sort by time).
+ids() { ls "$SPOOL" | sed -n 's/^\([0-9A-F]\{12\}\)\.env$/\1/p' | sort; }
+new_id() { comm -13 <(printf '%s\n' "$1") <(ids) | head -1; }
+# got SERVER_LOG MARK: how many messages with Subject MARK the server took.
+got() { cat "$1".data.* 2>/dev/null | grep -c "^Subject: $2"; }
+VFILE=$M/victim/.config/outbox/config
+
+# ---- 2. No fallback: a run whose configuration lacks victim's "work"
+# (root's) leaves victim's entry alone, never the default account.
+user_conf victim "account work" "host 127.0.0.1" "port $DOWN" "tls off" \
+	"from victim@work.example"
+user_conf evil "account work" "host 127.0.0.1" "port $ESRV_PORT" "tls off" \
+	"from evil@evil.example"
+B=$(ids)
+msg mu-fallback | as victim "$OB" -a work -odi v2@dest.example >"$M/c2.out" 2>&1
+ID2=$(new_id "$B")
+check mu-fallback-queued test -n "$ID2" -a -e "$SPOOL/$ID2.env"
+expect_exit 0 mu-fallback-root-q as_root "$OB" -q
+expect_eq mu-fallback-system-got-nothing "$(got "$SYS_LOG" mu-fallback)" 0
+check mu-fallback-entry-kept test -e "$SPOOL/$ID2.env"
+
+# ---- 1. Account-name collision: evil's "work" is not victim's "work".
+B=$(ids)
+msg mu-collision | as victim "$OB" -a work -odi v1@dest.example >"$M/c1.out" 2>&1
+ID1=$(new_id "$B")
+check mu-collision-queued test -n "$ID1" -a -e "$SPOOL/$ID1.env"
+expect_exit 0 mu-collision-evil-q as evil "$OB" -q
+expect_exit 0 mu-collision-evil-qI as evil "$OB" -a work -qI "$ID1"
+expect_eq mu-collision-evil-got-nothing "$(got "$ESRV_LOG" mu-collision)" 0
+check mu-collision-entry-kept test -e "$SPOOL/$ID1.env" -a -e "$SPOOL/$ID1.msg"
+expect_exit 0 mu-collision-bp as evil "$OB" -bp
+expect_grep mu-collision-bp-says-why "waiting for its owner's run: account work of $VFILE" "$OUT"
+# victim's own run delivers both to victim's server.
+user_conf victim "account work" "host 127.0.0.1" "port $VSRV_PORT" "tls off" \
+	"from victim@work.example"
+expect_exit 0 mu-owner-q as victim "$OB" -q
+expect_eq mu-owner-delivered "$(got "$VSRV_LOG" mu-collision)" 1
+expect_eq mu-owner-delivered-2 "$(got "$VSRV_LOG" mu-fallback)" 1
+check mu-owner-entry-gone test ! -e "$SPOOL/$ID1.env"
+
+# ---- 3. The queue_dir race: a symlink flipped between the spool and a
+# fake directory of evil's, while evil loops -qI on victim's entry.
+B=$(ids)
+msg mu-race | as victim "$OB" -odq v3@dest.example
+ID3=$(new_id "$B")
+SIZE3=$(stat -c %s "$SPOOL/$ID3.msg")
+FAKE=$M/evil/fake
+mkdir -p "$FAKE"
+cat >"$FAKE/$ID3.env" <<EOF
+outbox-queue 2
+owner $EUID_
+created $(date +%s)
+next 0
+attempts 0
+account work
+file $M/evil/.config/outbox/config
+sender evil@evil.example
+size $SIZE3
+body 0
+maxline 0
+flags 0 0 0 0 0 0
+rcpt evil@evil.example
+EOF
+chown -R evil:evil "$FAKE"
+ln -sfn "$SPOOL" "$M/evil/q"
+user_conf evil "queue_dir $M/evil/q" "account work" "host 127.0.0.1" \
+	"port $ESRV_PORT" "tls off" "from evil@evil.example"
+expect_exit 78 mu-race-user-queue-dir-refused as evil "$OB" -a work -qI "$ID3"
+expect_grep mu-race-refusal-names-fix "setgid install.*remove this line" "$ERR"
+# Started directly (not through a function) so that $! is the flipper
+# itself; it stops by itself after 30 s anyway.
+setpriv --reuid=evil --regid=evil --clear-groups env -i PATH=/usr/bin:/bin \
+	bash -c "end=\$((SECONDS + 30)); while [ \$SECONDS -lt \$end ]; do
+	ln -sfn '$SPOOL' '$M/evil/q.new'; mv -Tf '$M/evil/q.new' '$M/evil/q'
+	ln -sfn '$FAKE' '$M/evil/q.new'; mv -Tf '$M/evil/q.new' '$M/evil/q'
+	done" 2>/dev/null &
+FLIP=$!
+end=$((SECONDS + 15))
+for _ in $(seq 200); do
+	[ "$SECONDS" -ge "$end" ] && break
+	as evil "$OB" -a work -qI "$ID3" >/dev/null 2>&1
+	[ "$(got "$ESRV_LOG" mu-race)" -gt 0 ] && break
+	[ -e "$SPOOL/$ID3.env" ] || break
+done
+kill "$FLIP" 2>/dev/null
+wait "$FLIP" 2>/dev/null
+expect_eq mu-race-evil-got-nothing "$(got "$ESRV_LOG" mu-race)" 0
+check mu-race-entry-kept test -e "$SPOOL/$ID3.env" -a -e "$SPOOL/$ID3.msg"
+user_conf evil "account work" "host 127.0.0.1" "port $ESRV_PORT" "tls off" \
+	"from evil@evil.example"
+
+# ---- Damaged entries are left alone and shown, never sent.
+ID3D=$(printf '%08X%04X' "$(date +%s)" 65535)
+sed "s/^owner .*/owner $EUID_/" "$SPOOL/$ID3.env" >"$SPOOL/$ID3D.env"
+ln "$SPOOL/$ID3.msg" "$SPOOL/$ID3D.msg"
+ID3E=$(printf '%08X%04X' "$(date +%s)" 65534)
+sed 's/^rcpt .*/rcpt x@dest.example> NOTIFY=SUCCESS/' "$SPOOL/$ID3.env" >"$SPOOL/$ID3E.env"
+cp -p "$SPOOL/$ID3.msg" "$SPOOL/$ID3E.msg"
+chown victim:outbox "$SPOOL/$ID3E.msg"
+expect_exit 0 mu-damaged-q as_root "$OB" -qI "$ID3D"
+expect_exit 0 mu-damaged-q2 as_root "$OB" -qI "$ID3E"
+expect_eq mu-damaged-not-sent "$(got "$SYS_LOG" mu-race)" 0
+expect_exit 0 mu-damaged-bp as_root "$OB" -bp
+expect_grep mu-damaged-bp-owner "says owner $EUID_, but $ID3D.msg belongs to uid $VUID" "$OUT"
+expect_grep mu-damaged-bp-rcpt "$ID3E.env: damaged" "$OUT"
+rm -f "$SPOOL/$ID3D".* "$SPOOL/$ID3E".*
+
+# ---- 4. A stopped run holds only the entry in flight (needs the runner
+# to claim per transaction: deliver.c's queue_claim).
+msg mu-stop-A | as victim "$OB" -a slow -odq s1@dest.example
+msg mu-stop-B | as victim "$OB" -a fast -odq s2@dest.example
+msg mu-stop-C | as victim "$OB" -a fast -odq s3@dest.example
+B=$(ids)
+msg mu-stop-D | as victim "$OB" -a down -odq s4@dest.example
+IDD=$(new_id "$B")
+setpriv --reuid=evil --regid=evil --clear-groups env -i PATH=/usr/bin:/bin \
+	HOME="$M/evil" "$OB" -q >"$M/stop.out" 2>&1 &
+RUN1=$!
+for _ in $(seq 100); do
+	grep -q 'server stalls' "$SLOW_LOG" 2>/dev/null && break
+	sleep 0.1
+done
+kill -STOP "$RUN1"
+check mu-stop-runner-stalled grep -q 'server stalls' "$SLOW_LOG"
+expect_exit 0 mu-stop-other-run timeout 60 env -i PATH=/usr/bin:/bin \
+	HOME="$M/roothome" "$OB" -q
+expect_eq mu-stop-B-delivered-once "$(got "$FAST_LOG" mu-stop-B)" 1
+expect_eq mu-stop-C-delivered-once "$(got "$FAST_LOG" mu-stop-C)" 1
+expect_exit 0 mu-stop-victim-qD as victim "$OB" -qD "$IDD"
+{ kill -KILL "$RUN1"; kill -CONT "$RUN1"; wait "$RUN1"; } 2>/dev/null
+
+# ---- 5. Spool limits: 51 MiB over the default 50 MiB; victim's share.
+before=$(ls "$SPOOL" | wc -l)
+expect_exit 65 mu-size-refused as victim bash -c \
+	"{ printf 'Subject: big\n\n'; head -c 53477376 /dev/zero | tr '\\0' x | fold -w 76; } | '$OB' -odq big@dest.example"
+expect_grep mu-size-says-why "larger than queue_max_message_size" "$ERR"
+expect_eq mu-size-nothing-left "$(ls "$SPOOL" | wc -l)" "$before"
+user_conf victim "queue_max_message_size 100M" "account work" \
+	"host 127.0.0.1" "port $VSRV_PORT" "tls off"
+expect_exit 78 mu-size-user-file-refused as victim "$OB" -odq x@dest.example </dev/null
+user_conf victim "account work" "host 127.0.0.1" "port $VSRV_PORT" "tls off"
+as victim "$OB" -qD "$ID3" >/dev/null 2>&1
+rc=0
+for i in 1 2 3 4; do
+	{ printf 'Subject: quota %s\n\n' "$i"; head -c 122880 /dev/zero | tr '\0' q | fold -w 76; } |
+		as victim "$OB" -a down -odq q@dest.example >"$M/quota.out" 2>&1
+	rc=$?
+	[ "$rc" -ne 0 ] && break
+done
+expect_eq mu-quota-tempfail "$rc" 75
+expect_grep mu-quota-says-why "queue_max_user_bytes" "$M/quota.out"
+expect_exit 0 mu-quota-others-unaffected as evil "$OB" -a down -odq e@dest.example \
+	< <(msg mu-evil-small)
+
+for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
+	kill "$p" 2>/dev/null
+	wait "$p" 2>/dev/null
+done
+true
