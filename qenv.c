@@ -231,11 +231,16 @@ set_envid(struct qentry *q, const char *v, char *err, size_t errlen)
 static int
 set_error(struct qentry *q, const char *v, char *err, size_t errlen)
 {
-	if (!printable(v, 1, sizeof(q->lasterr))) {
-		snprintf(err, errlen, "bad error text");
-		return -1;
-	}
+	char	*p;
+
+	/* Only ever shown, never sent: made printable rather than refused,
+	 * so a mangled text cannot hold the mail back or reach a terminal. */
+	(void)err;
+	(void)errlen;
 	strlcpy(q->lasterr, v, sizeof(q->lasterr));
+	for (p = q->lasterr; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+			*p = '?';
 	return 0;
 }
 
