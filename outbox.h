@@ -230,6 +230,30 @@ struct dotsink {
 	int		 bol;
 };
 
+/* One SASL exchange: what the mechanism's steps need and keep. */
+struct sasl {
+	const char	*user;
+	const char	*secret;	/* the password, or an OAuth2 token */
+	const char	*host;		/* OAUTHBEARER's host and port */
+	long long	 port;
+	const char	*nonce;		/* SCRAM: a fixed client nonce (tests) */
+	int		 stage, steps;
+	int		 verified;	/* SCRAM: the server's signature checked */
+	int		 token_error;	/* a bearer token was refused (334) */
+	char		*first;		/* SCRAM: client-first-message-bare */
+	char		*authmsg;	/* SCRAM: AuthMessage */
+	unsigned char	 salted[32];	/* SCRAM: SaltedPassword */
+	char		 err[256];
+};
+
+/* A row of the SASL table (auth.c). */
+struct sasl_mech {
+	const char	*name;
+	int		 strength;	/* auth on picks the highest; 0: never */
+	int		(*step)(struct sasl *, const char *, size_t, char **,
+			    size_t *);
+};
+
 /* priv.c */
 void	 priv_init(void);
 gid_t	 priv_group(void);
@@ -301,6 +325,7 @@ void	 smtp_close(struct session *);
 int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
 int	 smtp_reply(struct session *);
 enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
+enum status smtp_auth(struct session *);
 int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
@@ -332,7 +357,11 @@ int	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
 
 /* auth.c */
-enum status auth_login(struct session *);
-const char *auth_choose(const char *, const char *);
+const struct sasl_mech *auth_mech(const char *);
+const struct sasl_mech *auth_choose(const char *, const char *);
+void	 auth_names(char *, size_t);
+int	 auth_step(const struct sasl_mech *, struct sasl *, const char *,
+	    char **);
+void	 auth_clear(struct sasl *);
 
 #endif

@@ -364,7 +364,7 @@ greet(struct session *s, const char *host)
 	if (s->io.ssl != NULL)
 		s->tls_version = SSL_get_version(s->io.ssl);
 	if (strcmp(s->acct->auth, "off") != 0)
-		return auth_login(s);
+		return smtp_auth(s);
 	return ST_OK;
 }
 
@@ -814,4 +814,74 @@ smtp_close(struct session *s)
 	if (s->ctx != NULL)
 		SSL_CTX_free(s->ctx);
 	s->ctx = NULL;
+}
+
+/*
+ * One AUTH exchange (RFC 4954): the mechanism's steps answer each 334;
+ * every client line after the command word is redacted in -v.
+ */
+static enum status
+auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
+{
+	char	*resp;
+	int	 r;
+
+	if ((r = auth_step(m, sa, NULL, &resp)) == -1)
+		return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
+	if (r == 0) {
+		smtp_command(s, 1, "AUTH %s %s", m->name, resp);
+		freezero(resp, strlen(resp));
+	} else
+		smtp_command(s, 0, "AUTH %s", m->name);
+	for (;;) {
+		if (smtp_reply(s) == -1)
+			return ST_TEMP;
+		if (s->reply.code != 334)
+			break;
+		if (auth_step(m, sa, s->reply.text, &resp) == -1) {
+			smtp_command(s, 0, "*");	/* cancel: 501 */
+			if (smtp_reply(s) == -1)
+				return ST_TEMP;
+			return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
+		}
+		smtp_command(s, 2, "%s", resp);
+		freezero(resp, strlen(resp));
+	}
+	if (s->reply.code == 235) {
+		s->authenticated = 1;
+		return ST_OK;
+	}
+	/* Refused credentials need an administrator, not a bounce. */
+	return smtp_fail(s, "AUTH %s refused: %d %s", m->name, s->reply.code,
+	    s->reply.text);
+}
+
+/* Authenticates the session with the account's mechanism and secret. */
+enum status
+smtp_auth(struct session *s)
+{
+	const struct sasl_mech	*m;
+	struct sasl		 sa;
+	char			*secret, err[256];
+	enum status		 st;
+
+	if (!(s->ext & EXT_AUTH))
+		return smtp_fail(s, "the server offers no AUTH; check host "
+		    "and port, or set auth off");
+	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
+		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
+		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
+		    "supported" : "not the configured mechanism");
+	if (config_secret(s->acct, &secret, err, sizeof(err)) == -1)
+		return smtp_fail(s, "%s", err);
+	s->mech = m->name;
+	memset(&sa, 0, sizeof(sa));
+	sa.user = s->acct->user;
+	sa.secret = secret;
+	sa.host = s->host;
+	sa.port = s->port;
+	st = auth_exchange(s, m, &sa);
+	auth_clear(&sa);
+	freezero(secret, strlen(secret));
+	return st;
 }

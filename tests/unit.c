@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "outbox.h"
 
 static int	 failures;
@@ -136,13 +138,86 @@ test_addresses(void)
 	    sizeof(err)) == 0);
 	CHECK("addr_check angle", addr_check("a@b>x", err, sizeof(err)) == -1);
 	CHECK("auth_choose strongest", strcmp(auth_choose("PLAIN LOGIN "
-	    "CRAM-MD5 SCRAM-SHA-256", "on"), "SCRAM-SHA-256") == 0);
+	    "CRAM-MD5 SCRAM-SHA-256", "on")->name, "SCRAM-SHA-256") == 0);
 	CHECK("auth_choose forced", strcmp(auth_choose("PLAIN LOGIN",
-	    "login"), "login") == 0);
+	    "login")->name, "LOGIN") == 0);
 	CHECK("auth_choose not offered", auth_choose("PLAIN", "cram-md5")
 	    == NULL);
 	CHECK("auth_choose no partial match", auth_choose("SCRAM-SHA-256-PLUS",
 	    "on") == NULL);
+	CHECK("auth_choose on skips tokens", auth_choose("XOAUTH2 "
+	    "OAUTHBEARER", "on") == NULL);
+	CHECK("auth_mech unknown", auth_mech("gssapi") == NULL);
+}
+
+/* base64 of s, for feeding SASL steps. */
+static char *
+b64s(const char *s)
+{
+	static char	buf[512];
+
+	EVP_EncodeBlock((unsigned char *)buf, (const unsigned char *)s,
+	    strlen(s));
+	return buf;
+}
+
+/* Decodes a step's base64 response into buf. */
+static const char *
+unb64s(const char *s)
+{
+	static char	buf[512];
+	int		n = EVP_DecodeBlock((unsigned char *)buf,
+			    (const unsigned char *)s, strlen(s));
+	size_t		len = strlen(s);
+
+	while (n > 0 && len > 0 && s[--len] == '=')
+		n--;
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+/* RFC 7677 3: the SCRAM-SHA-256 exchange, with its fixed client nonce. */
+static void
+test_scram(void)
+{
+	const struct sasl_mech	*m = auth_mech("scram-sha-256");
+	struct sasl		 sa;
+	char			*r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.user = "user";
+	sa.secret = "pencil";
+	sa.nonce = "rOprNGfwEbeRWgbNEkqO";
+	CHECK("scram client-first", auth_step(m, &sa, NULL, &r) == 0 &&
+	    strcmp(unb64s(r), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO") == 0);
+	free(r);
+	CHECK("scram client-final", auth_step(m, &sa, b64s("r=rOprNGfwEbeRW"
+	    "gbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+	    "i=4096"), &r) == 0 && strcmp(unb64s(r), "c=biws,r=rOprNGfwEbeRWg"
+	    "bNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9z"
+	    "jfMHgsqmmiz7AndVQ=") == 0);
+	free(r);
+	CHECK("scram server signature", auth_step(m, &sa, b64s("v=6rriTRBi23"
+	    "WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="), &r) == 0 && sa.verified &&
+	    strcmp(r, "") == 0);
+	free(r);
+	auth_clear(&sa);
+	sa.nonce = "rOprNGfwEbeRWgbNEkqO";
+	auth_step(m, &sa, NULL, &r);
+	free(r);
+	auth_step(m, &sa, b64s("r=rOprNGfwEbeRWgbNEkqOxx,s=W22ZaJ0SNY7soEsU"
+	    "Ejb6gQ==,i=4096"), &r);
+	free(r);
+	CHECK("scram wrong server signature", auth_step(m, &sa, b64s("v=6rri"
+	    "TRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="), &r) == -1 &&
+	    !sa.verified);
+	auth_clear(&sa);
+	sa.nonce = "abc";
+	auth_step(m, &sa, NULL, &r);
+	free(r);
+	CHECK("scram foreign nonce", auth_step(m, &sa, b64s("r=xyz123,s=QUJD,"
+	    "i=4096"), &r) == -1);
+	auth_clear(&sa);
 }
 
 static void
@@ -530,6 +605,7 @@ main(void)
 	}
 	test_replies();
 	test_addresses();
+	test_scram();
 	test_aliases();
 	test_spool();
 	test_qp();
