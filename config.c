@@ -24,7 +24,41 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_CHOICE
+};
+
+static const char *const grants[] = {
+	"client_credentials", "refresh_token", "jwt_bearer", NULL
+};
+
+/* oauth2_provider: what it fills in when the account leaves it out. */
+static const struct provider {
+	const char	*name;
+	const char	*token_url, *device_url;	/* with {tenant} */
+	const char	*scope_app, *scope_user;
+	const char	*host;
+} providers[] = {
+	{ "microsoft",
+	    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+	    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+	    "https://outlook.office365.com/.default",
+	    "https://outlook.office365.com/SMTP.Send offline_access",
+	    "smtp.office365.com" },
+	{ "google", "https://oauth2.googleapis.com/token",
+	    "https://oauth2.googleapis.com/device/code",
+	    "https://mail.google.com/", "https://mail.google.com/",
+	    "smtp.gmail.com" },
+};
+
+static const char *const provider_names[] = { "microsoft", "google", NULL };
+
+/* The values a K_CHOICE key allows. */
+static const struct choice {
+	const char		*key;
+	const char *const	*v;
+} choices[] = {
+	{ "oauth2_grant", grants },
+	{ "oauth2_provider", provider_names },
 };
 
 static const struct key {
@@ -60,6 +94,20 @@ static const struct key {
 	{ "queue_dir",		K_STR,		O(queue_dir),	0, 0 },
 	{ "queue_lifetime",	K_DURATION,	O(queue_lifetime), 60,
 	    365 * 86400 },
+	{ "oauth2_grant",	K_CHOICE,	O(oauth2_grant), 0, 0 },
+	{ "oauth2_token_url",	K_STR,		O(oauth2_token_url), 0, 0 },
+	{ "oauth2_device_url",	K_STR,		O(oauth2_device_url), 0, 0 },
+	{ "oauth2_client_id",	K_STR,		O(oauth2_client_id), 0, 0 },
+	{ "oauth2_client_secret", K_SECRET,	O(oauth2_client_secret), 0, 0 },
+	{ "oauth2_client_secret_file", K_FILE,	O(oauth2_client_secret_file),
+	    0, 0 },
+	{ "oauth2_scope",	K_STR,		O(oauth2_scope), 0, 0 },
+	{ "oauth2_refresh_token_file", K_STR,	O(oauth2_refresh_token_file),
+	    0, 0 },
+	{ "oauth2_key_file",	K_FILE,		O(oauth2_key_file), 0, 0 },
+	{ "oauth2_ca_file",	K_STR,		O(oauth2_ca_file), 0, 0 },
+	{ "oauth2_provider",	K_CHOICE,	O(oauth2_provider), 0, 0 },
+	{ "oauth2_tenant",	K_STR,		O(oauth2_tenant), 0, 0 },
 #undef O
 };
 
@@ -76,6 +124,11 @@ static int	set_key(struct account *, const struct key *, char *,
 static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
+static char	*provider_url(const char *, const char *);
+static void	oauth2_defaults(struct account *);
+static const char *oauth2_check(const struct account *);
+static int	read_all(int, char **, size_t);
+static int	choice_ok(const char *, const char *);
 
 /* Whether the key's field is a string the account owns. */
 static int
@@ -166,6 +219,20 @@ file_private(int fd, const char *path, char *err, size_t errlen)
 		    (unsigned)(st.st_mode & 0777), path);
 		return -1;
 	}
+	return 0;
+}
+
+/* Whether v is one of the values the K_CHOICE key allows. */
+static int
+choice_ok(const char *key, const char *v)
+{
+	size_t	i, n;
+
+	for (i = 0; i < sizeof(choices) / sizeof(choices[0]); i++)
+		for (n = 0; strcmp(choices[i].key, key) == 0 &&
+		    choices[i].v[n] != NULL; n++)
+			if (strcmp(choices[i].v[n], v) == 0)
+				return 1;
 	return 0;
 }
 
@@ -266,6 +333,10 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		a->auth = xstrdup(auth_mech(v) != NULL ? auth_mech(v)->name :
 		    strcasecmp(v, "on") == 0 ? "on" : "off");
 		return 0;
+	case K_CHOICE:
+		if (!choice_ok(k->name, v))
+			goto bad;
+		break;
 	case K_FILE:
 	case K_SECRET:
 	case K_STR:
@@ -382,8 +453,8 @@ load_file(struct config *cfg, const char *path, int system, int must,
 			int pfd = open(v, O_RDONLY | O_CLOEXEC);
 
 			if (pfd == -1) {
-				snprintf(err, errlen, "%s:%d: password_file %s:"
-				    " %s", path, lineno, v, strerror(errno));
+				snprintf(err, errlen, "%s:%d: %s %s: %s", path,
+				    lineno, key, v, strerror(errno));
 				goto out;
 			}
 			i = file_private(pfd, v, err, errlen);
@@ -433,6 +504,89 @@ out:
 	return rv;
 }
 
+/* Fills in the URL from a provider's pattern and the tenant. */
+static char *
+provider_url(const char *fmt, const char *tenant)
+{
+	const char	*t = strstr(fmt, "{tenant}");
+	size_t		 len = strlen(fmt) + strlen(tenant) + 1;
+	char		*url = xcalloc(1, len);
+
+	if (t == NULL)
+		strlcpy(url, fmt, len);
+	else
+		snprintf(url, len, "%.*s%s%s", (int)(t - fmt), fmt, tenant,
+		    t + 8);
+	return url;
+}
+
+/* oauth2_provider's URLs, scope and host; XOAUTH2 unless auth says. */
+static void
+oauth2_defaults(struct account *a)
+{
+	const struct provider	*p = NULL;
+	const char		*tenant;
+	size_t			 i;
+	int			 app = strcmp(a->oauth2_grant,
+				    "refresh_token") != 0;
+
+	for (i = 0; a->oauth2_provider != NULL && i < sizeof(providers) /
+	    sizeof(providers[0]); i++)
+		if (strcmp(providers[i].name, a->oauth2_provider) == 0)
+			p = &providers[i];
+	if (a->auth == NULL || strcmp(a->auth, "on") == 0) {
+		free(a->auth);
+		a->auth = xstrdup("XOAUTH2");
+	}
+	if (p == NULL)
+		return;
+	/* Microsoft: app-only needs the tenant; a person may use any. */
+	tenant = a->oauth2_tenant != NULL ? a->oauth2_tenant :
+	    app ? "common" : "organizations";
+	if (a->oauth2_token_url == NULL)
+		a->oauth2_token_url = provider_url(p->token_url, tenant);
+	if (a->oauth2_device_url == NULL)
+		a->oauth2_device_url = provider_url(p->device_url, tenant);
+	if (a->oauth2_scope == NULL)
+		a->oauth2_scope = xstrdup(app ? p->scope_app : p->scope_user);
+	if (a->host.n == 0)
+		strlist_add(&a->host, p->host);
+}
+
+/* What an OAuth2 account lacks, or NULL. */
+static const char *
+oauth2_check(const struct account *a)
+{
+	const struct sasl_mech	*m = auth_mech(a->auth);
+
+	if (m == NULL || m->strength != 0)
+		return "oauth2_grant needs auth xoauth2 or oauthbearer";
+	if (a->oauth2_token_url == NULL)
+		return "oauth2_grant needs oauth2_token_url (or "
+		    "oauth2_provider microsoft or google)";
+	if (strncmp(a->oauth2_token_url, "https://", 8) != 0)
+		return "oauth2_token_url must be an https:// URL";
+	if (a->oauth2_client_id == NULL && strcmp(a->oauth2_grant,
+	    "jwt_bearer") != 0)
+		return "oauth2_grant needs oauth2_client_id";
+	if (strcmp(a->oauth2_grant, "refresh_token") == 0 &&
+	    a->oauth2_refresh_token_file == NULL)
+		return "oauth2_grant refresh_token needs "
+		    "oauth2_refresh_token_file (outbox --oauth2-login fills it)";
+	if (strcmp(a->oauth2_grant, "jwt_bearer") == 0 &&
+	    a->oauth2_key_file == NULL)
+		return "oauth2_grant jwt_bearer needs oauth2_key_file";
+	if (strcmp(a->oauth2_grant, "client_credentials") == 0 &&
+	    a->oauth2_key_file == NULL && a->oauth2_client_secret == NULL &&
+	    a->oauth2_client_secret_file == NULL)
+		return "oauth2_grant client_credentials needs "
+		    "oauth2_client_secret_file or oauth2_key_file";
+	if (a->tls == TLS_OFF && !a->auth_plaintext)
+		return "tls off would send the token in clear; use tls "
+		    "starttls or implicit, or say auth_plaintext on";
+	return NULL;
+}
+
 /* Fills in what follows from other keys, and refuses unsafe combinations. */
 static int
 finish(struct account *a, char *err, size_t errlen)
@@ -444,6 +598,8 @@ finish(struct account *a, char *err, size_t errlen)
 		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	if (a->port == 0)
 		a->port = a->tls == TLS_IMPLICIT ? 465 : 587;
+	if (a->oauth2_grant != NULL)
+		oauth2_defaults(a);
 	if (a->auth == NULL)
 		a->auth = xstrdup(a->user != NULL ? "on" : "off");
 	if (a->maildomain == NULL)
@@ -457,6 +613,8 @@ finish(struct account *a, char *err, size_t errlen)
 		return 0;
 	else if (a->user == NULL)
 		why = "auth needs user";
+	else if (a->oauth2_grant != NULL)
+		why = oauth2_check(a);
 	else if (a->password == NULL && a->password_file == NULL &&
 	    a->password_command == NULL)
 		why = "user has no password, password_file or password_command";
@@ -590,6 +748,62 @@ read_line(int fd, char **out)
 	return **out != '\0' ? 0 : -1;
 }
 
+/* Reads a whole (small) file into a new string. */
+static int
+read_all(int fd, char **out, size_t max)
+{
+	char	*buf = xcalloc(1, max + 1);
+	size_t	 len = 0;
+	ssize_t	 n;
+
+	while (len < max) {
+		n = read(fd, buf + len, max - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	*out = buf;
+	return len > 0 ? 0 : -1;
+}
+
+/*
+ * Reads a secret file (its first line, or all of it) under the rules of
+ * password_file: private, the caller's or root's. The caller clears and
+ * frees *out. -1 with err (errno ENOENT when it is missing).
+ */
+int
+config_read_secret(const struct account *a, const char *path, int whole,
+    char **out, char *err, size_t errlen)
+{
+	int	fd, rv, e;
+
+	*out = NULL;
+	if (a->system)
+		priv_raise();
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	e = errno;
+	priv_drop();
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (file_private(fd, path, err, errlen) == -1) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	rv = whole ? read_all(fd, out, 65536) : read_line(fd, out);
+	close(fd);
+	if (rv == -1)
+		snprintf(err, errlen, "%s: %s", path, whole ? "empty" :
+		    "nothing on its first line");
+	errno = 0;
+	return rv;
+}
+
 /*
  * Gets the account's secret: password, password_file or the first line of
  * password_command. The caller clears and frees *out. ST_TEMP with err on
@@ -606,27 +820,9 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 		*out = xstrdup(a->password);
 		return 0;
 	}
-	if (a->password_file != NULL) {
-		if (a->system)
-			priv_raise();
-		fd = open(a->password_file, O_RDONLY | O_CLOEXEC);
-		priv_drop();
-		if (fd == -1 || file_private(fd, a->password_file, err, errlen)
-		    == -1) {
-			if (fd == -1)
-				snprintf(err, errlen, "%s: %s",
-				    a->password_file, strerror(errno));
-			else
-				close(fd);
-			return -1;
-		}
-		status = read_line(fd, out);
-		close(fd);
-		if (status == -1)
-			snprintf(err, errlen, "%s: no password on its first "
-			    "line", a->password_file);
-		return status;
-	}
+	if (a->password_file != NULL)
+		return config_read_secret(a, a->password_file, 0, out, err,
+		    errlen);
 	if (pipe(p) == -1 || (pid = fork()) == -1) {
 		snprintf(err, errlen, "password_command: %s", strerror(errno));
 		return -1;

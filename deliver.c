@@ -226,6 +226,7 @@ attempt(struct run *r, struct session *s, const struct account *a,
 		}
 		s->acct = a;
 		s->verbose = r->verbose;
+		s->qdir = r->qdir;
 		/* A host that failed in this run is not tried again. */
 		st = s->down ? ST_TEMP : smtp_open(s);
 		s->down = st != ST_OK;

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <openssl/ssl.h>
@@ -78,6 +79,18 @@ struct account {
 	long long	 queue;		/* on (1) or off (0) */
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
+	char		*oauth2_grant;	/* client_credentials, refresh_token, jwt_bearer */
+	char		*oauth2_token_url;
+	char		*oauth2_device_url;
+	char		*oauth2_client_id;
+	char		*oauth2_client_secret;
+	char		*oauth2_client_secret_file;
+	char		*oauth2_scope;
+	char		*oauth2_refresh_token_file;
+	char		*oauth2_key_file;	/* PEM key, or a Google JSON key */
+	char		*oauth2_ca_file;
+	char		*oauth2_provider;	/* microsoft or google: defaults */
+	char		*oauth2_tenant;
 };
 
 struct config {
@@ -181,6 +194,7 @@ struct session {
 	const char	*tls_version;
 	int		 authenticated;
 	const char	*mech;		/* the SASL mechanism used */
+	const char	*qdir;		/* the queue: OAuth2 tokens are cached there */
 	struct reply	 reply;		/* the last reply read */
 	int		 exitcode;	/* with ST_PERM: 65 or 69 */
 	char		 err[1024];	/* why the last step failed */
@@ -254,6 +268,32 @@ struct sasl_mech {
 			    size_t *);
 };
 
+/* An HTTP response (http.c): the status and the body, NUL-terminated. */
+struct http_resp {
+	int		 status;
+	long long	 retry_after;	/* seconds, -1 when not given */
+	char		*body;
+	size_t		 len;
+};
+
+/* A token endpoint's answer (oauth2.c), every field validated. */
+struct oauth2_resp {
+	char		*access_token;
+	char		*refresh_token;
+	char		*error;
+	char		*error_description;
+	char		*device_code;
+	char		*user_code;
+	char		*verification_uri;
+	long long	 expires_in;	/* seconds, 0 when not given */
+	long long	 interval;	/* RFC 8628: seconds between polls */
+};
+
+/* How a token request ended. */
+#define OAUTH2_OK	0
+#define OAUTH2_TEMP	1	/* no answer, HTTP 5xx or 429: try later */
+#define OAUTH2_CONFIG	2	/* refused: the configuration needs a fix */
+
 /* priv.c */
 void	 priv_init(void);
 gid_t	 priv_group(void);
@@ -275,6 +315,8 @@ const struct account *config_account(const struct config *, const char *,
 	    const char *, char *, size_t);
 void	 config_free(struct config *);
 int	 config_secret(const struct account *, char **, char *, size_t);
+int	 config_read_secret(const struct account *, const char *, int, char **,
+	    char *, size_t);
 const char *config_hostname(void);
 
 /* message.c */
@@ -355,6 +397,19 @@ int	 check_account(const struct account *, const char *);
 /* smtpd.c */
 int	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
+
+/* http.c */
+int	 http_post(const struct account *, const char *, const char *,
+	    struct http_resp *, int, char *, size_t);
+
+/* oauth2.c */
+int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
+void	 oauth2_resp_free(struct oauth2_resp *);
+int	 oauth2_token(const struct account *, const char *, int, int, char **,
+	    time_t *, char *, size_t);
+int	 oauth2_login(const struct account *, const char *, int, FILE *,
+	    char *, size_t);
+int	 oauth2_describe(const struct account *, const char *, FILE *);
 
 /* auth.c */
 const struct sasl_mech *auth_mech(const char *);

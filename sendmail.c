@@ -30,7 +30,8 @@
 #endif
 
 enum mode {
-	M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP, M_CHECK
+	M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP, M_CHECK,
+	M_OAUTH2_LOGIN
 };
 
 struct opts {
@@ -92,6 +93,7 @@ usage(void)
 	    "              [-R return] [-r sender]"
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
 	    "       outbox --check [-C file] [-a account]\n"
+	    "       outbox --oauth2-login [-v] [-C file] [-a account]\n"
 	    "       outbox --version | --help\n");
 	exit(EX_USAGE);
 }
@@ -176,6 +178,10 @@ parse_args(struct opts *o, int argc, char **argv)
 		}
 		if (strcmp(a, "--check") == 0) {
 			o->mode = M_CHECK;
+			continue;
+		}
+		if (strcmp(a, "--oauth2-login") == 0) {
+			o->mode = M_OAUTH2_LOGIN;
 			continue;
 		}
 		if (strcmp(a, "--due") == 0) {
@@ -497,6 +503,15 @@ main(int argc, char *argv[])
 		goto done;
 	case M_SMTP:
 		code = smtpd_run(&r, a, al, o.fullname, o.deliver);
+		goto done;
+	case M_OAUTH2_LOGIN:
+		/* The device login: a person at a terminal, so stderr. */
+		code = oauth2_login(a, r.qdir, o.verbose, stderr, err,
+		    sizeof(err));
+		if (code != OAUTH2_OK)
+			warnx("%s", err);
+		code = code == OAUTH2_OK ? EX_OK : code == OAUTH2_TEMP ?
+		    EX_TEMPFAIL : EX_CONFIG;
 		goto done;
 	default:
 		break;

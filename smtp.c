@@ -856,14 +856,39 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 	    s->reply.text);
 }
 
-/* Authenticates the session with the account's mechanism and secret. */
+/*
+ * The secret for AUTH: the password, or an OAuth2 access token (the cached
+ * one, or with force a new one). -1 with s->err saying the fix.
+ */
+static int
+auth_secret(struct session *s, int force, char **secret)
+{
+	char	err[512];
+
+	if (s->acct->oauth2_grant == NULL) {
+		if (config_secret(s->acct, secret, err, sizeof(err)) == -1)
+			return smtp_fail(s, "%s", err), -1;
+		return 0;
+	}
+	if (oauth2_token(s->acct, s->qdir, force, s->verbose, secret, NULL,
+	    err, sizeof(err)) != OAUTH2_OK)
+		return smtp_fail(s, "OAuth2: %s", err), -1;
+	return 0;
+}
+
+/*
+ * Authenticates the session with the account's mechanism and secret. A
+ * refused OAuth2 token is replaced once by a new one (it may have been
+ * revoked or expired early).
+ */
 enum status
 smtp_auth(struct session *s)
 {
 	const struct sasl_mech	*m;
 	struct sasl		 sa;
-	char			*secret, err[256];
+	char			*secret;
 	enum status		 st;
+	int			 again;
 
 	if (!(s->ext & EXT_AUTH))
 		return smtp_fail(s, "the server offers no AUTH; check host "
@@ -872,16 +897,21 @@ smtp_auth(struct session *s)
 		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
 		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
 		    "supported" : "not the configured mechanism");
-	if (config_secret(s->acct, &secret, err, sizeof(err)) == -1)
-		return smtp_fail(s, "%s", err);
 	s->mech = m->name;
-	memset(&sa, 0, sizeof(sa));
-	sa.user = s->acct->user;
-	sa.secret = secret;
-	sa.host = s->host;
-	sa.port = s->port;
-	st = auth_exchange(s, m, &sa);
-	auth_clear(&sa);
-	freezero(secret, strlen(secret));
-	return st;
+	for (again = 0;; again++) {
+		if (auth_secret(s, again, &secret) == -1)
+			return ST_TEMP;
+		memset(&sa, 0, sizeof(sa));
+		sa.user = s->acct->user;
+		sa.secret = secret;
+		sa.host = s->host;
+		sa.port = s->port;
+		st = auth_exchange(s, m, &sa);
+		auth_clear(&sa);
+		freezero(secret, strlen(secret));
+		if (st == ST_OK || again || !s->connected ||
+		    s->acct->oauth2_grant == NULL || (!sa.token_error &&
+		    s->reply.code != 535))
+			return st;
+	}
 }

@@ -6,7 +6,7 @@
 set -u
 
 # Build, the loopback Postfix, and the programs tests/t_callers.sh runs.
-pkgs="gcc make pkg-config libssl-dev libbsd-dev postfix sasl2-bin libsasl2-modules
+pkgs="gcc make pkg-config libssl-dev libbsd-dev libjansson-dev postfix sasl2-bin libsasl2-modules
 openssl ca-certificates python3 mandoc procps time iproute2
 $(grep -v '^#' "$(dirname "$0")/callers-deps.txt")"
 
