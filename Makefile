@@ -19,7 +19,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
 OBJS	 = util.o priv.o config.o message.o render.o addr.o smtp.o io.o tls.o auth.o \
-	   queue.o deliver.o smtpd.o check.o http.o oauth2.o
+	   queue.o deliver.o smtpd.o check.o http.o jwt.o oauth2.o
 LINKS	 = sendmail mailq newaliases
 
 all: outbox

@@ -540,9 +540,8 @@ oauth2_defaults(struct account *a)
 	}
 	if (p == NULL)
 		return;
-	/* Microsoft: app-only needs the tenant; a person may use any. */
-	tenant = a->oauth2_tenant != NULL ? a->oauth2_tenant :
-	    app ? "common" : "organizations";
+	/* A person may be of any tenant; app-only needs its own. */
+	tenant = a->oauth2_tenant != NULL ? a->oauth2_tenant : "organizations";
 	if (a->oauth2_token_url == NULL)
 		a->oauth2_token_url = provider_url(p->token_url, tenant);
 	if (a->oauth2_device_url == NULL)
@@ -564,6 +563,11 @@ oauth2_check(const struct account *a)
 	if (a->oauth2_token_url == NULL)
 		return "oauth2_grant needs oauth2_token_url (or "
 		    "oauth2_provider microsoft or google)";
+	if (a->oauth2_provider != NULL && strcmp(a->oauth2_provider,
+	    "microsoft") == 0 && a->oauth2_tenant == NULL &&
+	    strcmp(a->oauth2_grant, "refresh_token") != 0)
+		return "the application's own permission needs oauth2_tenant, "
+		    "the Directory (tenant) ID";
 	if (strncmp(a->oauth2_token_url, "https://", 8) != 0)
 		return "oauth2_token_url must be an https:// URL";
 	if (a->oauth2_client_id == NULL && strcmp(a->oauth2_grant,

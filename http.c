@@ -8,11 +8,15 @@
  * status but 200 without reading the body, and OAuth2 says why a request
  * failed in the body of a 400 (RFC 6749 5.2; RFC 8628 3.5 polls on it).
  */
+#include <sys/socket.h>
+
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -24,6 +28,7 @@
 
 static int	url_split(const char *, char *, size_t, char *, size_t,
 		    const char **);
+static int	http_dial(const char *, const char *, int);
 static int	http_connect(struct io *, const struct account *,
 		    const char *, const char *, char *, size_t);
 static int	read_head(struct io *, struct http_resp *, long long *,
@@ -64,27 +69,51 @@ url_split(const char *url, char *host, size_t hsize, char *port,
 	return 0;
 }
 
+/* A TCP connection to the first address that answers in time, or -1. */
+static int
+http_dial(const char *host, const char *port, int timeout)
+{
+	BIO_ADDRINFO		*res = NULL;
+	const BIO_ADDRINFO	*ai;
+	time_t			 end = time(NULL) + timeout;
+	int			 fd = -1, ok;
+
+	if (BIO_lookup_ex(host, port, BIO_LOOKUP_CLIENT, AF_UNSPEC,
+	    SOCK_STREAM, 0, &res) != 1)
+		return -1;
+	for (ai = res; ai != NULL && fd == -1; ai = BIO_ADDRINFO_next(ai)) {
+		if ((fd = BIO_socket(BIO_ADDRINFO_family(ai), SOCK_STREAM, 0,
+		    0)) == -1)
+			continue;
+		/* 0 with a retry is a connection in progress. */
+		ok = BIO_connect(fd, BIO_ADDRINFO_address(ai),
+		    BIO_SOCK_NONBLOCK | BIO_SOCK_NODELAY) == 1 ||
+		    BIO_sock_should_retry(-1);
+		if (!ok || BIO_socket_wait(fd, 0, end) != 1 ||
+		    BIO_sock_error(fd) != 0 ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+			BIO_closesocket(fd);
+			fd = -1;
+		}
+	}
+	BIO_ADDRINFO_free(res);
+	return fd;
+}
+
 /* Connects (bounded by the timeout) and shakes hands; -1 with err. */
 static int
 http_connect(struct io *io, const struct account *a, const char *host,
     const char *port, char *err, size_t errlen)
 {
 	struct account	 t;
-	BIO		*bio;
-	char		 why[256], hp[300];
+	char		 why[256];
 	SSL_CTX		*ctx;
 	int		 fd;
 
-	snprintf(hp, sizeof(hp), "%s:%s", host, port);
-	if ((bio = BIO_new_connect(hp)) == NULL || BIO_set_nbio(bio, 1) != 1 ||
-	    BIO_do_connect_retry(bio, (int)a->timeout, 0) != 1 ||
-	    (fd = BIO_get_fd(bio, NULL)) < 0) {
+	if ((fd = http_dial(host, port, (int)a->timeout)) == -1) {
 		snprintf(err, errlen, "cannot connect to %s:%s", host, port);
-		BIO_free_all(bio);
 		return -1;
 	}
-	BIO_set_close(bio, BIO_NOCLOSE);
-	BIO_free_all(bio);
 	io_init(io, fd, a->timeout * 1000);
 	memset(&t, 0, sizeof(t));
 	t.tls_ca_file = a->oauth2_ca_file;
@@ -215,6 +244,23 @@ short_read:
 }
 
 /*
+ * Reads one response: the status, Retry-After, and the body (bounded) in
+ * r->body, which the caller frees. -1 with err when it is garbled.
+ */
+int
+http_read(struct io *io, struct http_resp *r, char *err, size_t errlen)
+{
+	long long	clen;
+	int		chunked;
+
+	r->retry_after = -1;
+	if (read_head(io, r, &clen, &chunked, err, errlen) == -1 ||
+	    read_body(io, r, clen, chunked, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
  * POSTs the form to an https URL and reads the response, whatever its
  * status. Returns 0, or -1 with err when there is none (no connection,
  * TLS, a timeout, a garbled response): always a temporary failure.
@@ -227,8 +273,7 @@ http_post(const struct account *a, const char *url, const char *form,
 	struct io	 io;
 	char		 host[256], port[8], head[1024];
 	const char	*path;
-	long long	 clen;
-	int		 chunked, rv = -1, n;
+	int		 rv = -1, n;
 
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
@@ -252,9 +297,7 @@ http_post(const struct account *a, const char *url, const char *form,
 		snprintf(err, errlen, "%s: sending: %s", host, io.err);
 		goto out;
 	}
-	if (read_head(&io, r, &clen, &chunked, err, errlen) == 0 &&
-	    read_body(&io, r, clen, chunked, err, errlen) == 0)
-		rv = 0;
+	rv = http_read(&io, r, err, errlen);
 	if (verbose && rv == 0)
 		fprintf(stderr, "<- HTTP %d (%zu octets)\n", r->status, r->len);
 out:

@@ -19,16 +19,12 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
 
 #include "outbox.h"
 
 #define TOKEN_MAX	16384	/* octets in a token (Microsoft's are ~3 KB) */
 #define TEXT_MAX	300	/* error, description, URIs, codes */
 #define EARLY		60	/* refresh a token with less left (seconds) */
-#define JWT_LIFE	3600	/* Google's limit for an assertion */
 
 #define GRANT_DEVICE	"urn:ietf:params:oauth:grant-type:device_code"
 #define GRANT_JWT	"urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -39,17 +35,14 @@
 struct creds {
 	char		*secret;	/* client secret, or NULL: public */
 	char		*refresh;	/* the refresh token (refresh_token) */
-	EVP_PKEY	*key;		/* oauth2_key_file: jwt_bearer, assertion */
-	X509		*cert;		/* its certificate (x5t), if any */
-	char		*iss;		/* a Google key's client_email */
+	struct jwt_key	 key;		/* oauth2_key_file: jwt_bearer, assertion */
 };
 
 static char	*text_field(json_t *, const char *, int);
 static void	 form_add(char **, const char *, const char *);
-static char	*b64url(const void *, size_t);
 static int	 load_key(const struct account *, struct creds *, char *,
 		    size_t);
-static char	*jwt_make(const struct account *, const struct creds *,
+static char	*assertion(const struct account *, const struct creds *,
 		    const char *, const char *);
 static int	 creds_load(const struct account *, struct creds *, char *,
 		    size_t);
@@ -182,124 +175,31 @@ form_add(char **form, const char *k, const char *v)
 	*form = f;
 }
 
-/* base64url without padding (RFC 7515 2). */
-static char *
-b64url(const void *buf, size_t len)
-{
-	char	*out = xcalloc(1, 4 * ((len + 2) / 3) + 1), *p;
-
-	EVP_EncodeBlock((unsigned char *)out, buf, len);
-	for (p = out; *p != '\0'; p++)
-		if (*p == '+')
-			*p = '-';
-		else if (*p == '/')
-			*p = '_';
-	out[strcspn(out, "=")] = '\0';
-	return out;
-}
-
-/*
- * oauth2_key_file: a PEM private key (with its certificate for an
- * assertion), or a Google service account's JSON key.
- */
+/* oauth2_key_file, read under password_file's rules. */
 static int
 load_key(const struct account *a, struct creds *c, char *err, size_t errlen)
 {
-	char	*text, *pem;
-	json_t	*o;
-	BIO	*bio;
+	char	*text, why[256];
+	int	 rv;
 
 	if (config_read_secret(a, a->oauth2_key_file, 1, &text, err, errlen)
 	    == -1)
 		return -1;
-	pem = text;
-	o = NULL;
-	if (text[strspn(text, " \t\r\n")] == '{') {
-		o = json_loads(text, 0, NULL);
-		pem = (char *)(uintptr_t)json_string_value(json_object_get(o,
-		    "private_key"));
-		c->iss = text_field(o, "client_email", 0);
-	}
-	if (pem != NULL && (bio = BIO_new_mem_buf(pem, -1)) != NULL) {
-		c->key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-		BIO_free(bio);
-	}
-	if (pem != NULL && c->key != NULL && o == NULL &&
-	    (bio = BIO_new_mem_buf(pem, -1)) != NULL) {
-		c->cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		BIO_free(bio);
-	}
-	json_decref(o);
+	rv = jwt_key_parse(text, &c->key, why, sizeof(why));
 	freezero(text, strlen(text));
-	if (c->key == NULL || EVP_PKEY_get_base_id(c->key) != EVP_PKEY_RSA) {
-		snprintf(err, errlen, "%s: no RSA private key (a PEM key, or "
-		    "a service account's JSON key)", a->oauth2_key_file);
-		return -1;
-	}
-	return 0;
+	if (rv == -1)
+		snprintf(err, errlen, "%s: %s", a->oauth2_key_file, why);
+	return rv;
 }
 
-/*
- * A signed JWT (RS256): the jwt_bearer grant's assertion (sub is the
- * mailbox, RFC 7523 2.1) or a client assertion (sub is the client, 2.2).
- */
+/* An assertion for the token endpoint, signed with the account's key. */
 static char *
-jwt_make(const struct account *a, const struct creds *c, const char *iss,
+assertion(const struct account *a, const struct creds *c, const char *iss,
     const char *sub)
 {
-	unsigned char	 rnd[16], md[20], *sig = NULL;
-	char		 thumb[40], *h, *p, *in, *out = NULL, *x5t = NULL;
-	json_t		*hdr, *cl;
-	EVP_MD_CTX	*mc;
-	size_t		 siglen = 0, len;
-	time_t		 now = time(NULL);
-	unsigned int	 mdlen;
-
-	hdr = json_pack("{s:s, s:s}", "alg", "RS256", "typ", "JWT");
-	if (c->cert != NULL && X509_digest(c->cert, EVP_sha1(), md, &mdlen)) {
-		x5t = b64url(md, mdlen);	/* Microsoft asks for it */
-		json_object_set_new(hdr, "x5t", json_string(x5t));
-	}
-	RAND_bytes(rnd, sizeof(rnd));
-	OPENSSL_buf2hexstr_ex(thumb, sizeof(thumb), NULL, rnd, sizeof(rnd),
-	    '\0');
-	cl = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "iss", iss,
-	    "sub", sub, "aud", a->oauth2_token_url, "iat", (json_int_t)now,
-	    "nbf", (json_int_t)now, "exp", (json_int_t)now + JWT_LIFE, "jti",
-	    thumb);
-	if (strcmp(a->oauth2_grant, "jwt_bearer") == 0 &&
-	    a->oauth2_scope != NULL)
-		json_object_set_new(cl, "scope", json_string(a->oauth2_scope));
-	h = json_dumps(hdr, JSON_COMPACT);
-	p = json_dumps(cl, JSON_COMPACT);
-	json_decref(hdr);
-	json_decref(cl);
-	free(x5t);
-	x5t = b64url(h, strlen(h));
-	free(h);
-	h = b64url(p, strlen(p));
-	free(p);
-	len = strlen(x5t) + strlen(h) + 2;
-	in = xcalloc(1, len);
-	snprintf(in, len, "%s.%s", x5t, h);
-	if ((mc = EVP_MD_CTX_new()) != NULL &&
-	    EVP_DigestSignInit(mc, NULL, EVP_sha256(), NULL, c->key) == 1 &&
-	    EVP_DigestSign(mc, NULL, &siglen, (unsigned char *)in,
-	    strlen(in)) == 1 && (sig = xcalloc(1, siglen)) != NULL &&
-	    EVP_DigestSign(mc, sig, &siglen, (unsigned char *)in,
-	    strlen(in)) == 1) {
-		p = b64url(sig, siglen);
-		len = strlen(in) + strlen(p) + 2;
-		out = xcalloc(1, len);
-		snprintf(out, len, "%s.%s", in, p);
-		free(p);
-	}
-	EVP_MD_CTX_free(mc);
-	free(sig);
-	free(in);
-	free(h);
-	free(x5t);
-	return out;
+	return jwt_sign(&c->key, iss, sub, a->oauth2_token_url,
+	    strcmp(a->oauth2_grant, "jwt_bearer") == 0 ? a->oauth2_scope :
+	    NULL);
 }
 
 /* Reads the secrets the grant needs: each file checked like password_file. */
@@ -323,7 +223,8 @@ creds_load(const struct account *a, struct creds *c, char *err,
 			    a->name, a->oauth2_refresh_token_file, a->name);
 		return -1;
 	}
-	if (a->oauth2_key_file != NULL && c->secret == NULL &&
+	if (a->oauth2_key_file != NULL && (c->secret == NULL ||
+	    strcmp(a->oauth2_grant, "jwt_bearer") == 0) &&
 	    load_key(a, c, err, errlen) == -1)
 		return -1;
 	return 0;
@@ -336,9 +237,7 @@ creds_free(struct creds *c)
 		freezero(c->secret, strlen(c->secret));
 	if (c->refresh != NULL)
 		freezero(c->refresh, strlen(c->refresh));
-	EVP_PKEY_free(c->key);
-	X509_free(c->cert);
-	free(c->iss);
+	jwt_key_free(&c->key);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -348,10 +247,11 @@ grant_form(const struct account *a, const struct creds *c)
 {
 	char		*f = NULL, *jwt;
 	const char	*g = a->oauth2_grant;
-	const char	*iss = c->iss != NULL ? c->iss : a->oauth2_client_id;
+	const char	*iss = c->key.iss != NULL ? c->key.iss :
+			    a->oauth2_client_id;
 
 	if (strcmp(g, "jwt_bearer") == 0) {
-		if ((jwt = jwt_make(a, c, iss, a->user)) == NULL)
+		if ((jwt = assertion(a, c, iss, a->user)) == NULL)
 			return NULL;
 		form_add(&f, "grant_type", GRANT_JWT);
 		form_add(&f, "assertion", jwt);
@@ -366,8 +266,8 @@ grant_form(const struct account *a, const struct creds *c)
 		form_add(&f, "scope", a->oauth2_scope);
 	if (c->secret != NULL)
 		form_add(&f, "client_secret", c->secret);
-	else if (c->key != NULL) {
-		if ((jwt = jwt_make(a, c, iss, iss)) == NULL) {
+	else if (c->key.key != NULL) {
+		if ((jwt = assertion(a, c, iss, iss)) == NULL) {
 			freezero(f, strlen(f));
 			return NULL;
 		}

@@ -79,7 +79,7 @@ struct account {
 	long long	 queue;		/* on (1) or off (0) */
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
-	char		*oauth2_grant;	/* client_credentials, refresh_token, jwt_bearer */
+	char		*oauth2_grant;	/* client_credentials, refresh_token... */
 	char		*oauth2_token_url;
 	char		*oauth2_device_url;
 	char		*oauth2_client_id;
@@ -87,9 +87,9 @@ struct account {
 	char		*oauth2_client_secret_file;
 	char		*oauth2_scope;
 	char		*oauth2_refresh_token_file;
-	char		*oauth2_key_file;	/* PEM key, or a Google JSON key */
+	char		*oauth2_key_file;	/* PEM, or a Google JSON key */
 	char		*oauth2_ca_file;
-	char		*oauth2_provider;	/* microsoft or google: defaults */
+	char		*oauth2_provider;	/* microsoft, google */
 	char		*oauth2_tenant;
 };
 
@@ -194,7 +194,7 @@ struct session {
 	const char	*tls_version;
 	int		 authenticated;
 	const char	*mech;		/* the SASL mechanism used */
-	const char	*qdir;		/* the queue: OAuth2 tokens are cached there */
+	const char	*qdir;		/* OAuth2 tokens are cached here */
 	struct reply	 reply;		/* the last reply read */
 	int		 exitcode;	/* with ST_PERM: 65 or 69 */
 	char		 err[1024];	/* why the last step failed */
@@ -398,9 +398,23 @@ int	 check_account(const struct account *, const char *);
 int	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
 
+/* A key for signing assertions (jwt.c). */
+struct jwt_key {
+	EVP_PKEY	*key;
+	X509		*cert;		/* its certificate (x5t), if the PEM has it */
+	char		*iss;		/* a Google key's client_email */
+};
+
+/* jwt.c */
+int	 jwt_key_parse(const char *, struct jwt_key *, char *, size_t);
+void	 jwt_key_free(struct jwt_key *);
+char	*jwt_sign(const struct jwt_key *, const char *, const char *,
+	    const char *, const char *);
+
 /* http.c */
 int	 http_post(const struct account *, const char *, const char *,
 	    struct http_resp *, int, char *, size_t);
+int	 http_read(struct io *, struct http_resp *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);

@@ -44,7 +44,7 @@ TPORT=$(cat "$FS/tok.port" 2>/dev/null)
 [ -n "$TPORT" ] || echo "tokensrv did not start: $(cat "$FS/tok.err")"
 : >"$FS/tok/tokens"
 fault_start smtp --max-time 300 --io-timeout 15 "${TLSARGS[@]}" \
-	--ext "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,STARTTLS,AUTH=XOAUTH2 OAUTHBEARER" \
+	--ext "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,STARTTLS,AUTH=XOAUTH2 OAUTHBEARER PLAIN" \
 	--oauth2-token-file "$FS/tok/tokens"
 SLOG=$LOG
 
@@ -217,5 +217,32 @@ expect_grep oauth2-group-readable-says 'chmod 600' "$ERR"
 chmod 600 "$FS/secret"
 printf 'oauth2_grant password\n' >>"$CFG"
 expect_exit 78 oauth2-bad-grant-78 "$OUTBOX" -C "$CFG" -a cc -bv b@example.test
+
+# --- OAUTH2_BENCH=N: what a token costs a send (not a test; prints only) ----
+# N sends each: with a password (AUTH PLAIN), with the cached token, and
+# with a token fetched each time (the cache removed first).
+bench() {
+	local what=$1 acct=$2 n=$3 i t0 r0
+	r0=$(requests)
+	t0=$(date +%s%N)
+	for i in $(seq "$n"); do
+		[ "$what" = refresh ] && rm -f "$FS"/queue/oauth2.*."$acct".token
+		"$OUTBOX" -C "$CFG" -a "$acct" -i -f alice@example.test \
+			b@example.test <"$MSG" || echo "bench: send failed"
+	done
+	printf 'bench %-9s %6.1f ms a send, %s token requests in %s sends\n' "$what" \
+		"$(echo "($(date +%s%N) - $t0) / 1000000 / $n" | bc -l)" \
+		$(( $(requests) - r0 )) "$n"
+}
+if [ -n "${OAUTH2_BENCH:-}" ]; then
+	sed -i '/^oauth2_grant password$/d' "$CFG"
+	acct pw "auth plain" "password secret" | sed 's/^user .*/user alice/' >>"$CFG"
+	sed -i '/^account pw$/,$ { /^oauth2_/d }' "$CFG"
+	rm -f "$FS"/queue/*.env "$FS"/queue/*.msg
+	"$OUTBOX" -C "$CFG" -a cc -i b@example.test <"$MSG"	# a token cached
+	bench password pw "$OAUTH2_BENCH"
+	bench cached cc "$OAUTH2_BENCH"
+	bench refresh cc "$OAUTH2_BENCH"
+fi
 
 fault_stop

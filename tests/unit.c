@@ -590,6 +590,56 @@ test_config(void)
 	CHECK("bad fingerprint", config_load(&cfg, path, NULL, err,
 	    sizeof(err)) == -1);
 	config_free(&cfg);
+	write_file(path, "host h\nuser u\npassword x\nauth gssapi\n", 0600);
+	CHECK("auth not in the SASL table", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, ":4: auth: no mechanism") !=
+	    NULL && strstr(err, "scram-sha-256") != NULL);
+	config_free(&cfg);
+	write_file(path, "account m\nuser u@x\noauth2_provider microsoft\n"
+	    "oauth2_grant client_credentials\noauth2_client_id c\n"
+	    "oauth2_client_secret s\noauth2_tenant t1\n", 0600);
+	CHECK("oauth2_provider microsoft fills in", config_load(&cfg, path,
+	    NULL, err, sizeof(err)) == 0 && (a = config_account(&cfg, NULL,
+	    NULL, err, sizeof(err))) != NULL && strcmp(a->oauth2_token_url,
+	    "https://login.microsoftonline.com/t1/oauth2/v2.0/token") == 0 &&
+	    strcmp(a->host.v[0], "smtp.office365.com") == 0 &&
+	    strcmp(a->auth, "XOAUTH2") == 0 && strcmp(a->oauth2_scope,
+	    "https://outlook.office365.com/.default") == 0);
+	config_free(&cfg);
+	write_file(path, "host h\nuser u\noauth2_grant refresh_token\n"
+	    "oauth2_token_url https://t/token\noauth2_client_id c\n", 0600);
+	CHECK("refresh_token needs its file", config_load(&cfg, path, NULL,
+	    err, sizeof(err)) == -1 && strstr(err,
+	    "oauth2_refresh_token_file") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\noauth2_grant password\n", 0600);
+	CHECK("oauth2_grant not a grant", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, "oauth2_grant") != NULL);
+	config_free(&cfg);
+}
+
+/* The token response parser keeps only valid fields. */
+static void
+test_token_parse(void)
+{
+	struct oauth2_resp	r;
+
+	CHECK("token response", oauth2_parse("{\"access_token\":\"at.1\","
+	    "\"expires_in\":3599,\"refresh_token\":\"rt\"}", 62, &r) == 0 &&
+	    strcmp(r.access_token, "at.1") == 0 && r.expires_in == 3599 &&
+	    strcmp(r.refresh_token, "rt") == 0);
+	oauth2_resp_free(&r);
+	CHECK("token with a space dropped", oauth2_parse("{\"access_token\":"
+	    "\"a b\",\"error\":\"invalid_grant\"}", 46, &r) == 0 &&
+	    r.access_token == NULL && strcmp(r.error, "invalid_grant") == 0);
+	oauth2_resp_free(&r);
+	CHECK("token response not JSON", oauth2_parse("<html>", 6, &r) == -1);
+	oauth2_resp_free(&r);
+	CHECK("device response, Google's names", oauth2_parse("{\"device_code"
+	    "\":\"d\",\"user_code\":\"U\",\"verification_url\":\"https://x\","
+	    "\"interval\":5}", 79, &r) == 0 && strcmp(r.verification_uri,
+	    "https://x") == 0 && r.interval == 5);
+	oauth2_resp_free(&r);
 }
 
 int
@@ -606,6 +656,7 @@ main(void)
 	test_replies();
 	test_addresses();
 	test_scram();
+	test_token_parse();
 	test_aliases();
 	test_spool();
 	test_qp();
