@@ -24,7 +24,8 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION, K_CHOICE
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_CHOICE,
+	K_FILE_LATER	/* a secret file that a command writes later */
 };
 
 static const char *const grants[] = {
@@ -102,7 +103,8 @@ static const struct key {
 	{ "oauth2_client_secret_file", K_FILE,	O(oauth2_client_secret_file),
 	    0, 0 },
 	{ "oauth2_scope",	K_STR,		O(oauth2_scope), 0, 0 },
-	{ "oauth2_refresh_token_file", K_STR,	O(oauth2_refresh_token_file),
+	{ "oauth2_refresh_token_file", K_FILE_LATER,
+	    O(oauth2_refresh_token_file),
 	    0, 0 },
 	{ "oauth2_key_file",	K_FILE,		O(oauth2_key_file), 0, 0 },
 	{ "oauth2_ca_file",	K_STR,		O(oauth2_ca_file), 0, 0 },
@@ -338,6 +340,7 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 			goto bad;
 		break;
 	case K_FILE:
+	case K_FILE_LATER:
 	case K_SECRET:
 	case K_STR:
 		break;
@@ -449,16 +452,19 @@ load_file(struct config *cfg, const char *path, int system, int must,
 				goto out;
 			cur->secret_line = lineno;
 		}
-		if (keys[k].type == K_FILE) {
+		if (keys[k].type == K_FILE || keys[k].type == K_FILE_LATER) {
 			int pfd = open(v, O_RDONLY | O_CLOEXEC);
 
-			if (pfd == -1) {
+			/* outbox --oauth2-login makes a missing one. */
+			if (pfd == -1 && (errno != ENOENT ||
+			    keys[k].type != K_FILE_LATER)) {
 				snprintf(err, errlen, "%s:%d: %s %s: %s", path,
 				    lineno, key, v, strerror(errno));
 				goto out;
 			}
-			i = file_private(pfd, v, err, errlen);
-			close(pfd);
+			i = pfd == -1 ? 0 : file_private(pfd, v, err, errlen);
+			if (pfd != -1)
+				close(pfd);
 			if (i != 0)
 				goto out;
 		}

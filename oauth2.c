@@ -60,8 +60,8 @@ static int	 cache_match(json_t *, const struct account *);
 static char	*cache_read(const struct account *, const char *, time_t *);
 static void	 cache_write(const struct account *, const char *,
 		    const char *, time_t);
-static int	 file_replace(const char *, const char *, mode_t, char *,
-		    size_t);
+static int	 file_replace(const char *, const char *, mode_t, gid_t,
+		    char *, size_t);
 static int	 refresh_save(const struct account *, const char *, char *,
 		    size_t);
 static int	 device_start(const struct account *, const struct creds *,
@@ -359,13 +359,13 @@ request(const struct account *a, const char *url, const char *form,
 }
 
 /*
- * Writes text to path by a new file renamed over it, synced first: the
- * old content stays until the new is safely there (a rotated refresh
- * token must never be lost). -1 with err.
+ * Writes text to path (with mode, and gid unless -1) by a new file
+ * renamed over it, synced first: the old content stays until the new is
+ * safely there (a rotated refresh token must never be lost). -1 with err.
  */
 static int
-file_replace(const char *path, const char *text, mode_t mode, char *err,
-    size_t errlen)
+file_replace(const char *path, const char *text, mode_t mode, gid_t gid,
+    char *err, size_t errlen)
 {
 	char	 tmp[PATH_MAX], dir[PATH_MAX], *slash;
 	size_t	 len = strlen(text);
@@ -377,7 +377,8 @@ file_replace(const char *path, const char *text, mode_t mode, char *err,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
 	}
-	ok = fchmod(fd, mode) == 0 && write(fd, text, len) == (ssize_t)len &&
+	ok = (gid == (gid_t)-1 || fchown(fd, (uid_t)-1, gid) == 0) &&
+	    fchmod(fd, mode) == 0 && write(fd, text, len) == (ssize_t)len &&
 	    fsync(fd) == 0;
 	ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
 	if (!ok) {
@@ -500,7 +501,8 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 	}
 	json_decref(o);
 	priv_raise();
-	file_replace(path, text, shared ? 0660 : 0600, err, sizeof(err));
+	file_replace(path, text, shared ? 0660 : 0600, (gid_t)-1, err,
+	    sizeof(err));
 	priv_drop();
 	freezero(text, strlen(text));
 }
@@ -510,14 +512,22 @@ static int
 refresh_save(const struct account *a, const char *tok, char *err,
     size_t errlen)
 {
-	size_t	 len = strlen(tok) + 2;
-	char	*line = xcalloc(1, len);
-	int	 rv;
+	struct stat	 st;
+	size_t		 len = strlen(tok) + 2;
+	char		*line = xcalloc(1, len);
+	mode_t		 mode = 0600;
+	gid_t		 gid = (gid_t)-1;
+	int		 rv;
 
 	snprintf(line, len, "%s\n", tok);
 	if (a->system)
 		priv_raise();
-	rv = file_replace(a->oauth2_refresh_token_file, line, 0600, err,
+	/* The new file keeps the old one's group and mode (a setgid install). */
+	if (stat(a->oauth2_refresh_token_file, &st) == 0) {
+		gid = st.st_gid;
+		mode = st.st_mode & 0660;
+	}
+	rv = file_replace(a->oauth2_refresh_token_file, line, mode, gid, err,
 	    errlen);
 	priv_drop();
 	freezero(line, len);

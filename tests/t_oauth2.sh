@@ -215,6 +215,11 @@ expect_exit 78 oauth2-group-readable-78 "$OUTBOX" -C "$CFG" -a cc \
 	-i b@example.test <"$MSG"
 expect_grep oauth2-group-readable-says 'chmod 600' "$ERR"
 chmod 600 "$FS/secret"
+chmod 640 "$FS/rt.token"
+expect_exit 78 oauth2-group-readable-refresh-78 "$OUTBOX" -C "$CFG" -a rt \
+	-i b@example.test <"$MSG"
+expect_grep oauth2-group-readable-refresh-says "rt.token.*chmod 600" "$ERR"
+chmod 600 "$FS/rt.token"
 printf 'oauth2_grant password\n' >>"$CFG"
 expect_exit 78 oauth2-bad-grant-78 "$OUTBOX" -C "$CFG" -a cc -bv b@example.test
 
