@@ -60,7 +60,7 @@ static int	 cache_match(json_t *, const struct account *);
 static char	*cache_read(const struct account *, const char *, time_t *);
 static void	 cache_write(const struct account *, const char *,
 		    const char *, time_t);
-static int	 file_replace(const char *, const char *, mode_t, gid_t,
+static int	 file_replace(const char *, const char *, mode_t, gid_t, int,
 		    char *, size_t);
 static int	 refresh_save(const struct account *, const char *, char *,
 		    size_t);
@@ -360,12 +360,13 @@ request(const struct account *a, const char *url, const char *form,
 
 /*
  * Writes text to path (with mode, and gid unless -1) by a new file
- * renamed over it, synced first: the old content stays until the new is
- * safely there (a rotated refresh token must never be lost). -1 with err.
+ * renamed over it; when durable, synced first: the old content stays until
+ * the new is safely there (a rotated refresh token must never be lost).
+ * -1 with err.
  */
 static int
 file_replace(const char *path, const char *text, mode_t mode, gid_t gid,
-    char *err, size_t errlen)
+    int durable, char *err, size_t errlen)
 {
 	char	 tmp[PATH_MAX], dir[PATH_MAX], *slash;
 	size_t	 len = strlen(text);
@@ -379,13 +380,15 @@ file_replace(const char *path, const char *text, mode_t mode, gid_t gid,
 	}
 	ok = (gid == (gid_t)-1 || fchown(fd, (uid_t)-1, gid) == 0) &&
 	    fchmod(fd, mode) == 0 && write(fd, text, len) == (ssize_t)len &&
-	    fsync(fd) == 0;
+	    (!durable || fsync(fd) == 0);
 	ok = close(fd) == 0 && ok && rename(tmp, path) == 0;
 	if (!ok) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		unlink(tmp);
 		return -1;
 	}
+	if (!durable)
+		return 0;
 	strlcpy(dir, path, sizeof(dir));
 	if ((slash = strrchr(dir, '/')) != NULL)
 		*(slash == dir ? slash + 1 : slash) = '\0';
@@ -501,7 +504,8 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 	}
 	json_decref(o);
 	priv_raise();
-	file_replace(path, text, shared ? 0660 : 0600, (gid_t)-1, err,
+	/* No fsync: a lost cache costs one token request, nothing more. */
+	file_replace(path, text, shared ? 0660 : 0600, (gid_t)-1, 0, err,
 	    sizeof(err));
 	priv_drop();
 	freezero(text, strlen(text));
@@ -527,8 +531,8 @@ refresh_save(const struct account *a, const char *tok, char *err,
 		gid = st.st_gid;
 		mode = st.st_mode & 0660;
 	}
-	rv = file_replace(a->oauth2_refresh_token_file, line, mode, gid, err,
-	    errlen);
+	rv = file_replace(a->oauth2_refresh_token_file, line, mode, gid, 1,
+	    err, errlen);
 	priv_drop();
 	freezero(line, len);
 	return rv;
