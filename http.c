@@ -34,7 +34,7 @@ static int	http_connect(struct io *, const struct account *,
 static int	read_head(struct io *, struct http_resp *, long long *,
 		    int *, char *, size_t);
 static int	read_body(struct io *, struct http_resp *, long long, int,
-		    char *, size_t);
+		    time_t, char *, size_t);
 static int	body_add(struct http_resp *, const char *, size_t, char *,
 		    size_t);
 
@@ -157,8 +157,12 @@ read_head(struct io *io, struct http_resp *r, long long *clen, int *chunked,
 
 	*clen = -1;
 	*chunked = 0;
-	if (io_getline(io, &l, &len) == -1 || strncmp(l, "HTTP/1.", 7) != 0 ||
-	    len < 12 || !isdigit((unsigned char)l[9])) {
+	if (io_getline(io, &l, &len) == -1) {
+		snprintf(err, errlen, "reading the response: %s", io->err);
+		return -1;
+	}
+	if (strncmp(l, "HTTP/1.", 7) != 0 || len < 12 ||
+	    !isdigit((unsigned char)l[9])) {
 		snprintf(err, errlen, "not an HTTP response");
 		return -1;
 	}
@@ -197,7 +201,7 @@ read_head(struct io *io, struct http_resp *r, long long *clen, int *chunked,
 /* The body: Content-Length octets, chunks, or up to the close. */
 static int
 read_body(struct io *io, struct http_resp *r, long long clen, int chunked,
-    char *err, size_t errlen)
+    time_t end, char *err, size_t errlen)
 {
 	const char	*e;
 	char		*p;
@@ -218,6 +222,12 @@ read_body(struct io *io, struct http_resp *r, long long clen, int chunked,
 				return 0;
 		}
 		while (left != 0) {
+			/* A server that drips bytes has the timeout, no more. */
+			if (time(NULL) > end) {
+				snprintf(err, errlen, "the response took more "
+				    "than %d s", io->timeout_ms / 1000);
+				return -1;
+			}
 			if (io_getpiece(io, &p, &n) == -1) {
 				if (clen < 0 && !chunked)
 					return 0;	/* the close ends it */
@@ -252,10 +262,11 @@ http_read(struct io *io, struct http_resp *r, char *err, size_t errlen)
 {
 	long long	clen;
 	int		chunked;
+	time_t		end = time(NULL) + io->timeout_ms / 1000;
 
 	r->retry_after = -1;
 	if (read_head(io, r, &clen, &chunked, err, errlen) == -1 ||
-	    read_body(io, r, clen, chunked, err, errlen) == -1)
+	    read_body(io, r, clen, chunked, end, err, errlen) == -1)
 		return -1;
 	return 0;
 }

@@ -71,6 +71,7 @@ secret=(oauth2_grant\ client_credentials "oauth2_client_secret_file $FS/secret")
 		"oauth2_scope https://mail.google.com/"
 	acct dev "oauth2_grant refresh_token" "oauth2_refresh_token_file $FS/dev.token"
 	acct down "${secret[@]}" "oauth2_token_url https://127.0.0.1:1/token"
+	acct slow "${secret[@]}" "timeout 2"
 } >"$CFG"
 chmod 600 "$CFG"
 MSG=$FS/msg
@@ -172,7 +173,12 @@ expect_grep oauth2-500-temporary 'HTTP 500; will try again' "$FS/e500.err"
 script 429
 send e429 cc 0
 expect_grep oauth2-429-retry-after 'HTTP 429.*retry after 7 s' "$FS/e429.err"
-expect_eq oauth2-5xx-429-queued "$(queued)" $((q0 + 3))
+script stall
+t0=$(date +%s)
+send stall slow 0
+expect_grep oauth2-stall-timeout 'token endpoint.*timed out after 2 s' "$FS/stall.err"
+check oauth2-stall-bounded test $(( $(date +%s) - t0 )) -le 6
+expect_eq oauth2-5xx-429-stall-queued "$(queued)" $((q0 + 4))
 sed 's/^queue_dir .*/queue off/' "$CFG" >"$FS/noqueue.conf"
 chmod 600 "$FS/noqueue.conf"
 expect_exit 75 oauth2-queue-off-75 "$OUTBOX" -C "$FS/noqueue.conf" -a down \

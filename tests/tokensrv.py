@@ -25,7 +25,7 @@ State in DIR:
               invalid_grant, invalid_client, unauthorized_client, 500,
               429 (Retry-After: 7), pending, slow_down, expired_token,
               access_denied, short (expires_in 30), rotate (a new refresh
-              token; the old one stops working)
+              token; the old one stops working), stall (no answer for 10 s)
     requests  one line per request: "PATH GRANT RESULT" (no secrets)
 """
 import argparse
@@ -173,6 +173,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         grant = f.get("grant_type", "")
         short = grant.rsplit(":", 1)[-1]
         act = st.pop_action()
+        if act == "stall":
+            st.log("/token %s stall" % short)
+            st.lock.release()   # others may go on meanwhile
+            try:
+                time.sleep(10)
+            finally:
+                st.lock.acquire()
+            self.close_connection = True
+            return
         if act == "500":
             st.log("/token %s 500" % short)
             self.reply(500, {"error": "server_error"})
