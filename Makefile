@@ -15,7 +15,7 @@ GROUP	?= outbox
 
 CC	?= cc
 WERROR	?= -Werror
-PKGS	 = openssl libbsd-overlay
+PKGS	 = openssl libbsd-overlay jansson
 CFLAGS	?= -O2 -g
 WARN	 = -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual -Wformat=2 \
 	   -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations
@@ -26,7 +26,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
 OBJS	 = util.o priv.o config.o message.o render.o addr.o smtp.o io.o tls.o auth.o \
-	   queue.o qenv.o deliver.o runner.o dsn.o json.o smtpd.o check.o
+	   queue.o qenv.o deliver.o runner.o dsn.o json.o smtpd.o check.o http.o jwt.o oauth2.o
 
 all: outbox
 
@@ -69,7 +69,7 @@ check-valgrind: outbox tests/unit
 
 # libFuzzer targets (clang); each runs FUZZ_TIME seconds from its corpus.
 FUZZ_TIME ?= 60
-FUZZERS	 = addr header reply config queue
+FUZZERS	 = addr header reply config queue token
 FUZZ_SRCS = $(OBJS:.o=.c)
 fuzz:
 	@mkdir -p tests/fuzz/bin

@@ -1,12 +1,14 @@
 /*
- * SMTP AUTH (RFC 4954): choosing a mechanism and running it. OpenSSL does
- * the hashing, HMAC, PBKDF2 and base64.
+ * SASL mechanisms for SMTP AUTH (RFC 4954) as a table. Each step turns a
+ * server challenge into a response with no I/O: smtp.c owns the exchange.
+ * OpenSSL does the hashing, HMAC, PBKDF2, base64 and the nonce.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -14,21 +16,37 @@
 #include "outbox.h"
 
 #define SCRAM_LEN	32	/* SHA-256 */
+#define SASL_STEPS_MAX	8	/* challenges in one exchange */
 
-/* Strongest first (RFC 7677, RFC 2195, RFC 4616, then LOGIN). */
-static const char *prefer[] = {
-	"SCRAM-SHA-256", "CRAM-MD5", "PLAIN", "LOGIN", NULL
+/* What a step made: the raw response, its length, or -1 with sa->err. */
+typedef int	step_fn(struct sasl *, const char *, size_t, char **,
+		    size_t *);
+
+static step_fn	step_plain, step_login, step_cram, step_scram, step_xoauth2,
+		step_oauthbearer;
+
+/* Strongest first; strength 0 is a token, used only when configured. */
+static const struct sasl_mech mechs[] = {
+	{ "SCRAM-SHA-256",	4,	step_scram },	/* RFC 5802, 7677 */
+	{ "CRAM-MD5",		3,	step_cram },	/* RFC 2195 */
+	{ "PLAIN",		2,	step_plain },	/* RFC 4616 */
+	{ "LOGIN",		1,	step_login },
+	{ "XOAUTH2",		0,	step_xoauth2 },	/* Google, Microsoft */
+	{ "OAUTHBEARER",	0,	step_oauthbearer },	/* RFC 7628 */
 };
+#define NMECHS	(sizeof(mechs) / sizeof(mechs[0]))
 
 static char	*b64(const void *, size_t);
+static int	 unb64(const char *, char **, size_t *);
 static int	 offered_has(const char *, const char *);
-static int	 unb64(const char *, unsigned char **, size_t *);
-static enum status auth_done(struct session *, const char *);
-static enum status auth_plain(struct session *, const char *);
-static enum status auth_loginmech(struct session *, const char *);
-static enum status auth_cram(struct session *, const char *);
-static enum status auth_scram(struct session *, const char *);
-static enum status auth_bearer(struct session *, const char *, int);
+static char	*saslname(const char *);
+static int	 scram_first(struct sasl *, char **, size_t *);
+static int	 scram_final(struct sasl *, const char *, char **, size_t *);
+static int	 scram_verify(struct sasl *, const char *);
+static char	*scram_attr(const char *, char);
+static int	 bearer(struct sasl *, int, const char *, char **, size_t *);
+static int	 sasl_fail(struct sasl *, const char *);
+static int	 dup_out(const char *, char **, size_t *);
 
 static char *
 b64(const void *p, size_t len)
@@ -41,14 +59,14 @@ b64(const void *p, size_t len)
 
 /* Decodes base64; *out is NUL-terminated. -1 on bad input. */
 static int
-unb64(const char *s, unsigned char **out, size_t *len)
+unb64(const char *s, char **out, size_t *len)
 {
 	size_t	n = strlen(s);
 	int	got;
 
 	*out = xcalloc(1, n / 4 * 3 + 4);
-	if (n % 4 != 0 || (got = EVP_DecodeBlock(*out, (const unsigned char *)s,
-	    n)) < 0) {
+	if (n % 4 != 0 || (got = EVP_DecodeBlock((unsigned char *)*out,
+	    (const unsigned char *)s, n)) < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
@@ -60,6 +78,21 @@ unb64(const char *s, unsigned char **out, size_t *len)
 	}
 	*len = got;
 	(*out)[got] = '\0';
+	return 0;
+}
+
+static int
+sasl_fail(struct sasl *sa, const char *why)
+{
+	strlcpy(sa->err, why, sizeof(sa->err));
+	return -1;
+}
+
+static int
+dup_out(const char *s, char **out, size_t *len)
+{
+	*out = xstrdup(s);
+	*len = strlen(s);
 	return 0;
 }
 
@@ -77,293 +110,356 @@ offered_has(const char *offered, const char *mech)
 	return 0;
 }
 
-/* The mechanism to use: the wanted one if offered, else the strongest. */
-const char *
-auth_choose(const char *offered, const char *wanted)
+/* The table's row for a mechanism name, or NULL: config.c checks with it. */
+const struct sasl_mech *
+auth_mech(const char *name)
 {
 	size_t	i;
 
-	if (strcasecmp(wanted, "on") != 0)
-		return offered_has(offered, wanted) ? wanted : NULL;
-	for (i = 0; prefer[i] != NULL; i++)
-		if (offered_has(offered, prefer[i]))
-			return prefer[i];
+	for (i = 0; i < NMECHS; i++)
+		if (strcasecmp(mechs[i].name, name) == 0)
+			return &mechs[i];
 	return NULL;
 }
 
-/* The final reply of an exchange: 235, or the reason it failed. */
-static enum status
-auth_done(struct session *s, const char *mech)
+/* The table's names, lower case and comma-separated, for messages. */
+void
+auth_names(char *buf, size_t size)
 {
-	if (s->reply.code == 235) {
-		s->authenticated = 1;
-		return ST_OK;
+	size_t	i;
+	char	*p;
+
+	buf[0] = '\0';
+	for (i = 0; i < NMECHS; i++) {
+		if (i > 0)
+			strlcat(buf, ", ", size);
+		strlcat(buf, mechs[i].name, size);
 	}
-	/* Refused credentials need an administrator, not a bounce. */
-	return smtp_fail(s, "AUTH %s refused: %d %s", mech, s->reply.code,
-	    s->reply.text);
+	for (p = buf; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p += 'a' - 'A';
 }
 
-static enum status
-auth_plain(struct session *s, const char *secret)
+/* The mechanism to use: the wanted one if offered, else the strongest. */
+const struct sasl_mech *
+auth_choose(const char *offered, const char *wanted)
 {
-	const char	*user = s->acct->user;
-	size_t		 ul = strlen(user), pl = strlen(secret);
-	char		*buf = xcalloc(1, ul + pl + 2), *resp;
+	const struct sasl_mech	*m;
+	size_t			 i;
 
-	memcpy(buf + 1, user, ul);
-	memcpy(buf + ul + 2, secret, pl);
-	resp = b64(buf, ul + pl + 2);
-	explicit_bzero(buf, ul + pl + 2);
-	free(buf);
-	smtp_command(s, 1, "AUTH PLAIN %s", resp);
-	explicit_bzero(resp, strlen(resp));
-	free(resp);
-	if (smtp_reply(s) == -1)
-		return ST_TEMP;
-	return auth_done(s, "PLAIN");
-}
-
-static enum status
-auth_loginmech(struct session *s, const char *secret)
-{
-	char	*resp = b64(s->acct->user, strlen(s->acct->user));
-
-	smtp_command(s, 1, "AUTH LOGIN %s", resp);
-	free(resp);
-	if (smtp_reply(s) == -1)
-		return ST_TEMP;
-	if (s->reply.code == 334) {
-		resp = b64(secret, strlen(secret));
-		smtp_command(s, 2, "%s", resp);
-		explicit_bzero(resp, strlen(resp));
-		free(resp);
-		if (smtp_reply(s) == -1)
-			return ST_TEMP;
+	if (strcasecmp(wanted, "on") != 0) {
+		m = auth_mech(wanted);
+		return m != NULL && offered_has(offered, m->name) ? m : NULL;
 	}
-	return auth_done(s, "LOGIN");
+	for (i = 0; i < NMECHS && mechs[i].strength > 0; i++)
+		if (offered_has(offered, mechs[i].name))
+			return &mechs[i];
+	return NULL;
 }
 
-static enum status
-auth_cram(struct session *s, const char *secret)
+/*
+ * One step: challenge is the base64 text of a 334 (NULL before AUTH is
+ * sent). Returns 0 with a base64 response in *resp (the caller frees it
+ * with freezero), 1 when there is no initial response, -1 with sa->err.
+ */
+int
+auth_step(const struct sasl_mech *m, struct sasl *sa, const char *challenge,
+    char **resp)
 {
-	unsigned char	*chal, md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0, i;
-	size_t		 clen, ul = strlen(s->acct->user);
-	char		*resp, *line;
+	char	*chal = NULL, *out = NULL;
+	size_t	 clen = 0, olen = 0;
+	int	 rv;
 
-	smtp_command(s, 0, "AUTH CRAM-MD5");
-	if (smtp_reply(s) == -1)
-		return ST_TEMP;
-	if (s->reply.code != 334)
-		return auth_done(s, "CRAM-MD5");
-	if (unb64(s->reply.text, &chal, &clen) == -1)
-		return smtp_fail(s, "AUTH CRAM-MD5: bad challenge");
-	HMAC(EVP_md5(), secret, strlen(secret), chal, clen, md, &mdlen);
+	*resp = NULL;
+	if (sa->steps++ >= SASL_STEPS_MAX)
+		return sasl_fail(sa, "too many challenges");
+	if (challenge != NULL && unb64(challenge, &chal, &clen) == -1)
+		return sasl_fail(sa, "the challenge is not base64");
+	rv = m->step(sa, chal, clen, &out, &olen);
 	free(chal);
-	line = xcalloc(1, ul + 2 * mdlen + 2);
-	memcpy(line, s->acct->user, ul);
-	line[ul] = ' ';
-	for (i = 0; i < mdlen; i++)
-		snprintf(line + ul + 1 + 2 * i, 3, "%02x", md[i]);
-	explicit_bzero(md, sizeof(md));
-	resp = b64(line, strlen(line));
-	free(line);
-	smtp_command(s, 2, "%s", resp);
-	free(resp);
-	if (smtp_reply(s) == -1)
-		return ST_TEMP;
-	return auth_done(s, "CRAM-MD5");
+	if (rv == -1 || out == NULL)
+		return rv == -1 ? -1 : 1;
+	*resp = b64(out, olen);
+	freezero(out, olen);
+	return 0;
 }
 
-/* SCRAM-SHA-256 (RFC 5802, RFC 7677), without channel binding. */
-static enum status
-auth_scram(struct session *s, const char *secret)
+/* Clears what an exchange kept: keys and messages. */
+void
+auth_clear(struct sasl *sa)
 {
-	unsigned char	 rnd[18], *sfirst = NULL, *salt = NULL, *sfinal = NULL;
-	unsigned char	 salted[SCRAM_LEN], ckey[SCRAM_LEN], skey[SCRAM_LEN];
-	unsigned char	 stored[SCRAM_LEN], sig[SCRAM_LEN], proof[SCRAM_LEN];
-	unsigned int	 n;
-	size_t		 len, saltlen, i, fsz;
-	char		 user[512], *nonce, *first, *resp, *authmsg = NULL;
-	char		*final = NULL, *r, *sv, *iv, *p, num[16];
-	const char	*e;
-	long long	 iter;
-	enum status	 st = ST_TEMP;
+	free(sa->first);
+	if (sa->authmsg != NULL)
+		freezero(sa->authmsg, strlen(sa->authmsg));
+	OPENSSL_cleanse(sa->salted, sizeof(sa->salted));
+	sa->first = sa->authmsg = NULL;
+	sa->stage = sa->steps = sa->verified = sa->token_error = 0;
+}
 
-	/* saslname: "," and "=" escaped (RFC 5802 5.1). */
-	for (p = s->acct->user, len = 0; *p != '\0' && len + 4 < sizeof(user);
-	    p++) {
-		if (*p == ',' || *p == '=') {
-			len += snprintf(user + len, 4, "=%s", *p == ',' ?
-			    "2C" : "3D");
+static int
+step_plain(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	size_t	ul = strlen(sa->user), pl = strlen(sa->secret);
+
+	(void)chal;
+	(void)clen;
+	if (sa->stage++ > 0)
+		return sasl_fail(sa, "PLAIN takes no challenge");
+	*olen = ul + pl + 2;
+	*out = xcalloc(1, *olen + 1);
+	memcpy(*out + 1, sa->user, ul);
+	memcpy(*out + ul + 2, sa->secret, pl);
+	return 0;
+}
+
+/* LOGIN: the user as the initial response, the password to the next. */
+static int
+step_login(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	(void)chal;
+	(void)clen;
+	switch (sa->stage++) {
+	case 0:
+		return dup_out(sa->user, out, olen);
+	case 1:
+		return dup_out(sa->secret, out, olen);
+	default:
+		return sasl_fail(sa, "LOGIN: unexpected challenge");
+	}
+}
+
+static int
+step_cram(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, i;
+	size_t		 ul = strlen(sa->user);
+
+	if (sa->stage++ == 0)
+		return 0;	/* no initial response */
+	if (chal == NULL || sa->stage > 2)
+		return sasl_fail(sa, "CRAM-MD5: unexpected challenge");
+	HMAC(EVP_md5(), sa->secret, strlen(sa->secret),
+	    (const unsigned char *)chal, clen, md, &mdlen);
+	*olen = ul + 1 + 2 * mdlen;
+	*out = xcalloc(1, *olen + 1);
+	memcpy(*out, sa->user, ul);
+	(*out)[ul] = ' ';
+	/* RFC 2195: the digest in lower-case hex. */
+	for (i = 0; i < mdlen; i++)
+		snprintf(*out + ul + 1 + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
+}
+
+/* A saslname (RFC 5802 5.1): "," and "=" escaped. */
+static char *
+saslname(const char *user)
+{
+	size_t	 n = strlen(user), len = 0;
+	char	*out = xcalloc(3, n + 1);
+
+	for (; *user != '\0'; user++) {
+		if (*user == ',' || *user == '=') {
+			memcpy(out + len, *user == ',' ? "=2C" : "=3D", 3);
+			len += 3;
 		} else
-			user[len++] = *p;
+			out[len++] = *user;
 	}
-	user[len] = '\0';
-	RAND_bytes(rnd, sizeof(rnd));
-	nonce = b64(rnd, sizeof(rnd));
-	len = strlen(user) + strlen(nonce) + 16;
-	first = xcalloc(1, len);
-	snprintf(first, len, "n,,n=%s,r=%s", user, nonce);
-	resp = b64(first, strlen(first));
-	smtp_command(s, 1, "AUTH SCRAM-SHA-256 %s", resp);
-	free(resp);
-	if (smtp_reply(s) == -1)
-		goto out;
-	if (s->reply.code != 334) {
-		st = auth_done(s, "SCRAM-SHA-256");
+	return out;
+}
+
+/* client-first-message; the nonce is random unless the test fixed it. */
+static int
+scram_first(struct sasl *sa, char **out, size_t *olen)
+{
+	unsigned char	 rnd[18];
+	char		*user = saslname(sa->user), *nonce;
+	size_t		 len;
+
+	if (sa->nonce != NULL)
+		nonce = xstrdup(sa->nonce);
+	else {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			free(user);
+			return sasl_fail(sa, "no random bytes for the nonce");
+		}
+		nonce = b64(rnd, sizeof(rnd));
+	}
+	len = strlen(user) + strlen(nonce) + 8;
+	sa->first = xcalloc(1, len);
+	snprintf(sa->first, len, "n=%s,r=%s", user, nonce);
+	*olen = strlen(sa->first) + 3;
+	*out = xcalloc(1, *olen + 1);
+	snprintf(*out, *olen + 1, "n,,%s", sa->first);
+	free(user);
+	free(nonce);
+	return 0;
+}
+
+/* The value of attribute a ("r", "s", "i") in a SCRAM message, or NULL. */
+static char *
+scram_attr(const char *msg, char a)
+{
+	const char	*p;
+
+	for (p = msg; p != NULL; p = strchr(p, ','), p = p ? p + 1 : NULL)
+		if (p[0] == a && p[1] == '=') {
+			p += 2;
+			return strndup(p, strcspn(p, ","));
+		}
+	return NULL;
+}
+
+/* client-final-message, from server-first-message (RFC 5802 3). */
+static int
+scram_final(struct sasl *sa, const char *sfirst, char **out, size_t *olen)
+{
+	unsigned char	 ckey[SCRAM_LEN], stored[SCRAM_LEN], sig[SCRAM_LEN];
+	unsigned int	 n, i;
+	char		*r, *sv, *iv, *salt = NULL, *proof, *cfinal;
+	const char	*e = "missing";
+	const char	*cnonce = sa->first + strcspn(sa->first, ",") + 3;
+	size_t		 saltlen = 0, len;
+	long long	 iter = 0;
+	int		 rv = -1;
+
+	r = scram_attr(sfirst, 'r');
+	sv = scram_attr(sfirst, 's');
+	iv = scram_attr(sfirst, 'i');
+	if (iv != NULL)
+		iter = strtonum(iv, 1, 10000000, &e);
+	if (r == NULL || strncmp(r, cnonce, strlen(cnonce)) != 0 ||
+	    strlen(r) == strlen(cnonce) || sv == NULL || e != NULL ||
+	    unb64(sv, &salt, &saltlen) == -1) {
+		sasl_fail(sa, "SCRAM-SHA-256: bad server-first message");
 		goto out;
 	}
-	if (unb64(s->reply.text, &sfirst, &len) == -1 ||
-	    strncmp((char *)sfirst, "r=", 2) != 0 ||
-	    strncmp((char *)sfirst + 2, nonce, strlen(nonce)) != 0 ||
-	    (sv = strstr((char *)sfirst, ",s=")) == NULL ||
-	    (iv = strstr((char *)sfirst, ",i=")) == NULL) {
-		st = smtp_fail(s, "AUTH SCRAM-SHA-256: bad server-first "
-		    "message");
-		goto out;
-	}
-	r = xstrdup((char *)sfirst + 2);
-	r[strcspn(r, ",")] = '\0';
-	sv = xstrdup(sv + 3);
-	sv[strcspn(sv, ",")] = '\0';
-	snprintf(num, sizeof(num), "%.*s", (int)strcspn(iv + 3, ","), iv + 3);
-	iter = strtonum(num, 1, 10000000, &e);
-	if (e != NULL || unb64(sv, &salt, &saltlen) == -1) {
-		free(r);
-		free(sv);
-		st = smtp_fail(s, "AUTH SCRAM-SHA-256: bad salt or iteration "
-		    "count");
-		goto out;
-	}
-	free(sv);
 	len = strlen(r) + 16;
-	fsz = len + 64;
-	final = xcalloc(1, fsz);
-	snprintf(final, fsz, "c=biws,r=%s", r);
-	free(r);
-	len = strlen(first + 3) + strlen((char *)sfirst) + strlen(final) + 3;
-	authmsg = xcalloc(1, len);
-	snprintf(authmsg, len, "%s,%s,%s", first + 3, sfirst, final);
-	PKCS5_PBKDF2_HMAC(secret, strlen(secret), salt, saltlen, iter,
-	    EVP_sha256(), SCRAM_LEN, salted);
-	HMAC(EVP_sha256(), salted, SCRAM_LEN, (const unsigned char *)
+	cfinal = xcalloc(1, len);
+	snprintf(cfinal, len, "c=biws,r=%s", r);
+	len = strlen(sa->first) + strlen(sfirst) + strlen(cfinal) + 3;
+	sa->authmsg = xcalloc(1, len);
+	snprintf(sa->authmsg, len, "%s,%s,%s", sa->first, sfirst, cfinal);
+	PKCS5_PBKDF2_HMAC(sa->secret, strlen(sa->secret),
+	    (unsigned char *)salt, saltlen, iter, EVP_sha256(), SCRAM_LEN,
+	    sa->salted);
+	HMAC(EVP_sha256(), sa->salted, SCRAM_LEN, (const unsigned char *)
 	    "Client Key", 10, ckey, &n);
 	EVP_Digest(ckey, SCRAM_LEN, stored, &n, EVP_sha256(), NULL);
-	HMAC(EVP_sha256(), stored, SCRAM_LEN, (unsigned char *)authmsg,
-	    strlen(authmsg), sig, &n);
+	HMAC(EVP_sha256(), stored, SCRAM_LEN, (unsigned char *)sa->authmsg,
+	    strlen(sa->authmsg), sig, &n);
 	for (i = 0; i < SCRAM_LEN; i++)
-		proof[i] = ckey[i] ^ sig[i];
-	p = b64(proof, SCRAM_LEN);
-	strlcat(final, ",p=", fsz);
-	strlcat(final, p, fsz);
-	free(p);
-	resp = b64(final, strlen(final));
-	smtp_command(s, 2, "%s", resp);
-	free(resp);
-	if (smtp_reply(s) == -1)
-		goto out;
-	if (s->reply.code == 334) {
-		/* Check the server's signature: it proves it knew the key. */
-		HMAC(EVP_sha256(), salted, SCRAM_LEN, (const unsigned char *)
-		    "Server Key", 10, skey, &n);
-		HMAC(EVP_sha256(), skey, SCRAM_LEN, (unsigned char *)authmsg,
-		    strlen(authmsg), sig, &n);
-		p = b64(sig, SCRAM_LEN);
-		if (unb64(s->reply.text, &sfinal, &len) == -1 ||
-		    strncmp((char *)sfinal, "v=", 2) != 0 ||
-		    strcmp((char *)sfinal + 2, p) != 0) {
-			free(p);
-			st = smtp_fail(s, "AUTH SCRAM-SHA-256: the server's "
-			    "signature is wrong; it does not know the "
-			    "password");
-			goto out;
-		}
-		free(p);
-		smtp_command(s, 0, "%s", "");
-		if (smtp_reply(s) == -1)
-			goto out;
-	}
-	st = auth_done(s, "SCRAM-SHA-256");
+		ckey[i] ^= sig[i];
+	proof = b64(ckey, SCRAM_LEN);
+	*olen = strlen(cfinal) + 3 + strlen(proof);
+	*out = xcalloc(1, *olen + 1);
+	snprintf(*out, *olen + 1, "%s,p=%s", cfinal, proof);
+	free(proof);
+	free(cfinal);
+	OPENSSL_cleanse(ckey, sizeof(ckey));
+	OPENSSL_cleanse(stored, sizeof(stored));
+	rv = 0;
 out:
-	explicit_bzero(salted, sizeof(salted));
-	explicit_bzero(ckey, sizeof(ckey));
-	explicit_bzero(skey, sizeof(skey));
-	explicit_bzero(proof, sizeof(proof));
-	free(nonce);
-	free(first);
-	free(sfirst);
+	free(r);
+	free(sv);
+	free(iv);
 	free(salt);
-	free(sfinal);
-	free(final);
-	free(authmsg);
-	return st;
+	return rv;
 }
 
-/* XOAUTH2 (Google, Microsoft) or OAUTHBEARER (RFC 7628) with a token. */
-static enum status
-auth_bearer(struct session *s, const char *token, int oauthbearer)
+/* server-final-message: its signature proves the server knew the key. */
+static int
+scram_verify(struct sasl *sa, const char *sfinal)
 {
-	const char	*mech = oauthbearer ? "OAUTHBEARER" : "XOAUTH2";
-	size_t		 len = strlen(s->acct->user) + strlen(token) +
-			    strlen(s->host) + 64;
-	char		*msg = xcalloc(1, len), *resp;
+	unsigned char	 skey[SCRAM_LEN], sig[SCRAM_LEN];
+	unsigned int	 n;
+	char		*want;
+	int		 ok;
 
-	if (oauthbearer)
-		snprintf(msg, len, "n,a=%s,\001host=%s\001port=%lld\001"
-		    "auth=Bearer %s\001\001", s->acct->user, s->host,
-		    s->port, token);
-	else
-		snprintf(msg, len, "user=%s\001auth=Bearer %s\001\001",
-		    s->acct->user, token);
-	resp = b64(msg, strlen(msg));
-	explicit_bzero(msg, len);
-	free(msg);
-	smtp_command(s, 1, "AUTH %s %s", mech, resp);
-	explicit_bzero(resp, strlen(resp));
-	free(resp);
-	if (smtp_reply(s) == -1)
-		return ST_TEMP;
-	if (s->reply.code == 334) {
-		/* An error report; answer it to get the final reply. */
-		smtp_command(s, 0, "%s", oauthbearer ? "AQ==" : "");
-		if (smtp_reply(s) == -1)
-			return ST_TEMP;
+	HMAC(EVP_sha256(), sa->salted, SCRAM_LEN, (const unsigned char *)
+	    "Server Key", 10, skey, &n);
+	HMAC(EVP_sha256(), skey, SCRAM_LEN, (unsigned char *)sa->authmsg,
+	    strlen(sa->authmsg), sig, &n);
+	want = b64(sig, SCRAM_LEN);
+	ok = strncmp(sfinal, "v=", 2) == 0 && strcmp(sfinal + 2, want) == 0;
+	OPENSSL_cleanse(skey, sizeof(skey));
+	free(want);
+	if (!ok)
+		return sasl_fail(sa, "SCRAM-SHA-256: the server's signature "
+		    "is wrong; it does not know the password");
+	sa->verified = 1;
+	return 0;
+}
+
+/* SCRAM-SHA-256 without channel binding: first, final, verify. */
+static int
+step_scram(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	(void)clen;
+	switch (sa->stage++) {
+	case 0:
+		return scram_first(sa, out, olen);
+	case 1:
+		return scram_final(sa, chal, out, olen);
+	case 2:
+		if (scram_verify(sa, chal) == -1)
+			return -1;
+		return dup_out("", out, olen);
+	default:
+		return sasl_fail(sa, "SCRAM-SHA-256: unexpected challenge");
 	}
-	return auth_done(s, mech);
 }
 
-/* Authenticates the session with the account's mechanism and secret. */
-enum status
-auth_login(struct session *s)
+/*
+ * XOAUTH2 or OAUTHBEARER (RFC 7628) with a token. A challenge is the
+ * server's error report: noted, and answered to get the final reply.
+ */
+static int
+bearer(struct sasl *sa, int oauthbearer, const char *chal, char **out,
+    size_t *olen)
 {
-	const char	*mech;
-	char		*secret, err[256];
-	enum status	 st;
+	size_t	 len;
+	char	*user;
 
-	if (!(s->ext & EXT_AUTH))
-		return smtp_fail(s, "the server offers no AUTH; check host "
-		    "and port, or set auth off");
-	if ((mech = auth_choose(s->mechs, s->acct->auth)) == NULL)
-		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
-		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
-		    "supported" : "not the configured mechanism");
-	if (config_secret(s->acct, &secret, err, sizeof(err)) == -1)
-		return smtp_fail(s, "%s", err);
-	s->mech = mech;
-	if (strcasecmp(mech, "plain") == 0)
-		st = auth_plain(s, secret);
-	else if (strcasecmp(mech, "login") == 0)
-		st = auth_loginmech(s, secret);
-	else if (strcasecmp(mech, "cram-md5") == 0)
-		st = auth_cram(s, secret);
-	else if (strcasecmp(mech, "scram-sha-256") == 0)
-		st = auth_scram(s, secret);
+	if (sa->stage++ > 0) {
+		if (chal == NULL || sa->stage > 2)
+			return sasl_fail(sa, "unexpected challenge");
+		sa->token_error = 1;
+		snprintf(sa->err, sizeof(sa->err), "%.200s", chal);
+		return dup_out(oauthbearer ? "\001" : "", out, olen);
+	}
+	user = saslname(sa->user);
+	len = strlen(user) + strlen(sa->secret) + strlen(sa->host) + 64;
+	*out = xcalloc(1, len);
+	if (oauthbearer)
+		snprintf(*out, len, "n,a=%s,\001host=%s\001port=%lld\001"
+		    "auth=Bearer %s\001\001", user, sa->host, sa->port,
+		    sa->secret);
 	else
-		st = auth_bearer(s, secret, strcasecmp(mech, "oauthbearer")
-		    == 0);
-	explicit_bzero(secret, strlen(secret));
-	free(secret);
-	return st;
+		snprintf(*out, len, "user=%s\001auth=Bearer %s\001\001",
+		    sa->user, sa->secret);
+	*olen = strlen(*out);
+	free(user);
+	return 0;
+}
+
+static int
+step_xoauth2(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	(void)clen;
+	return bearer(sa, 0, chal, out, olen);
+}
+
+static int
+step_oauthbearer(struct sasl *sa, const char *chal, size_t clen, char **out,
+    size_t *olen)
+{
+	(void)clen;
+	return bearer(sa, 1, chal, out, olen);
 }

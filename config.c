@@ -24,7 +24,43 @@
 
 enum ktype {
 	K_STR, K_SECRET, K_FILE, K_HOSTS, K_NUM, K_BOOL, K_TLS, K_TLSVER,
-	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO, K_SIZE
+	K_FINGERPRINT, K_AUTH, K_DURATION, K_ABSPATH, K_HELO, K_SIZE,
+	K_CHOICE,
+	K_FILE_LATER	/* a secret file that a command writes later */
+};
+
+static const char *const grants[] = {
+	"client_credentials", "refresh_token", "jwt_bearer", NULL
+};
+
+/* oauth2_provider: what it fills in when the account leaves it out. */
+static const struct provider {
+	const char	*name;
+	const char	*token_url, *device_url;	/* with {tenant} */
+	const char	*scope_app, *scope_user;
+	const char	*host;
+} providers[] = {
+	{ "microsoft",
+	    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+	    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+	    "https://outlook.office365.com/.default",
+	    "https://outlook.office365.com/SMTP.Send offline_access",
+	    "smtp.office365.com" },
+	{ "google", "https://oauth2.googleapis.com/token",
+	    "https://oauth2.googleapis.com/device/code",
+	    "https://mail.google.com/", "https://mail.google.com/",
+	    "smtp.gmail.com" },
+};
+
+static const char *const provider_names[] = { "microsoft", "google", NULL };
+
+/* The values a K_CHOICE key allows. */
+static const struct choice {
+	const char		*key;
+	const char *const	*v;
+} choices[] = {
+	{ "oauth2_grant", grants },
+	{ "oauth2_provider", provider_names },
 };
 
 /*
@@ -88,6 +124,18 @@ static const struct key {
 	ROW(queue_max_message_size, K_SIZE,	0, 1LL << 50,	VAL, ALL),
 	ROW(queue_max_user_bytes, K_SIZE,	0, 1LL << 50,	VAL, ALL),
 	ROW(queue_min_free,	K_SIZE,		0, 1LL << 50,	VAL, ALL),
+	ROW(oauth2_grant,	K_CHOICE,	0, 0,		OWN, ACCT),
+	ROW(oauth2_token_url,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(oauth2_device_url,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(oauth2_client_id,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(oauth2_client_secret, K_SECRET,	0, 0,		OWN, ACCT),
+	ROW(oauth2_client_secret_file, K_FILE,	0, 0,		OWN, ACCT),
+	ROW(oauth2_scope,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(oauth2_refresh_token_file, K_FILE_LATER, 0, 0,	OWN, ACCT),
+	ROW(oauth2_key_file,	K_FILE,		0, 0,		OWN, ACCT),
+	ROW(oauth2_ca_file,	K_STR,		0, 0,		OWN, ACCT),
+	ROW(oauth2_provider,	K_CHOICE,	0, 0,		OWN, ACCT),
+	ROW(oauth2_tenant,	K_STR,		0, 0,		OWN, ACCT),
 #undef ROW
 };
 #define NKEYS	(sizeof(keys) / sizeof(keys[0]))
@@ -105,11 +153,6 @@ struct loader {
 	struct account	*cur;		/* the block being read */
 	char		*err;
 	size_t		 errlen;
-};
-
-static const char *mechs[] = {
-	"on", "off", "plain", "login", "cram-md5", "scram-sha-256", "xoauth2",
-	"oauthbearer", NULL
 };
 
 #define FIELD(a, k, t)	((t *)(void *)((char *)(a) + (k)->off))
@@ -144,6 +187,11 @@ static int	set_size(struct account *, const struct key *, char *,
 static int	spool_key(const struct key *, const char *, int, int, char *,
 		    size_t);
 static void	spool_limits(struct account *, const struct account *);
+static char	*provider_url(const char *, const char *);
+static void	oauth2_defaults(struct account *);
+static const char *oauth2_check(const struct account *);
+static int	read_all(int, char **, size_t);
+static int	choice_ok(const char *, const char *);
 
 
 static void
@@ -343,7 +391,7 @@ parse_fingerprint(const char *v, char hex[65])
 	return n == 64 ? 0 : -1;
 }
 
-/* A word of a key's closed list (tls, tls_min_version, auth); -1 if none. */
+/* A word of a key's closed list (tls, tls_min_version, on/off); -1 if none. */
 static int
 parse_word(const struct key *k, const char *v, struct account *a)
 {
@@ -359,15 +407,6 @@ parse_word(const struct key *k, const char *v, struct account *a)
 	};
 	size_t	n;
 
-	if (k->type == K_AUTH) {
-		for (n = 0; mechs[n] != NULL; n++)
-			if (strcasecmp(v, mechs[n]) == 0) {
-				free(a->auth);
-				a->auth = xstrdup(mechs[n]);
-				return 0;
-			}
-		return -1;
-	}
 	for (n = 0; n < sizeof(words) / sizeof(words[0]); n++) {
 		if (words[n].type != k->type || strcmp(v, words[n].word) != 0)
 			continue;
@@ -393,12 +432,26 @@ set_hosts(struct account *a, char *v)
 }
 
 /* Sets one key of an account from its text; -1 with err on a bad value. */
+/* Whether v is one of the values the K_CHOICE key allows. */
+static int
+choice_ok(const char *key, const char *v)
+{
+	size_t	i, n;
+
+	for (i = 0; i < sizeof(choices) / sizeof(choices[0]); i++)
+		for (n = 0; strcmp(choices[i].key, key) == 0 &&
+		    choices[i].v[n] != NULL; n++)
+			if (strcmp(choices[i].v[n], v) == 0)
+				return 1;
+	return 0;
+}
+
 static int
 set_key(struct account *a, const struct key *k, char *v, const char *file,
     int line, char *err, size_t errlen)
 {
 	const char	*e = NULL;
-	char		 hex[65];
+	char		 hex[128];
 	long long	 num;
 
 	switch (k->type) {
@@ -428,7 +481,6 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_BOOL:
 	case K_TLS:
 	case K_TLSVER:
-	case K_AUTH:
 		if (parse_word(k, v, a) == 0)
 			return 0;
 		snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
@@ -461,7 +513,27 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 			return -1;
 		}
 		break;
+	case K_AUTH:
+		/* on, off, or a row of auth.c's table: nothing else. */
+		if (strcasecmp(v, "on") != 0 && strcasecmp(v, "off") != 0 &&
+		    auth_mech(v) == NULL) {
+			auth_names(hex, sizeof(hex));
+			snprintf(err, errlen, "%s:%d: auth: no mechanism \"%s\" "
+			    "(on, off, %s)", file, line, v, hex);
+			return -1;
+		}
+		free(a->auth);
+		a->auth = xstrdup(auth_mech(v) != NULL ? auth_mech(v)->name :
+		    strcasecmp(v, "on") == 0 ? "on" : "off");
+		return 0;
+	case K_CHOICE:
+		if (choice_ok(k->name, v))
+			break;
+		snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
+		    k->name, v);
+		return -1;
 	case K_FILE:
+	case K_FILE_LATER:
 	case K_SECRET:
 	case K_STR:
 		break;
@@ -590,10 +662,14 @@ check_value(struct loader *l, const struct key *k, const char *v)
 		l->private = 0;
 		l->cur->secret_line = l->lineno;
 	}
-	if (k->type != K_FILE)
+	if (k->type != K_FILE && k->type != K_FILE_LATER)
 		return 0;
-	if ((fd = open(v, O_RDONLY | O_CLOEXEC)) == -1)
-		return lerr(l, "password_file %s: %s", v, strerror(errno));
+	/* outbox --oauth2-login makes a missing K_FILE_LATER one. */
+	if ((fd = open(v, O_RDONLY | O_CLOEXEC)) == -1 && errno == ENOENT &&
+	    k->type == K_FILE_LATER)
+		return 0;
+	if (fd == -1)
+		return lerr(l, "%s %s: %s", k->name, v, strerror(errno));
 	rv = file_private(fd, v, err, sizeof(err));
 	close(fd);
 	return rv == -1 ? lerr(l, "%s", err) : 0;
@@ -716,6 +792,93 @@ out:
 	return rv;
 }
 
+/* Fills in the URL from a provider's pattern and the tenant. */
+static char *
+provider_url(const char *fmt, const char *tenant)
+{
+	const char	*t = strstr(fmt, "{tenant}");
+	size_t		 len = strlen(fmt) + strlen(tenant) + 1;
+	char		*url = xcalloc(1, len);
+
+	if (t == NULL)
+		strlcpy(url, fmt, len);
+	else
+		snprintf(url, len, "%.*s%s%s", (int)(t - fmt), fmt, tenant,
+		    t + 8);
+	return url;
+}
+
+/* oauth2_provider's URLs, scope and host; XOAUTH2 unless auth says. */
+static void
+oauth2_defaults(struct account *a)
+{
+	const struct provider	*p = NULL;
+	const char		*tenant;
+	size_t			 i;
+	int			 app = strcmp(a->oauth2_grant,
+				    "refresh_token") != 0;
+
+	for (i = 0; a->oauth2_provider != NULL && i < sizeof(providers) /
+	    sizeof(providers[0]); i++)
+		if (strcmp(providers[i].name, a->oauth2_provider) == 0)
+			p = &providers[i];
+	if (a->auth == NULL || strcmp(a->auth, "on") == 0) {
+		free(a->auth);
+		a->auth = xstrdup("XOAUTH2");
+	}
+	if (p == NULL)
+		return;
+	/* A person may be of any tenant; app-only needs its own. */
+	tenant = a->oauth2_tenant != NULL ? a->oauth2_tenant : "organizations";
+	if (a->oauth2_token_url == NULL)
+		a->oauth2_token_url = provider_url(p->token_url, tenant);
+	if (a->oauth2_device_url == NULL)
+		a->oauth2_device_url = provider_url(p->device_url, tenant);
+	if (a->oauth2_scope == NULL)
+		a->oauth2_scope = xstrdup(app ? p->scope_app : p->scope_user);
+	if (a->host.n == 0)
+		strlist_add(&a->host, p->host);
+}
+
+/* What an OAuth2 account lacks, or NULL. */
+static const char *
+oauth2_check(const struct account *a)
+{
+	const struct sasl_mech	*m = auth_mech(a->auth);
+
+	if (m == NULL || m->strength != 0)
+		return "oauth2_grant needs auth xoauth2 or oauthbearer";
+	if (a->oauth2_token_url == NULL)
+		return "oauth2_grant needs oauth2_token_url (or "
+		    "oauth2_provider microsoft or google)";
+	if (a->oauth2_provider != NULL && strcmp(a->oauth2_provider,
+	    "microsoft") == 0 && a->oauth2_tenant == NULL &&
+	    strcmp(a->oauth2_grant, "refresh_token") != 0)
+		return "the application's own permission needs oauth2_tenant, "
+		    "the Directory (tenant) ID";
+	if (strncmp(a->oauth2_token_url, "https://", 8) != 0)
+		return "oauth2_token_url must be an https:// URL";
+	if (a->oauth2_client_id == NULL && strcmp(a->oauth2_grant,
+	    "jwt_bearer") != 0)
+		return "oauth2_grant needs oauth2_client_id";
+	if (strcmp(a->oauth2_grant, "refresh_token") == 0 &&
+	    a->oauth2_refresh_token_file == NULL)
+		return "oauth2_grant refresh_token needs "
+		    "oauth2_refresh_token_file (outbox --oauth2-login fills it)";
+	if (strcmp(a->oauth2_grant, "jwt_bearer") == 0 &&
+	    a->oauth2_key_file == NULL)
+		return "oauth2_grant jwt_bearer needs oauth2_key_file";
+	if (strcmp(a->oauth2_grant, "client_credentials") == 0 &&
+	    a->oauth2_key_file == NULL && a->oauth2_client_secret == NULL &&
+	    a->oauth2_client_secret_file == NULL)
+		return "oauth2_grant client_credentials needs "
+		    "oauth2_client_secret_file or oauth2_key_file";
+	if (a->tls == TLS_OFF && !a->auth_plaintext)
+		return "tls off would send the token in clear; use tls "
+		    "starttls or implicit, or say auth_plaintext on";
+	return NULL;
+}
+
 /* Fills in what follows from other keys, and refuses unsafe combinations. */
 static int
 finish(struct account *a, char *err, size_t errlen)
@@ -727,6 +890,8 @@ finish(struct account *a, char *err, size_t errlen)
 		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	if (a->port == 0)
 		a->port = a->tls == TLS_IMPLICIT ? 465 : 587;
+	if (a->oauth2_grant != NULL)
+		oauth2_defaults(a);
 	if (a->auth == NULL)
 		a->auth = xstrdup(a->user != NULL ? "on" : "off");
 	if (a->maildomain == NULL)
@@ -740,6 +905,8 @@ finish(struct account *a, char *err, size_t errlen)
 		return 0;
 	else if (a->user == NULL)
 		why = "auth needs user";
+	else if (a->oauth2_grant != NULL)
+		why = oauth2_check(a);
 	else if (a->password == NULL && a->password_file == NULL &&
 	    a->password_command == NULL)
 		why = "user has no password, password_file or password_command";
@@ -884,6 +1051,62 @@ read_line(int fd, char **out)
 	return **out != '\0' ? 0 : -1;
 }
 
+/* Reads a whole (small) file into a new string. */
+static int
+read_all(int fd, char **out, size_t max)
+{
+	char	*buf = xcalloc(1, max + 1);
+	size_t	 len = 0;
+	ssize_t	 n;
+
+	while (len < max) {
+		n = read(fd, buf + len, max - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	*out = buf;
+	return len > 0 ? 0 : -1;
+}
+
+/*
+ * Reads a secret file (its first line, or all of it) under the rules of
+ * password_file: private, the caller's or root's. The caller clears and
+ * frees *out. -1 with err (errno ENOENT when it is missing).
+ */
+int
+config_read_secret(const struct account *a, const char *path, int whole,
+    char **out, char *err, size_t errlen)
+{
+	int	fd, rv, e;
+
+	*out = NULL;
+	if (a->system)
+		priv_raise();
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	e = errno;
+	priv_drop();
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (file_private(fd, path, err, errlen) == -1) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	rv = whole ? read_all(fd, out, 65536) : read_line(fd, out);
+	close(fd);
+	if (rv == -1)
+		snprintf(err, errlen, "%s: %s", path, whole ? "empty" :
+		    "nothing on its first line");
+	errno = 0;
+	return rv;
+}
+
 /*
  * Gets the account's secret: password, password_file or the first line of
  * password_command. The caller clears and frees *out. ST_TEMP with err on
@@ -900,29 +1123,9 @@ config_secret(const struct account *a, char **out, char *err, size_t errlen)
 		*out = xstrdup(a->password);
 		return 0;
 	}
-	if (a->password_file != NULL) {
-		if (a->system)
-			priv_raise();
-		fd = open(a->password_file, O_RDONLY | O_CLOEXEC);
-		priv_drop();
-		if (fd == -1 || file_private(fd, a->password_file, err, errlen)
-		    == -1) {
-			if (fd == -1)
-				snprintf(err, errlen, "%s: %s",
-				    a->password_file, strerror(errno));
-			else
-				close(fd);
-			return -1;
-		}
-		status = read_line(fd, out);
-		close(fd);
-		if (status == -1) {
-			secret_clear(out);
-			snprintf(err, errlen, "%s: no password on its first "
-			    "line", a->password_file);
-		}
-		return status;
-	}
+	if (a->password_file != NULL)
+		return config_read_secret(a, a->password_file, 0, out, err,
+		    errlen);
 	if (pipe(p) == -1 || (pid = fork()) == -1) {
 		snprintf(err, errlen, "password_command: %s", strerror(errno));
 		return -1;

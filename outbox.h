@@ -124,6 +124,18 @@ struct account {
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
 	long long	 queue_min_free;	/* octets the file system keeps free */
+	char		*oauth2_grant;	/* client_credentials, refresh_token... */
+	char		*oauth2_token_url;
+	char		*oauth2_device_url;
+	char		*oauth2_client_id;
+	char		*oauth2_client_secret;
+	char		*oauth2_client_secret_file;
+	char		*oauth2_scope;
+	char		*oauth2_refresh_token_file;
+	char		*oauth2_key_file;	/* PEM, or a Google JSON key */
+	char		*oauth2_ca_file;
+	char		*oauth2_provider;	/* microsoft, google */
+	char		*oauth2_tenant;
 };
 
 struct config {
@@ -289,6 +301,56 @@ struct dsn {
 	int		 delayed;	/* a delay warning, not a failure */
 };
 
+/* One SASL exchange: what the mechanism's steps need and keep. */
+struct sasl {
+	const char	*user;
+	const char	*secret;	/* the password, or an OAuth2 token */
+	const char	*host;		/* OAUTHBEARER's host and port */
+	long long	 port;
+	const char	*nonce;		/* SCRAM: a fixed client nonce (tests) */
+	int		 stage, steps;
+	int		 verified;	/* SCRAM: the server's signature checked */
+	int		 token_error;	/* a bearer token was refused (334) */
+	char		*first;		/* SCRAM: client-first-message-bare */
+	char		*authmsg;	/* SCRAM: AuthMessage */
+	unsigned char	 salted[32];	/* SCRAM: SaltedPassword */
+	char		 err[256];
+};
+
+/* A row of the SASL table (auth.c). */
+struct sasl_mech {
+	const char	*name;
+	int		 strength;	/* auth on picks the highest; 0: never */
+	int		(*step)(struct sasl *, const char *, size_t, char **,
+			    size_t *);
+};
+
+/* An HTTP response (http.c): the status and the body, NUL-terminated. */
+struct http_resp {
+	int		 status;
+	long long	 retry_after;	/* seconds, -1 when not given */
+	char		*body;
+	size_t		 len;
+};
+
+/* A token endpoint's answer (oauth2.c), every field validated. */
+struct oauth2_resp {
+	char		*access_token;
+	char		*refresh_token;
+	char		*error;
+	char		*error_description;
+	char		*device_code;
+	char		*user_code;
+	char		*verification_uri;
+	long long	 expires_in;	/* seconds, 0 when not given */
+	long long	 interval;	/* RFC 8628: seconds between polls */
+};
+
+/* How a token request ended. */
+#define OAUTH2_OK	0
+#define OAUTH2_TEMP	1	/* no answer, HTTP 5xx or 429: try later */
+#define OAUTH2_CONFIG	2	/* refused: the configuration needs a fix */
+
 /* priv.c */
 void	 priv_init(void);
 gid_t	 priv_group(void);
@@ -313,6 +375,8 @@ const struct account *config_account(const struct config *, const char *,
 	    const char *, char *, size_t);
 void	 config_free(struct config *);
 int	 config_secret(const struct account *, char **, char *, size_t);
+int	 config_read_secret(const struct account *, const char *, int, char **,
+	    char *, size_t);
 const char *config_hostname(void);
 
 /* message.c, render.c */
@@ -370,6 +434,7 @@ int	 smtp_reply(struct session *);
 enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
 enum status smtp_failx(struct session *, enum stage, enum fclass,
 	    const char *, ...) PRINTF(4, 5);
+enum status smtp_auth(struct session *);
 int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
@@ -423,8 +488,39 @@ void	 check_account(const struct account *, const char *, const char *,
 int	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
 
+/* A key for signing assertions (jwt.c). */
+struct jwt_key {
+	EVP_PKEY	*key;
+	X509		*cert;		/* its certificate (x5t), if the PEM has it */
+	char		*iss;		/* a Google key's client_email */
+};
+
+/* jwt.c */
+int	 jwt_key_parse(const char *, struct jwt_key *, char *, size_t);
+void	 jwt_key_free(struct jwt_key *);
+char	*jwt_sign(const struct jwt_key *, const char *, const char *,
+	    const char *, const char *);
+
+/* http.c */
+int	 http_post(const struct account *, const char *, const char *,
+	    struct http_resp *, int, char *, size_t);
+int	 http_read(struct io *, struct http_resp *, char *, size_t);
+
+/* oauth2.c */
+int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
+void	 oauth2_resp_free(struct oauth2_resp *);
+int	 oauth2_token(const struct account *, const char *, int, int, char **,
+	    time_t *, char *, size_t);
+int	 oauth2_login(const struct account *, const char *, int, FILE *,
+	    char *, size_t);
+int	 oauth2_describe(const struct account *, const char *, FILE *);
+
 /* auth.c */
-enum status auth_login(struct session *);
-const char *auth_choose(const char *, const char *);
+const struct sasl_mech *auth_mech(const char *);
+const struct sasl_mech *auth_choose(const char *, const char *);
+void	 auth_names(char *, size_t);
+int	 auth_step(const struct sasl_mech *, struct sasl *, const char *,
+	    char **);
+void	 auth_clear(struct sasl *);
 
 #endif

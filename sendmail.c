@@ -30,7 +30,8 @@
 #endif
 
 enum mode {
-	M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP, M_CHECK
+	M_DELIVER, M_LIST, M_ALIASES, M_VERIFY, M_QUEUE, M_SMTP, M_CHECK,
+	M_OAUTH2_LOGIN
 };
 
 struct opts {
@@ -156,6 +157,7 @@ print_usage(FILE *fp)
 	    " [-V envid] [-X file] [--] [recipient ...]\n"
 	    "       outbox --check [-C file] [-a account] [-f sender] "
 	    "[address]\n"
+	    "       outbox --oauth2-login [-v] [-C file] [-a account]\n"
 	    "       outbox --version | --help\n");
 }
 
@@ -240,6 +242,8 @@ parse_long(struct opts *o, const char *a)
 		o->due_only = 1;
 	else if (strcmp(a, "--json") == 0)
 		o->json = 1;
+	else if (strcmp(a, "--oauth2-login") == 0)
+		o->mode = M_OAUTH2_LOGIN;
 	else {
 		warnx("unknown option %s", a);
 		usage();
@@ -632,6 +636,15 @@ main(int argc, char *argv[])
 		goto done;
 	case M_SMTP:
 		code = smtpd_run(&r, a, al, o.fullname, o.deliver);
+		goto done;
+	case M_OAUTH2_LOGIN:
+		/* The device login: a person at a terminal, so stderr. */
+		code = oauth2_login(a, r.qdir, o.verbose, stderr, err,
+		    sizeof(err));
+		if (code != OAUTH2_OK)
+			warnx("%s", err);
+		code = code == OAUTH2_OK ? EX_OK : code == OAUTH2_TEMP ?
+		    EX_TEMPFAIL : EX_CONFIG;
 		goto done;
 	default:
 		break;

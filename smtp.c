@@ -487,7 +487,7 @@ greet(struct session *s, const char *host)
 	if (strcmp(s->acct->auth, "off") == 0)
 		return ST_OK;
 	s->stage = STAGE_AUTH;
-	if ((st = auth_login(s)) == ST_OK || !s->connected)
+	if ((st = smtp_auth(s)) == ST_OK || !s->connected)
 		return st;
 	/* Refused, or nothing to log in with: an administrator's job. */
 	if (s->reply.code / 100 == 4)
@@ -1050,4 +1050,104 @@ smtp_close(struct session *s)
 	if (s->ctx != NULL)
 		SSL_CTX_free(s->ctx);
 	s->ctx = NULL;
+}
+
+/*
+ * One AUTH exchange (RFC 4954): the mechanism's steps answer each 334;
+ * every client line after the command word is redacted in -v.
+ */
+static enum status
+auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
+{
+	char	*resp;
+	int	 r;
+
+	if ((r = auth_step(m, sa, NULL, &resp)) == -1)
+		return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
+	if (r == 0) {
+		smtp_command(s, 1, "AUTH %s %s", m->name, resp);
+		freezero(resp, strlen(resp));
+	} else
+		smtp_command(s, 0, "AUTH %s", m->name);
+	for (;;) {
+		if (smtp_reply(s) == -1)
+			return ST_TEMP;
+		if (s->reply.code != 334)
+			break;
+		if (auth_step(m, sa, s->reply.text, &resp) == -1) {
+			smtp_command(s, 0, "*");	/* cancel: 501 */
+			if (smtp_reply(s) == -1)
+				return ST_TEMP;
+			return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
+		}
+		smtp_command(s, 2, "%s", resp);
+		freezero(resp, strlen(resp));
+	}
+	if (s->reply.code == 235) {
+		s->authenticated = 1;
+		return ST_OK;
+	}
+	/* Refused credentials need an administrator, not a bounce. */
+	return smtp_fail(s, "AUTH %s refused: %d %s", m->name, s->reply.code,
+	    s->reply.text);
+}
+
+/*
+ * The secret for AUTH: the password, or an OAuth2 access token (the cached
+ * one, or with force a new one). -1 with s->err saying the fix.
+ */
+static int
+auth_secret(struct session *s, int force, char **secret)
+{
+	char	err[512];
+
+	if (s->acct->oauth2_grant == NULL) {
+		if (config_secret(s->acct, secret, err, sizeof(err)) == -1)
+			return smtp_fail(s, "%s", err), -1;
+		return 0;
+	}
+	if (oauth2_token(s->acct, s->state_dir, force, s->verbose, secret, NULL,
+	    err, sizeof(err)) != OAUTH2_OK)
+		return smtp_fail(s, "OAuth2: %s", err), -1;
+	return 0;
+}
+
+/*
+ * Authenticates the session with the account's mechanism and secret. A
+ * refused OAuth2 token is replaced once by a new one (it may have been
+ * revoked or expired early).
+ */
+enum status
+smtp_auth(struct session *s)
+{
+	const struct sasl_mech	*m;
+	struct sasl		 sa;
+	char			*secret;
+	enum status		 st;
+	int			 again;
+
+	if (!(s->ext & EXT_AUTH))
+		return smtp_fail(s, "the server offers no AUTH; check host "
+		    "and port, or set auth off");
+	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
+		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
+		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
+		    "supported" : "not the configured mechanism");
+	s->mech = m->name;
+	for (again = 0;; again++) {
+		if (auth_secret(s, again, &secret) == -1)
+			return ST_TEMP;
+		memset(&sa, 0, sizeof(sa));
+		sa.user = s->acct->user;
+		sa.secret = secret;
+		sa.host = s->host;
+		sa.port = s->port;
+		st = auth_exchange(s, m, &sa);
+		auth_clear(&sa);
+		freezero(secret, strlen(secret));
+		if (st == ST_OK || again || !s->connected ||
+		    s->acct->oauth2_grant == NULL || (!sa.token_error &&
+		    s->reply.code != 535))
+			return st;
+	}
 }

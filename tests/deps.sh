@@ -7,7 +7,7 @@ set -u
 
 # Build, the loopback Postfix, the programs tests/t_callers.sh runs, and what
 # tests/t_interop.sh needs (aiosmtpd; the libraries of the Exim and Dovecot it extracts).
-pkgs="gcc make pkg-config libssl-dev libbsd-dev postfix sasl2-bin libsasl2-modules
+pkgs="gcc make pkg-config libssl-dev libbsd-dev libjansson-dev postfix sasl2-bin libsasl2-modules
 openssl ca-certificates python3 mandoc procps time iproute2
 $(grep -hv '^#' "$(dirname "$0")/callers-deps.txt" "$(dirname "$0")/interop-deps.txt")"
 

@@ -64,6 +64,11 @@ Options:
     --p-rcpt-550 P       ... 550
     --tally L          print, for the E: lines of L, one line per Message-ID
                        and recipient (see "Events") and exit
+    --oauth2-token-file F  AUTH XOAUTH2 and OAUTHBEARER accept user
+                       alice@example.test with a token listed in F (one a
+                       line, re-read at each AUTH; tests/tokensrv.py writes
+                       it); any other token gets the 334 error challenge,
+                       then 535 5.7.8
 
 Accounts: AUTH PLAIN and AUTH LOGIN (with or without initial response) accept
 user "alice" with password "secret"; anything else gets 535 5.7.8.
@@ -154,6 +159,7 @@ The action "delay" (DOT: 0.5 s, greeting: 3 s) answers normally, but late.
 
 import argparse
 import base64
+import json
 import os
 import random
 import re
@@ -735,6 +741,9 @@ class Session:
         parts = arg.split()
         mech = parts[0].upper() if parts else ""
         ir = parts[1] if len(parts) > 1 else None
+        if mech in ("XOAUTH2", "OAUTHBEARER") and self.srv.args.oauth2_token_file:
+            self.auth_bearer(mech, ir, act)
+            return
         if mech == "PLAIN":
             if ir is None:
                 self.c.reply("334 ")
@@ -767,6 +776,40 @@ class Session:
             self.c.reply("235 2.7.0 Authentication successful")
         else:
             self.c.reply("535 5.7.8 Authentication credentials invalid")
+
+    def auth_bearer(self, mech, ir, act):
+        """XOAUTH2 / OAUTHBEARER (RFC 7628): only a token that
+        --oauth2-token-file lists (re-read each time) for user alice."""
+        if ir is None:
+            self.c.reply("334 ")
+            ir = self.auth_line()
+        try:
+            msg = base64.b64decode(ir, validate=True).decode("latin-1")
+        except Exception:
+            self.c.reply("501 5.5.2 bad base64")
+            return
+        f = dict(kv.split("=", 1) for kv in msg.split("\x01") if "=" in kv)
+        user = f.get("user") if mech == "XOAUTH2" else \
+            msg.split(",")[1][2:] if msg.startswith("n,a=") else None
+        try:
+            with open(self.srv.args.oauth2_token_file) as tf:
+                good = tf.read().split()
+        except OSError:
+            good = []
+        tok = f.get("auth", "")
+        ok = user == "alice@example.test" and tok.startswith("Bearer ") and tok[7:] in good
+        self.log.w("#", "%s token %s" % (mech, "accepted" if ok else "refused"))
+        if self.do(act):
+            return
+        if ok:
+            self.authed = True
+            self.c.reply("235 2.7.0 Authentication successful")
+            return
+        err = {"status": "401" if mech == "XOAUTH2" else "invalid_token",
+               "schemes": "bearer", "scope": "https://mail.google.com/"}
+        self.c.reply("334 " + base64.b64encode(json.dumps(err).encode()).decode())
+        self.auth_line()
+        self.c.reply("535 5.7.8 Username and Password not accepted")
 
     def auth_line(self):
         text, _ = self.getcmd()
@@ -1211,6 +1254,7 @@ def main():
     for opt, _ in EOD_CHAOS + RCPT_CHAOS:
         ap.add_argument("--" + opt.replace("_", "-"), type=float, default=0.0)
     ap.add_argument("--tally")
+    ap.add_argument("--oauth2-token-file")
     args = ap.parse_args()
     if args.list:
         print("\n".join(SCENARIOS))

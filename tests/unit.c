@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "outbox.h"
 
 static int	 failures;
@@ -175,13 +177,86 @@ test_addresses(void)
 	CHECK("addr_check angle", addr_check("a@b>x", err, sizeof(err)) == -1);
 	addr_check_cases();
 	CHECK("auth_choose strongest", strcmp(auth_choose("PLAIN LOGIN "
-	    "CRAM-MD5 SCRAM-SHA-256", "on"), "SCRAM-SHA-256") == 0);
+	    "CRAM-MD5 SCRAM-SHA-256", "on")->name, "SCRAM-SHA-256") == 0);
 	CHECK("auth_choose forced", strcmp(auth_choose("PLAIN LOGIN",
-	    "login"), "login") == 0);
+	    "login")->name, "LOGIN") == 0);
 	CHECK("auth_choose not offered", auth_choose("PLAIN", "cram-md5")
 	    == NULL);
 	CHECK("auth_choose no partial match", auth_choose("SCRAM-SHA-256-PLUS",
 	    "on") == NULL);
+	CHECK("auth_choose on skips tokens", auth_choose("XOAUTH2 "
+	    "OAUTHBEARER", "on") == NULL);
+	CHECK("auth_mech unknown", auth_mech("gssapi") == NULL);
+}
+
+/* base64 of s, for feeding SASL steps. */
+static char *
+b64s(const char *s)
+{
+	static char	buf[512];
+
+	EVP_EncodeBlock((unsigned char *)buf, (const unsigned char *)s,
+	    strlen(s));
+	return buf;
+}
+
+/* Decodes a step's base64 response into buf. */
+static const char *
+unb64s(const char *s)
+{
+	static char	buf[512];
+	int		n = EVP_DecodeBlock((unsigned char *)buf,
+			    (const unsigned char *)s, strlen(s));
+	size_t		len = strlen(s);
+
+	while (n > 0 && len > 0 && s[--len] == '=')
+		n--;
+	buf[n < 0 ? 0 : n] = '\0';
+	return buf;
+}
+
+/* RFC 7677 3: the SCRAM-SHA-256 exchange, with its fixed client nonce. */
+static void
+test_scram(void)
+{
+	const struct sasl_mech	*m = auth_mech("scram-sha-256");
+	struct sasl		 sa;
+	char			*r;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.user = "user";
+	sa.secret = "pencil";
+	sa.nonce = "rOprNGfwEbeRWgbNEkqO";
+	CHECK("scram client-first", auth_step(m, &sa, NULL, &r) == 0 &&
+	    strcmp(unb64s(r), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO") == 0);
+	free(r);
+	CHECK("scram client-final", auth_step(m, &sa, b64s("r=rOprNGfwEbeRW"
+	    "gbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,"
+	    "i=4096"), &r) == 0 && strcmp(unb64s(r), "c=biws,r=rOprNGfwEbeRWg"
+	    "bNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9z"
+	    "jfMHgsqmmiz7AndVQ=") == 0);
+	free(r);
+	CHECK("scram server signature", auth_step(m, &sa, b64s("v=6rriTRBi23"
+	    "WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="), &r) == 0 && sa.verified &&
+	    strcmp(r, "") == 0);
+	free(r);
+	auth_clear(&sa);
+	sa.nonce = "rOprNGfwEbeRWgbNEkqO";
+	auth_step(m, &sa, NULL, &r);
+	free(r);
+	auth_step(m, &sa, b64s("r=rOprNGfwEbeRWgbNEkqOxx,s=W22ZaJ0SNY7soEsU"
+	    "Ejb6gQ==,i=4096"), &r);
+	free(r);
+	CHECK("scram wrong server signature", auth_step(m, &sa, b64s("v=6rri"
+	    "TRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="), &r) == -1 &&
+	    !sa.verified);
+	auth_clear(&sa);
+	sa.nonce = "abc";
+	auth_step(m, &sa, NULL, &r);
+	free(r);
+	CHECK("scram foreign nonce", auth_step(m, &sa, b64s("r=xyz123,s=QUJD,"
+	    "i=4096"), &r) == -1);
+	auth_clear(&sa);
 }
 
 static void
@@ -681,6 +756,32 @@ test_config(void)
 	    err, sizeof(err)) == 0 && cfg.nacct == 1 &&
 	    cfg.acct[0].session_timeout == 300);
 	config_free(&cfg);
+	write_file(path, "host h\nuser u\npassword x\nauth gssapi\n", 0600);
+	CHECK("auth not in the SASL table", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, ":4: auth: no mechanism") !=
+	    NULL && strstr(err, "scram-sha-256") != NULL);
+	config_free(&cfg);
+	write_file(path, "account m\nuser u@x\noauth2_provider microsoft\n"
+	    "oauth2_grant client_credentials\noauth2_client_id c\n"
+	    "oauth2_client_secret s\noauth2_tenant t1\n", 0600);
+	CHECK("oauth2_provider microsoft fills in", config_load(&cfg, path,
+	    NULL, err, sizeof(err)) == 0 && (a = config_account(&cfg, NULL,
+	    NULL, err, sizeof(err))) != NULL && strcmp(a->oauth2_token_url,
+	    "https://login.microsoftonline.com/t1/oauth2/v2.0/token") == 0 &&
+	    strcmp(a->host.v[0], "smtp.office365.com") == 0 &&
+	    strcmp(a->auth, "XOAUTH2") == 0 && strcmp(a->oauth2_scope,
+	    "https://outlook.office365.com/.default") == 0);
+	config_free(&cfg);
+	write_file(path, "host h\nuser u\noauth2_grant refresh_token\n"
+	    "oauth2_token_url https://t/token\noauth2_client_id c\n", 0600);
+	CHECK("refresh_token needs its file", config_load(&cfg, path, NULL,
+	    err, sizeof(err)) == -1 && strstr(err,
+	    "oauth2_refresh_token_file") != NULL);
+	config_free(&cfg);
+	write_file(path, "host h\noauth2_grant password\n", 0600);
+	CHECK("oauth2_grant not a grant", config_load(&cfg, path, NULL, err,
+	    sizeof(err)) == -1 && strstr(err, "oauth2_grant") != NULL);
+	config_free(&cfg);
 	test_secret(path);
 }
 
@@ -819,6 +920,30 @@ test_queue(void)
 	free(text);
 }
 
+/* The token response parser keeps only valid fields. */
+static void
+test_token_parse(void)
+{
+	struct oauth2_resp	r;
+
+	CHECK("token response", oauth2_parse("{\"access_token\":\"at.1\","
+	    "\"expires_in\":3599,\"refresh_token\":\"rt\"}", 62, &r) == 0 &&
+	    strcmp(r.access_token, "at.1") == 0 && r.expires_in == 3599 &&
+	    strcmp(r.refresh_token, "rt") == 0);
+	oauth2_resp_free(&r);
+	CHECK("token with a space dropped", oauth2_parse("{\"access_token\":"
+	    "\"a b\",\"error\":\"invalid_grant\"}", 46, &r) == 0 &&
+	    r.access_token == NULL && strcmp(r.error, "invalid_grant") == 0);
+	oauth2_resp_free(&r);
+	CHECK("token response not JSON", oauth2_parse("<html>", 6, &r) == -1);
+	oauth2_resp_free(&r);
+	CHECK("device response, Google's names", oauth2_parse("{\"device_code"
+	    "\":\"d\",\"user_code\":\"U\",\"verification_url\":\"https://x\","
+	    "\"interval\":5}", 79, &r) == 0 && strcmp(r.verification_uri,
+	    "https://x") == 0 && r.interval == 5);
+	oauth2_resp_free(&r);
+}
+
 int
 main(void)
 {
@@ -832,6 +957,8 @@ main(void)
 	}
 	test_replies();
 	test_addresses();
+	test_scram();
+	test_token_parse();
 	test_aliases();
 	test_spool();
 	test_qp();

@@ -2,13 +2,12 @@
  * libFuzzer: the reply reader (code checks, continuation lines, line and
  * count bounds) over a real socket, as a server's bytes would arrive.
  */
-#include <sys/socket.h>
-
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "outbox.h"
+#include "feed.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -18,14 +17,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct session	 s;
 	int		 sv[2], code, last, n;
 
-	if (size > 65536 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+	if (fuzz_feed(data, size, sv) == -1)
 		return 0;
-	if (write(sv[1], data, size) != (ssize_t)size) {
-		close(sv[0]);
-		close(sv[1]);
-		return 0;
-	}
-	shutdown(sv[1], SHUT_WR);
 	memset(&s, 0, sizeof(s));
 	io_init(&s.io, sv[0], 1000);
 	for (n = 0; n < 1000 && (code = smtp_reply(&s)) != -1; n++)

@@ -1,0 +1,328 @@
+/*
+ * A small HTTPS client for OAuth2 token endpoints: one POST of a form, one
+ * response read into memory (bounded). The connection is OpenSSL's BIO;
+ * TLS is tls.c's, with its rules (CA store or oauth2_ca_file, TLS 1.2 at
+ * least, the host name checked); io.c bounds every wait by the timeout.
+ *
+ * OpenSSL's OSSL_HTTP_transfer is not used: in OpenSSL 3.0 it fails on any
+ * status but 200 without reading the body, and OAuth2 says why a request
+ * failed in the body of a 400 (RFC 6749 5.2; RFC 8628 3.5 polls on it).
+ */
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+
+#include "outbox.h"
+
+#define HTTP_BODY_MAX	(64 * 1024)
+#define HTTP_HEADERS_MAX 100
+
+static int	url_split(const char *, char *, size_t, char *, size_t,
+		    const char **);
+static int	http_dial(const char *, const char *, int);
+static int	http_connect(struct io *, const struct account *,
+		    const char *, const char *, char *, size_t);
+static int	read_head(struct io *, struct http_resp *, long long *,
+		    int *, char *, size_t);
+static int	read_body(struct io *, struct http_resp *, long long, int,
+		    time_t, char *, size_t);
+static int	body_add(struct http_resp *, const char *, size_t, char *,
+		    size_t);
+
+/* https://host[:port]/path into its parts. -1 for anything else. */
+static int
+url_split(const char *url, char *host, size_t hsize, char *port,
+    size_t psize, const char **path)
+{
+	const char	*h, *e;
+	size_t		 n;
+
+	if (strncasecmp(url, "https://", 8) != 0)
+		return -1;
+	h = url + 8;
+	*path = h + strcspn(h, "/");
+	if (**path == '\0')
+		*path = "/";
+	n = strcspn(h, "/:");
+	if (n == 0 || n >= hsize)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	strlcpy(port, "443", psize);
+	if (h[n] == ':') {
+		e = h + n + 1;
+		n = strcspn(e, "/");
+		if (n == 0 || n >= psize || strspn(e, "0123456789") != n)
+			return -1;
+		memcpy(port, e, n);
+		port[n] = '\0';
+	}
+	return 0;
+}
+
+/* A TCP connection to the first address that answers in time, or -1. */
+static int
+http_dial(const char *host, const char *port, int timeout)
+{
+	BIO_ADDRINFO		*res = NULL;
+	const BIO_ADDRINFO	*ai;
+	time_t			 end = time(NULL) + timeout;
+	int			 fd = -1, ok;
+
+	if (BIO_lookup_ex(host, port, BIO_LOOKUP_CLIENT, AF_UNSPEC,
+	    SOCK_STREAM, 0, &res) != 1)
+		return -1;
+	for (ai = res; ai != NULL && fd == -1; ai = BIO_ADDRINFO_next(ai)) {
+		if ((fd = BIO_socket(BIO_ADDRINFO_family(ai), SOCK_STREAM, 0,
+		    0)) == -1)
+			continue;
+		/* 0 with a retry is a connection in progress. */
+		ok = BIO_connect(fd, BIO_ADDRINFO_address(ai),
+		    BIO_SOCK_NONBLOCK | BIO_SOCK_NODELAY) == 1 ||
+		    BIO_sock_should_retry(-1);
+		if (!ok || BIO_socket_wait(fd, 0, end) != 1 ||
+		    BIO_sock_error(fd) != 0 ||
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+			BIO_closesocket(fd);
+			fd = -1;
+		}
+	}
+	BIO_ADDRINFO_free(res);
+	return fd;
+}
+
+/* Connects (bounded by the timeout) and shakes hands; -1 with err. */
+static int
+http_connect(struct io *io, const struct account *a, const char *host,
+    const char *port, char *err, size_t errlen)
+{
+	struct account	 t;
+	struct session	 s;	/* tls_start's: no session cache here */
+	char		 why[256];
+	int		 fd;
+
+	if ((fd = http_dial(host, port, (int)a->timeout)) == -1) {
+		snprintf(err, errlen, "cannot connect to %s:%s", host, port);
+		return -1;
+	}
+	memset(&t, 0, sizeof(t));
+	t.tls_ca_file = a->oauth2_ca_file;
+	t.tls_min_version = a->tls_min_version;
+	memset(&s, 0, sizeof(s));
+	s.acct = &t;
+	io_init(&s.io, fd, a->timeout * 1000);
+	if ((s.ctx = tls_context(&t, why, sizeof(why))) == NULL ||
+	    tls_start(&s, host, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s:%s: TLS: %s", host, port, why);
+		SSL_CTX_free(s.ctx);
+		io_close(&s.io);
+		return -1;
+	}
+	SSL_CTX_free(s.ctx);	/* the SSL holds its own reference */
+	*io = s.io;
+	return 0;
+}
+
+static int
+body_add(struct http_resp *r, const char *p, size_t n, char *err,
+    size_t errlen)
+{
+	if (r->len + n > HTTP_BODY_MAX) {
+		snprintf(err, errlen, "response over %d octets",
+		    HTTP_BODY_MAX);
+		return -1;
+	}
+	r->body = xreallocarray(r->body, r->len + n + 1, 1);
+	memcpy(r->body + r->len, p, n);
+	r->len += n;
+	r->body[r->len] = '\0';
+	return 0;
+}
+
+/* The status line and the headers that matter; -1 with err. */
+static int
+read_head(struct io *io, struct http_resp *r, long long *clen, int *chunked,
+    char *err, size_t errlen)
+{
+	const char	*e;
+	char		*l;
+	size_t		 len;
+	int		 n;
+
+	*clen = -1;
+	*chunked = 0;
+	if (io_getline(io, &l, &len) == -1) {
+		snprintf(err, errlen, "reading the response: %s", io->err);
+		return -1;
+	}
+	if (strncmp(l, "HTTP/1.", 7) != 0 || len < 12 ||
+	    !isdigit((unsigned char)l[9])) {
+		snprintf(err, errlen, "not an HTTP response");
+		return -1;
+	}
+	r->status = strtonum((char[]){ l[9], l[10], l[11], '\0' }, 100, 599,
+	    &e);
+	if (e != NULL) {
+		snprintf(err, errlen, "bad HTTP status line");
+		return -1;
+	}
+	for (n = 0; n < HTTP_HEADERS_MAX; n++) {
+		e = NULL;
+		if (io_getline(io, &l, &len) == -1) {
+			snprintf(err, errlen, "reading the headers: %s",
+			    io->err);
+			return -1;
+		}
+		if (len == 0)
+			return 0;
+		if (strncasecmp(l, "Content-Length:", 15) == 0)
+			*clen = strtonum(l + 15 + strspn(l + 15, " \t"), 0,
+			    HTTP_BODY_MAX, &e);
+		else if (strncasecmp(l, "Transfer-Encoding:", 18) == 0)
+			*chunked = strcasestr(l + 18, "chunked") != NULL;
+		else if (strncasecmp(l, "Retry-After:", 12) == 0)
+			r->retry_after = strtonum(l + 12 + strspn(l + 12,
+			    " \t"), 0, 86400, &e);
+		if (e != NULL) {
+			snprintf(err, errlen, "bad header: %.60s", l);
+			return -1;
+		}
+	}
+	snprintf(err, errlen, "more than %d headers", HTTP_HEADERS_MAX);
+	return -1;
+}
+
+/* The body: Content-Length octets, chunks, or up to the close. */
+static int
+read_body(struct io *io, struct http_resp *r, long long clen, int chunked,
+    time_t end, char *err, size_t errlen)
+{
+	const char	*e;
+	char		*p;
+	size_t		 n;
+	long long	 left = clen;
+
+	for (;;) {
+		if (chunked) {
+			if (io_getline(io, &p, &n) == -1)
+				break;
+			p[strcspn(p, "; \t")] = '\0';
+			if ((left = strtoll(p, &p, 16)) < 0 || *p != '\0' ||
+			    left > HTTP_BODY_MAX) {
+				snprintf(err, errlen, "bad chunk size");
+				return -1;
+			}
+			if (left == 0)
+				return 0;
+		}
+		while (left != 0) {
+			/* A server that drips bytes has the timeout, no more. */
+			if (time(NULL) > end) {
+				snprintf(err, errlen, "the response took more "
+				    "than %d s", io->timeout_ms / 1000);
+				return -1;
+			}
+			if (io_getpiece(io, &p, &n) == -1) {
+				if (clen < 0 && !chunked)
+					return 0;	/* the close ends it */
+				goto short_read;
+			}
+			if (left > 0 && (long long)n > left) {
+				io->rpos -= n - left;	/* not ours */
+				n = left;
+			}
+			if (body_add(r, p, n, err, errlen) == -1)
+				return -1;
+			if (left > 0)
+				left -= n;
+		}
+		if (!chunked)
+			return 0;
+		if (io_getline(io, &p, &n) == -1 || n != 0)
+			break;
+	}
+short_read:
+	e = io->err[0] != '\0' ? io->err : "short read";
+	snprintf(err, errlen, "reading the response: %s", e);
+	return -1;
+}
+
+/*
+ * Reads one response: the status, Retry-After, and the body (bounded) in
+ * r->body, which the caller frees. -1 with err when it is garbled.
+ */
+int
+http_read(struct io *io, struct http_resp *r, char *err, size_t errlen)
+{
+	long long	clen;
+	int		chunked;
+	time_t		end = time(NULL) + io->timeout_ms / 1000;
+
+	r->retry_after = -1;
+	if (read_head(io, r, &clen, &chunked, err, errlen) == -1 ||
+	    read_body(io, r, clen, chunked, end, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * POSTs the form to an https URL and reads the response, whatever its
+ * status. Returns 0, or -1 with err when there is none (no connection,
+ * TLS, a timeout, a garbled response): always a temporary failure.
+ * The caller frees r->body; the form is cleared from the buffers.
+ */
+int
+http_post(const struct account *a, const char *url, const char *form,
+    struct http_resp *r, int verbose, char *err, size_t errlen)
+{
+	struct io	 io;
+	char		 host[256], port[8], head[1024];
+	const char	*path;
+	int		 rv = -1, n;
+
+	memset(r, 0, sizeof(*r));
+	r->retry_after = -1;
+	if (url_split(url, host, sizeof(host), port, sizeof(port), &path)
+	    == -1) {
+		snprintf(err, errlen, "%s is not an https:// URL", url);
+		return -1;
+	}
+	if (verbose)
+		fprintf(stderr, "-> POST %s\n", url);
+	if (http_connect(&io, a, host, port, err, errlen) == -1)
+		return -1;
+	n = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: %s\r\n"
+	    "User-Agent: outbox/" OUTBOX_VERSION "\r\nAccept: "
+	    "application/json\r\nContent-Type: application/"
+	    "x-www-form-urlencoded\r\nContent-Length: %zu\r\nConnection: "
+	    "close\r\n\r\n", path, host, strlen(form));
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    io_write(&io, head, n) == -1 ||
+	    io_write(&io, form, strlen(form)) == -1 || io_flush(&io) == -1) {
+		snprintf(err, errlen, "%s: sending: %s", host, io.err);
+		goto out;
+	}
+	rv = http_read(&io, r, err, errlen);
+	if (verbose && rv == 0)
+		fprintf(stderr, "<- HTTP %d (%zu octets)\n", r->status, r->len);
+out:
+	OPENSSL_cleanse(io.wbuf, sizeof(io.wbuf));
+	OPENSSL_cleanse(io.rbuf, sizeof(io.rbuf));
+	if (io.ssl != NULL)
+		SSL_shutdown(io.ssl);
+	io_close(&io);
+	if (rv == -1) {
+		free(r->body);
+		r->body = NULL;
+	}
+	return rv;
+}
