@@ -31,7 +31,7 @@ static void	last_error(char *, size_t, const char *,
 		    const struct envelope *);
 static int	bounce(struct run *, struct session *, const struct account *,
 		    const struct message *, const struct envelope *,
-		    const char *);
+		    const char *, int);
 static void	refuse_all(struct envelope *);
 static void	background(struct run *, const struct account *,
 		    struct qentry *);
@@ -276,7 +276,8 @@ refuse_all(struct envelope *env)
  */
 static int
 bounce(struct run *r, struct session *s, const struct account *a,
-    const struct message *m, const struct envelope *env, const char *why)
+    const struct message *m, const struct envelope *env, const char *why,
+    int delayed)
 {
 	struct qentry	 b;
 	struct msgopts	 o;
@@ -296,6 +297,7 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	d.mta = config_hostname();
 	d.relay = s != NULL ? s->host : NULL;
 	d.maildomain = a->maildomain;
+	d.delayed = delayed;
 	/* The spool file is written once, when the message arrives. */
 	d.arrival = fstat(m->fd, &sb) == 0 ? sb.st_mtime : 0;
 	if (dsn_write(fp, &d) == -1) {
@@ -368,10 +370,16 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		    a->queue_lifetime ? "gave up after queue_lifetime: " : "",
 		    s->fail.class != FC_NONE ? s->fail.text : q->lasterr);
 		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
-		    why) == -1)
+		    why, 0) == -1)
 			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
 		r->bounced++;
 	}
+	/* Once, after delay_warning_time: the sender hears it still waits. */
+	if (temp > 0 && a->delay_warning_time > 0 && !q->warned &&
+	    now - q->created >= a->delay_warning_time &&
+	    bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
+	    q->lasterr, 1) == 0)
+		q->warned = 1;
 	if (temp > 0) {
 		queue_backoff(q, now);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
@@ -532,7 +540,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 		 * -bs ('s') says a whole refusal in its reply instead. */
 		if ((r->errmode == 'm' || (r->errmode == 's' &&
 		    (size_t)perm < q->env.nrcpt)) && bounce(r, s.connected ?
-		    &s : NULL, a, &q->msg, &q->env, s.fail.text) == 0)
+		    &s : NULL, a, &q->msg, &q->env, s.fail.text, 0) == 0)
 			say(r, 1, "error report mailed to <%s>", q->env.sender);
 		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
 	}

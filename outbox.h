@@ -262,6 +262,7 @@ struct qentry {
 	time_t		 created;
 	time_t		 next;		/* the next attempt is due then */
 	int		 attempts;
+	int		 warned;	/* a delay warning went to the sender */
 	uid_t		 owner;		/* who submitted it: owns ID.msg */
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */

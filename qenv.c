@@ -56,6 +56,7 @@ static const struct efield fields[] = {
 	{ "envid",	set_envid,	0, 0, 0 },
 	{ "error",	set_error,	0, 0, 0 },
 	{ "rcpt",	set_rcpt,	1, 1, 0 },
+	{ "warned",	NULL,		0, 0, 1 },
 };
 #define NFIELDS	(sizeof(fields) / sizeof(fields[0]))
 #define F_FILE	5	/* fields[F_FILE]: new in version 2 */
@@ -279,6 +280,7 @@ env_numbers(struct qentry *q, const long long *n)
 	q->msg.size = (off_t)n[7];
 	q->msg.body = (off_t)n[8];
 	q->msg.max_line = (size_t)n[9];
+	q->warned = (int)n[16];	/* "warned" */
 }
 
 /* One "key value" line: a known key, once unless it may repeat. */

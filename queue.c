@@ -183,6 +183,8 @@ write_env(int dfd, const struct qentry *q, int sync, char *err,
 	for (i = 0; i < q->env.nrcpt; i++)
 		if (!q->env.rcpt[i].done)
 			fprintf(fp, "rcpt %s\n", q->env.rcpt[i].addr);
+	if (q->warned)
+		fprintf(fp, "warned 1\n");
 	if (fflush(fp) == EOF || (sync && fsync(fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		fclose(fp);

@@ -88,3 +88,29 @@ if got_bounce life dsn-two; then
 	expect_grep dsn-life-orig-header '^Message-ID: <expire@example\.test>' "$f"
 fi
 expect_eq dsn-life-queue-empty "$(ls "$W/q" | grep -c '\.env$')" 0
+
+# delay_warning_time: an entry older than it, tried again and still owed,
+# sends its sender one "delayed" report (queued while nothing answers),
+# and only one, however many runs follow.
+mail_clear
+rm -rf "$W/q"
+cfg "$dead"
+msg delay dsn-three@example.test
+expect_exit 0 dsn-delay-queued "$OUTBOX" -C "$W/cfg" -i -f dsn-three@example.test \
+	dsn-wait@example.test <"$W/delay.msg"
+env=$(ls "$W"/q/*.env 2>/dev/null | head -1)
+sed -i "s/^created .*/created $(( $(date +%s) - 5 * 3600 ))/" "$env"
+cfg "$dead" "delay_warning_time 4h"
+expect_exit 0 dsn-delay-run "$OUTBOX" -C "$W/cfg" -q
+expect_grep dsn-delay-marked '^warned 1$' "$env"
+expect_eq dsn-delay-warning-queued "$(ls "$W/q" | grep -c '\.env$')" 2
+expect_exit 0 dsn-delay-run-again "$OUTBOX" -C "$W/cfg" -q
+expect_eq dsn-delay-only-one "$(ls "$W/q" | grep -c '\.env$')" 2
+cfg "$PF_PLAIN" "delay_warning_time 4h"
+expect_exit 0 dsn-delay-deliver "$OUTBOX" -C "$W/cfg" -q
+check dsn-delay-original-arrived mail_wait dsn-wait
+if got_bounce delay dsn-three; then
+	dsncheck delay "$f" delayed dsn-wait@example.test 4.0.0
+	expect_grep dsn-delay-subject '^Subject: Delayed Mail' "$f"
+fi
+expect_eq dsn-delay-queue-empty "$(ls "$W/q" | grep -c '\.env$')" 0
