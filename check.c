@@ -153,6 +153,7 @@ static void	show_ehlo(const struct session *);
 static int	step(const struct session *, const struct probe *, enum stage,
 		    enum stage, long);
 static int	steps(const struct session *, const struct probe *, long);
+static int	token_step(const struct account *, struct failure *);
 static void	envelope_step(struct session *, enum stage, const char *,
 		    const char *);
 
@@ -514,6 +515,32 @@ envelope_step(struct session *s, enum stage st, const char *verb,
 }
 
 /*
+ * OAuth2: the token comes before any connection (oauth2.c prints the
+ * step). -1 with f filled when there is none: refused by the endpoint
+ * (configuration, with the fix in the text) or not reachable (temporary).
+ */
+static int
+token_step(const struct account *a, struct failure *f)
+{
+	int	rv;
+
+	fflush(stdout);
+	if ((rv = oauth2_describe(a, NULL, stdout)) == OAUTH2_OK)
+		return 0;
+	memset(f, 0, sizeof(*f));
+	f->stage = STAGE_AUTH;
+	f->class = rv == OAUTH2_CONFIG ? FC_CONFIG : FC_TEMP;
+	snprintf(f->text, sizeof(f->text), "no OAuth 2.0 access token for "
+	    "account %s", a->name);
+	line("verdict", "FAILED at the token endpoint");
+	line("fix", "%s", rv == OAUTH2_CONFIG ? "the oauth2: line above "
+	    "names the fix (a refused grant: outbox --oauth2-login)" :
+	    "the token endpoint did not answer; try again later, or check "
+	    "oauth2_token_url and the network");
+	return -1;
+}
+
+/*
  * Checks one account: the session, MAIL with sender and a test RCPT to
  * rcpt (NULL: the sender itself, or postmaster for the null sender), then
  * RSET. f is FC_NONE only when a message from this account
@@ -552,6 +579,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	    a->host.v[0] : "(none)", a->port, a->tls == TLS_IMPLICIT ?
 	    "implicit" : a->tls == TLS_STARTTLS ? "starttls" : "off", a->auth);
 	resolve(a, &p);
+	if (a->oauth2_grant != NULL && token_step(a, f) == -1)
+		return;
 	probe_attach(&s, &p);
 	gettimeofday(&t0, NULL);
 	if (smtp_open(&s) == ST_OK)	/* an earlier host's failure is past */

@@ -203,11 +203,25 @@ expect_exit 78 oauth2-login-denied "$OUTBOX" -C "$CFG" --oauth2-login -a dev
 expect_grep oauth2-login-denied-says 'declined' "$ERR"
 expect_exit 78 oauth2-login-wrong-grant "$OUTBOX" -C "$CFG" --oauth2-login -a cc
 
+# --- --check shows the token step, and stops there when there is none -------
+expect_exit 0 oauth2-check-ok "$OUTBOX" -C "$CFG" -a cc --check
+expect_grep oauth2-check-ok-grant '^oauth2: grant client_credentials, client app, token endpoint https://127\.0\.0\.1:[0-9]+/token$' "$OUT"
+expect_grep oauth2-check-ok-token '^oauth2: token ok \(new\), expires in [0-9]+ s$' "$OUT"
+expect_grep oauth2-check-ok-verdict '^verdict +ok' "$OUT"
+cp "$OUT" "$FS/check-ok.out"
+rm -f "$FS"/queue/oauth2.*.rt.token
+script invalid_grant
+expect_exit 75 oauth2-check-revoked "$OUTBOX" -C "$CFG" -a rt --check
+expect_grep oauth2-check-revoked-token '^oauth2: token FAILED: .*invalid_grant.*run outbox --oauth2-login -a rt' "$OUT"
+expect_grep oauth2-check-revoked-verdict '^verdict +FAILED at the token endpoint' "$OUT"
+expect_nogrep oauth2-check-revoked-no-connect '^connect ' "$OUT"
+cp "$OUT" "$FS/check-revoked.out"
+
 # --- no secret in -v or the log ---------------------------------------------
 cat "$FS/tok/tokens" "$FS/rt.token" "$FS/dev.token" >"$FS/secrets"
 echo app-secret >>"$FS/secrets"
 leak=
-for f in "$FS"/*.err "$OLOG"; do
+for f in "$FS"/*.err "$FS"/check-*.out "$OLOG"; do
 	while read -r s; do
 		[ -n "$s" ] && grep -qF -- "$s" "$f" && leak="$leak $f"
 	done <"$FS/secrets"
