@@ -395,15 +395,15 @@ parse_fingerprint(const char *v, char hex[65])
 static int
 parse_word(const struct key *k, const char *v, struct account *a)
 {
-	static const struct { enum ktype type; const char *word; int val; }
+	static const struct { const char *word; enum ktype type; int val; }
 	    words[] = {
-		{ K_TLS, "starttls", TLS_STARTTLS },
-		{ K_TLS, "implicit", TLS_IMPLICIT },
-		{ K_TLS, "off", TLS_OFF },
-		{ K_TLSVER, "1.2", TLS1_2_VERSION },
-		{ K_TLSVER, "1.3", TLS1_3_VERSION },
-		{ K_BOOL, "on", 1 },
-		{ K_BOOL, "off", 0 },
+		{ "starttls", K_TLS, TLS_STARTTLS },
+		{ "implicit", K_TLS, TLS_IMPLICIT },
+		{ "off", K_TLS, TLS_OFF },
+		{ "1.2", K_TLSVER, TLS1_2_VERSION },
+		{ "1.3", K_TLSVER, TLS1_3_VERSION },
+		{ "on", K_BOOL, 1 },
+		{ "off", K_BOOL, 0 },
 	};
 	size_t	n;
 

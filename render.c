@@ -94,7 +94,7 @@ qp_octet(struct qp *q, unsigned char c, int literal)
 static void
 hbuf_add(struct hbuf *b, const char *p, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
+	if (b->p == NULL || b->len + n + 1 > b->cap) {
 		b->cap = (b->len + n + 1) * 2;
 		b->p = xreallocarray(b->p, b->cap, 1);
 	}
@@ -362,6 +362,7 @@ qp_field(struct qp *q, const char *f, size_t n, int sevenbit)
 	if (!sevenbit || colon == NULL || strcmp(text_charset(f, n),
 	    "us-ascii") == 0 || (!is_field(f, text) && !is_field(f, addrs)))
 		return q->out(q->arg, f, n);
+	hbuf_add(&v, "", 0);	/* an empty field still has a value */
 	for (i = colon + 1 - f; i < n; i++)	/* unfolded */
 		if (f[i] != '\r' && f[i] != '\n')
 			hbuf_add(&v, f + i, 1);

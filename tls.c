@@ -695,12 +695,13 @@ static SSL_SESSION *
 cache_parse(const struct tlscache *c, const unsigned char *buf, size_t len,
     time_t *since)
 {
-	const unsigned char	*p = buf + CACHE_HDR;
+	const unsigned char	*p;
 	SSL_SESSION		*sess;
 	uint64_t		 t = 0;
 	size_t			 i;
 
-	if (len <= CACHE_HDR || memcmp(buf, CACHE_MAGIC, CACHE_MAGICLEN) != 0 ||
+	if (buf == NULL || len <= CACHE_HDR ||
+	    memcmp(buf, CACHE_MAGIC, CACHE_MAGICLEN) != 0 ||
 	    memcmp(buf + CACHE_MAGICLEN, c->key, CACHE_KEYLEN) != 0)
 		return NULL;
 	for (i = CACHE_MAGICLEN + CACHE_KEYLEN; i < CACHE_HDR; i++)
@@ -708,6 +709,7 @@ cache_parse(const struct tlscache *c, const unsigned char *buf, size_t len,
 	if (t > INT64_MAX)
 		return NULL;
 	*since = (time_t)t;
+	p = buf + CACHE_HDR;
 	if ((sess = d2i_SSL_SESSION(NULL, &p, (long)(len - CACHE_HDR))) ==
 	    NULL)
 		return NULL;
