@@ -38,6 +38,11 @@ static void	background(struct run *, const struct account *,
 static void	outcome(const struct session *, const struct envelope *,
 		    enum status, struct failure *);
 static void	queue_failed(struct failure *, const char *);
+static void	submit_queued(struct run *, const struct account *,
+		    struct qentry *, int, struct failure *);
+static void	submit_settle(struct run *, struct session *,
+		    const struct account *, struct qentry *, int,
+		    struct failure *);
 
 /*
  * The one place that decides what a caller sees on stderr. Failures that
@@ -468,6 +473,80 @@ queue_failed(struct failure *f, const char *err)
 	    err);
 }
 
+/* -odq, -odb: queued durably first; 'b' then delivers in a child. */
+static void
+submit_queued(struct run *r, const struct account *a, struct qentry *q,
+    int mode, struct failure *f)
+{
+	char	err[512];
+
+	q->next = q->created;
+	strlcpy(q->lasterr, "not tried yet", sizeof(q->lasterr));
+	if (queue_add(r->qdir, q, 1, err, sizeof(err)) == -1) {
+		queue_failed(f, err);
+		say(r, 1, "%s", f->text);
+		return;
+	}
+	say(r, 0, "queued as %s", q->id);
+	if (mode == 'b')
+		background(r, a, q);
+}
+
+/*
+ * After a foreground attempt: what failed for good is reported and kept,
+ * what must wait is made durable (the only fsync a submission pays), a
+ * delivered entry is removed.
+ */
+static void
+submit_settle(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q, int queued, struct failure *f)
+{
+	char	err[512];
+	size_t	i;
+	int	temp = 0, perm = 0;
+
+	for (i = 0; i < q->env.nrcpt; i++) {
+		temp += q->env.rcpt[i].st == ST_TEMP;
+		perm += q->env.rcpt[i].st == ST_PERM;
+		q->env.rcpt[i].done = q->env.rcpt[i].st != ST_TEMP;
+	}
+	if (perm > 0) {
+		/* -oem mails the error back; dead.letter keeps it anyway.
+		 * -bs ('s') says a whole refusal in its reply instead. */
+		if ((r->errmode == 'm' || (r->errmode == 's' &&
+		    (size_t)perm < q->env.nrcpt)) && bounce(r, s->connected ?
+		    s : NULL, a, &q->msg, &q->env, s->fail.text, 0) == 0)
+			say(r, 1, "error report mailed to <%s>", q->env.sender);
+		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
+	}
+	if (temp > 0 && queued) {
+		queue_backoff(q, q->created);
+		last_error(q->lasterr, sizeof(q->lasterr), s->fail.text,
+		    &q->env);
+		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
+			say(r, s->fail.class == FC_CONFIG, "queued as %s; "
+			    "outbox -q will retry", q->id);
+		else {
+			queue_remove(r->qdir, q->id);
+			queue_failed(f, err);
+			say(r, 1, "%s", f->text);
+		}
+	} else if (temp > 0) {
+		say(r, 1, "not sent; try again later (%s)", r->qdir == NULL ?
+		    "queue is off" : "the queue failed");
+		if (f->class == FC_NONE)
+			*f = s->fail;
+		if (f->class == FC_NONE || f->class == FC_CONFIG)
+			f->class = FC_TEMP;	/* nothing is kept: 75 */
+	} else if (queued)
+		queue_remove(r->qdir, q->id);
+	if (stopping())
+		say(r, 1, "stopped by signal %d; %s", stopping(), temp == 0 ?
+		    "the message was delivered" : f->class == FC_NONE ?
+		    "the message waits in the queue" :
+		    "the message was not kept");
+}
+
 /*
  * Submits a new message: mode 'i' delivers now and queues what must wait;
  * 'q' only queues; 'b' queues, then delivers in a detached child. The
@@ -479,15 +558,13 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 {
 	struct session	 s;
 	char		 err[512];
-	size_t		 i;
-	int		 temp = 0, perm = 0, queued;
+	int		 queued = 0;
 	enum status	 st;
 
 	memset(f, 0, sizeof(*f));
 	/* A full spool or quota is temporary: the caller keeps the mail. */
 	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
 	    getuid(), q->msg.size, err, sizeof(err)) == -1) {
-		memset(f, 0, sizeof(*f));
 		f->stage = STAGE_QUEUE;
 		f->class = FC_TEMP;
 		snprintf(f->text, sizeof(f->text), "not accepted: %s", err);
@@ -499,29 +576,18 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	q->owner = getuid();
 	q->created = time(NULL);
 	if (mode != 'i' && r->qdir != NULL) {
-		q->next = q->created;
-		strlcpy(q->lasterr, "not tried yet", sizeof(q->lasterr));
-		if (queue_add(r->qdir, q, 1, err, sizeof(err)) == -1) {
-			queue_failed(f, err);
-			say(r, 1, "%s", f->text);
-			return;
-		}
-		say(r, 0, "queued as %s", q->id);
-		if (mode == 'b')
-			background(r, a, q);
+		submit_queued(r, a, q, mode, f);
 		return;
 	}
-
 	/*
 	 * The entry is in the queue, locked and not synced, while we try:
 	 * a kill -9 leaves it there for -q. Only mail that must wait pays
 	 * for fsync.
 	 */
-	queued = 0;
 	if (r->qdir != NULL) {
 		strlcpy(q->lasterr, "being delivered", sizeof(q->lasterr));
-		if ((queued = queue_add(r->qdir, q, 0, err, sizeof(err)) == 0)
-		    == 0)
+		if (!(queued = queue_add(r->qdir, q, 0, err, sizeof(err)) ==
+		    0))
 			say(r, 1, "cannot queue the message: %s", err);
 	}
 	memset(&s, 0, sizeof(s));
@@ -529,47 +595,8 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
-	for (i = 0; i < q->env.nrcpt; i++) {
-		temp += q->env.rcpt[i].st == ST_TEMP;
-		perm += q->env.rcpt[i].st == ST_PERM;
-		q->env.rcpt[i].done = q->env.rcpt[i].st != ST_TEMP;
-	}
 	outcome(&s, &q->env, st, f);
-	if (perm > 0) {
-		/* -oem mails the error back; dead.letter keeps it anyway.
-		 * -bs ('s') says a whole refusal in its reply instead. */
-		if ((r->errmode == 'm' || (r->errmode == 's' &&
-		    (size_t)perm < q->env.nrcpt)) && bounce(r, s.connected ?
-		    &s : NULL, a, &q->msg, &q->env, s.fail.text, 0) == 0)
-			say(r, 1, "error report mailed to <%s>", q->env.sender);
-		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
-	}
-	if (temp > 0 && queued) {
-		queue_backoff(q, q->created);
-		last_error(q->lasterr, sizeof(q->lasterr), s.fail.text,
-		    &q->env);
-		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
-			say(r, s.fail.class == FC_CONFIG, "queued as %s; "
-			    "outbox -q will retry", q->id);
-		else {
-			queue_remove(r->qdir, q->id);
-			queue_failed(f, err);
-			say(r, 1, "%s", f->text);
-		}
-	} else if (temp > 0) {
-		say(r, 1, "not sent; try again later (%s)", r->qdir == NULL ?
-		    "queue is off" : "the queue failed");
-		if (f->class == FC_NONE)
-			*f = s.fail;
-		if (f->class == FC_NONE || f->class == FC_CONFIG)
-			f->class = FC_TEMP;	/* nothing is kept: 75 */
-	} else if (queued)
-		queue_remove(r->qdir, q->id);
-	if (stopping())
-		say(r, 1, "stopped by signal %d; %s", stopping(), temp == 0 ?
-		    "the message was delivered" : f->class == FC_NONE ?
-		    "the message waits in the queue" :
-		    "the message was not kept");
+	submit_settle(r, &s, a, q, queued, f);
 	if (st == ST_OK && s.connected)
 		deliver_flush(r, &s, a);
 	smtp_close(&s);

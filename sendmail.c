@@ -81,6 +81,22 @@ static const struct passwd *caller(void);
 static int	verify(const struct opts *, const struct account *,
 		    const struct aliases *);
 static int	exit_code(const struct failure *);
+struct outbox;
+static void	harden(void);
+static void	options(struct opts *, int, char **);
+static void	given_sender(struct outbox *);
+static void	configure(struct outbox *);
+static void	prepare_run(struct outbox *);
+static int	queue_outcome(const struct failure *);
+static int	oauth2_mode(struct outbox *);
+static int	aliases_mode(const struct outbox *);
+static int	other_mode(struct outbox *);
+static void	envelope_sender(struct outbox *);
+static void	spool(struct outbox *, struct message *);
+static int	recipients(struct outbox *, const struct message *,
+		    struct strlist *);
+static int	submit(struct outbox *);
+static int	send_mode(struct outbox *);
 
 static void
 fatal(int code, const char *fmt, ...)
@@ -509,24 +525,25 @@ queue_dir(const struct config *cfg, const struct account *a,
 	return buf;
 }
 
-int
-main(int argc, char *argv[])
-{
+/* What main() and its steps share: one run of outbox. */
+struct outbox {
 	struct opts		 o;
 	struct config		 cfg;
-	struct msgopts		 mo;
-	struct qentry		 q;
 	struct run		 r;
-	struct failure		 f;
-	struct strlist		 all = { NULL, 0 }, resolved = { NULL, 0 };
-	struct rlimit		 nocore = { 0, 0 };
 	const struct account	*a;
-	const char		*me, *home = getenv("HOME"), *tmp, *apath;
-	struct aliases		*al = NULL;
-	char			 err[1024], sender[ADDR_MAX + 1], *name = NULL;
+	struct aliases		*al;
+	const char		*apath;		/* the aliases file, or NULL */
+	const char		*home;
+	char			*name;		/* the GECOS name we made */
+	char			 sender[ADDR_MAX + 1];
 	char			 qbuf[4096];
-	size_t			 i;
-	int			 code;
+};
+
+/* Before anything else: no core dumps, a tight umask, the group down. */
+static void
+harden(void)
+{
+	struct rlimit	nocore = { 0, 0 };
 
 	/* A core dump could hold the password. */
 	setrlimit(RLIMIT_CORE, &nocore);
@@ -534,218 +551,342 @@ main(int argc, char *argv[])
 	umask(077);
 	priv_init();
 	signals_init();
+}
 
-	memset(&o, 0, sizeof(o));
-	o.dot_ends = 1;
-	o.deliver = 'i';
-	o.errmode = 'p';
-	me = strrchr(argv[0], '/') != NULL ? strrchr(argv[0], '/') + 1 :
-	    argv[0];
+/* The options, with the defaults argv[0] (mailq, newaliases) implies. */
+static void
+options(struct opts *o, int argc, char **argv)
+{
+	const char	*me = strrchr(argv[0], '/') != NULL ?
+	    strrchr(argv[0], '/') + 1 : argv[0];
+
+	memset(o, 0, sizeof(*o));
+	o->dot_ends = 1;
+	o->deliver = 'i';
+	o->errmode = 'p';
 	if (strcmp(me, "mailq") == 0)
-		o.mode = M_LIST;
+		o->mode = M_LIST;
 	else if (strcmp(me, "newaliases") == 0)
-		o.mode = M_ALIASES;
-	parse_args(&o, argc, argv);
-	openlog(o.tag != NULL ? o.tag : "outbox", LOG_PID, LOG_MAIL);
+		o->mode = M_ALIASES;
+	parse_args(o, argc, argv);
+}
+
+/* -f (or -r): one address, "<>" for the null sender, into ob->sender. */
+static void
+given_sender(struct outbox *ob)
+{
+	struct strlist	 l = { NULL, 0 };
+	const char	*v = ob->o.sender;
+	char		 err[512];
+
+	if (strcmp(v, "<>") == 0 || v[0] == '\0')
+		ob->sender[0] = '\0';
+	else if (addr_parse_list(v, strlen(v), &l, err, sizeof(err)) == -1 ||
+	    l.n != 1 || addr_check(l.v[0], err, sizeof(err)) == -1)
+		fatal(EX_DATAERR, "-f %s: %s", v, l.n > 1 ? "one sender only" :
+		    l.n == 0 ? "no address" : err);
+	else
+		strlcpy(ob->sender, l.v[0], sizeof(ob->sender));
+	strlist_free(&l);
+}
+
+/* The configuration, the account, its aliases. */
+static void
+configure(struct outbox *ob)
+{
+	char	err[1024];
 
 	/* A file the caller names is the caller's: no group for it. */
-	if (o.config != NULL)
+	if (ob->o.config != NULL)
 		priv_lose();
-	if (config_load(&cfg, o.config, home, err, sizeof(err)) == -1)
+	if (config_load(&ob->cfg, ob->o.config, ob->home, err,
+	    sizeof(err)) == -1)
 		fatal(EX_CONFIG, "%s", err);
-	if (o.sender != NULL) {
-		struct strlist l = { NULL, 0 };
-
-		if (strcmp(o.sender, "<>") == 0 || o.sender[0] == '\0')
-			sender[0] = '\0';
-		else if (addr_parse_list(o.sender, strlen(o.sender), &l, err,
-		    sizeof(err)) == -1 || l.n != 1 ||
-		    addr_check(l.v[0], err, sizeof(err)) == -1)
-			fatal(EX_DATAERR, "-f %s: %s", o.sender, l.n > 1 ?
-			    "one sender only" : l.n == 0 ? "no address" : err);
-		else
-			strlcpy(sender, l.v[0], sizeof(sender));
-		strlist_free(&l);
-	}
-	if ((a = config_account(&cfg, o.account, o.sender != NULL ? sender :
-	    NULL, err, sizeof(err))) == NULL)
+	if (ob->o.sender != NULL)
+		given_sender(ob);
+	if ((ob->a = config_account(&ob->cfg, ob->o.account, ob->o.sender !=
+	    NULL ? ob->sender : NULL, err, sizeof(err))) == NULL)
 		fatal(EX_CONFIG, "%s", err);
-
 	/* The aliases file: aliases, else the system's in a system install. */
-	apath = a->aliases;
-	if (apath == NULL && strcmp(SYSCONFDIR, "/etc") == 0 &&
+	ob->apath = ob->a->aliases;
+	if (ob->apath == NULL && strcmp(SYSCONFDIR, "/etc") == 0 &&
 	    access("/etc/aliases", R_OK) == 0)
-		apath = "/etc/aliases";
-	if (apath != NULL && (!o.noalias || o.mode == M_ALIASES) &&
-	    (al = aliases_open(apath, err, sizeof(err))) == NULL)
+		ob->apath = "/etc/aliases";
+	if (ob->apath != NULL && (!ob->o.noalias || ob->o.mode == M_ALIASES) &&
+	    (ob->al = aliases_open(ob->apath, err, sizeof(err))) == NULL)
 		fatal(EX_CONFIG, "%s", err);
+}
 
-	memset(&r, 0, sizeof(r));
-	r.cfg = &cfg;
-	r.home = home;
-	r.verbose = o.verbose;
-	r.errmode = o.errmode;
-	r.due_only = o.due_only;
-	r.qsel = o.qsel;
-	r.json = o.json;
-	r.qarg = o.qarg;
+/* The run: what deliver.c and runner.c need, the queue opened. */
+static void
+prepare_run(struct outbox *ob)
+{
+	struct run	*r = &ob->r;
+	char		 err[1024];
+
+	memset(r, 0, sizeof(*r));
+	r->cfg = &ob->cfg;
+	r->home = ob->home;
+	r->verbose = ob->o.verbose;
+	r->errmode = ob->o.errmode;
+	r->due_only = ob->o.due_only;
+	r->qsel = ob->o.qsel;
+	r->json = ob->o.json;
+	r->qarg = ob->o.qarg;
 	/* --check looks, it does not make the queue (as root it could). */
-	r.qdir = o.mode == M_CHECK ? NULL : queue_dir(&cfg, a, home, qbuf,
-	    sizeof(qbuf));
-	if (r.qdir != NULL && queue_open(r.qdir, err, sizeof(err)) == -1) {
-		if (o.mode == M_QUEUE || o.mode == M_LIST || o.deliver != 'i')
+	r->qdir = ob->o.mode == M_CHECK ? NULL : queue_dir(&ob->cfg, ob->a,
+	    ob->home, ob->qbuf, sizeof(ob->qbuf));
+	if (r->qdir != NULL && queue_open(r->qdir, err, sizeof(err)) == -1) {
+		if (ob->o.mode == M_QUEUE || ob->o.mode == M_LIST ||
+		    ob->o.deliver != 'i')
 			fatal(EX_CANTCREAT, "%s", err);
-		if (o.mode == M_DELIVER)
+		if (ob->o.mode == M_DELIVER)
 			warnx("%s; a message that cannot go now will not "
 			    "wait", err);
-		r.qdir = NULL;
+		r->qdir = NULL;
 	}
 	/* An added From gets the GECOS name, as sendmail's does. */
-	if (o.fullname == NULL && (o.mode == M_DELIVER || o.mode == M_SMTP) &&
-	    caller()->pw_gecos != NULL && caller()->pw_gecos[0] != '\0') {
-		name = xstrdup(caller()->pw_gecos);
-		name[strcspn(name, ",")] = '\0';
-		o.fullname = name;
+	if (ob->o.fullname == NULL && (ob->o.mode == M_DELIVER ||
+	    ob->o.mode == M_SMTP) && caller()->pw_gecos != NULL &&
+	    caller()->pw_gecos[0] != '\0') {
+		ob->name = xstrdup(caller()->pw_gecos);
+		ob->name[strcspn(ob->name, ",")] = '\0';
+		ob->o.fullname = ob->name;
 	}
-	if (o.fullname != NULL && strpbrk(o.fullname, "\r\n") != NULL)
+	if (ob->o.fullname != NULL && strpbrk(ob->o.fullname, "\r\n") != NULL)
 		fatal(EX_DATAERR, "-F: a full name cannot hold a line break");
-	code = EX_OK;
-	memset(&f, 0, sizeof(f));
-	switch (o.mode) {
-	case M_LIST:
-		deliver_list(&r, &f);
-		goto failed;
-	case M_QUEUE:
-		if (o.qsel == 'D')
-			deliver_delete(&r, o.qarg, &f);
-		else
-			deliver_queue(&r, &f);
-		goto failed;
-	case M_ALIASES:
-		/* Package scripts call newaliases: nothing to build is fine. */
-		if (apath == NULL)
-			printf("outbox: no aliases file configured; nothing "
-			    "to do\n");
-		else {
-			aliases_warn(al);
-			printf("%s: %zu aliases\n", apath, aliases_size(al));
-		}
-		goto done;
-	case M_VERIFY:
-		code = verify(&o, a, al);
-		goto done;
-	case M_SMTP:
-		code = smtpd_run(&r, a, al, o.fullname, o.deliver);
-		goto done;
-	case M_OAUTH2_LOGIN:
-		/* The device login: a person at a terminal, so stderr. */
-		code = oauth2_login(a, r.qdir, o.verbose, stderr, err,
-		    sizeof(err));
-		if (code != OAUTH2_OK)
-			warnx("%s", err);
-		code = code == OAUTH2_OK ? EX_OK : code == OAUTH2_TEMP ?
-		    EX_TEMPFAIL : EX_CONFIG;
-		goto done;
-	default:
-		break;
-	}
+}
 
-	/* The envelope sender: -f, else from, else USER@maildomain; with
-	 * from_rewrite always from (the provider takes nothing else). */
-	if (a->from_rewrite)
-		strlcpy(sender, a->from, sizeof(sender));
-	else if (o.sender == NULL && a->from != NULL)
-		strlcpy(sender, a->from, sizeof(sender));
-	else if (o.sender == NULL)
-		snprintf(sender, sizeof(sender), "%s@%s", caller()->pw_name,
-		    a->maildomain);
-	else if (sender[0] != '\0' && strchr(sender, '@') == NULL) {
-		strlcat(sender, "@", sizeof(sender));
-		strlcat(sender, a->maildomain, sizeof(sender));
-	}
-	if (sender[0] != '\0' && addr_check(sender, err, sizeof(err)) == -1)
-		fatal(EX_DATAERR, "sender: %s", err);
-	if (o.mode == M_CHECK) {
-		check_account(a, sender, o.rcpt.n > 0 ? o.rcpt.v[0] : NULL, &f);
-		code = exit_code(&f);
-		goto done;
-	}
-	if (o.rcpt.n == 0 && !o.from_headers)
-		fatal(EX_DATAERR, "no recipients given (name them as "
-		    "arguments, or use -t to read To, Cc and Bcc)");
-
-	memset(&mo, 0, sizeof(mo));
-	mo.dot_ends = o.dot_ends;
-	mo.from_headers = o.from_headers;
-	mo.sender = sender[0] != '\0' ? sender : "MAILER-DAEMON";
-	mo.fullname = o.fullname;
-	mo.maildomain = a->maildomain;
-	mo.aliases = al;
-	mo.from_rewrite = a->from_rewrite ? a->from : NULL;
-	tmp = getenv("TMPDIR");
-	/* Spooled in the queue directory, a message is queued by a link. */
-	mo.spool_dir = r.qdir != NULL ? r.qdir : tmp != NULL && tmp[0] == '/' ?
-	    tmp : "/tmp";
-	if (r.qdir != NULL)
-		mo.size_max = cfg.defaults.queue_max_message_size;
-	memset(&q, 0, sizeof(q));
-	if (message_read(&q.msg, &mo, STDIN_FILENO) == -1)
-		fatal(exit_code(&q.msg.fail), "%s", q.msg.fail.text);
-
-	for (i = 0; i < o.rcpt.n; i++)
-		strlist_add(&all, o.rcpt.v[i]);
-	for (i = 0; i < q.msg.hdr_rcpt.n; i++)
-		strlist_add(&all, q.msg.hdr_rcpt.v[i]);
-	code = EX_OK;
-	if (addr_resolve(&all, al, a->maildomain, &resolved, err,
-	    sizeof(err)) == -1) {
-		warnx("%s", err);
-		code = EX_DATAERR;
-	} else if (resolved.n == 0) {
-		warnx("no recipients: To, Cc and Bcc name nobody");
-		code = EX_DATAERR;
-	} else if (resolved.n > RCPT_MAX) {
-		warnx("%zu recipients; at most %d per message", resolved.n,
-		    RCPT_MAX);
-		code = EX_DATAERR;
-	}
-	if (code != EX_OK) {
-		deliver_keep(&r, a, &q.msg, sender, getuid());
-		goto sent;
-	}
-	q.env.sender = sender;
-	q.env.notify = o.notify;
-	q.env.ret = o.ret;
-	q.env.envid = o.envid;
-	q.env.rcpt = xcalloc(resolved.n, sizeof(*q.env.rcpt));
-	q.env.nrcpt = resolved.n;
-	for (i = 0; i < resolved.n; i++) {
-		q.env.rcpt[i].addr = resolved.v[i];
-		q.env.rcpt[i].st = ST_TEMP;	/* until the server takes it */
-	}
-	deliver_submit(&r, a, &q, o.deliver, &f);
-	code = exit_code(&f);
-
-sent:
-	message_close(&q.msg);
-	free(q.env.rcpt);
-	strlist_free(&resolved);
-	strlist_free(&all);
-	goto done;
-failed:
-	if (f.class != FC_NONE)
-		warnx("%s", f.text);
+/* What a queue mode left in f: said, and mapped to the exit code. */
+static int
+queue_outcome(const struct failure *f)
+{
+	if (f->class != FC_NONE)
+		warnx("%s", f->text);
 	if (stopping())
 		warnx("stopped by signal %d; entries not tried wait in the "
 		    "queue", stopping());
-	code = exit_code(&f);
-done:
-	strlist_free(&o.rcpt);
-	free(o.notify);
-	free(o.ret);
-	free(name);
-	aliases_close(al);
-	config_free(&cfg);
+	return exit_code(f);
+}
+
+/* --oauth2-login: the device login, a person at a terminal (stderr). */
+static int
+oauth2_mode(struct outbox *ob)
+{
+	struct failure	f;
+	int		rv;
+
+	memset(&f, 0, sizeof(f));
+	rv = oauth2_login(ob->a, ob->r.qdir, ob->o.verbose, stderr, f.text,
+	    sizeof(f.text));
+	if (rv == OAUTH2_OK)
+		return EX_OK;
+	warnx("%s", f.text);
+	f.stage = rv == OAUTH2_TEMP ? STAGE_AUTH : STAGE_LOCAL;
+	f.class = rv == OAUTH2_TEMP ? FC_TEMP : FC_CONFIG;
+	return exit_code(&f);
+}
+
+/* newaliases: package scripts call it; nothing to build is fine. */
+static int
+aliases_mode(const struct outbox *ob)
+{
+	if (ob->apath == NULL)
+		printf("outbox: no aliases file configured; nothing to do\n");
+	else {
+		aliases_warn(ob->al);
+		printf("%s: %zu aliases\n", ob->apath, aliases_size(ob->al));
+	}
+	return EX_OK;
+}
+
+/* Every mode but sending and --check; -1 for those. */
+static int
+other_mode(struct outbox *ob)
+{
+	struct failure	f;
+
+	memset(&f, 0, sizeof(f));
+	switch (ob->o.mode) {
+	case M_LIST:
+		deliver_list(&ob->r, &f);
+		return queue_outcome(&f);
+	case M_QUEUE:
+		if (ob->o.qsel == 'D')
+			deliver_delete(&ob->r, ob->o.qarg, &f);
+		else
+			deliver_queue(&ob->r, &f);
+		return queue_outcome(&f);
+	case M_ALIASES:
+		return aliases_mode(ob);
+	case M_VERIFY:
+		return verify(&ob->o, ob->a, ob->al);
+	case M_SMTP:
+		return smtpd_run(&ob->r, ob->a, ob->al, ob->o.fullname,
+		    ob->o.deliver);
+	case M_OAUTH2_LOGIN:
+		return oauth2_mode(ob);
+	default:
+		return -1;
+	}
+}
+
+/*
+ * The envelope sender: -f, else from, else USER@maildomain; with
+ * from_rewrite always from (the provider takes nothing else).
+ */
+static void
+envelope_sender(struct outbox *ob)
+{
+	const struct account	*a = ob->a;
+	char			 err[512];
+
+	if (a->from_rewrite)
+		strlcpy(ob->sender, a->from, sizeof(ob->sender));
+	else if (ob->o.sender == NULL && a->from != NULL)
+		strlcpy(ob->sender, a->from, sizeof(ob->sender));
+	else if (ob->o.sender == NULL)
+		snprintf(ob->sender, sizeof(ob->sender), "%s@%s",
+		    caller()->pw_name, a->maildomain);
+	else if (ob->sender[0] != '\0' && strchr(ob->sender, '@') == NULL) {
+		strlcat(ob->sender, "@", sizeof(ob->sender));
+		strlcat(ob->sender, a->maildomain, sizeof(ob->sender));
+	}
+	if (ob->sender[0] != '\0' && addr_check(ob->sender, err,
+	    sizeof(err)) == -1)
+		fatal(EX_DATAERR, "sender: %s", err);
+}
+
+/* Reads the message from standard input into the spool; exits on failure. */
+static void
+spool(struct outbox *ob, struct message *m)
+{
+	struct msgopts	 mo;
+	const char	*tmp = getenv("TMPDIR");
+
+	memset(&mo, 0, sizeof(mo));
+	mo.dot_ends = ob->o.dot_ends;
+	mo.from_headers = ob->o.from_headers;
+	mo.sender = ob->sender[0] != '\0' ? ob->sender : "MAILER-DAEMON";
+	mo.fullname = ob->o.fullname;
+	mo.maildomain = ob->a->maildomain;
+	mo.aliases = ob->al;
+	mo.from_rewrite = ob->a->from_rewrite ? ob->a->from : NULL;
+	/* Spooled in the queue directory, a message is queued by a link. */
+	mo.spool_dir = ob->r.qdir != NULL ? ob->r.qdir : tmp != NULL &&
+	    tmp[0] == '/' ? tmp : "/tmp";
+	if (ob->r.qdir != NULL)
+		mo.size_max = ob->cfg.defaults.queue_max_message_size;
+	if (message_read(m, &mo, STDIN_FILENO) == -1)
+		fatal(exit_code(&m->fail), "%s", m->fail.text);
+}
+
+/*
+ * The recipients: the arguments and, with -t, the header's, through the
+ * aliases. 0, or -1 after saying why (the message is unusable: 65).
+ */
+static int
+recipients(struct outbox *ob, const struct message *m,
+    struct strlist *resolved)
+{
+	struct strlist	all = { NULL, 0 };
+	char		err[1024];
+	size_t		i;
+	int		rv = -1;
+
+	for (i = 0; i < ob->o.rcpt.n; i++)
+		strlist_add(&all, ob->o.rcpt.v[i]);
+	for (i = 0; i < m->hdr_rcpt.n; i++)
+		strlist_add(&all, m->hdr_rcpt.v[i]);
+	if (addr_resolve(&all, ob->al, ob->a->maildomain, resolved, err,
+	    sizeof(err)) == -1)
+		warnx("%s", err);
+	else if (resolved->n == 0)
+		warnx("no recipients: To, Cc and Bcc name nobody");
+	else if (resolved->n > RCPT_MAX)
+		warnx("%zu recipients; at most %d per message", resolved->n,
+		    RCPT_MAX);
+	else
+		rv = 0;
+	strlist_free(&all);
+	return rv;
+}
+
+/* Sends one message read from standard input; returns the exit code. */
+static int
+submit(struct outbox *ob)
+{
+	struct strlist	 resolved = { NULL, 0 };
+	struct qentry	 q;
+	struct failure	 f;
+	size_t		 i;
+	int		 code;
+
+	memset(&q, 0, sizeof(q));
+	spool(ob, &q.msg);
+	if (recipients(ob, &q.msg, &resolved) == -1) {
+		deliver_keep(&ob->r, ob->a, &q.msg, ob->sender, getuid());
+		code = EX_DATAERR;
+	} else {
+		q.env.sender = ob->sender;
+		q.env.notify = ob->o.notify;
+		q.env.ret = ob->o.ret;
+		q.env.envid = ob->o.envid;
+		q.env.rcpt = xcalloc(resolved.n, sizeof(*q.env.rcpt));
+		q.env.nrcpt = resolved.n;
+		for (i = 0; i < resolved.n; i++) {
+			q.env.rcpt[i].addr = resolved.v[i];
+			/* ST_TEMP until the server takes it. */
+			q.env.rcpt[i].st = ST_TEMP;
+		}
+		deliver_submit(&ob->r, ob->a, &q, ob->o.deliver, &f);
+		code = exit_code(&f);
+	}
+	message_close(&q.msg);
+	free(q.env.rcpt);
+	strlist_free(&resolved);
+	return code;
+}
+
+/* --check, or a submission. */
+static int
+send_mode(struct outbox *ob)
+{
+	struct failure	f;
+
+	envelope_sender(ob);
+	if (ob->o.mode == M_CHECK) {
+		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
+		    ob->o.rcpt.v[0] : NULL, &f);
+		return exit_code(&f);
+	}
+	if (ob->o.rcpt.n == 0 && !ob->o.from_headers)
+		fatal(EX_DATAERR, "no recipients given (name them as "
+		    "arguments, or use -t to read To, Cc and Bcc)");
+	return submit(ob);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct outbox	ob;
+	int		code;
+
+	harden();
+	memset(&ob, 0, sizeof(ob));
+	ob.home = getenv("HOME");
+	options(&ob.o, argc, argv);
+	openlog(ob.o.tag != NULL ? ob.o.tag : "outbox", LOG_PID, LOG_MAIL);
+	configure(&ob);
+	prepare_run(&ob);
+	if ((code = other_mode(&ob)) == -1)
+		code = send_mode(&ob);
+	strlist_free(&ob.o.rcpt);
+	free(ob.o.notify);
+	free(ob.o.ret);
+	free(ob.name);
+	aliases_close(ob.al);
+	config_free(&ob.cfg);
 	stdout_check();
 	return code;
 }
