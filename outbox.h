@@ -360,6 +360,7 @@ void	 priv_drop(void);
 void	 priv_lose(void);
 
 /* util.c */
+void	 die(const char *, ...) __attribute__((noreturn)) PRINTF(1, 2);
 char	*xstrdup(const char *);
 void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
@@ -486,7 +487,7 @@ void	 check_account(const struct account *, const char *, const char *,
 	    struct failure *);
 
 /* smtpd.c */
-int	 smtpd_run(struct run *, const struct account *,
+void	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
 
 /* A key for signing assertions (jwt.c). */

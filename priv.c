@@ -5,7 +5,6 @@
  * a user controls, and gives it up for good (priv_lose) before -C, a user
  * file it must trust, or any command it runs.
  */
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -66,14 +65,14 @@ void
 priv_raise(void)
 {
 	if (privgid != (gid_t)-1 && setegid(privgid) == -1)
-		err(EX_OSERR, "setegid");
+		die("setegid: %s", strerror(errno));
 }
 
 void
 priv_drop(void)
 {
 	if (privgid != (gid_t)-1 && setegid(getgid()) == -1)
-		err(EX_OSERR, "setegid");
+		die("setegid: %s", strerror(errno));
 }
 
 /* Gives the group up for good, and checks that it cannot come back. */
@@ -87,6 +86,6 @@ priv_lose(void)
 	/* setgid() would keep the saved group; setresgid() clears all three. */
 	if (setresgid(gid, gid, gid) == -1 || getegid() != gid ||
 	    (gid != privgid && setegid(privgid) != -1))
-		errx(EX_OSERR, "cannot give up group %u", (unsigned)privgid);
+		die("cannot give up group %u", (unsigned)privgid);
 	privgid = (gid_t)-1;
 }

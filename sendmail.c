@@ -722,8 +722,9 @@ other_mode(struct outbox *ob)
 	case M_VERIFY:
 		return verify(&ob->o, ob->a, ob->al);
 	case M_SMTP:
-		return smtpd_run(&ob->r, ob->a, ob->al, ob->o.fullname,
+		smtpd_run(&ob->r, ob->a, ob->al, ob->o.fullname,
 		    ob->o.deliver);
+		return EX_OK;	/* each message had its own reply */
 	case M_OAUTH2_LOGIN:
 		return oauth2_mode(ob);
 	default:

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sysexits.h>
 #include <unistd.h>
 
 #include "outbox.h"
@@ -369,7 +368,7 @@ answer(struct smtpd *d, const struct qentry *q, const struct failure *f)
 }
 
 /* Serves SMTP on stdin/stdout until QUIT or end of input. */
-int
+void
 smtpd_run(struct run *r, const struct account *a, const struct aliases *al,
     const char *fullname, int mode)
 {
@@ -437,5 +436,4 @@ smtpd_run(struct run *r, const struct account *a, const struct aliases *al,
 	}
 	fflush(stdout);
 	reset(&d);
-	return EX_OK;
 }

@@ -1,14 +1,31 @@
 /*
- * Allocation that cannot fail (out of memory ends the process with
- * EX_OSERR, the one exit outside sendmail.c) and string lists.
+ * Allocation that cannot fail, string lists, stage names, the stop signal,
+ * and die(): the one exit outside sendmail.c, for what leaves nothing to
+ * go on with (out of memory, a group that cannot be set or dropped).
  */
 #include <err.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
 #include "outbox.h"
+
+/*
+ * The process cannot go on (EX_OSERR). Nothing is half done: a message
+ * not yet queued was not accepted, a queued one waits for the next run.
+ */
+void
+die(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vwarnx(fmt, ap);
+	va_end(ap);
+	exit(EX_OSERR);
+}
 
 void *
 xcalloc(size_t n, size_t size)
@@ -16,7 +33,7 @@ xcalloc(size_t n, size_t size)
 	void	*p = calloc(n, size);
 
 	if (p == NULL)
-		errx(EX_OSERR, "out of memory");
+		die("out of memory");
 	return p;
 }
 
@@ -24,7 +41,7 @@ void *
 xreallocarray(void *p, size_t n, size_t size)
 {
 	if ((p = reallocarray(p, n, size)) == NULL)
-		errx(EX_OSERR, "out of memory");
+		die("out of memory");
 	return p;
 }
 
@@ -34,7 +51,7 @@ xstrdup(const char *s)
 	char	*p = strdup(s);
 
 	if (p == NULL)
-		errx(EX_OSERR, "out of memory");
+		die("out of memory");
 	return p;
 }
 
