@@ -63,7 +63,12 @@ mkfifo "$FS/fifo"
 pid=$!
 exec 3>"$FS/fifo"
 printf 'Subject: half\n' >&3
-sleep 0.3
+# Until outbox waits in read(2) on its standard input (slow under valgrind).
+for _ in $(seq 200); do
+	set -- $(cat "/proc/$pid/syscall" 2>/dev/null)
+	[ "${1:-}" = 0 ] && [ "${2:-}" = 0x0 ] && break
+	sleep 0.05
+done
 kill -TERM "$pid"
 wait "$pid"; rc=$?
 exec 3>&-
