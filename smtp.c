@@ -52,6 +52,9 @@ static int	raw_out(void *, const char *, size_t);
 static int	count_out(void *, const char *, size_t);
 static void	xtext(char *, size_t, const char *);
 static void	sanitize(char *);
+static void	vfail(struct session *, enum stage, enum fclass,
+		    const struct reply *, const char *, va_list)
+		    __attribute__((format(printf, 5, 0)));
 static void	append(char *, size_t, const char *, ...) PRINTF(3, 4);
 static enum status refused(struct session *, enum stage, const char *, ...)
 		    PRINTF(3, 4);
@@ -85,13 +88,8 @@ smtp_fail(struct session *s, const char *fmt, ...)
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
+	vfail(s, s->stage, FC_TEMP, NULL, fmt, ap);
 	va_end(ap);
-	sanitize(s->fail.text);
-	s->fail.stage = s->stage;
-	s->fail.class = FC_TEMP;
-	s->fail.code = 0;
-	s->fail.enhanced[0] = '\0';
 	return ST_TEMP;
 }
 
@@ -103,14 +101,26 @@ smtp_failx(struct session *s, enum stage stage, enum fclass class,
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
+	vfail(s, stage, class, NULL, fmt, ap);
 	va_end(ap);
+	return class == FC_PERM ? ST_PERM : ST_TEMP;
+}
+
+/*
+ * Fills s->fail: the text (bounded, printable), stage and class, and the
+ * code and enhanced code of reply r (NULL: none).
+ */
+static void
+vfail(struct session *s, enum stage stage, enum fclass class,
+    const struct reply *r, const char *fmt, va_list ap)
+{
+	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
 	sanitize(s->fail.text);
 	s->fail.stage = stage;
 	s->fail.class = class;
-	s->fail.code = 0;
-	s->fail.enhanced[0] = '\0';
-	return class == FC_PERM ? ST_PERM : ST_TEMP;
+	s->fail.code = r != NULL ? r->code : 0;
+	strlcpy(s->fail.enhanced, r != NULL ? r->enhanced : "",
+	    sizeof(s->fail.enhanced));
 }
 
 /* Appends a "; "-separated reason to buf, truncating if it must. */
@@ -601,13 +611,9 @@ refused(struct session *s, enum stage stage, const char *fmt, ...)
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->fail.text, sizeof(s->fail.text), fmt, ap);
+	vfail(s, stage, s->reply.code / 100 == 5 ? FC_PERM : FC_TEMP,
+	    &s->reply, fmt, ap);
 	va_end(ap);
-	sanitize(s->fail.text);
-	s->fail.stage = stage;
-	s->fail.class = s->reply.code / 100 == 5 ? FC_PERM : FC_TEMP;
-	s->fail.code = s->reply.code;
-	strlcpy(s->fail.enhanced, s->reply.enhanced, sizeof(s->fail.enhanced));
 	return s->fail.class == FC_PERM ? ST_PERM : ST_TEMP;
 }
 
