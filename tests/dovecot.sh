@@ -154,23 +154,7 @@ write_conf() {
 }
 
 probe() {
-	python3 - "$PKI/ca.pem" "$P_SUBMIT" "$P_SMTPS" <<-'EOF'
-	import smtplib, ssl, sys
-	ca, p1, p2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-	ctx = ssl.create_default_context(cafile=ca)
-	try:
-	    s = smtplib.SMTP("127.0.0.1", p1, timeout=3); s.ehlo("probe")
-	    assert s.has_extn("starttls"), "no STARTTLS"
-	    s.starttls(context=ctx); s.ehlo("probe")
-	    assert s.has_extn("auth"), "no AUTH after TLS"
-	    s.quit()
-	    s = smtplib.SMTP_SSL("127.0.0.1", p2, timeout=3, context=ctx); s.ehlo("probe")
-	    assert s.has_extn("auth"), "no AUTH on the implicit TLS port"
-	    s.quit()
-	except Exception as e:
-	    print(f"{type(e).__name__}: {e}", file=sys.stderr)
-	    sys.exit(1)
-	EOF
+	python3 "$here/smtpprobe.py" "$PKI/ca.pem" "$P_SUBMIT" "$P_SMTPS"
 }
 
 do_start() {
