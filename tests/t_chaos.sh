@@ -48,17 +48,12 @@ srv_stop() {
 	SRV_PID=
 }
 
-# mkcfg NAME PORT [LINE...]: $FS/NAME.cfg: 127.0.0.1:PORT, tls off, timeout
-# 3, dead_letter and queue_dir $FS/NAME.{dead,q}, then the LINEs (a later
-# timeout wins). Rewriting it keeps the queue. Sets CFG, QD, WANT.
-mkcfg() {
-	local name=$1 port=$2 tls="tls off" l; shift 2
-	CFG=$FS/$name.cfg QD=$FS/$name.q WANT=$FS/$name.want
-	for l in "$@"; do case $l in tls\ *) tls= ;; esac; done
-	printf '%s\n' "host 127.0.0.1" "port $port" "$tls" "timeout 3" \
-		"dead_letter $FS/$name.dead" "queue_dir $QD" "$@" | sed '/^$/d' >"$CFG"
-	chmod 600 "$CFG"
-	touch "$WANT"
+# cfg NAME PORT [LINE...]: lib.sh's mkcfg (a LINE replaces the default
+# with its key; rewriting keeps the queue), and WANT, NAME's ledger of what
+# must arrive.
+cfg() {
+	mkcfg "$@"
+	WANT=$FS/$1.want
 }
 
 # enqueue MID SENDER RCPT...: queues (-odq) a small message with Message-ID
@@ -129,7 +124,7 @@ fi
 
 name=batch-451
 start_srv "$name" --eod-fault "#5=451 4.3.0 faultsmtp: try this one later"
-mkcfg "$name" "$PORT"
+cfg "$name" "$PORT"
 for k in $(seq -w 1 20); do enqueue "c1-$k" "s$k@chaos.test" r@chaos.test; done
 expect_eq "chaos-$name-queued" "$(qn)" 20
 drain "$name" 5
@@ -148,7 +143,7 @@ expect_grep "chaos-$name-451-given" '^E: refused .* n=5 .*code=451' "$LOG"
 
 name=exim-503
 start_srv "$name" --scenario exim --rcpt-refuse nobody@
-mkcfg "$name" "$PORT"
+cfg "$name" "$PORT"
 enqueue c2-01 s01@chaos.test r@chaos.test
 sleep 1.05	# queue IDs sort by time: the run takes it first
 for k in $(seq -w 2 10); do
@@ -167,7 +162,7 @@ expect_ledger "$name" wrong_sender=0 extra=0 once=7 refused=3 duplicates=0 lost=
 
 name=strict
 start_srv "$name" --scenario strict
-mkcfg "$name" "$PORT"
+cfg "$name" "$PORT"
 for k in $(seq -w 1 10); do enqueue "c3-$k" "s$k@chaos.test" r@chaos.test; done
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 expect_eq "chaos-$name-first-run-exit" "$?" 0
@@ -184,7 +179,7 @@ echo "note: $name: VIOLATION lines: $(grep -c '^VIOLATION: ' "$LOG"), sessions: 
 
 name=rcpt-452
 start_srv "$name" --rcpt-max 10
-mkcfg "$name" "$PORT"
+cfg "$name" "$PORT"
 mapfile -t rcpts < <(for k in $(seq -w 1 50); do echo "r$k@chaos.test"; done)
 enqueue c4-50 s@chaos.test "${rcpts[@]}"
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
@@ -212,7 +207,7 @@ fi
 for v in 4:40 1:16; do
 	n=${v%:*} count=${v#*:} name=sessions-${v%:*}
 	start_srv "$name" --eod-delay 0.1	# every transaction takes a while
-	mkcfg "$name" "$PORT" "sessions $n"
+	cfg "$name" "$PORT" "sessions $n"
 	for k in $(seq -w 1 "$count"); do enqueue "c5-$n-$k" "s$k@chaos.test" r@chaos.test; done
 	timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 	expect_eq "chaos-$name-exit" "$?" 0
@@ -237,11 +232,11 @@ done
 # 300 due entries; one ordinary submission takes at most 100 of them along.
 
 name=flush
-mkcfg "$name" 9	# no connection: -odq only queues
+cfg "$name" 9	# no connection: -odq only queues
 for k in $(seq -w 1 300); do enqueue "c6-$k" "s$k@chaos.test" r@chaos.test; done
 expect_eq "chaos-$name-queued" "$(qn)" 300
 start_srv "$name"
-mkcfg "$name" "$PORT"
+cfg "$name" "$PORT"
 m=$FS/msgs/c6-own.eml
 printf '%s\n' 'From: <own@chaos.test>' 'Message-ID: <c6-own@chaos.test>' \
 	'Subject: chaos own' '' 'The submission itself.' >"$m"
@@ -276,7 +271,7 @@ SEED=20261202
 start_srv "$name" "${TLSARGS[@]}" --eod-delay 0.01 --seed "$SEED" --p-eod-451 0.03 \
 	--p-eod-554 0.01 --p-eod-drop 0.01 --p-eod-cut 0.01 --p-eod-stall 0.003 \
 	--p-rcpt-451 0.02 --p-rcpt-550 0.005
-mkcfg "$name" "$PORT" "timeout 2" "tls starttls" "tls_ca_file $CA" "user alice" "password secret"
+cfg "$name" "$PORT" "timeout 2" "tls starttls" "tls_ca_file $CA" "user alice" "password secret"
 for k in $(seq -w 1 300); do
 	if [ $((10#$k % 4)) -eq 0 ]; then
 		enqueue "c7-$k" "s$k@chaos.test" "a$k@chaos.test" "b$k@chaos.test"
