@@ -186,6 +186,8 @@ read_reply(struct session *s, int ehlo)
 	io_reply(&s->io, 0);
 	if (code == -1)
 		s->connected = 0;
+	else
+		limits_reply(s);	/* throttling: the account's state */
 	return code;
 }
 
@@ -387,6 +389,7 @@ ehlo_line(struct session *s, const char *l)
 	size_t		 i, n;
 	const char	*e;
 
+	limits_ehlo(s, l);
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		n = strlen(ext[i].kw);
 		if (strncasecmp(l, ext[i].kw, n) != 0 ||
@@ -410,6 +413,7 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
+	limits_ehlo(s, NULL);
 	s->stage = STAGE_EHLO;
 	smtp_command(s, 0, "EHLO %s", s->acct->helo);
 	if ((code = read_reply(s, 1)) == -1)
@@ -960,6 +964,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 
 	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
 		return st;
+	limits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;
@@ -968,7 +973,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	for (i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].done)
+		if (env->rcpt[i].done || env->rcpt[i].again)
 			continue;
 		rcpt_command(s, env, &env->rcpt[i]);
 		s->stage = STAGE_RCPT;
@@ -996,7 +1001,10 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	return data(s, m, env, &tx);
 }
 
-/* Whether a transaction that delivered left 452'd recipients to send now. */
+/*
+ * Whether a transaction that settled someone left recipients for the next
+ * one now: 452'd, or past max_rcpt or LIMITS.
+ */
 static int
 again(const struct envelope *env)
 {
@@ -1004,7 +1012,7 @@ again(const struct envelope *env)
 	int	progress = 0, more = 0;
 
 	for (i = 0; i < env->nrcpt; i++) {
-		progress |= env->rcpt[i].accepted && env->rcpt[i].st == ST_OK;
+		progress |= env->rcpt[i].sent && env->rcpt[i].done;
 		more |= env->rcpt[i].again && !env->rcpt[i].done;
 	}
 	return progress && more;
@@ -1012,7 +1020,8 @@ again(const struct envelope *env)
 
 /*
  * Sends one message to every recipient not yet done, in as many
- * transactions of this session as "452 too many recipients" asks for.
+ * transactions of this session as "452 too many recipients", max_rcpt and
+ * RFC 9422 LIMITS ask for (MAILMAX ends the session's share).
  * A recipient is ST_OK only after the 2xx to the end of data, ST_PERM when
  * refused for good, else ST_TEMP. The return value is the message's own
  * outcome (ST_PERM from MAIL, DATA, the end of data or a local check),
@@ -1027,8 +1036,10 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	for (n = 0;; n++) {
 		s->fail.class = FC_NONE;
 		st = transaction(s, m, env);
+		s->ntx++;
 		if (st != ST_OK || !s->connected || n >= env->nrcpt ||
-		    !again(env))
+		    !again(env) || (s->mailmax > 0 &&
+		    s->ntx >= (unsigned long long)s->mailmax))
 			return st;
 	}
 }
@@ -1046,6 +1057,7 @@ hangup(struct session *s)
 	s->connected = 0;
 	s->dirty = 0;
 	io_close(&s->io);
+	limits_release(s);	/* the connection slot (limits.c) */
 }
 
 /* Ends the session, and frees what it kept for the next connection. */
