@@ -267,6 +267,11 @@ struct qentry {
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
 	struct timespec	 env_mtime;
+	char		 orig[16];	/* a report: its message's ID (ID.orig) */
+	char		 report[16];	/* its report, written, not yet live */
+	int		 held;		/* never tried again: mailq says why */
+	int		 sub;		/* a submission's ID.sub: not live yet */
+	int		 active;	/* mailq: some process holds its claim */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -443,7 +448,15 @@ int	 smtp_data_out(void *, const char *, size_t);
 /* queue.c */
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
-int	 queue_update(const char *, const struct qentry *, char *, size_t);
+int	 queue_update(const char *, struct qentry *, char *, size_t);
+int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
+	    size_t);
+int	 queue_finish(const char *, struct qentry *, char *, size_t);
+int	 queue_set_aside(const char *, const char *, char *, size_t);
+void	 queue_sweep(const char *, struct strlist *);
+int	 queue_active(struct qentry *);
+int	 queue_open_orig(const char *, const struct qentry *,
+	    struct message *);
 void	 queue_backoff(struct qentry *, time_t);
 void	 queue_remove(const char *, const char *);
 int	 queue_load(const char *, const char *, struct qentry *, int, char *,
@@ -468,8 +481,9 @@ void	 deliver_settle(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
-void	 deliver_keep(const struct run *, const struct account *,
+int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -478,6 +492,7 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 /* json.c */
 void	 json_entry(FILE *, const struct qentry *);
+void	 json_damaged(FILE *, const char *, const char *);
 
 /* dsn.c */
 int	 dsn_write(FILE *, const struct dsn *);
