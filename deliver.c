@@ -55,12 +55,15 @@ static void
 say(const struct run *r, int loud, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[2048];
 
 	if (!loud && !r->verbose && !isatty(STDERR_FILENO))
 		return;
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	printable_inplace(buf);		/* addresses of other users' mail */
+	warnx("%s", buf);
 }
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */
