@@ -75,7 +75,7 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content.replace(b"\r\n", b"\n")
-        head = re.split(rb"\n\n", data, 1)[0]
+        head = re.split(rb"\n\n", data, maxsplit=1)[0]
         m = re.search(rb"(?im)^x-test-fail:[ \t]*(\d{3})", head)
         if m and m.group(1) == b"554":
             return "554 5.7.1 refused by X-Test-Fail (test)"

@@ -73,7 +73,7 @@ def upstream(opts):
 
 
 def mid_of(data):
-    head = re.split(rb"\r\n\r\n", data, 1)[0]
+    head = re.split(rb"\r\n\r\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return m.group(1).decode("latin-1") if m else "-"
 

@@ -256,7 +256,7 @@ TX_VERBS = ("MAIL", "RCPT", "DATA", "BDAT")
 
 def mid_of(data):
     """The Message-ID of a message's header block, without <>; "-" if none."""
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return printable(m.group(1)).replace(" ", "_") if m else "-"
 

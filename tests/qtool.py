@@ -25,7 +25,7 @@ def mid_of(path):
         data = open(path, "rb").read()
     except OSError:
         return "-"
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return m.group(1).decode("latin-1") if m else "-"
 

@@ -135,7 +135,7 @@ if [ "$(id -u)" = 0 ] && [ -e /usr/sbin/sendmail ] &&
 		"mount --bind '$BIN/sendmail' /usr/sbin/sendmail && mount -t tmpfs tmpfs /run" 2>/dev/null; then
 	NS=yes
 else
-	echo "note: no private mount namespace here; real cron and atd are not run, only their argv"
+	skip callers-real-cron-atd "no private mount namespace here; real cron and atd do not run, only their argv"
 fi
 # A copy of the wrapper to bind over /usr/sbin/sendmail (the original stays usable
 # from the outside).

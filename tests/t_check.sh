@@ -123,7 +123,7 @@ passed twohost connect
 expect_grep check-twohost-verdict '^verdict +ok' "$OUT"
 
 if [ -z "$PF" ]; then
-	echo "note: no loopback Postfix; its --check cases are skipped"
+	skip check-postfix "no loopback Postfix; its --check cases do not run"
 	exit 0
 fi
 

@@ -11,11 +11,11 @@ M=$TESTROOT/multiuser
 if [ "${1:-}" != inner ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null ||
 	    ! command -v setpriv >/dev/null; then
-		echo "t_multiuser: needs root, unshare and setpriv; skipped"
+		skip t_multiuser "needs root, unshare and setpriv"
 		exit 0
 	fi
 	if ! unshare -m true 2>/dev/null; then
-		echo "t_multiuser: cannot make a mount namespace here; skipped"
+		skip t_multiuser "cannot make a mount namespace here (unshare -m)"
 		exit 0
 	fi
 	exec unshare -m --propagation private bash "$0" inner

@@ -136,6 +136,7 @@ total() {
 # and there is an AUTH line at all.
 no_secret() {
 	local name=$1 u=$2 pw=$3 s
+	[ -r "$TR" ] || { fail "pf-$name-no-secret" "no transcript $TR"; return; }
 	expect_grep "pf-$name-auth-shown" '^-> AUTH [A-Z0-9-]+' "$TR"
 	for s in "$pw" "$(printf '%s' "$pw" | base64 -w0)" \
 		"$(printf '\0%s\0%s' "$u" "$pw" | base64 -w0)" \

@@ -193,7 +193,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	check tls-foreign-owner-ignored full foreign-owner
 	expect_eq tls-foreign-owner-replaced "$(stat -c %u "$COLD")" 0
 else
-	echo "note: tls-foreign-owner needs root (chown); skipped"
+	skip tls-foreign-owner "needs root (chown)"
 fi
 
 # A session resumed by a server that no longer knows its ticket (another
