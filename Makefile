@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # outbox: a sendmail-compatible mail submission client.
 SHELL	 = /bin/bash
 PREFIX	?= /usr/local

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * OpenSSL: the client context, the handshake, and the checks that make the
  * peer who it claims to be (CA and host name, or a pinned fingerprint),

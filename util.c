@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Allocation that cannot fail, string lists, stage names, the stop signal,
  * and die(): the one exit outside sendmail.c, for what leaves nothing to

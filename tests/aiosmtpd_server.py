@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """A non-MTA SMTP server for the interop tests: python3-aiosmtpd (Debian 12).
 
   aiosmtpd_server.py --dir DIR --port P --tls-port P2 --cert C --key K

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """An SMTP proxy that loses one connection right after a client's end of data.
 
   dropproxy.py --port P --upstream-port U [--upstream-tls starttls|implicit|off]

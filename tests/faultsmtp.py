@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """faultsmtp: a small fault-injecting SMTP server for outbox's tests.
 
 Python 3 standard library only. It serves one connection at a time on

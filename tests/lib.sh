@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # Shared helpers for outbox's shell tests. Source it; never run it.
 # Results go to $RESULTS (one line per check), so tests/run.sh can add up
 # every file's checks into the closing "N passed, N failed, N skipped" line.

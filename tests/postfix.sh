@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # A private loopback Postfix for outbox's integration tests.
 #
 #   bash tests/postfix.sh start DIR   build everything under DIR, start, wait for the ports

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """qtool: reads faultsmtp logs and queue directories, for tests/t_queue.sh.
 
 Usage: python3 tests/qtool.py COMMAND ARGS

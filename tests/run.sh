@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The whole suite: unit tests, then every tests/t_*.sh against a loopback
 # Postfix that this script starts and stops. Closes with "N passed, N failed,
 # N skipped"; a skip (lib.sh's skip, or a file that recorded no check at all)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Real programs that call sendmail, through outbox, into the loopback Postfix
 # of tests/postfix.sh: cron, at, bsd-mailx, mutt, git send-email, PHP mail(),
 # an Alpine-style "sendmail -bs" SMTP dialogue, mailq/newaliases, and the glued

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # outbox --check, one case per step that can fail, against the fault server
 # (tests/faultsmtp.py) and the loopback Postfix (tests/postfix.sh): each
 # case checks the exit code, the step's FAILED line, the steps before it,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The interop matrix (issue 9): ./outbox against a real Exim 4 (tests/exim.sh),
 # a real Dovecot submission 2.3 relaying to the test Postfix (tests/dovecot.sh)
 # and aiosmtpd (tests/aiosmtpd_server.py), each on 127.0.0.1 with the test CA,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One user's mail is no one else's: a real setgid install under $TESTROOT
 # used by two throwaway users, evil and victim, who exist only in a private
 # mount namespace (bind-mounted copies of /etc/passwd and /etc/group); the

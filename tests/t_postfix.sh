@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Integration tests: ./outbox against the private loopback Postfix of
 # tests/postfix.sh (plain port, STARTTLS + Cyrus SASL, implicit TLS, a
 # wrong-name certificate). Every case checks the exit code and what reached

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Security: a real setgid install into a temporary root, used by the
 # unprivileged users nobody and daemon; secrets, injection, core dumps.
 # Needs root (to install setgid and switch users); skipped otherwise.

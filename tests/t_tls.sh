@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # TLS: session resumption across processes (the cache file beside the
 # queue: its key, its modes, hostile contents), the trust store looked up in
 # a hashed directory, and TLS 1.2 suites without forward secrecy refused.
