@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Addresses: the RFC 5322 address-list tokenizer, envelope address checks,
  * the aliases file, and completion of bare local names.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * --check: goes through the account's session step by step, as far as a
  * test RCPT, says on a line each what every step gave, and when one fails

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * mailq --json: one queue entry as one line of JSON, in the field names
  * of Postfix's `postqueue -j`, so monitoring written for it reads ours.

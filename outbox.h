@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * outbox: a sendmail-compatible mail submission client.
  * The types and functions the source files share.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The spooled message rendered for where it goes: the wire as it is, or
  * with the body re-encoded as quoted-printable (and, for a server without

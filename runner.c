@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue runner (-q), the bounded flush after a submission, mailq
  * (-bp) and -qD. A run claims an entry only for its own transaction, so

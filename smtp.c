@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The SMTP client (RFC 5321): connect, greeting, EHLO, STARTTLS, AUTH, one
  * pipelined transaction with DATA or BDAT, per-recipient results, QUIT.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Allocation that cannot fail, string lists, stage names, the stop signal,
  * the one UTF-8 validator and printable text, and die(): the one exit

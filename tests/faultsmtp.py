@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """faultsmtp: a small fault-injecting SMTP server for outbox's tests.
 
 Python 3 standard library only. It serves one connection at a time on
@@ -257,7 +258,7 @@ TX_VERBS = ("MAIL", "RCPT", "DATA", "BDAT")
 
 def mid_of(data):
     """The Message-ID of a message's header block, without <>; "-" if none."""
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return printable(m.group(1)).replace(" ", "_") if m else "-"
 

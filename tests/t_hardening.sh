@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Hardening (issues 10 and 13): -bs SMTP smuggling (CVE-2023-51764), the
 # reply and session deadlines against a trickling server, closed descriptors
 # 0-2, checked writes to stdout, malformed and non-UTF-8 addresses, a NUL in

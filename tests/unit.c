@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the parsers and the content path: replies, RFC 5322
  * addresses, aliases, spooling (line endings, headers), dot-stuffing,
