@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Addresses: the RFC 5322 address-list tokenizer, envelope address checks,
  * the aliases file, and completion of bare local names.
@@ -10,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/asn1.h>
 
 #include "outbox.h"
 
@@ -266,24 +265,18 @@ static const char *
 check_octets(const char *a)
 {
 	const unsigned char	*p = (const unsigned char *)a;
-	unsigned long		 c;
-	int			 n;
+	size_t			 n, left = strlen(a);
 
 	while (*p != '\0') {
 		if (*p < 0x20 || *p == 0x7f)
 			return "a control character";
 		if (*p == '<' || *p == '>')
 			return "'<' or '>'";
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
 		/* RFC 6531: 8-bit addresses are UTF-8, and nothing else. */
-		n = UTF8_getc(p, (int)strlen((const char *)p), &c);
-		if (n < 2 || c < 0x80 || c > 0x10ffff ||
-		    (c >= 0xd800 && c <= 0xdfff))
+		if ((n = utf8_len(p, left)) == 0)
 			return "bytes that are not UTF-8";
 		p += n;
+		left -= n;
 	}
 	return NULL;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in
@@ -55,12 +56,15 @@ static void
 say(const struct run *r, int loud, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[2048];
 
 	if (!loud && !r->verbose && !isatty(STDERR_FILENO))
 		return;
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	printable_inplace(buf);		/* addresses of other users' mail */
+	warnx("%s", buf);
 }
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */

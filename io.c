@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Buffered line I/O over a socket or a TLS connection, with a deadline for
  * every wait. TLS or plain is chosen once, through the read/write pointers.

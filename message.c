@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The message: standard input streamed into a spool file in one pass, line
  * endings made CRLF, the header block rewritten (Bcc removed; Date,

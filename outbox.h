@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * outbox: a sendmail-compatible mail submission client.
  * The types and functions the source files share.
@@ -372,6 +373,11 @@ void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
 void	 signals_init(void);
 int	 stopping(void);
+size_t	 utf8_len(const unsigned char *, size_t);
+int	 utf8_control(const unsigned char *, size_t);
+size_t	 printable_text(char *, size_t, const char *, size_t);
+void	 printable_inplace(char *);
+char	*xprintable(const char *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,

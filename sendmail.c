@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main(): the sendmail command line, the mode, the envelope, the outcome
  * and the exit code. Only this file exits.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The SMTP client (RFC 5321): connect, greeting, EHLO, STARTTLS, AUTH, one
  * pipelined transaction with DATA or BDAT, per-recipient results, QUIT.
@@ -56,6 +57,7 @@ static int	raw_out(void *, const char *, size_t);
 static int	count_out(void *, const char *, size_t);
 static void	xtext(char *, size_t, const char *);
 static void	sanitize(char *);
+static void	trace(const char *, const char *, size_t);
 static void	vfail(struct session *, enum stage, enum fclass,
 		    const struct reply *, const char *, va_list)
 		    __attribute__((format(printf, 5, 0)));
@@ -144,7 +146,23 @@ append(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Makes server text safe to print: control and 8-bit octets become '?'. */
+/*
+ * One line of the -v transcript: what the server or a caller wrote is
+ * shown, never obeyed (ESC, OSC, CR, C1 and bidi become '?').
+ */
+static void
+trace(const char *dir, const char *p, size_t n)
+{
+	char	buf[REPLY_LINE_MAX + 1];
+
+	printable_text(buf, sizeof(buf), p, n);
+	fprintf(stderr, "%s %s\n", dir, buf);
+}
+
+/*
+ * Makes server text safe to print, and to relay in a reply (-bs): control
+ * and 8-bit octets become '?'.
+ */
 static void
 sanitize(char *p)
 {
@@ -245,7 +263,7 @@ read_lines(struct session *s, int ehlo)
 			return -1;
 		}
 		if (s->verbose)
-			fprintf(stderr, "<- %.*s\n", (int)len, line);
+			trace("<-", line, len);
 		if (len > REPLY_LINE_MAX) {
 			smtp_fail(s, "reply line of %zu octets; at most %d",
 			    len, REPLY_LINE_MAX);
@@ -344,7 +362,7 @@ smtp_command(struct session *s, int redact, const char *fmt, ...)
 	}
 	if (s->verbose) {
 		if (redact == 0)
-			fprintf(stderr, "-> %s\n", p);
+			trace("->", p, n);
 		else if (redact == 1)
 			fprintf(stderr, "-> %.*s <redacted>\n",
 			    (int)(strchr(p + 5, ' ') != NULL ?

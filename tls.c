@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * OpenSSL: the client context, the handshake, and the checks that make the
  * peer who it claims to be (CA and host name, or a pinned fingerprint),
@@ -745,7 +746,13 @@ cache_usable(SSL_SESSION *sess, time_t since, const struct account *a,
     const char *host)
 {
 	char	 err[256];
-	time_t	 now = time(NULL), t = SSL_SESSION_get_time(sess);
+	time_t	 now = time(NULL), t;
+
+#if OPENSSL_VERSION_NUMBER >= 0x30300000L
+	t = SSL_SESSION_get_time_ex(sess);	/* 3.4 deprecates the long one */
+#else
+	t = SSL_SESSION_get_time(sess);
+#endif
 
 	if (!SSL_SESSION_is_resumable(sess) ||
 	    SSL_SESSION_get_protocol_version(sess) < a->tls_min_version ||

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # `make demo`: install what is missing, build outbox, start a private loopback
 # Postfix (tests/postfix.sh) in a temporary directory, submit a message over
 # STARTTLS + SMTP AUTH with -t -v so the SMTP dialogue shows, wait for the

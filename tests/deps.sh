@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Make sure the Debian packages that building outbox and running its tests need
 # are installed. Quiet when they all are. As root, installs the missing ones
 # (non-interactively, without configuring or starting a system Postfix);

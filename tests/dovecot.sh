@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # A private loopback Dovecot submission 2.3 (Debian 12's dovecot-core +
 # dovecot-submissiond) for the interop tests, relaying to the test Postfix.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Fault injection: outbox against tests/faultsmtp.py (a scripted SMTP server
 # on 127.0.0.1), one server per case. Checks exit codes against the sysexits
 # contract, what crossed the wire (pipelining, BDAT, SIZE/BODY/DSN parameters,

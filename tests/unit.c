@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the parsers and the content path: replies, RFC 5322
  * addresses, aliases, spooling (line endings, headers), dot-stuffing,
@@ -1226,6 +1227,47 @@ test_smtp_failures(void)
 	message_close(&m);
 }
 
+/* util.c: the one UTF-8 validator and what a terminal may be shown. */
+static void
+test_printable(void)
+{
+	char	buf[64], *p;
+
+	CHECK("utf8_len: ASCII, 2, 3, 4 octets",
+	    utf8_len((const unsigned char *)"a", 1) == 1 &&
+	    utf8_len((const unsigned char *)"\xc3\xa9", 2) == 2 &&
+	    utf8_len((const unsigned char *)"\xe2\x82\xac", 3) == 3 &&
+	    utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4) == 4);
+	CHECK("utf8_len: overlong, surrogate, past U+10FFFF, cut",
+	    utf8_len((const unsigned char *)"\xc0\xaf", 2) == 0 &&
+	    utf8_len((const unsigned char *)"\xe0\x80\xaf", 3) == 0 &&
+	    utf8_len((const unsigned char *)"\xed\xa0\x80", 3) == 0 &&
+	    utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4) == 0 &&
+	    utf8_len((const unsigned char *)"\xe2\x82\xac", 2) == 0 &&
+	    utf8_len((const unsigned char *)"\x9b", 1) == 0);
+	printable_text(buf, sizeof(buf), "\x1b]0;owned\x07ok\r\b", 14);
+	CHECK("printable: ESC, BEL, CR, BS become ?", strcmp(buf,
+	    "?]0;owned?ok??") == 0);
+	printable_text(buf, sizeof(buf), "a\xc2\x9b" "2Jb\x9b" "c", 8);
+	CHECK("printable: C1 (U+009B) and a raw 0x9b become ?",
+	    strcmp(buf, "a?2Jb?c") == 0);
+	p = xprintable("admin\xe2\x80\xaemoc.knab@x \xe2\x81\xa6y");
+	CHECK("printable: bidi overrides and isolates become ?",
+	    strcmp(p, "admin?moc.knab@x ?y") == 0);
+	free(p);
+	p = xprintable("J\xc3\xb6rg \xe2\x82\xac \xf0\x9f\x98\x80");
+	CHECK("printable: UTF-8 text stays", strcmp(p,
+	    "J\xc3\xb6rg \xe2\x82\xac \xf0\x9f\x98\x80") == 0);
+	free(p);
+	printable_text(buf, 4, "\xc3\xa9\xc3\xa9", 4);
+	CHECK("printable: cut at a character boundary", strcmp(buf,
+	    "\xc3\xa9") == 0);
+	p = xstrdup("x\x1b[31my\xff");
+	printable_inplace(p);
+	CHECK("printable_inplace", strcmp(p, "x?[31my?") == 0);
+	free(p);
+}
+
 int
 main(void)
 {
@@ -1252,6 +1294,7 @@ main(void)
 	test_queue();
 	test_io_sticky();
 	test_smtp_failures();
+	test_printable();
 	printf("unit: %d failed\n", failures);
 	return failures != 0;
 }
