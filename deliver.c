@@ -250,7 +250,7 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->state_dir = r->qdir;
 		/* A host that failed in this run is not tried again. */
 		st = s->down ? ST_TEMP : smtp_open(s);
-		s->down = st != ST_OK;
+		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
 			for (i = 0; i < env->nrcpt; i++)
 				if (!env->rcpt[i].done) {

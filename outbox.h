@@ -216,6 +216,7 @@ struct io {
 	char		 wbuf[65536];
 	size_t		 wlen;
 	unsigned long	 nflush;	/* write bursts, for the round-trip count */
+	int		 failed;	/* a read or write failed: write nothing more */
 	char		 err[256];
 };
 
@@ -238,6 +239,8 @@ struct session {
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
 	int		 down;		/* no host answered in this run */
+	int		 closed;	/* the server said 421: open a new one */
+	int		 reopens;	/* sessions opened again after a 421 */
 	enum stage	 stage;		/* what the session is doing now */
 	const char	*state_dir;	/* the queue: TLS session cache, tokens */
 	unsigned	 ext;

@@ -320,8 +320,8 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
 		return;
 	r->due_only = 1;
-	for (i = 0; i < ids.n && s->connected && n < FLUSH_MAX &&
-	    time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
+	for (i = 0; i < ids.n && (s->connected || s->closed) &&
+	    n < FLUSH_MAX && time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
 		if (take(r, ids.v[i], a, &q) != 0)
 			continue;
 		deliver_entry(r, s, a, &q);
