@@ -392,7 +392,7 @@ const char *config_hostname(void);
 
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
-#define RENDER_7BIT	0x2	/* and 8-bit header text as RFC 2047 words */
+#define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
 #define MIME_WORD_MAX	76	/* an encoded-word, with its NUL */
 int	 message_read(struct message *, const struct msgopts *, int);
 int	 message_render(const struct message *, int,
@@ -400,6 +400,7 @@ int	 message_render(const struct message *, int,
 size_t	 mime_word(char[MIME_WORD_MAX], const char *, size_t, const char *,
 	    size_t);
 int	 message_qp_allowed(const struct message *);
+int	 message_body_8bit(const struct message *);
 void	 message_close(struct message *);
 int	 message_dead_letter(const struct message *, const char *,
 	    const char *, mode_t, char *, size_t);

@@ -773,11 +773,13 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	const char	*p;
 
 	memset(tx, 0, sizeof(*tx));
-	tx->qp = m->max_line > 998 || m->nul ||
-	    (m->eightbit && !(s->ext & EXT_8BITMIME)) ? RENDER_QP : 0;
-	if (tx->qp && m->eightbit && !(s->ext & EXT_8BITMIME))
-		tx->qp |= RENDER_7BIT;	/* the headers too */
-	if (tx->qp && !message_qp_allowed(m))
+	tx->qp = m->max_line > 998 || m->nul ? RENDER_QP : 0;
+	/* No 8BITMIME: 8-bit header text is encoded, and the body when it
+	 * is 8-bit (a multipart message may have it only in its Subject). */
+	if (m->eightbit && !(s->ext & EXT_8BITMIME))
+		tx->qp |= RENDER_7BIT | (message_body_8bit(m) != 0 ?
+		    RENDER_QP : 0);
+	if ((tx->qp & RENDER_QP) && !message_qp_allowed(m))
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
 		    "re-encoding (%s) but is %s; send it encoded",
 		    m->max_line > 998 ? "a line over 998 octets" : m->nul ?
