@@ -216,6 +216,7 @@ struct io {
 	char		 wbuf[65536];
 	size_t		 wlen;
 	unsigned long	 nflush;	/* write bursts, for the round-trip count */
+	int		 failed;	/* a read or write failed: write nothing more */
 	char		 err[256];
 };
 
@@ -238,6 +239,8 @@ struct session {
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
 	int		 down;		/* no host answered in this run */
+	int		 closed;	/* the server said 421: open a new one */
+	int		 reopens;	/* sessions opened again after a 421 */
 	enum stage	 stage;		/* what the session is doing now */
 	const char	*state_dir;	/* the queue: TLS session cache, tokens */
 	unsigned	 ext;
@@ -370,6 +373,11 @@ void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
 void	 signals_init(void);
 int	 stopping(void);
+size_t	 utf8_len(const unsigned char *, size_t);
+int	 utf8_control(const unsigned char *, size_t);
+size_t	 printable_text(char *, size_t, const char *, size_t);
+void	 printable_inplace(char *);
+char	*xprintable(const char *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,

@@ -36,18 +36,10 @@ struct hbuf {
 	size_t	 len, cap;
 };
 
-/* Checks UTF-8 a byte at a time (RFC 3629: no overlongs, surrogates). */
-struct utf8 {
-	int		 need;		/* continuation octets still due */
-	unsigned long	 cp, min;
-	int		 high;		/* an octet over 0x7f was seen */
-	int		 bad;
-};
-
 static int	qp_emit(struct qp *, const char *, size_t);
 static int	qp_octet(struct qp *, unsigned char, int);
 static void	hbuf_add(struct hbuf *, const char *, size_t);
-static void	utf8_feed(struct utf8 *, unsigned char);
+static int	utf8_scan(const char *, size_t, int, int *, int *);
 static const char *text_charset(const char *, size_t);
 static const char *body_charset(const struct message *);
 static int	is_field(const char *, const char *const *);
@@ -104,33 +96,32 @@ hbuf_add(struct hbuf *b, const char *p, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void
-utf8_feed(struct utf8 *u, unsigned char c)
+/*
+ * Scans n octets of text for 8-bit octets (*high) and for octets that are
+ * not UTF-8 (*bad). With more, the text goes on after n: a sequence cut
+ * at the end is left for the next call. Returns how many octets it took.
+ */
+static int
+utf8_scan(const char *p, size_t n, int more, int *high, int *bad)
 {
-	if (u->need == 0) {
-		if (c < 0x80)
-			return;
-		u->high = 1;
-		if (c >= 0xc2 && c <= 0xdf)
-			u->need = 1, u->cp = c & 0x1f, u->min = 0x80;
-		else if (c >= 0xe0 && c <= 0xef)
-			u->need = 2, u->cp = c & 0x0f, u->min = 0x800;
-		else if (c >= 0xf0 && c <= 0xf4)
-			u->need = 3, u->cp = c & 0x07, u->min = 0x10000;
-		else
-			u->bad = 1;
-		return;
+	const unsigned char	*u = (const unsigned char *)p;
+	size_t			 i = 0, k;
+
+	while (i < n) {
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		*high = 1;
+		if ((k = utf8_len(u + i, n - i)) == 0) {
+			if (more && n - i < 4)
+				break;		/* perhaps cut: read on */
+			*bad = 1;
+			k = 1;
+		}
+		i += k;
 	}
-	if ((c & 0xc0) != 0x80) {
-		u->bad = 1;
-		u->need = 0;
-		utf8_feed(u, c);	/* it may start the next character */
-		return;
-	}
-	u->cp = u->cp << 6 | (c & 0x3f);
-	if (--u->need == 0 && (u->cp < u->min || u->cp > 0x10ffff ||
-	    (u->cp >= 0xd800 && u->cp <= 0xdfff)))
-		u->bad = 1;
+	return (int)i;
 }
 
 /*
@@ -140,37 +131,34 @@ utf8_feed(struct utf8 *u, unsigned char c)
 static const char *
 text_charset(const char *p, size_t n)
 {
-	struct utf8	u;
-	size_t		i;
+	int	high = 0, bad = 0;
 
-	memset(&u, 0, sizeof(u));
-	for (i = 0; i < n; i++)
-		utf8_feed(&u, p[i]);
-	if (!u.high)
+	utf8_scan(p, n, 0, &high, &bad);
+	if (!high)
 		return "us-ascii";
-	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+	return bad ? "unknown-8bit" : "utf-8";
 }
 
 /* The same for the body in the spool; NULL when it cannot be read. */
 static const char *
 body_charset(const struct message *m)
 {
-	struct utf8	 u;
 	char		 buf[BLOCK];
 	off_t		 off = m->body;
-	ssize_t		 n, i;
+	ssize_t		 n;
+	int		 high = 0, bad = 0, k;
 
-	memset(&u, 0, sizeof(u));
 	while (off < m->size && (n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
-		for (i = 0; i < n; i++)
-			utf8_feed(&u, buf[i]);
-		off += n;
+		if ((k = utf8_scan(buf, n, off + n < m->size, &high, &bad))
+		    == 0)
+			break;		/* a short read: not the whole body */
+		off += k;
 	}
 	if (off < m->size)
 		return NULL;
-	if (!u.high)
+	if (!high)
 		return "us-ascii";
-	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+	return bad ? "unknown-8bit" : "utf-8";
 }
 
 /*

@@ -34,7 +34,8 @@ Options:
                        TEXT may hold "\\n" for a multi-line reply, or be one of
                        the actions "drop" (close without a reply) and "stall"
                        (never reply; keep reading until the client goes).
-                       Repeatable; applied on top of --scenario.
+                       Repeatable; applied on top of --scenario. A GREETING
+                       other than 220 refuses every command but QUIT.
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
@@ -591,7 +592,8 @@ class Session:
                 if g.startswith("421"):
                     self.log.w("X", "server closes after 421 greeting")
                     raise Closed()
-                self.refusing = True
+                # A 220 greeting of the test's own text serves as usual.
+                self.refusing = not g.startswith("220")
             else:
                 self.c.reply("220 %s ESMTP faultsmtp" % HOSTNAME)
                 self.refusing = False
