@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * --check: goes through the account's session step by step, as far as a
  * test RCPT, says on a line each what every step gave, and when one fails
@@ -157,16 +158,21 @@ static int	token_step(const struct account *, struct failure *);
 static void	envelope_step(struct session *, enum stage, const char *,
 		    const char *);
 
+/*
+ * One line of the report. What it quotes came from a server (EHLO, the
+ * AUTH list, replies, certificate names) or a file: shown, never obeyed.
+ */
 static void
 line(const char *label, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[4096];
 
-	printf("%-9s ", label);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("\n");
+	printable_inplace(buf);
+	printf("%-9s %s\n", label, buf);
 }
 
 /* Whether cond holds for this session. */

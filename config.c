@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Configuration: the system file, then the user's; accounts; the checks
  * that keep a secret private; reading the secret when AUTH needs it.

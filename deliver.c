@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in
@@ -55,12 +56,15 @@ static void
 say(const struct run *r, int loud, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[2048];
 
 	if (!loud && !r->verbose && !isatty(STDERR_FILENO))
 		return;
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	printable_inplace(buf);		/* addresses of other users' mail */
+	warnx("%s", buf);
 }
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */
@@ -246,7 +250,7 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->state_dir = r->qdir;
 		/* A host that failed in this run is not tried again. */
 		st = s->down ? ST_TEMP : smtp_open(s);
-		s->down = st != ST_OK;
+		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
 			for (i = 0; i < env->nrcpt; i++)
 				if (!env->rcpt[i].done) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A small HTTPS client for OAuth2 token endpoints: one POST of a form, one
  * response read into memory (bounded). The connection is OpenSSL's BIO;

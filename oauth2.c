@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * OAuth2 for SMTP AUTH: the grants (client_credentials with a secret or a
  * certificate assertion, refresh_token, jwt_bearer), the device login

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * outbox: a sendmail-compatible mail submission client.
  * The types and functions the source files share.
@@ -215,6 +216,7 @@ struct io {
 	char		 wbuf[65536];
 	size_t		 wlen;
 	unsigned long	 nflush;	/* write bursts, for the round-trip count */
+	int		 failed;	/* a read or write failed: write nothing more */
 	char		 err[256];
 };
 
@@ -237,6 +239,8 @@ struct session {
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
 	int		 down;		/* no host answered in this run */
+	int		 closed;	/* the server said 421: open a new one */
+	int		 reopens;	/* sessions opened again after a 421 */
 	enum stage	 stage;		/* what the session is doing now */
 	const char	*state_dir;	/* the queue: TLS session cache, tokens */
 	unsigned	 ext;
@@ -370,6 +374,11 @@ const char *stage_name(enum stage);
 long long mono_ms(void);
 void	 signals_init(void);
 int	 stopping(void);
+size_t	 utf8_len(const unsigned char *, size_t);
+int	 utf8_control(const unsigned char *, size_t);
+size_t	 printable_text(char *, size_t, const char *, size_t);
+void	 printable_inplace(char *);
+char	*xprintable(const char *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
@@ -382,7 +391,7 @@ const char *config_hostname(void);
 
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
-#define RENDER_7BIT	0x2	/* and 8-bit header text as RFC 2047 words */
+#define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
 #define MIME_WORD_MAX	76	/* an encoded-word, with its NUL */
 int	 message_read(struct message *, const struct msgopts *, int);
 int	 message_render(const struct message *, int,
@@ -390,6 +399,7 @@ int	 message_render(const struct message *, int,
 size_t	 mime_word(char[MIME_WORD_MAX], const char *, size_t, const char *,
 	    size_t);
 int	 message_qp_allowed(const struct message *);
+int	 message_body_8bit(const struct message *);
 void	 message_close(struct message *);
 int	 message_dead_letter(const struct message *, const char *,
 	    const char *, mode_t, char *, size_t);

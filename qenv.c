@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A queue entry's envelope (ID.env) read back as the hostile input it is,
  * and whose entry it is: the account that may carry it, and for whom.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue: what could not go now waits here, durable, and is retried.
  * An entry is two files in the queue directory: ID.msg, the spooled

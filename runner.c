@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue runner (-q), the bounded flush after a submission, mailq
  * (-bp) and -qD. A run claims an entry only for its own transaction, so
@@ -48,6 +49,7 @@ static pid_t	spawn(struct run *, const struct batch *, size_t, size_t,
 static void	gather(struct run *, pid_t *, int *, size_t);
 static size_t	sessions_for(const struct batch *);
 static int	group(struct run *, struct batch *, size_t);
+static void	show(const char *, ...) PRINTF(1, 2);
 static void	refuse(struct failure *, enum fclass, const char *, ...)
 		    PRINTF(3, 4);
 
@@ -318,8 +320,8 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
 		return;
 	r->due_only = 1;
-	for (i = 0; i < ids.n && s->connected && n < FLUSH_MAX &&
-	    time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
+	for (i = 0; i < ids.n && (s->connected || s->closed) &&
+	    n < FLUSH_MAX && time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
 		if (take(r, ids.v[i], a, &q) != 0)
 			continue;
 		deliver_entry(r, s, a, &q);
@@ -329,6 +331,23 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (n > 0)
 		queue_sync(r->qdir);
 	strlist_free(&ids);
+}
+
+/*
+ * One line of mailq: what it shows came from other users, servers and
+ * queue files, so it is made printable first (C0, C1, bidi, not UTF-8).
+ */
+static void
+show(const char *fmt, ...)
+{
+	va_list	ap;
+	char	buf[2048];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printable_inplace(buf);
+	printf("%s\n", buf);
 }
 
 /*
@@ -369,22 +388,23 @@ deliver_list(struct run *r, struct failure *f)
 			    "-Sender/Recipient-------\n");
 		if (rv != 0) {
 			/* Damaged: never sent, shown so someone looks. */
-			printf("%-11s %8s %20s\n(%s)\n\n", ids.v[i], "?", "",
-			    err);
+			show("%-11s %8s %20s", ids.v[i], "?", "");
+			show("(%s)", err);
+			printf("\n");
 			continue;
 		}
 		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
 		    localtime(&q.created));
-		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
+		show("%-11s %8lld %20.20s  %s", q.id, (long long)q.msg.size,
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
 		why[0] = '\0';
 		if (queue_account(r->cfg, &q, why, sizeof(why)) != NULL)
 			why[0] = '\0';
-		printf("(%d attempt%s: %s%s%s)\n", q.attempts, q.attempts == 1 ?
+		show("(%d attempt%s: %s%s%s)", q.attempts, q.attempts == 1 ?
 		    "" : "s", q.lasterr, why[0] != '\0' ? "; " : "", why);
 		for (k = 0; k < q.env.nrcpt; k++)
-			printf("%41s%s\n", "", q.env.rcpt[k].addr);
+			show("%41s%s", "", q.env.rcpt[k].addr);
 		printf("\n");
 		bytes += q.msg.size;
 		queue_free(&q);

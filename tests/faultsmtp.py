@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """faultsmtp: a small fault-injecting SMTP server for outbox's tests.
 
 Python 3 standard library only. It serves one connection at a time on
@@ -33,7 +34,8 @@ Options:
                        TEXT may hold "\\n" for a multi-line reply, or be one of
                        the actions "drop" (close without a reply) and "stall"
                        (never reply; keep reading until the client goes).
-                       Repeatable; applied on top of --scenario.
+                       Repeatable; applied on top of --scenario. A GREETING
+                       other than 220 refuses every command but QUIT.
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
@@ -256,7 +258,7 @@ TX_VERBS = ("MAIL", "RCPT", "DATA", "BDAT")
 
 def mid_of(data):
     """The Message-ID of a message's header block, without <>; "-" if none."""
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return printable(m.group(1)).replace(" ", "_") if m else "-"
 
@@ -590,7 +592,8 @@ class Session:
                 if g.startswith("421"):
                     self.log.w("X", "server closes after 421 greeting")
                     raise Closed()
-                self.refusing = True
+                # A 220 greeting of the test's own text serves as usual.
+                self.refusing = not g.startswith("220")
             else:
                 self.c.reply("220 %s ESMTP faultsmtp" % HOSTNAME)
                 self.refusing = False

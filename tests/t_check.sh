@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # outbox --check, one case per step that can fail, against the fault server
 # (tests/faultsmtp.py) and the loopback Postfix (tests/postfix.sh): each
 # case checks the exit code, the step's FAILED line, the steps before it,
@@ -139,7 +140,7 @@ check check-pwcmd-hang-killed test -n "$pid" -a \( -z "$state" -o "$state" = Z \
 expect_nogrep check-no-secrets-line-for-C '^secrets ' "$OUT"
 
 if [ -z "$PF" ]; then
-	echo "note: no loopback Postfix; its --check cases are skipped"
+	skip check-postfix "no loopback Postfix; its --check cases do not run"
 	exit 0
 fi
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One user's mail is no one else's: a real setgid install under $TESTROOT
 # used by two throwaway users, evil and victim, who exist only in a private
 # mount namespace (bind-mounted copies of /etc/passwd and /etc/group); the
@@ -11,11 +12,11 @@ M=$TESTROOT/multiuser
 if [ "${1:-}" != inner ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null ||
 	    ! command -v setpriv >/dev/null; then
-		echo "t_multiuser: needs root, unshare and setpriv; skipped"
+		skip t_multiuser "needs root, unshare and setpriv"
 		exit 0
 	fi
 	if ! unshare -m true 2>/dev/null; then
-		echo "t_multiuser: cannot make a mount namespace here; skipped"
+		skip t_multiuser "cannot make a mount namespace here (unshare -m)"
 		exit 0
 	fi
 	exec unshare -m --propagation private bash "$0" inner

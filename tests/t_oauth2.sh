@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # OAuth2: outbox against tests/tokensrv.py (an HTTPS token server with the
 # suite's test CA) and tests/faultsmtp.py taking XOAUTH2 / OAUTHBEARER only
 # with a token the token server issued. Each grant delivers; a cached token

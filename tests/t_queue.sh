@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The queue: outbox against tests/faultsmtp.py on 127.0.0.1. Every temporary
 # failure leaves the message queued (exit 0), permanent ones never are, and
 # `outbox -q` later delivers each queued message exactly once, over one

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """tokensrv: an OAuth2 token server for outbox's tests (standard library).
 
 HTTPS on 127.0.0.1 with the suite's test CA. It implements the grants
