@@ -376,6 +376,7 @@ void	*xreallocarray(void *, size_t, size_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
+long long mono_ms(void);
 void	 signals_init(void);
 int	 stopping(void);
 size_t	 utf8_len(const unsigned char *, size_t);
@@ -390,9 +391,7 @@ int	 config_load(struct config *, const char *, const char *, char *,
 const struct account *config_account(const struct config *, const char *,
 	    const char *, char *, size_t);
 void	 config_free(struct config *);
-int	 config_secret(const struct account *, char **, char *, size_t);
-int	 config_read_secret(const struct account *, const char *, int, char **,
-	    char *, size_t);
+int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
 /* message.c, render.c */
@@ -508,6 +507,7 @@ void	 json_damaged(FILE *, const char *, const char *);
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
+void	 check_secrets(const struct config *);
 void	 check_account(const struct account *, const char *, const char *,
 	    struct failure *);
 
@@ -530,14 +530,21 @@ char	*jwt_sign(const struct jwt_key *, const char *, const char *,
 
 /* http.c */
 int	 http_post(const struct account *, const char *, const char *,
-	    struct http_resp *, int, char *, size_t);
+	    long long, struct http_resp *, int, char *, size_t);
 int	 http_read(struct io *, struct http_resp *, char *, size_t);
+
+/* secret.c */
+int	 secret_read(const struct account *, const char *, int, char **,
+	    char *, size_t);
+enum fclass secret_get(const struct account *, const char *, int, int,
+	    long long, char **, char *, size_t);
+int	 secret_shared(const struct account *, const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
 void	 oauth2_resp_free(struct oauth2_resp *);
-int	 oauth2_token(const struct account *, const char *, int, int, char **,
-	    time_t *, char *, size_t);
+int	 oauth2_token(const struct account *, const char *, int, int,
+	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);
