@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main(): the sendmail command line, the mode, the envelope, the outcome
  * and the exit code. Only this file exits.
@@ -826,8 +827,11 @@ submit(struct outbox *ob)
 	memset(&q, 0, sizeof(q));
 	spool(ob, &q.msg);
 	if (recipients(ob, &q.msg, &resolved) == -1) {
-		deliver_keep(&ob->r, ob->a, &q.msg, ob->sender, getuid());
-		code = EX_DATAERR;
+		/* Stopped by a signal: the caller still has it (75). */
+		if (!stopping())
+			deliver_keep(&ob->r, ob->a, &q.msg, ob->sender,
+			    getuid());
+		code = stopping() ? EX_TEMPFAIL : EX_DATAERR;
 	} else {
 		q.env.sender = ob->sender;
 		q.env.notify = ob->o.notify;
@@ -857,6 +861,8 @@ send_mode(struct outbox *ob)
 
 	envelope_sender(ob);
 	if (ob->o.mode == M_CHECK) {
+		if (getuid() == 0 && ob->o.config == NULL)
+			check_secrets(&ob->cfg);
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
 		    ob->o.rcpt.v[0] : NULL, &f);
 		return exit_code(&f);

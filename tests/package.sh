@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # make check-package: builds the Debian package (twice, the second with a
 # higher version), runs lintian on it, and in a throwaway Debian 12 root
 # (mmdebstrap into $TESTROOT; every command inside runs in a private mount
