@@ -663,6 +663,34 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 }
 
 /*
+ * A maildomain without a dot (by default the bare host name: root@vm)
+ * makes addresses that providers refuse: one line says so, on a terminal
+ * or with -v, when the sender or a recipient ends in it.
+ */
+static void
+maildomain_warn(const struct run *r, const struct account *a,
+    const struct envelope *env)
+{
+	const char	*addr, *at;
+	size_t		 i;
+
+	if (a->maildomain == NULL || strchr(a->maildomain, '.') != NULL)
+		return;
+	for (i = 0; i <= env->nrcpt; i++) {
+		addr = i < env->nrcpt ? env->rcpt[i].addr : env->sender;
+		at = strrchr(addr, '@');
+		if (at != NULL && strcasecmp(at + 1, a->maildomain) == 0) {
+			say(r, 0, "warning: %s: the mail domain %s has no dot "
+			    "and providers refuse such addresses; set "
+			    "maildomain in %s (outbox.conf(5))", addr,
+			    a->maildomain, a->file != NULL ? a->file :
+			    "the configuration");
+			return;
+		}
+	}
+}
+
+/*
  * Submits a new message: mode 'i' delivers now and queues what must wait;
  * 'q' only queues; 'b' queues, then delivers in a detached child. The
  * outcome goes to *f (FC_NONE: delivered or safely queued).
@@ -677,6 +705,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	enum status	 st;
 
 	memset(f, 0, sizeof(*f));
+	maildomain_warn(r, a, &q->env);
 	/* A full spool or quota is temporary: the caller keeps the mail. */
 	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
 	    getuid(), q->msg.size, err, sizeof(err)) == -1) {

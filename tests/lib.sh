@@ -62,7 +62,7 @@ expect_grep() {
 # has no line matching PATTERN (a missing file fails: grep exits 2).
 expect_nogrep() {
 	local rc
-	grep -Eq -- "$2" "$3"; rc=$?
+	grep -Eq -- "$2" "$3" 2>/dev/null; rc=$?
 	case $rc in
 	0) fail "$1" "unexpected /$2/ in $3: $(grep -E -- "$2" "$3" | head -3)" ;;
 	1) pass "$1" ;;
