@@ -419,6 +419,7 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
+long long io_now_ms(void);
 void	 io_session(struct io *, long long);
 void	 io_reply(struct io *, int);
 int	 io_wait_ms(struct io *);
