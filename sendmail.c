@@ -827,8 +827,11 @@ submit(struct outbox *ob)
 	memset(&q, 0, sizeof(q));
 	spool(ob, &q.msg);
 	if (recipients(ob, &q.msg, &resolved) == -1) {
-		deliver_keep(&ob->r, ob->a, &q.msg, ob->sender, getuid());
-		code = EX_DATAERR;
+		/* Stopped by a signal: the caller still has it (75). */
+		if (!stopping())
+			deliver_keep(&ob->r, ob->a, &q.msg, ob->sender,
+			    getuid());
+		code = stopping() ? EX_TEMPFAIL : EX_DATAERR;
 	} else {
 		q.env.sender = ob->sender;
 		q.env.notify = ob->o.notify;

@@ -227,3 +227,28 @@ expect_grep esc-json-c1-escaped '"address": "b\\u009b2J@example\.test"' "$FS/esc
 clean esc-json-clean "$FS/esc-json.out"
 check esc-json-parses python3 -c 'import json, sys
 for l in open(sys.argv[1]): json.loads(l)' "$FS/esc-json.out"
+
+# ---- Issue 18 item 8: alias expansion is linear, bounded and stoppable.
+# Ten lines of 8-way fan-out (8^9 paths to one address) resolve at once,
+# each alias expanded once; an alias that makes more than 1000 recipients
+# is refused.
+{
+	for i in $(seq 0 8); do
+		printf 'fan%d: %s\n' "$i" "$(printf "fan$((i + 1)), %.0s" $(seq 8) | sed 's/, $//')"
+	done
+	echo 'fan9: last@example.test'
+	printf 'wide: %s\n' "$(seq -f 'w%g@example.test' 1001 | paste -sd, -)"
+	printf 'diamond: d1, d2\nd1: shared, one@example.test\nd2: shared\nshared: s@example.test\n'
+} >"$FS/fan.aliases"
+cfg fan "$DOWN" "aliases $FS/fan.aliases"
+expect_exit 0 alias-fanout-bv timeout 60 "$OUTBOX" -C "$CFG" -bv fan0
+expect_eq alias-fanout-one-recipient "$(cat "$OUT")" \
+	"fan0 -> <last@example.test> via account default, 127.0.0.1:$DOWN (no TLS)"
+expect_exit 0 alias-fanout-queued timeout 60 "$OUTBOX" -C "$CFG" -odq -f a@example.test fan0 <"$MSG"
+expect_exit 0 alias-diamond timeout 20 "$OUTBOX" -C "$CFG" -bv diamond
+expect_eq alias-diamond-each-once "$(sed 's/ via.*//' "$OUT" | tr '\n' ' ')" \
+	"diamond -> <s@example.test> diamond -> <one@example.test> "
+expect_exit 65 alias-cap-refused timeout 20 "$OUTBOX" -C "$CFG" -odq -f a@example.test wide <"$MSG"
+expect_grep alias-cap-says 'more than 1000 recipients' "$ERR"
+expect_exit 65 alias-cap-bv timeout 20 "$OUTBOX" -C "$CFG" -bv wide
+expect_grep alias-cap-bv-says "^wide: error: more than 1000 recipients" "$OUT"
