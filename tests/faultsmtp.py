@@ -43,12 +43,15 @@ Options:
     --read-after-421 S after a 421 (any, from --reply, --reply-once or
                        --eod-fault), keep reading for S seconds and log what
                        the client still sends as C: lines (a client must send
-                       nothing), then close
+                       nothing), then close; what had arrived before the 421
+                       went (pipelined) is logged as P: lines
     --stall-at N       the first session stops reading once it has received
     --stall-read S       N octets (commands and message), for S seconds, then
                        reads on (a body that stalls mid-write); with
                        --rcvbuf the client's writes block at once
     --rcvbuf N         SO_RCVBUF of the listening socket (small TCP windows)
+    --port N           bind this port instead of 0 (465 inside a network
+                       namespace of the test's own)
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
@@ -94,6 +97,7 @@ Log format (one line per event, appended as it happens, flushed at once):
                        abbreviated in the log, never on the wire)
     C: <line>          a command line received (CRLF stripped, bytes outside
                        printable ASCII shown as \\xNN)
+    P: <line>          --read-after-421: a line received before the 421 went
     B: <n> V1 V2 ...   one per recv() that completed at least one command: how
                        many commands and their verbs, e.g. "B: 3 MAIL RCPT BDAT"
                        (the pipelining check); written when the server next
@@ -554,7 +558,11 @@ class Session:
             self.log.w("X", "server reads for %g s after 421" % wait)
             self.c.flush()
             end = time.monotonic() + wait
-            rest = self.c.buf
+            # Received before the 421 went: pipelined, not an answer to it.
+            for ln in self.c.buf.split(b"\n"):
+                if ln:
+                    self.log.w("P", printable(ln.rstrip(b"\r")))
+            rest = b""
             while True:
                 for ln in rest.split(b"\n"):
                     if ln:
@@ -1214,7 +1222,7 @@ class Server:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if self.args.rcvbuf:
             ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.args.rcvbuf)
-        ls.bind(("127.0.0.1", 0))
+        ls.bind(("127.0.0.1", self.args.port))
         ls.listen(64)
         port = ls.getsockname()[1]
         tmp = self.args.port_file + ".tmp"
@@ -1312,6 +1320,7 @@ def main():
     ap.add_argument("--stall-read", type=float, default=0.0)
     ap.add_argument("--stall-at", type=int, default=3 * 65536)
     ap.add_argument("--rcvbuf", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--concurrent", action="store_true")
     ap.add_argument("--rcpt-refuse", action="append")
