@@ -52,6 +52,8 @@ static int	qp_field(struct qp *, const char *, size_t, int);
 static int	qp_headers(const struct message *, struct qp *, char *, int);
 static int	render_qp(const struct message *, int,
 		    int (*)(void *, const char *, size_t), void *);
+static int	render_7bit(const struct message *,
+		    int (*)(void *, const char *, size_t), void *);
 
 static int
 qp_emit(struct qp *q, const char *s, size_t n)
@@ -456,10 +458,57 @@ done:
 }
 
 /*
+ * RENDER_7BIT alone: 8-bit header text as encoded-words, every field kept
+ * (Content-Transfer-Encoding and MIME structure included), then the body
+ * as it is. What a multipart message whose body is 7-bit needs for a
+ * server without 8BITMIME (mpack's Subject).
+ */
+static int
+render_7bit(const struct message *m,
+    int (*out)(void *, const char *, size_t), void *arg)
+{
+	struct qp	 q;
+	char		*hb = xreallocarray(NULL, m->body + 1, 1);
+	char		 buf[BLOCK];
+	const char	*f, *nl, *next, *end = hb + m->body - (m->blank ? 2 : 0);
+	off_t		 off = m->body;
+	ssize_t		 n = 0;
+	int		 rv = -1;
+
+	memset(&q, 0, sizeof(q));
+	q.out = out;
+	q.arg = arg;
+	if (pread(m->fd, hb, m->body, 0) != m->body)
+		goto done;
+	for (f = hb; f < end; f = next) {
+		next = f;
+		do {
+			nl = memchr(next, '\n', end - next);
+			next = nl != NULL ? nl + 1 : end;
+		} while (next < end && (*next == ' ' || *next == '\t'));
+		if (qp_field(&q, f, next - f, 1) == -1)
+			goto done;
+	}
+	if (m->blank && out(arg, "\r\n", 2) == -1)
+		goto done;
+	while (off < m->size && (n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
+		if (out(arg, buf, n) == -1)
+			goto done;
+		off += n;
+	}
+	if (off == m->size)
+		rv = 0;
+done:
+	free(hb);
+	return rv;
+}
+
+/*
  * Renders the message for the wire, through out(arg, bytes, len): the spool
  * as it is, or with RENDER_QP the body re-encoded as quoted-printable, and
- * with RENDER_7BIT also 8-bit header text encoded (RFC 2047). Dot-stuffing
- * is the caller's (DATA needs it, BDAT does not).
+ * with RENDER_7BIT also 8-bit header text encoded (RFC 2047); RENDER_7BIT
+ * alone leaves the body as it is. Dot-stuffing is the caller's (DATA
+ * needs it, BDAT does not).
  */
 int
 message_render(const struct message *m, int flags,
@@ -471,6 +520,8 @@ message_render(const struct message *m, int flags,
 
 	if (flags & RENDER_QP)
 		return render_qp(m, flags, out, arg);
+	if (flags & RENDER_7BIT)
+		return render_7bit(m, out, arg);
 	while (off < m->size) {
 		n = pread(m->fd, buf, sizeof(buf), off);
 		if (n <= 0)

@@ -216,8 +216,11 @@ read_reply(struct session *s, int ehlo)
 	if (code == -1) {
 		s->io.failed = 1;	/* out of step: write nothing more */
 		s->connected = 0;
-	} else if (code == 421)
-		closing(s);
+	} else {
+		limits_reply(s);	/* throttling: the account's state */
+		if (code == 421)
+			closing(s);
+	}
 	return code;
 }
 
@@ -514,6 +517,7 @@ ehlo_line(struct session *s, const char *l)
 	size_t		 i, n;
 	const char	*e;
 
+	limits_ehlo(s, l);
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		n = strlen(ext[i].kw);
 		if (strncasecmp(l, ext[i].kw, n) != 0 ||
@@ -537,6 +541,7 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
+	limits_ehlo(s, NULL);
 	s->stage = STAGE_EHLO;
 	if (smtp_command(s, 0, "EHLO %s", s->acct->helo) == -1 ||
 	    (code = read_reply(s, 1)) == -1)
@@ -644,19 +649,8 @@ greet(struct session *s, const char *host)
 	if (strcmp(s->acct->auth, "off") == 0)
 		return ST_OK;
 	s->stage = STAGE_AUTH;
-	if ((st = smtp_auth(s)) == ST_OK || !s->connected)
-		return st;
-	/* Refused, or nothing to log in with: an administrator's job. */
-	if (s->reply.code / 100 == 4)
-		s->fail.class = FC_TEMP;
-	else
-		s->fail.class = FC_CONFIG;
-	if (s->reply.code / 100 >= 4) {
-		s->fail.code = s->reply.code;
-		strlcpy(s->fail.enhanced, s->reply.enhanced,
-		    sizeof(s->fail.enhanced));
-	}
-	return ST_TEMP;
+	/* The class of a failure comes from where it failed (smtp_auth). */
+	return smtp_auth(s);
 }
 
 /*
@@ -835,11 +829,13 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	const char	*p;
 
 	memset(tx, 0, sizeof(*tx));
-	tx->qp = m->max_line > 998 || m->nul ||
-	    (m->eightbit && !(s->ext & EXT_8BITMIME)) ? RENDER_QP : 0;
-	if (tx->qp && m->eightbit && !(s->ext & EXT_8BITMIME))
-		tx->qp |= RENDER_7BIT;	/* the headers too */
-	if (tx->qp && !message_qp_allowed(m))
+	tx->qp = m->max_line > 998 || m->nul ? RENDER_QP : 0;
+	/* No 8BITMIME: 8-bit header text is encoded, and the body when it
+	 * is 8-bit (a multipart message may have it only in its Subject). */
+	if (m->eightbit && !(s->ext & EXT_8BITMIME))
+		tx->qp |= RENDER_7BIT | (message_body_8bit(m) != 0 ?
+		    RENDER_QP : 0);
+	if ((tx->qp & RENDER_QP) && !message_qp_allowed(m))
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
 		    "re-encoding (%s) but is %s; send it encoded",
 		    m->max_line > 998 ? "a line over 998 octets" : m->nul ?
@@ -1138,6 +1134,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 
 	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
 		return st;
+	limits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;
@@ -1148,7 +1145,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	for (i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].done)
+		if (env->rcpt[i].done || env->rcpt[i].again)
 			continue;
 		if (rcpt_command(s, env, &env->rcpt[i]) == -1)
 			return ST_TEMP;
@@ -1177,7 +1174,10 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	return data(s, m, env, &tx);
 }
 
-/* Whether a transaction that delivered left 452'd recipients to send now. */
+/*
+ * Whether a transaction that settled someone left recipients for the next
+ * one now: 452'd, or past max_rcpt or LIMITS.
+ */
 static int
 again(const struct envelope *env)
 {
@@ -1185,7 +1185,7 @@ again(const struct envelope *env)
 	int	progress = 0, more = 0;
 
 	for (i = 0; i < env->nrcpt; i++) {
-		progress |= env->rcpt[i].accepted && env->rcpt[i].st == ST_OK;
+		progress |= env->rcpt[i].sent && env->rcpt[i].done;
 		more |= env->rcpt[i].again && !env->rcpt[i].done;
 	}
 	return progress && more;
@@ -1193,7 +1193,8 @@ again(const struct envelope *env)
 
 /*
  * Sends one message to every recipient not yet done, in as many
- * transactions of this session as "452 too many recipients" asks for.
+ * transactions of this session as "452 too many recipients", max_rcpt and
+ * RFC 9422 LIMITS ask for (MAILMAX ends the session's share).
  * A recipient is ST_OK only after the 2xx to the end of data, ST_PERM when
  * refused for good, else ST_TEMP. The return value is the message's own
  * outcome (ST_PERM from MAIL, DATA, the end of data or a local check),
@@ -1208,8 +1209,10 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	for (n = 0;; n++) {
 		s->fail.class = FC_NONE;
 		st = transaction(s, m, env);
+		s->ntx++;
 		if (st != ST_OK || !s->connected || n >= env->nrcpt ||
-		    !again(env))
+		    !again(env) || (s->mailmax > 0 &&
+		    s->ntx >= (unsigned long long)s->mailmax))
 			return st;
 	}
 }
@@ -1229,6 +1232,7 @@ hangup(struct session *s)
 	s->connected = 0;
 	s->dirty = 0;
 	io_close(&s->io);
+	limits_release(s);	/* the connection slot (limits.c) */
 }
 
 /* Ends the session, and frees what it kept for the next connection. */
@@ -1287,26 +1291,6 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 }
 
 /*
- * The secret for AUTH: the password, or an OAuth2 access token (the cached
- * one, or with force a new one). -1 with s->err saying the fix.
- */
-static int
-auth_secret(struct session *s, int force, char **secret)
-{
-	char	err[512];
-
-	if (s->acct->oauth2_grant == NULL) {
-		if (config_secret(s->acct, secret, err, sizeof(err)) == -1)
-			return smtp_fail(s, "%s", err), -1;
-		return 0;
-	}
-	if (oauth2_token(s->acct, s->state_dir, force, s->verbose, secret, NULL,
-	    err, sizeof(err)) != OAUTH2_OK)
-		return smtp_fail(s, "OAuth2: %s", err), -1;
-	return 0;
-}
-
-/*
  * Authenticates the session with the account's mechanism and secret. A
  * refused OAuth2 token is replaced once by a new one (it may have been
  * revoked or expired early).
@@ -1316,21 +1300,26 @@ smtp_auth(struct session *s)
 {
 	const struct sasl_mech	*m;
 	struct sasl		 sa;
-	char			*secret;
+	char			*secret, err[512];
 	enum status		 st;
+	enum fclass		 class;
 	int			 again;
 
 	if (!(s->ext & EXT_AUTH))
-		return smtp_fail(s, "the server offers no AUTH; check host "
-		    "and port, or set auth off");
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG, "the server offers "
+		    "no AUTH; check host and port, or set auth off");
 	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
-		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG,
+		    "the server offers AUTH %s; %s", s->mechs,
 		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
 		    "supported" : "not the configured mechanism");
-	s->mech = m->name;
 	for (again = 0;; again++) {
-		if (auth_secret(s, again, &secret) == -1)
-			return ST_TEMP;
+		/* Under the session's deadline; its class is where it failed. */
+		if ((class = secret_get(s->acct, s->state_dir, again,
+		    s->verbose, s->io.session_end, &secret, err,
+		    sizeof(err))) != FC_NONE)
+			return smtp_failx(s, STAGE_AUTH, class, "%s", err);
+		s->mech = m->name;
 		memset(&sa, 0, sizeof(sa));
 		sa.user = s->acct->user;
 		sa.secret = secret;
@@ -1339,9 +1328,18 @@ smtp_auth(struct session *s)
 		st = auth_exchange(s, m, &sa);
 		auth_clear(&sa);
 		freezero(secret, strlen(secret));
-		if (st == ST_OK || again || !s->connected ||
-		    s->acct->oauth2_grant == NULL || (!sa.token_error &&
-		    s->reply.code != 535))
+		if (st == ST_OK || !s->connected)
 			return st;
+		if (again || s->acct->oauth2_grant == NULL ||
+		    (!sa.token_error && s->reply.code != 535))
+			break;
 	}
+	/* Refused: a 4xx may pass; anything else needs an administrator. */
+	s->fail.class = s->reply.code / 100 == 4 ? FC_TEMP : FC_CONFIG;
+	if (s->reply.code / 100 >= 4) {
+		s->fail.code = s->reply.code;
+		strlcpy(s->fail.enhanced, s->reply.enhanced,
+		    sizeof(s->fail.enhanced));
+	}
+	return ST_TEMP;
 }

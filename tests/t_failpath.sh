@@ -134,7 +134,7 @@ fi
 # Three entries queued; the server says 421 once (then closes, reading on
 # for 0.5 s to see whether the client still writes). The run goes on in a
 # new session: two are delivered, only the one the 421 answered waits,
-# charged one attempt.
+# charged one attempt. (4.4.2: a 421 that closes, not one that throttles.)
 case_421() {	# NAME SERVER-ARGS...
 	local name=$1 m n=0 left
 	shift
@@ -155,12 +155,27 @@ case_421() {	# NAME SERVER-ARGS...
 	expect_grep "fault-$name-new-session" '^# session 2 ' "$LOG"
 	fault_stop
 }
-case_421 421-greeting --reply-once 'GREETING=421 4.3.2 faultsmtp closing'
-case_421 421-mail --reply-once 'MAIL=421 4.3.2 faultsmtp closing'
-case_421 421-rcpt --reply-once 'RCPT=421 4.3.2 faultsmtp closing'
-case_421 421-eod --reply-once 'DOT=421 4.3.2 faultsmtp closing'
+case_421 421-greeting --reply-once 'GREETING=421 4.4.2 faultsmtp closing'
+case_421 421-mail --reply-once 'MAIL=421 4.4.2 faultsmtp closing'
+case_421 421-rcpt --reply-once 'RCPT=421 4.4.2 faultsmtp closing'
+case_421 421-eod --reply-once 'DOT=421 4.4.2 faultsmtp closing'
 case_421 421-eod-data --ext "$EXT_DATA" \
-	--reply-once 'DOT=421 4.3.2 faultsmtp closing'
+	--reply-once 'DOT=421 4.4.2 faultsmtp closing'
+
+# A 421 that throttles (4.7.x, 4.3.2: limits.c) pauses the account
+# instead: nothing more goes in this run, and nothing is charged.
+name=421-throttle
+for m in a b c; do msg "$FS/$name-$m" "$name-$m" 3; done
+fault_start "$name" --max-time 60 --io-timeout 15 --read-after-421 0.5 \
+	--reply-once 'MAIL=421 4.7.0 Try again later, closing connection'
+mkcfg "$name" "$PORT"
+queue "$name" "$name-a" "$name-b" "$name-c"
+ob "fault-$name-run" 0 -q
+expect_eq "fault-$name-none-delivered" "$(grep -c '^E: accepted' "$LOG")" 0
+nothing_after_421 "$name"
+expect_eq "fault-$name-none-charged" "$(attempts | awk '{ n++; a += $2 } END { print n "/" a }')" "3/0"
+expect_nogrep "fault-$name-one-session" '^# session 2 ' "$LOG"
+fault_stop
 
 # --- 3. what needs an administrator is said, even when queued ---------------
 # stderr is a file here (not a terminal): a safely queued message is quiet,

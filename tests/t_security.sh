@@ -200,9 +200,11 @@ sleep 1
 expect_grep sec-no-core-dumps '^Max core file size +0 +0' "/proc/$OPID/limits"
 # Not dumpable, for real: the kernel gives a non-dumpable process's /proc
 # files to root, so an outbox run as nobody must show root as their owner.
-# (The shell says its pid on fd 3, then becomes outbox.)
+# (The shell says its pid on fd 3, then becomes outbox.) nobody runs a copy
+# in $S: the checkout may be where nobody cannot reach (/root).
+install -d -m 755 "$S/copy" && install -m 755 "$SRC/outbox" "$S/copy/outbox"
 as_nobody sh -c 'echo $$ >&3; exec "$0" -C "$1" x@example.test' \
-	"$SRC/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
+	"$S/copy/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
 NBG=$!
 for _ in $(seq 30); do
 	NPID=$(cat "$S/npid" 2>/dev/null)
