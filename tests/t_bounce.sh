@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Reports (bounces) are queue entries of their own, and a refused report
 # never loses the message: the smarthost refuses a message for good, then
 # refuses its bounce (MAIL FROM:<> 550) for good too: the message, whole,
@@ -22,7 +23,7 @@ msg() {
 		"body of $1: only dead.letter can give this back" >"$FS/$1.msg"
 }
 entries() { ls "$QD" 2>/dev/null | grep -c '\.env$'; }
-litter() { ls -A "$QD" 2>/dev/null | grep -v '^tls-' | tr '\n' ' '; }
+litter() { ls -A "$QD" 2>/dev/null | grep -Ev '^(tls-|\.slots$|\.state$)' | tr '\n' ' '; }
 
 # 1. Refused at RCPT, and its bounce refused at MAIL FROM:<>.
 msg b1

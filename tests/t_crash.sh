@@ -82,7 +82,7 @@ recover() {
 		damaged=$((damaged + 1))
 		echo "note: $1: damaged: $(head -c 300 "$FS/$1.bp")"
 	fi
-	f=$(ls -A "$QD" 2>/dev/null | grep -v '^tls-' | tr '\n' ' ')
+	f=$(ls -A "$QD" 2>/dev/null | grep -Ev '^(tls-|\.slots$|\.state$)' | tr '\n' ' ')
 	if [ -n "$f" ]; then
 		litter=$((litter + 1))
 		echo "note: $1: left in the queue: $f"
