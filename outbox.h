@@ -254,6 +254,10 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	double		 began;		/* the attempt (log.c: delays=) */
+	double		 conn_s;	/* seconds to connect, greet, log in */
+	double		 xfer_s;	/* seconds of the transaction */
+	int		 tls_logged;	/* the log has this session's TLS */
 };
 
 /* A queue entry: the message, its envelope, and its retry state. */
@@ -378,6 +382,12 @@ int	 utf8_control(const unsigned char *, size_t);
 size_t	 printable_text(char *, size_t, const char *, size_t);
 void	 printable_inplace(char *);
 char	*xprintable(const char *);
+
+/* log.c */
+void	 log_open(const char *);
+double	 log_now(void);
+void	 log_pickup(const struct account *, const struct qentry *);
+void	 log_outcome(struct session *, const struct qentry *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
