@@ -153,15 +153,22 @@ arrival(const struct qentry *q)
 	return (double)q->created;
 }
 
-/* Seconds as Postfix writes them: 0, 0.12, 3.4, 97. */
+/* Seconds as Postfix writes them: 0, 0.01, 0.1, 3.42, 97. */
 static void
 seconds(char *buf, size_t size, double s)
 {
+	size_t	n;
+
 	if (s < 0.005)
 		snprintf(buf, size, "0");
-	else if (s < 10)
-		snprintf(buf, size, "%.2g", s);
-	else
+	else if (s < 10) {
+		snprintf(buf, size, "%.2f", s);
+		n = strlen(buf);
+		while (buf[n - 1] == '0')	/* 0.10 is 0.1 */
+			buf[--n] = '\0';
+		if (buf[n - 1] == '.')		/* 9.999 is 10 */
+			buf[--n] = '\0';
+	} else
 		snprintf(buf, size, "%.0f", s);
 }
 
