@@ -547,6 +547,34 @@ token_step(const struct account *a, struct failure *f)
 }
 
 /*
+ * Root's --check: for each system account, whether other users' runs can
+ * read its secret files. Root's own run reads them either way, so only
+ * this line shows what a cron job of another user will meet.
+ */
+void
+check_secrets(const struct config *cfg)
+{
+	char		 why[512];
+	size_t		 i, k;
+
+	for (i = 0; i < cfg->nacct; i++) {
+		const struct account *a = &cfg->acct[i];
+		const char *files[] = { a->password_file,
+		    a->oauth2_client_secret_file, a->oauth2_key_file,
+		    a->oauth2_refresh_token_file };
+
+		if (!a->system)
+			continue;
+		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+			if (files[k] == NULL)
+				continue;
+			secret_shared(a, files[k], why, sizeof(why));
+			line("secrets", "account %s: %s", a->name, why);
+		}
+	}
+}
+
+/*
  * Checks one account: the session, MAIL with sender and a test RCPT to
  * rcpt (NULL: the sender itself, or postmaster for the null sender), then
  * RSET. f is FC_NONE only when a message from this account

@@ -27,8 +27,6 @@
 
 #include "outbox.h"
 
-static void	log_line(const struct account *, const char *, const char *,
-		    ...) PRINTF(3, 4);
 static void	log_file(const char *, const char *, const char *);
 static const char *qid(const struct qentry *);
 static double	arrival(const struct qentry *);
@@ -64,7 +62,7 @@ log_now(void)
  * Appends one line as TAG/PROG[PID]: to the account's log: syslog, a file,
  * or nothing. What it quotes came from servers and users: made printable.
  */
-static void
+void
 log_line(const struct account *a, const char *prog, const char *fmt, ...)
 {
 	va_list	ap;

@@ -275,6 +275,11 @@ struct qentry {
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
 	struct timespec	 env_mtime;
+	char		 orig[16];	/* a report: its message's ID (ID.orig) */
+	char		 report[16];	/* its report, written, not yet live */
+	int		 held;		/* never tried again: mailq says why */
+	int		 sub;		/* a submission's ID.sub: not live yet */
+	int		 active;	/* mailq: some process holds its claim */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -375,6 +380,7 @@ void	*xreallocarray(void *, size_t, size_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
+long long mono_ms(void);
 void	 signals_init(void);
 int	 stopping(void);
 size_t	 utf8_len(const unsigned char *, size_t);
@@ -386,6 +392,8 @@ char	*xprintable(const char *);
 /* log.c */
 void	 log_open(const char *);
 double	 log_now(void);
+void	 log_line(const struct account *, const char *, const char *, ...)
+	    PRINTF(3, 4);
 void	 log_pickup(const struct account *, const struct qentry *);
 void	 log_outcome(struct session *, const struct qentry *);
 
@@ -395,9 +403,7 @@ int	 config_load(struct config *, const char *, const char *, char *,
 const struct account *config_account(const struct config *, const char *,
 	    const char *, char *, size_t);
 void	 config_free(struct config *);
-int	 config_secret(const struct account *, char **, char *, size_t);
-int	 config_read_secret(const struct account *, const char *, int, char **,
-	    char *, size_t);
+int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
 /* message.c, render.c */
@@ -463,7 +469,15 @@ int	 smtp_data_out(void *, const char *, size_t);
 /* queue.c */
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
-int	 queue_update(const char *, const struct qentry *, char *, size_t);
+int	 queue_update(const char *, struct qentry *, char *, size_t);
+int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
+	    size_t);
+int	 queue_finish(const char *, struct qentry *, char *, size_t);
+int	 queue_set_aside(const char *, const char *, char *, size_t);
+void	 queue_sweep(const char *, struct strlist *);
+int	 queue_active(struct qentry *);
+int	 queue_open_orig(const char *, const struct qentry *,
+	    struct message *);
 void	 queue_backoff(struct qentry *, time_t);
 void	 queue_remove(const char *, const char *);
 int	 queue_load(const char *, const char *, struct qentry *, int, char *,
@@ -488,8 +502,9 @@ void	 deliver_settle(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
-void	 deliver_keep(const struct run *, const struct account *,
+int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -498,11 +513,13 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 /* json.c */
 void	 json_entry(FILE *, const struct qentry *);
+void	 json_damaged(FILE *, const char *, const char *);
 
 /* dsn.c */
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
+void	 check_secrets(const struct config *);
 void	 check_account(const struct account *, const char *, const char *,
 	    struct failure *);
 
@@ -525,14 +542,21 @@ char	*jwt_sign(const struct jwt_key *, const char *, const char *,
 
 /* http.c */
 int	 http_post(const struct account *, const char *, const char *,
-	    struct http_resp *, int, char *, size_t);
+	    long long, struct http_resp *, int, char *, size_t);
 int	 http_read(struct io *, struct http_resp *, char *, size_t);
+
+/* secret.c */
+int	 secret_read(const struct account *, const char *, int, char **,
+	    char *, size_t);
+enum fclass secret_get(const struct account *, const char *, int, int,
+	    long long, char **, char *, size_t);
+int	 secret_shared(const struct account *, const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
 void	 oauth2_resp_free(struct oauth2_resp *);
-int	 oauth2_token(const struct account *, const char *, int, int, char **,
-	    time_t *, char *, size_t);
+int	 oauth2_token(const struct account *, const char *, int, int,
+	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);

@@ -49,6 +49,9 @@ static pid_t	spawn(struct run *, const struct batch *, size_t, size_t,
 static void	gather(struct run *, pid_t *, int *, size_t);
 static size_t	sessions_for(const struct batch *);
 static int	group(struct run *, struct batch *, size_t);
+static void	damaged(struct run *, const char *, const char *);
+static void	sweep(struct run *);
+static const struct account *log_account(const struct run *);
 static void	show(const char *, ...) PRINTF(1, 2);
 static void	refuse(struct failure *, enum fclass, const char *, ...)
 		    PRINTF(3, 4);
@@ -100,6 +103,7 @@ take(struct run *r, const char *id, const struct account *a,
 	if (queue_load(r->qdir, id, q, 0, err, sizeof(err)) != 0)
 		return -1;	/* gone: another run delivered it */
 	if ((rv = queue_claim(r->qdir, q, err, sizeof(err))) != 0 ||
+	    q->held || q->report[0] != '\0' || q->env.nrcpt == 0 ||
 	    (r->due_only && q->next > time(NULL)) ||
 	    entry_account(r, q) != a) {
 		r->busy += rv == 1;
@@ -210,6 +214,49 @@ sessions_for(const struct batch *b)
 	return n > 0 ? n : 1;
 }
 
+/* Whose log hears about the queue itself: the first account's (the log
+ * is an account's key), else the global keys'. */
+static const struct account *
+log_account(const struct run *r)
+{
+	return r->cfg->nacct > 0 ? &r->cfg->acct[0] : &r->cfg->defaults;
+}
+
+/*
+ * A damaged entry is never sent and said on every run; after an hour
+ * untouched it is set aside as ID.bad, with a log line, where mailq
+ * still shows it.
+ */
+static void
+damaged(struct run *r, const char *id, const char *why)
+{
+	char	err[512];
+	int	rv;
+
+	warnx("queue %s: %s", id, why);
+	if ((rv = queue_set_aside(r->qdir, id, err, sizeof(err))) == 0)
+		deliver_log(log_account(r), "%s: %s; set aside as %s.bad",
+		    id, why, id);
+	else if (rv == -1)
+		warnx("queue %s: %s", id, err);
+}
+
+/* What interrupted processes left: finished, each with a log line. */
+static void
+sweep(struct run *r)
+{
+	struct strlist	said = { NULL, 0 };
+	size_t		i;
+
+	queue_sweep(r->qdir, &said);
+	for (i = 0; i < said.n; i++) {
+		deliver_log(log_account(r), "%s", said.v[i]);
+		if (r->verbose)
+			warnx("%s", said.v[i]);
+	}
+	strlist_free(&said);
+}
+
 /*
  * Sorts the queue's entries by account: batch k for the configuration's
  * k-th account. Entries no account of this run may use stay where they
@@ -229,11 +276,16 @@ group(struct run *r, struct batch *b, size_t nb)
 		return -1;
 	for (i = 0; i < ids.n; i++) {
 		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0) {
-			if (errno != ENOENT)
-				warnx("queue %s: %s", ids.v[i], err);
+			if (errno == EBADMSG)
+				damaged(r, ids.v[i], err);
 			continue;
 		}
-		if ((!r->due_only || q.next <= now) && selected(r, &q) &&
+		/* Its report is written: made live, the line dropped. */
+		if (q.report[0] != '\0' && queue_finish(r->qdir, &q, err,
+		    sizeof(err)) == -1)
+			warnx("queue %s: %s", ids.v[i], err);
+		if (!q.held && q.env.nrcpt > 0 && q.report[0] == '\0' &&
+		    (!r->due_only || q.next <= now) && selected(r, &q) &&
 		    (a = entry_account(r, &q)) != NULL) {
 			for (k = 0; k < nb && b[k].acct != a; k++)
 				;
@@ -263,6 +315,7 @@ deliver_queue(struct run *r, struct failure *f)
 		warnx("the queue is off (queue off in the configuration)");
 		return;
 	}
+	sweep(r);
 	b = xcalloc(nb, sizeof(*b));
 	for (k = 0; k < nb; k++)	/* the last: no account configured */
 		b[k].acct = k < r->cfg->nacct ? &r->cfg->acct[k] :
@@ -376,26 +429,32 @@ deliver_list(struct run *r, struct failure *f)
 		rv = queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err));
 		if (rv != 0 && errno == ENOENT)
 			continue;	/* delivered meanwhile */
+		if (rv == 0)
+			q.active = queue_active(&q);
 		if (rv == 0 && r->json) {
 			json_entry(stdout, &q);
 			queue_free(&q);
 			continue;
 		}
-		if (rv != 0 && r->json)
-			continue;	/* damaged: the layout below says so */
+		if (rv != 0 && r->json) {
+			json_damaged(stdout, ids.v[i], err);
+			continue;	/* monitoring must see it */
+		}
 		if (n++ == 0)
 			printf("-Queue ID-  --Size-- ----Arrival Time---- "
 			    "-Sender/Recipient-------\n");
 		if (rv != 0) {
 			/* Damaged: never sent, shown so someone looks. */
-			show("%-11s %8s %20s", ids.v[i], "?", "");
+			show("%-11s!%8s %20s", ids.v[i], "?", "");
 			show("(%s)", err);
 			printf("\n");
 			continue;
 		}
 		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
 		    localtime(&q.created));
-		show("%-11s %8lld %20.20s  %s", q.id, (long long)q.msg.size,
+		/* Postfix's mark for held ("!"); --json also says active. */
+		show("%-11s%c%8lld %20.20s  %s", q.id, q.held ? '!' : ' ',
+		    (long long)q.msg.size,
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
 		why[0] = '\0';

@@ -860,6 +860,8 @@ send_mode(struct outbox *ob)
 
 	envelope_sender(ob);
 	if (ob->o.mode == M_CHECK) {
+		if (getuid() == 0 && ob->o.config == NULL)
+			check_secrets(&ob->cfg);
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
 		    ob->o.rcpt.v[0] : NULL, &f);
 		return exit_code(&f);

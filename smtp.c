@@ -582,19 +582,8 @@ greet(struct session *s, const char *host)
 	if (strcmp(s->acct->auth, "off") == 0)
 		return ST_OK;
 	s->stage = STAGE_AUTH;
-	if ((st = smtp_auth(s)) == ST_OK || !s->connected)
-		return st;
-	/* Refused, or nothing to log in with: an administrator's job. */
-	if (s->reply.code / 100 == 4)
-		s->fail.class = FC_TEMP;
-	else
-		s->fail.class = FC_CONFIG;
-	if (s->reply.code / 100 >= 4) {
-		s->fail.code = s->reply.code;
-		strlcpy(s->fail.enhanced, s->reply.enhanced,
-		    sizeof(s->fail.enhanced));
-	}
-	return ST_TEMP;
+	/* The class of a failure comes from where it failed (smtp_auth). */
+	return smtp_auth(s);
 }
 
 /*
@@ -1227,26 +1216,6 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 }
 
 /*
- * The secret for AUTH: the password, or an OAuth2 access token (the cached
- * one, or with force a new one). -1 with s->err saying the fix.
- */
-static int
-auth_secret(struct session *s, int force, char **secret)
-{
-	char	err[512];
-
-	if (s->acct->oauth2_grant == NULL) {
-		if (config_secret(s->acct, secret, err, sizeof(err)) == -1)
-			return smtp_fail(s, "%s", err), -1;
-		return 0;
-	}
-	if (oauth2_token(s->acct, s->state_dir, force, s->verbose, secret, NULL,
-	    err, sizeof(err)) != OAUTH2_OK)
-		return smtp_fail(s, "OAuth2: %s", err), -1;
-	return 0;
-}
-
-/*
  * Authenticates the session with the account's mechanism and secret. A
  * refused OAuth2 token is replaced once by a new one (it may have been
  * revoked or expired early).
@@ -1256,21 +1225,26 @@ smtp_auth(struct session *s)
 {
 	const struct sasl_mech	*m;
 	struct sasl		 sa;
-	char			*secret;
+	char			*secret, err[512];
 	enum status		 st;
+	enum fclass		 class;
 	int			 again;
 
 	if (!(s->ext & EXT_AUTH))
-		return smtp_fail(s, "the server offers no AUTH; check host "
-		    "and port, or set auth off");
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG, "the server offers "
+		    "no AUTH; check host and port, or set auth off");
 	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
-		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG,
+		    "the server offers AUTH %s; %s", s->mechs,
 		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
 		    "supported" : "not the configured mechanism");
-	s->mech = m->name;
 	for (again = 0;; again++) {
-		if (auth_secret(s, again, &secret) == -1)
-			return ST_TEMP;
+		/* Under the session's deadline; its class is where it failed. */
+		if ((class = secret_get(s->acct, s->state_dir, again,
+		    s->verbose, s->io.session_end, &secret, err,
+		    sizeof(err))) != FC_NONE)
+			return smtp_failx(s, STAGE_AUTH, class, "%s", err);
+		s->mech = m->name;
 		memset(&sa, 0, sizeof(sa));
 		sa.user = s->acct->user;
 		sa.secret = secret;
@@ -1279,9 +1253,18 @@ smtp_auth(struct session *s)
 		st = auth_exchange(s, m, &sa);
 		auth_clear(&sa);
 		freezero(secret, strlen(secret));
-		if (st == ST_OK || again || !s->connected ||
-		    s->acct->oauth2_grant == NULL || (!sa.token_error &&
-		    s->reply.code != 535))
+		if (st == ST_OK || !s->connected)
 			return st;
+		if (again || s->acct->oauth2_grant == NULL ||
+		    (!sa.token_error && s->reply.code != 535))
+			break;
 	}
+	/* Refused: a 4xx may pass; anything else needs an administrator. */
+	s->fail.class = s->reply.code / 100 == 4 ? FC_TEMP : FC_CONFIG;
+	if (s->reply.code / 100 >= 4) {
+		s->fail.code = s->reply.code;
+		strlcpy(s->fail.enhanced, s->reply.enhanced,
+		    sizeof(s->fail.enhanced));
+	}
+	return ST_TEMP;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "outbox.h"
 
@@ -76,6 +77,16 @@ strlist_free(struct strlist *l)
 	l->n = 0;
 }
 
+
+/* Milliseconds on CLOCK_MONOTONIC: deadlines that a clock change cannot move. */
+long long
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* A stage's name, for the log, --check and messages. */
 const char *

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -680,22 +682,70 @@ test_dotstuff(void)
 	close(sv[1]);
 }
 
-/* config_secret leaves nothing behind when it fails. */
+/* Whether pid runs (a zombie that init has not reaped yet does not). */
+static int
+running(pid_t pid)
+{
+	char	 path[64], st[256];
+	FILE	*fp;
+	int	 z = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return kill(pid, 0) == 0 || errno != ESRCH;
+	if (fgets(st, sizeof(st), fp) != NULL && strrchr(st, ')') != NULL)
+		z = strrchr(st, ')')[2] == 'Z';
+	fclose(fp);
+	return !z;
+}
+
+/*
+ * secret_get leaves nothing behind when password_command fails, and a
+ * command that outlives the deadline is killed with all it started.
+ */
 static void
 test_secret(const char *path)
 {
 	struct config	 cfg;
-	char		 err[512], *secret = (char *)1;
+	char		 err[512], pidfile[320], buf[32], *secret = (char *)1;
+	enum fclass	 c;
+	FILE		*fp;
+	long		 pid = 0;
 
 	write_file(path, "host h\nuser u\npassword_command echo hunter2; "
 	    "exit 3\n", 0600);
 	if (config_load(&cfg, path, NULL, err, sizeof(err)) == -1) {
-		CHECK("config_secret setup", 0);
+		CHECK("secret_get setup", 0);
 		return;
 	}
-	CHECK("config_secret failing command: -1, nothing kept",
-	    config_secret(&cfg.acct[0], &secret, err, sizeof(err)) == -1 &&
-	    secret == NULL);
+	CHECK("secret_get failing command: configuration, nothing kept",
+	    secret_get(&cfg.acct[0], NULL, 0, 0, 0, &secret, err,
+	    sizeof(err)) == FC_CONFIG && secret == NULL);
+	config_free(&cfg);
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", path);
+	unlink(pidfile);
+	fp = fopen(path, "w");
+	fprintf(fp, "host h\nuser u\npassword_command sleep 600 & echo $! "
+	    ">%s; wait\n", pidfile);
+	fclose(fp);
+	chmod(path, 0600);
+	if (config_load(&cfg, path, NULL, err, sizeof(err)) == -1) {
+		CHECK("secret_get setup 2", 0);
+		return;
+	}
+	c = secret_get(&cfg.acct[0], NULL, 0, 0, mono_ms() + 2000, &secret,
+	    err, sizeof(err));
+	CHECK("secret_get hung command: configuration, says session_timeout",
+	    c == FC_CONFIG && secret == NULL && strstr(err,
+	    "session_timeout") != NULL);
+	if ((fp = fopen(pidfile, "r")) != NULL) {
+		if (fgets(buf, sizeof(buf), fp) != NULL)
+			pid = strtol(buf, NULL, 10);
+		fclose(fp);
+	}
+	CHECK("secret_get hung command: its process group is gone",
+	    pid > 0 && !running((pid_t)pid));
+	unlink(pidfile);
 	config_free(&cfg);
 }
 
