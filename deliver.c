@@ -182,6 +182,10 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 	size_t		i;
 	double		t;
 
+	/* RFC 9422 MAILMAX: the next message goes in a new session. */
+	if (s->connected && s->mailmax > 0 &&
+	    s->ntx >= (unsigned long long)s->mailmax)
+		smtp_close(s);
 	s->began = log_now();
 	s->conn_s = s->xfer_s = 0;
 	if (!s->connected) {
@@ -194,7 +198,7 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->state_dir = r->qdir;
 		s->tls_logged = 0;
 		/* A host that failed in this run is not tried again. */
-		st = s->down ? ST_TEMP : smtp_open(s);
+		st = s->down ? ST_TEMP : limits_open(r, s, a);
 		s->conn_s = log_now() - s->began;
 		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
@@ -206,10 +210,17 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 			return st;
 		}
 	}
+	if ((st = limits_pace(r, s, a)) != ST_OK) {
+		for (i = 0; i < env->nrcpt; i++)
+			if (!env->rcpt[i].done)
+				env->rcpt[i].st = ST_TEMP;
+		return st;
+	}
 	t = log_now();
 	if ((st = smtp_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
 	s->xfer_s = log_now() - t;
+	limits_after(r, s, a);
 	return st;
 }
 
@@ -415,7 +426,8 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 			q->warned = 0;
 	}
 	if (temp > 0) {
-		queue_backoff(q, now);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, now);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
 		    FC_NONE ? s->fail.text : "", &q->env);
 		r->deferred++;
@@ -550,7 +562,8 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 			say(r, 1, "error report mailed to <%s>", q->env.sender);
 	}
 	if (temp > 0 && queued) {
-		queue_backoff(q, q->created);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, q->created);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.text,
 		    &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
@@ -578,6 +591,34 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 }
 
 /*
+ * A maildomain without a dot (by default the bare host name: root@vm)
+ * makes addresses that providers refuse: one line says so, on a terminal
+ * or with -v, when the sender or a recipient ends in it.
+ */
+static void
+maildomain_warn(const struct run *r, const struct account *a,
+    const struct envelope *env)
+{
+	const char	*addr, *at;
+	size_t		 i;
+
+	if (a->maildomain == NULL || strchr(a->maildomain, '.') != NULL)
+		return;
+	for (i = 0; i <= env->nrcpt; i++) {
+		addr = i < env->nrcpt ? env->rcpt[i].addr : env->sender;
+		at = strrchr(addr, '@');
+		if (at != NULL && strcasecmp(at + 1, a->maildomain) == 0) {
+			say(r, 0, "warning: %s: the mail domain %s has no dot "
+			    "and providers refuse such addresses; set "
+			    "maildomain in %s (outbox.conf(5))", addr,
+			    a->maildomain, a->file != NULL ? a->file :
+			    "the configuration");
+			return;
+		}
+	}
+}
+
+/*
  * Submits a new message: mode 'i' delivers now and queues what must wait;
  * 'q' only queues; 'b' queues, then delivers in a detached child. The
  * outcome goes to *f (FC_NONE: delivered or safely queued).
@@ -592,6 +633,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	enum status	 st;
 
 	memset(f, 0, sizeof(*f));
+	maildomain_warn(r, a, &q->env);
 	/* A full spool or quota is temporary: the caller keeps the mail. */
 	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
 	    getuid(), q->msg.size, err, sizeof(err)) == -1) {
@@ -623,12 +665,15 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	log_pickup(a, q);
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
+	r->foreground = 1;
+	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
 	outcome(&s, &q->env, st, f);
 	submit_settle(r, &s, a, q, queued, f);
-	if (st == ST_OK && s.connected)
-		deliver_flush(r, &s, a);
+	/* Due entries go over the live session, in a detached process. */
+	if (st == ST_OK && s.connected && !stopping())
+		limits_handoff(r, &s, a);
 	smtp_close(&s);
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Reports (bounces) are queue entries of their own, and a refused report
 # never loses the message: the smarthost refuses a message for good, then
 # refuses its bounce (MAIL FROM:<> 550) for good too: the message, whole,
