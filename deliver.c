@@ -261,6 +261,10 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 	enum status	st;
 	size_t		i;
 
+	/* RFC 9422 MAILMAX: the next message goes in a new session. */
+	if (s->connected && s->mailmax > 0 &&
+	    s->ntx >= (unsigned long long)s->mailmax)
+		smtp_close(s);
 	if (!s->connected) {
 		if (s->acct != a) {
 			smtp_close(s);
@@ -270,7 +274,7 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->verbose = r->verbose;
 		s->state_dir = r->qdir;
 		/* A host that failed in this run is not tried again. */
-		st = s->down ? ST_TEMP : smtp_open(s);
+		st = s->down ? ST_TEMP : limits_open(r, s, a);
 		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
 			for (i = 0; i < env->nrcpt; i++)
@@ -281,8 +285,15 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 			return st;
 		}
 	}
+	if ((st = limits_pace(r, s, a)) != ST_OK) {
+		for (i = 0; i < env->nrcpt; i++)
+			if (!env->rcpt[i].done)
+				env->rcpt[i].st = ST_TEMP;
+		return st;
+	}
 	if ((st = smtp_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
+	limits_after(r, s, a);
 	return st;
 }
 
@@ -488,7 +499,8 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 			q->warned = 0;
 	}
 	if (temp > 0) {
-		queue_backoff(q, now);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, now);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
 		    FC_NONE ? s->fail.text : "", &q->env);
 		r->deferred++;
@@ -622,7 +634,8 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 			say(r, 1, "error report mailed to <%s>", q->env.sender);
 	}
 	if (temp > 0 && queued) {
-		queue_backoff(q, q->created);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, q->created);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.text,
 		    &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
@@ -723,12 +736,15 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	}
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
+	r->foreground = 1;
+	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
 	outcome(&s, &q->env, st, f);
 	submit_settle(r, &s, a, q, queued, f);
-	if (st == ST_OK && s.connected)
-		deliver_flush(r, &s, a);
+	/* Due entries go over the live session, in a detached process. */
+	if (st == ST_OK && s.connected && !stopping())
+		limits_handoff(r, &s, a);
 	smtp_close(&s);
 }

@@ -121,6 +121,13 @@ struct account {
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
 	long long	 sessions;	/* parallel sessions in a queue run */
+	char		*provider;	/* microsoft365, gmail, ses: presets */
+	long long	 connections;	/* host-wide cap per mailbox (limits.c) */
+	long long	 rate;		/* messages a minute, 0: no pacing */
+	long long	 max_rcpt;	/* recipients a transaction, 0: no cap */
+	long long	 throttle_time;	/* seconds an account pauses */
+	long long	 auth_failure_cache_time;	/* seconds */
+	long long	 submit_timeout;	/* seconds a caller may wait */
 	long long	 delay_warning_time;	/* seconds; 0: no warnings */
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
@@ -254,6 +261,14 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	int		 slot;		/* connection slot's lock fd + 1; 0: none */
+	int		 uncharged;	/* the account's state, not the message's:
+					   no retry step for the entry */
+	unsigned	 ntx;		/* transactions in this session */
+	struct reply	 throttle;	/* the last throttling reply (limits.c) */
+	long long	 mailmax;	/* RFC 9422 LIMITS, 0: not announced */
+	long long	 rcptmax;
+	long long	 rcptdomainmax;
 };
 
 /* A queue entry: the message, its envelope, and its retry state. */
@@ -291,6 +306,10 @@ struct run {
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
 	int		 sent, deferred, bounced, busy;
+	int		 foreground;	/* a caller waits: no waiting for a slot */
+	int		 manual;	/* -q without --due: try despite a pause */
+	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
+					   ends, 0: none (submit_timeout) */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -493,6 +512,25 @@ void	 deliver_entry(struct run *, struct session *, const struct account *,
 int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
 void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
+
+/* limits.c */
+enum status limits_open(struct run *, struct session *,
+	    const struct account *);
+enum status limits_pace(struct run *, struct session *,
+	    const struct account *);
+void	 limits_after(struct run *, struct session *, const struct account *);
+void	 limits_release(struct session *);
+void	 limits_reply(struct session *);
+int	 limits_uncharged(const struct session *, struct qentry *);
+int	 limits_blocked(const struct run *, const struct account *, char *,
+	    size_t);
+long long limits_cap(const struct run *, const struct account *);
+void	 limits_show(const struct run *, FILE *);
+void	 limits_ehlo(struct session *, const char *);
+size_t	 limits_rcpt_split(const struct session *, struct envelope *);
+int	 limits_handoff(struct run *, struct session *,
+	    const struct account *);
+long long limits_now_ms(void);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);

@@ -47,7 +47,7 @@ static void	work(struct run *, const struct batch *, size_t, size_t);
 static pid_t	spawn(struct run *, const struct batch *, size_t, size_t,
 		    int *);
 static void	gather(struct run *, pid_t *, int *, size_t);
-static size_t	sessions_for(const struct batch *);
+static size_t	sessions_for(const struct run *, const struct batch *);
 static int	group(struct run *, struct batch *, size_t);
 static void	damaged(struct run *, const char *, const char *);
 static void	sweep(struct run *);
@@ -123,11 +123,15 @@ work(struct run *r, const struct batch *b, size_t w, size_t nw)
 {
 	struct session	s;
 	struct qentry	q;
+	char		why[1024];
 	size_t		i, n = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
-	for (i = w; i < b->ids.n && !stopping(); i += nw) {
+	for (i = w; i < b->ids.n && !stopping() && !s.uncharged; i += nw) {
+		/* Another session may have met a pause or a refused login. */
+		if (limits_blocked(r, b->acct, why, sizeof(why)))
+			break;
 		if (take(r, b->ids.v[i], b->acct, &q) != 0)
 			continue;
 		deliver_entry(r, &s, b->acct, &q);
@@ -203,14 +207,19 @@ gather(struct run *r, pid_t *pid, int *fd, size_t n)
 	}
 }
 
-/* Sessions for a batch: one per PER_SESSION entries, up to `sessions`. */
+/*
+ * Sessions for a batch: one per PER_SESSION entries, up to `sessions` and
+ * the account's connection cap (limits.c) that every process shares.
+ */
 static size_t
-sessions_for(const struct batch *b)
+sessions_for(const struct run *r, const struct batch *b)
 {
 	size_t	n = (b->ids.n + PER_SESSION - 1) / PER_SESSION;
 
 	if (n > (size_t)b->acct->sessions)
 		n = b->acct->sessions;
+	if (n > (size_t)limits_cap(r, b->acct))
+		n = limits_cap(r, b->acct);
 	return n > 0 ? n : 1;
 }
 
@@ -309,8 +318,10 @@ deliver_queue(struct run *r, struct failure *f)
 	pid_t		*pid;
 	int		*fd;
 	size_t		 i, k, nb = r->cfg->nacct + 1, nw = 0, n, total;
+	char		 why[1024];
 
 	memset(f, 0, sizeof(*f));
+	r->manual = !r->due_only;	/* the administrator asks: try now */
 	if (r->qdir == NULL) {
 		warnx("the queue is off (queue off in the configuration)");
 		return;
@@ -328,8 +339,18 @@ deliver_queue(struct run *r, struct failure *f)
 		free(b);
 		return;
 	}
+	/* A paused account, or one whose login was refused, waits whole. */
 	for (k = 0; k < nb; k++)
-		nw += b[k].ids.n > 0 ? sessions_for(&b[k]) : 0;
+		if (b[k].ids.n > 0 && limits_blocked(r, b[k].acct, why,
+		    sizeof(why))) {
+			if (strstr(why, "login") != NULL)
+				warnx("%s", why);
+			else
+				printf("outbox: %s\n", why);
+			strlist_free(&b[k].ids);
+		}
+	for (k = 0; k < nb; k++)
+		nw += b[k].ids.n > 0 ? sessions_for(r, &b[k]) : 0;
 	pid = xcalloc(nw + 1, sizeof(*pid));
 	fd = xcalloc(nw + 1, sizeof(*fd));
 	/* One session runs here; more are processes of their own. */
@@ -340,7 +361,7 @@ deliver_queue(struct run *r, struct failure *f)
 			work(r, &b[k], 0, 1);
 			break;
 		}
-		for (i = 0, n = sessions_for(&b[k]); i < n; i++)
+		for (i = 0, n = sessions_for(r, &b[k]); i < n; i++)
 			if ((pid[nw] = spawn(r, &b[k], i, n, &fd[nw])) != -1)
 				nw++;
 			else
@@ -373,7 +394,7 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
 		return;
 	r->due_only = 1;
-	for (i = 0; i < ids.n && (s->connected || s->closed) &&
+	for (i = 0; i < ids.n && (s->connected || s->closed) && !s->uncharged &&
 	    n < FLUSH_MAX && time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
 		if (take(r, ids.v[i], a, &q) != 0)
 			continue;
@@ -471,6 +492,7 @@ deliver_list(struct run *r, struct failure *f)
 	strlist_free(&ids);
 	if (r->json)
 		return;		/* an empty queue is no line, as postqueue -j */
+	limits_show(r, stdout);
 	if (n == 0)
 		printf("Mail queue is empty\n");
 	else
