@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Providers' rules as an account's state, shared by every outbox process
  * of the host (queue runs, -odb children, submissions):

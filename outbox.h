@@ -261,6 +261,10 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	double		 began;		/* the attempt (log.c: delays=) */
+	double		 conn_s;	/* seconds to connect, greet, log in */
+	double		 xfer_s;	/* seconds of the transaction */
+	int		 tls_logged;	/* the log has this session's TLS */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
 	int		 uncharged;	/* the account's state, not the message's:
 					   no retry step for the entry */
@@ -403,6 +407,14 @@ int	 utf8_control(const unsigned char *, size_t);
 size_t	 printable_text(char *, size_t, const char *, size_t);
 void	 printable_inplace(char *);
 char	*xprintable(const char *);
+
+/* log.c */
+void	 log_open(const char *);
+double	 log_now(void);
+void	 log_line(const struct account *, const char *, const char *, ...)
+	    PRINTF(3, 4);
+void	 log_pickup(const struct account *, const struct qentry *);
+void	 log_outcome(struct session *, const struct qentry *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,

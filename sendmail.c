@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -915,7 +914,7 @@ main(int argc, char *argv[])
 	memset(&ob, 0, sizeof(ob));
 	ob.home = getenv("HOME");
 	options(&ob.o, argc, argv);
-	openlog(ob.o.tag != NULL ? ob.o.tag : "outbox", LOG_PID, LOG_MAIL);
+	log_open(ob.o.tag);
 	configure(&ob);
 	prepare_run(&ob);
 	if ((code = other_mode(&ob)) == -1)
