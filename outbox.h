@@ -415,6 +415,7 @@ void	 log_line(const struct account *, const char *, const char *, ...)
 	    PRINTF(3, 4);
 void	 log_pickup(const struct account *, const struct qentry *);
 void	 log_outcome(struct session *, const struct qentry *);
+void	 log_expired(const struct account *, const struct qentry *, int);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
