@@ -55,6 +55,31 @@ static const struct provider {
 
 static const char *const provider_names[] = { "microsoft", "google", NULL };
 
+/*
+ * provider: the submission rules each provider documents (outbox.conf(5)
+ * cites them), filled in where the account leaves a key out.
+ */
+static const struct preset {
+	const char	*name;
+	const char	*host;		/* NULL: the account names it */
+	long long	 port;
+	long long	 connections, rate, max_rcpt;
+} presets[] = {
+	/* Exchange Online: 3 connections a mailbox, 30 messages a minute,
+	 * 500 recipients a message (learn.microsoft.com, "Exchange Online
+	 * limits"); 2 leave one for the mailbox's other clients. */
+	{ "microsoft365", "smtp.office365.com", 587, 2, 30, 500 },
+	/* Gmail/Workspace: 100 recipients a message over SMTP, 2,000
+	 * messages a day (support.google.com/a/answer/166852). */
+	{ "gmail", "smtp.gmail.com", 587, 2, 0, 100 },
+	/* Amazon SES: 50 recipients a message; the sandbox sends 1 message
+	 * a second (docs.aws.amazon.com/ses/latest/dg/quotas.html). */
+	{ "ses", NULL, 587, 2, 60, 50 },
+};
+
+static const char *const preset_names[] = { "microsoft365", "gmail", "ses",
+	NULL };
+
 /* The values a K_CHOICE key allows. */
 static const struct choice {
 	const char		*key;
@@ -62,6 +87,7 @@ static const struct choice {
 } choices[] = {
 	{ "oauth2_grant", grants },
 	{ "oauth2_provider", provider_names },
+	{ "provider", preset_names },
 };
 
 /*
@@ -119,6 +145,13 @@ static const struct key {
 	ROW(queue_dir,		K_ABSPATH,	0, 0,		OWN, ALL),
 	ROW(queue_lifetime,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
+	ROW(provider,		K_CHOICE,	0, 0,		OWN, ACCT),
+	ROW(connections,	K_NUM,		1, 100,		VAL, ACCT),
+	ROW(rate,		K_NUM,		0, 100000,	VAL, ACCT),
+	ROW(max_rcpt,		K_NUM,		0, RCPT_MAX,	VAL, ACCT),
+	ROW(throttle_time,	K_DURATION,	1, 86400,	VAL, ACCT),
+	ROW(auth_failure_cache_time, K_DURATION, 60, DAYS(365), VAL, ACCT),
+	ROW(submit_timeout,	K_DURATION,	1, 3600,	VAL, ACCT),
 	ROW(tls_session_cache,	K_BOOL,		0, 1,		VAL, ACCT),
 	ROW(delay_warning_time,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	/* K_SIZE keys are the shared spool's limits (spool_key). */
@@ -188,6 +221,7 @@ static int	spool_key(const struct key *, const char *, int, int, char *,
 static void	spool_limits(struct account *, const struct account *);
 static char	*provider_url(const char *, const char *);
 static void	oauth2_defaults(struct account *);
+static void	preset_defaults(struct account *);
 static const char *oauth2_check(const struct account *);
 static int	choice_ok(const char *, const char *);
 
@@ -203,6 +237,11 @@ account_init(struct account *a)
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
 	a->sessions = 4;
+	/* Unset (-1) until a file or the provider's preset says. */
+	a->connections = a->rate = a->max_rcpt = -1;
+	a->throttle_time = 300;
+	a->auth_failure_cache_time = 86400;
+	a->submit_timeout = 5;
 	/* Unset (-1) until a file says: config_load fills the defaults. */
 	a->queue_max_message_size = a->queue_max_user_bytes =
 	    a->queue_min_free = -1;
@@ -845,6 +884,33 @@ oauth2_defaults(struct account *a)
 		strlist_add(&a->host, p->host);
 }
 
+/*
+ * provider's host, port, connection cap, rate and recipient ceiling where
+ * the account leaves them out; without a provider: 2 connections (under
+ * the strictest large provider's 3), no rate, no ceiling.
+ */
+static void
+preset_defaults(struct account *a)
+{
+	const struct preset	*p = NULL;
+	size_t			 i;
+
+	for (i = 0; a->provider != NULL && i < sizeof(presets) /
+	    sizeof(presets[0]); i++)
+		if (strcmp(presets[i].name, a->provider) == 0)
+			p = &presets[i];
+	if (p != NULL && a->host.n == 0 && p->host != NULL)
+		strlist_add(&a->host, p->host);
+	if (p != NULL && a->port == 0)
+		a->port = p->port;
+	if (a->connections == -1)
+		a->connections = p != NULL ? p->connections : 2;
+	if (a->rate == -1)
+		a->rate = p != NULL ? p->rate : 0;
+	if (a->max_rcpt == -1)
+		a->max_rcpt = p != NULL ? p->max_rcpt : 0;
+}
+
 /* What an OAuth2 account lacks, or NULL. */
 static const char *
 oauth2_check(const struct account *a)
@@ -891,6 +957,7 @@ finish(struct account *a, char *err, size_t errlen)
 	char		 at[PATH_MAX + 32];
 	const char	*why = NULL;
 
+	preset_defaults(a);
 	if (a->tls == TLS_DEFAULT)
 		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	if (a->port == 0)

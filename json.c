@@ -45,16 +45,24 @@ json_string(FILE *fp, const char *s)
 	putc('"', fp);
 }
 
-/* One entry, one line: queue_name is "active" while it is being
- * delivered, else "deferred"; every recipient waits for lasterr. */
+/*
+ * One entry, one line: queue_name is "active" while a process holds its
+ * claim, "hold" when no run tries it again (a report that failed for
+ * good and could not be kept), else "deferred"; every recipient waits
+ * for lasterr. A report names its message in "report_of".
+ */
 void
 json_entry(FILE *fp, const struct qentry *q)
 {
 	size_t	i;
 
 	fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ",
-	    strcmp(q->lasterr, "being delivered") == 0 ? "active" : "deferred");
+	    q->active ? "active" : q->held ? "hold" : "deferred");
 	json_string(fp, q->id);
+	if (q->orig[0] != '\0') {
+		fprintf(fp, ", \"report_of\": ");
+		json_string(fp, q->orig);
+	}
 	fprintf(fp, ", \"arrival_time\": %lld, \"message_size\": %lld, "
 	    "\"forced_expire\": false, \"sender\": ", (long long)q->created,
 	    (long long)q->msg.size);
@@ -69,4 +77,18 @@ json_entry(FILE *fp, const struct qentry *q)
 		putc('}', fp);
 	}
 	fprintf(fp, "]}\n");
+}
+
+/*
+ * A damaged entry (or one set aside as ID.bad): never sent, so monitoring
+ * must see it. queue_name "corrupt", as Postfix's queue of that name.
+ */
+void
+json_damaged(FILE *fp, const char *id, const char *why)
+{
+	fprintf(fp, "{\"queue_name\": \"corrupt\", \"queue_id\": ");
+	json_string(fp, id);
+	fprintf(fp, ", \"reason\": ");
+	json_string(fp, why);
+	fprintf(fp, ", \"recipients\": []}\n");
 }

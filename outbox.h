@@ -121,6 +121,13 @@ struct account {
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
 	long long	 sessions;	/* parallel sessions in a queue run */
+	char		*provider;	/* microsoft365, gmail, ses: presets */
+	long long	 connections;	/* host-wide cap per mailbox (limits.c) */
+	long long	 rate;		/* messages a minute, 0: no pacing */
+	long long	 max_rcpt;	/* recipients a transaction, 0: no cap */
+	long long	 throttle_time;	/* seconds an account pauses */
+	long long	 auth_failure_cache_time;	/* seconds */
+	long long	 submit_timeout;	/* seconds a caller may wait */
 	long long	 delay_warning_time;	/* seconds; 0: no warnings */
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
@@ -255,6 +262,18 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	double		 began;		/* the attempt (log.c: delays=) */
+	double		 conn_s;	/* seconds to connect, greet, log in */
+	double		 xfer_s;	/* seconds of the transaction */
+	int		 tls_logged;	/* the log has this session's TLS */
+	int		 slot;		/* connection slot's lock fd + 1; 0: none */
+	int		 uncharged;	/* the account's state, not the message's:
+					   no retry step for the entry */
+	unsigned	 ntx;		/* transactions in this session */
+	struct reply	 throttle;	/* the last throttling reply (limits.c) */
+	long long	 mailmax;	/* RFC 9422 LIMITS, 0: not announced */
+	long long	 rcptmax;
+	long long	 rcptdomainmax;
 };
 
 /* A queue entry: the message, its envelope, and its retry state. */
@@ -272,6 +291,11 @@ struct qentry {
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
 	struct timespec	 env_mtime;
+	char		 orig[16];	/* a report: its message's ID (ID.orig) */
+	char		 report[16];	/* its report, written, not yet live */
+	int		 held;		/* never tried again: mailq says why */
+	int		 sub;		/* a submission's ID.sub: not live yet */
+	int		 active;	/* mailq: some process holds its claim */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -287,6 +311,10 @@ struct run {
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
 	int		 sent, deferred, bounced, busy;
+	int		 foreground;	/* a caller waits: no waiting for a slot */
+	int		 manual;	/* -q without --due: try despite a pause */
+	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
+					   ends, 0: none (submit_timeout) */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -382,6 +410,14 @@ size_t	 printable_text(char *, size_t, const char *, size_t);
 void	 printable_inplace(char *);
 char	*xprintable(const char *);
 
+/* log.c */
+void	 log_open(const char *);
+double	 log_now(void);
+void	 log_line(const struct account *, const char *, const char *, ...)
+	    PRINTF(3, 4);
+void	 log_pickup(const struct account *, const struct qentry *);
+void	 log_outcome(struct session *, const struct qentry *);
+
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
 	    size_t);
@@ -454,7 +490,15 @@ int	 smtp_data_out(void *, const char *, size_t);
 /* queue.c */
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
-int	 queue_update(const char *, const struct qentry *, char *, size_t);
+int	 queue_update(const char *, struct qentry *, char *, size_t);
+int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
+	    size_t);
+int	 queue_finish(const char *, struct qentry *, char *, size_t);
+int	 queue_set_aside(const char *, const char *, char *, size_t);
+void	 queue_sweep(const char *, struct strlist *);
+int	 queue_active(struct qentry *);
+int	 queue_open_orig(const char *, const struct qentry *,
+	    struct message *);
 void	 queue_backoff(struct qentry *, time_t);
 void	 queue_remove(const char *, const char *);
 int	 queue_load(const char *, const char *, struct qentry *, int, char *,
@@ -479,8 +523,28 @@ void	 deliver_settle(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
-void	 deliver_keep(const struct run *, const struct account *,
+int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
+
+/* limits.c */
+enum status limits_open(struct run *, struct session *,
+	    const struct account *);
+enum status limits_pace(struct run *, struct session *,
+	    const struct account *);
+void	 limits_after(struct run *, struct session *, const struct account *);
+void	 limits_release(struct session *);
+void	 limits_reply(struct session *);
+int	 limits_uncharged(const struct session *, struct qentry *);
+int	 limits_blocked(const struct run *, const struct account *, char *,
+	    size_t);
+long long limits_cap(const struct run *, const struct account *);
+void	 limits_show(const struct run *, FILE *);
+void	 limits_ehlo(struct session *, const char *);
+size_t	 limits_rcpt_split(const struct session *, struct envelope *);
+int	 limits_handoff(struct run *, struct session *,
+	    const struct account *);
+long long limits_now_ms(void);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -489,6 +553,7 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 /* json.c */
 void	 json_entry(FILE *, const struct qentry *);
+void	 json_damaged(FILE *, const char *, const char *);
 
 /* dsn.c */
 int	 dsn_write(FILE *, const struct dsn *);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The secrets AUTH needs: a password (in the configuration, in
  * password_file, or printed by password_command) or an OAuth2 access

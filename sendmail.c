@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -178,6 +177,35 @@ print_usage(FILE *fp)
 	    "       outbox --version | --help\n");
 }
 
+/* --help: the options callers and administrators use, one line each. */
+static const char *const help_lines[] = {
+	"  -t              recipients from To:, Cc:, Bcc: too (Bcc: removed)",
+	"  -i, -oi         a line with a single dot does not end the message",
+	"  -f, -r sender   the envelope sender",
+	"  -F name         the display name of an added From:",
+	"  -C file         read only this configuration file",
+	"  -a account      send through this account of the configuration",
+	"  -v              the SMTP dialogue on standard error (AUTH redacted)",
+	"  -n              do not apply the aliases file",
+	"  -N dsn          notifications: never, or success,failure,delay",
+	"  -R full|hdrs    what such a notification returns of the message",
+	"  -V envid        the envelope identifier (DSN's ENVID)",
+	"  -odb, -odq      queue and send in the background; only queue",
+	"  -oem            after a permanent failure, mail a report to the sender",
+	"  -bp, mailq      list the queue (--json: one JSON object a line)",
+	"  -bs             speak SMTP on standard input and output",
+	"  -bv, -bi        where each recipient goes; check the aliases file",
+	"  -q[time]        run the queue (--due: only entries due for a retry)",
+	"  -qI, -qR, -qS   run the entries with this ID, recipient, sender",
+	"  -qD id          delete a queue entry",
+	"  -L tag          the tag of syslog lines",
+	"  --check         check an account and its server; sends no mail",
+	"  --oauth2-login  sign in once for an OAuth 2.0 account (device flow)",
+	"  --version       print the version",
+	"Accepted and ignored: -A -B -d -G -h -m -O -U -X.",
+	"More in outbox(8) and outbox.conf(5).",
+};
+
 /* The value of an option: glued (-fuser) or the next argument (-f user). */
 static const char *
 optarg_of(char **argv, int *i, int pos, const char *name)
@@ -250,6 +278,9 @@ parse_long(struct opts *o, const char *a)
 		printf("outbox %s: submit mail to a smarthost; see outbox(8) "
 		    "and outbox.conf(5).\n", OUTBOX_VERSION);
 		print_usage(stdout);
+		for (size_t i = 0; i < sizeof(help_lines) /
+		    sizeof(help_lines[0]); i++)
+			puts(help_lines[i]);
 		stdout_check();
 		exit(EX_OK);
 	}
@@ -886,7 +917,7 @@ main(int argc, char *argv[])
 	memset(&ob, 0, sizeof(ob));
 	ob.home = getenv("HOME");
 	options(&ob.o, argc, argv);
-	openlog(ob.o.tag != NULL ? ob.o.tag : "outbox", LOG_PID, LOG_MAIL);
+	log_open(ob.o.tag);
 	configure(&ob);
 	prepare_run(&ob);
 	if ((code = other_mode(&ob)) == -1)

@@ -214,8 +214,11 @@ read_reply(struct session *s, int ehlo)
 	if (code == -1) {
 		s->io.failed = 1;	/* out of step: write nothing more */
 		s->connected = 0;
-	} else if (code == 421)
-		closing(s);
+	} else {
+		limits_reply(s);	/* throttling: the account's state */
+		if (code == 421)
+			closing(s);
+	}
 	return code;
 }
 
@@ -452,6 +455,7 @@ ehlo_line(struct session *s, const char *l)
 	size_t		 i, n;
 	const char	*e;
 
+	limits_ehlo(s, l);
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		n = strlen(ext[i].kw);
 		if (strncasecmp(l, ext[i].kw, n) != 0 ||
@@ -475,6 +479,7 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
+	limits_ehlo(s, NULL);
 	s->stage = STAGE_EHLO;
 	if (smtp_command(s, 0, "EHLO %s", s->acct->helo) == -1 ||
 	    (code = read_reply(s, 1)) == -1)
@@ -1067,6 +1072,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 
 	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
 		return st;
+	limits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;
@@ -1077,7 +1083,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	for (i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].done)
+		if (env->rcpt[i].done || env->rcpt[i].again)
 			continue;
 		if (rcpt_command(s, env, &env->rcpt[i]) == -1)
 			return ST_TEMP;
@@ -1106,7 +1112,10 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	return data(s, m, env, &tx);
 }
 
-/* Whether a transaction that delivered left 452'd recipients to send now. */
+/*
+ * Whether a transaction that settled someone left recipients for the next
+ * one now: 452'd, or past max_rcpt or LIMITS.
+ */
 static int
 again(const struct envelope *env)
 {
@@ -1114,7 +1123,7 @@ again(const struct envelope *env)
 	int	progress = 0, more = 0;
 
 	for (i = 0; i < env->nrcpt; i++) {
-		progress |= env->rcpt[i].accepted && env->rcpt[i].st == ST_OK;
+		progress |= env->rcpt[i].sent && env->rcpt[i].done;
 		more |= env->rcpt[i].again && !env->rcpt[i].done;
 	}
 	return progress && more;
@@ -1122,7 +1131,8 @@ again(const struct envelope *env)
 
 /*
  * Sends one message to every recipient not yet done, in as many
- * transactions of this session as "452 too many recipients" asks for.
+ * transactions of this session as "452 too many recipients", max_rcpt and
+ * RFC 9422 LIMITS ask for (MAILMAX ends the session's share).
  * A recipient is ST_OK only after the 2xx to the end of data, ST_PERM when
  * refused for good, else ST_TEMP. The return value is the message's own
  * outcome (ST_PERM from MAIL, DATA, the end of data or a local check),
@@ -1137,8 +1147,10 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	for (n = 0;; n++) {
 		s->fail.class = FC_NONE;
 		st = transaction(s, m, env);
+		s->ntx++;
 		if (st != ST_OK || !s->connected || n >= env->nrcpt ||
-		    !again(env))
+		    !again(env) || (s->mailmax > 0 &&
+		    s->ntx >= (unsigned long long)s->mailmax))
 			return st;
 	}
 }
@@ -1158,6 +1170,7 @@ hangup(struct session *s)
 	s->connected = 0;
 	s->dirty = 0;
 	io_close(&s->io);
+	limits_release(s);	/* the connection slot (limits.c) */
 }
 
 /* Ends the session, and frees what it kept for the next connection. */

@@ -200,6 +200,14 @@ def mail_451_but_null(sess, arg):
     return "451 4.3.0 faultsmtp: try again later (bounces welcome)"
 
 
+def mail_null_550(sess, arg):
+    """MAIL 550 for the null sender <> only (a smarthost that refuses
+    bounces for good: Microsoft 365's SendAsDenied, a spent daily quota)."""
+    if addr_of(arg[5:].strip() if arg.upper().startswith("FROM:") else arg) == "":
+        return "550 5.7.60 faultsmtp: null sender refused"
+    return None  # normal processing
+
+
 SCENARIOS = {
     "healthy": {},
     "greeting-421": {"greeting": "421 4.3.2 faultsmtp: service not available"},
@@ -224,6 +232,7 @@ SCENARIOS = {
     "rcpt-451": {"RCPT": "451 4.3.0 faultsmtp: recipient temporarily unavailable"},
     "rcpt-mixed-451": {"RCPT": rcpt_mixed_451},
     "mail-451-but-null": {"MAIL": mail_451_but_null},
+    "mail-null-550": {"MAIL": mail_null_550},
     "slow": {"DOT": "delay"},
     "slow-greeting": {"greeting": "delay"},
     "data-354-then-drop": {"ext": NO_CHUNKING, "DATA": "354-then-drop"},

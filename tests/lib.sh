@@ -62,7 +62,7 @@ expect_grep() {
 # has no line matching PATTERN (a missing file fails: grep exits 2).
 expect_nogrep() {
 	local rc
-	grep -Eq -- "$2" "$3"; rc=$?
+	grep -Eq -- "$2" "$3" 2>/dev/null; rc=$?
 	case $rc in
 	0) fail "$1" "unexpected /$2/ in $3: $(grep -E -- "$2" "$3" | head -3)" ;;
 	1) pass "$1" ;;
@@ -144,14 +144,15 @@ mail_body() {
 	tail -n +"$k" "$f"
 }
 
-# fault_start NAME ARGS...: starts tests/faultsmtp.py in the background in
-# $FS (ARGS pass through: --once, --scenario, --max-time, ...); sets
-# PORT, LOG and SRV_PID, or says why it did not start.
+# fault_start NAME ARGS...: starts tests/faultsmtp.py (or the server
+# $FAULT_SERVER names, such as provsmtp.py) in the background in $FS (ARGS
+# pass through: --once, --scenario, --max-time, ...); sets PORT, LOG and
+# SRV_PID, or says why it did not start.
 fault_start() {
 	local name=$1 i; shift
 	LOG=$FS/$name.log
 	rm -f "$FS/$name.port"
-	python3 "$(dirname "${BASH_SOURCE[0]}")/faultsmtp.py" \
+	python3 "$(dirname "${BASH_SOURCE[0]}")/${FAULT_SERVER:-faultsmtp.py}" \
 		--port-file "$FS/$name.port" --log "$LOG" "$@" \
 		2>"$FS/$name.srv.err" &
 	SRV_PID=$!
@@ -160,7 +161,7 @@ fault_start() {
 		sleep 0.05
 	done
 	PORT=$(cat "$FS/$name.port" 2>/dev/null)
-	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
+	[ -n "$PORT" ] || echo "${FAULT_SERVER:-faultsmtp.py} did not start: $(cat "$FS/$name.srv.err")"
 }
 
 # fault_stop: gives a --once server up to 3 s to finish its session (it
