@@ -23,7 +23,7 @@ msg() {
 		"body of $1: only dead.letter can give this back" >"$FS/$1.msg"
 }
 entries() { ls "$QD" 2>/dev/null | grep -c '\.env$'; }
-litter() { ls -A "$QD" 2>/dev/null | grep -v '^tls-' | tr '\n' ' '; }
+litter() { ls -A "$QD" 2>/dev/null | grep -Ev '^(tls-|\.slots$|\.state$)' | tr '\n' ' '; }
 
 # 1. Refused at RCPT, and its bounce refused at MAIL FROM:<>.
 msg b1
