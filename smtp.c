@@ -1315,7 +1315,8 @@ smtp_auth(struct session *s)
 		    "supported" : "not the configured mechanism");
 	for (again = 0;; again++) {
 		/* Under the session's deadline; its class is where it failed. */
-		if ((class = secret_get(s->acct, s->state_dir, again,
+		if ((class = secret_get(s->acct, s->token_dir != NULL ?
+		    s->token_dir : s->state_dir, again,
 		    s->verbose, s->io.session_end, &secret, err,
 		    sizeof(err))) != FC_NONE)
 			return smtp_failx(s, STAGE_AUTH, class, "%s", err);
