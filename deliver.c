@@ -398,7 +398,7 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 	time_t		 now = time(NULL);
 	char		 qerr[512];
 	size_t		 i;
-	int		 temp = 0, perm = 0;
+	int		 temp = 0, perm = 0, expired = 0;
 
 	log_outcome(s, q);
 	for (i = 0; i < q->env.nrcpt; i++) {
@@ -408,11 +408,14 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		    a->queue_lifetime) {
 			rc->st = ST_PERM;	/* waited long enough */
 			rc->reply.code = 0;
+			expired = 1;
 		}
 		rc->done = rc->st != ST_TEMP;
 		temp += rc->st == ST_TEMP;
 		perm += rc->st == ST_PERM;
 	}
+	if (expired)
+		log_expired(a, q, temp == 0);
 	if (perm > 0) {
 		char why[sizeof(s->fail.text) + 64];
 

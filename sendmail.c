@@ -715,7 +715,8 @@ oauth2_mode(struct outbox *ob)
 		return EX_OK;
 	warnx("%s", f.text);
 	f.stage = rv == OAUTH2_TEMP ? STAGE_AUTH : STAGE_LOCAL;
-	f.class = rv == OAUTH2_TEMP ? FC_TEMP : FC_CONFIG;
+	f.class = rv == OAUTH2_TEMP ? FC_TEMP : rv == OAUTH2_NOPERM ?
+	    FC_NOPERM : FC_CONFIG;
 	return exit_code(&f);
 }
 
@@ -894,8 +895,10 @@ send_mode(struct outbox *ob)
 	if (ob->o.mode == M_CHECK) {
 		if (getuid() == 0 && ob->o.config == NULL)
 			check_secrets(&ob->cfg);
+		/* The queue's token state, if the queue is there. */
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
-		    ob->o.rcpt.v[0] : NULL, &f);
+		    ob->o.rcpt.v[0] : NULL, queue_dir(&ob->cfg, ob->a,
+		    ob->home, ob->qbuf, sizeof(ob->qbuf)), &f);
 		return exit_code(&f);
 	}
 	if (ob->o.rcpt.n == 0 && !ob->o.from_headers)
