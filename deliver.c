@@ -370,12 +370,20 @@ report_failed(struct run *r, const struct account *a, struct qentry *q,
 		close(m.fd);
 }
 
-/* Whether the server refused the sender itself for good (MAIL 5xx): a
- * report from <> to it would only be refused in turn. */
+/*
+ * Whether the server refused the sender itself for good (MAIL 5xx), or
+ * the whole message by policy (5.7.x at its end, as Microsoft 365's
+ * 5.7.60 SendAsDenied): no report then. A report from <> would carry the
+ * message's header, text a user chose, past a smarthost that pins the
+ * sender but takes the null sender (issue 18); the message goes whole to
+ * dead.letter instead.
+ */
 static int
 sender_refused(const struct session *s)
 {
-	return s->fail.class == FC_PERM && s->fail.stage == STAGE_MAIL;
+	return s->fail.class == FC_PERM && (s->fail.stage == STAGE_MAIL ||
+	    ((s->fail.stage == STAGE_DATA || s->fail.stage == STAGE_EOD) &&
+	    strncmp(s->fail.enhanced, "5.7.", 4) == 0));
 }
 
 /*
@@ -390,7 +398,7 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 	time_t		 now = time(NULL);
 	char		 qerr[512];
 	size_t		 i;
-	int		 temp = 0, perm = 0;
+	int		 temp = 0, perm = 0, expired = 0;
 
 	log_outcome(s, q);
 	for (i = 0; i < q->env.nrcpt; i++) {
@@ -400,11 +408,14 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		    a->queue_lifetime) {
 			rc->st = ST_PERM;	/* waited long enough */
 			rc->reply.code = 0;
+			expired = 1;
 		}
 		rc->done = rc->st != ST_TEMP;
 		temp += rc->st == ST_TEMP;
 		perm += rc->st == ST_PERM;
 	}
+	if (expired)
+		log_expired(a, q, temp == 0);
 	if (perm > 0) {
 		char why[sizeof(s->fail.text) + 64];
 

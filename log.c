@@ -8,6 +8,7 @@
  *   outbox/smtp[PID]: ID: to=<b@example.net>, relay=host[addr]:port,
  *       delay=0.12, delays=0.01/0/0.05/0.06, dsn=2.0.0, status=sent (250 ...)
  *   outbox/qmgr[PID]: ID: removed
+ *   outbox/qmgr[PID]: ID: from=<a@example.org>, status=expired, returned to sender
  *
  * One line per recipient; relay=none when no server answered. ID is the
  * queue entry's, NOQUEUE without one. To syslog (facility mail), or
@@ -240,4 +241,17 @@ log_outcome(struct session *s, const struct qentry *q)
 	}
 	if (!waiting)
 		log_line(s->acct, "qmgr", "%s: removed", qid(q));
+}
+
+/*
+ * Recipients waited past queue_lifetime: returned to the sender (the
+ * report is bounce's), as Postfix's qmgr says; removed when none is left.
+ */
+void
+log_expired(const struct account *a, const struct qentry *q, int removed)
+{
+	log_line(a, "qmgr", "%s: from=<%s>, status=expired, returned to "
+	    "sender", qid(q), q->env.sender);
+	if (removed)
+		log_line(a, "qmgr", "%s: removed", qid(q));
 }

@@ -417,6 +417,7 @@ void	 log_line(const struct account *, const char *, const char *, ...)
 	    PRINTF(3, 4);
 void	 log_pickup(const struct account *, const struct qentry *);
 void	 log_outcome(struct session *, const struct qentry *);
+void	 log_expired(const struct account *, const struct qentry *, int);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
@@ -457,6 +458,7 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
+long long io_now_ms(void);
 void	 io_session(struct io *, long long);
 void	 io_reply(struct io *, int);
 int	 io_wait_ms(struct io *);

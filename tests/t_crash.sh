@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Crash points: outbox is killed (SIGKILL, strace's
 # -e inject=SYSCALL:signal=SIGKILL:when=N) at the N-th sendto, unlinkat,
 # renameat, linkat or fsync of a queue run that delivers one recipient and

@@ -61,6 +61,17 @@ expect_exit 0 logs-queue-run "$OUTBOX" -C "$DOWNCFG" -q
 expect_grep logs-queue-run-sent "outbox/smtp\[[0-9]+\]: $I3: to=<e@example\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:$SRV, .*status=sent " "$L"
 expect_grep logs-queue-run-removed "outbox/qmgr\[[0-9]+\]: $I3: removed\$" "$L"
 
+# 4. Past queue_lifetime (the entry's "created" put 6 days back): expired,
+# returned to the sender, removed.
+L3=$FS/expired.log
+mkcfg old "$DOWN" "log $L3"
+expect_exit 0 logs-old-queued "$OUTBOX" -C "$CFG" -odq -f a@example.test f@example.test <"$MSG"
+I4=$(sed -En "s/.* outbox\/pickup\[[0-9]+\]: ($ID): .*/\1/p" "$L3")
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$QD/${I4:-NOID}.env"
+expect_exit 0 logs-old-run "$OUTBOX" -C "$CFG" -q
+expect_grep logs-expired "outbox/qmgr\[[0-9]+\]: $I4: from=<a@example\.test>, status=expired, returned to sender\$" "$L3"
+expect_grep logs-expired-removed "outbox/qmgr\[[0-9]+\]: $I4: removed\$" "$L3"
+
 # Debian's pflogsumm counts them: 3 received, 4 delivered (b c d e), 1
 # deferred, 1 bounced.
 if command -v pflogsumm >/dev/null; then
