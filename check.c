@@ -509,8 +509,9 @@ envelope_step(struct session *s, enum stage st, const char *verb,
 	int		 code;
 
 	s->stage = st;
-	smtp_command(s, 0, "%s:<%s>", verb, addr);
-	if ((code = smtp_reply(s)) / 100 == 2) {
+	code = smtp_command(s, 0, "%s:<%s>", verb, addr) == -1 ? -1 :
+	    smtp_reply(s);
+	if (code / 100 == 2) {
 		line(label, "ok: <%s> accepted", addr);
 		return;
 	}
@@ -631,10 +632,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 		envelope_step(&s, STAGE_MAIL, "MAIL FROM", sender);
 		if (s.fail.class == FC_NONE)
 			envelope_step(&s, STAGE_RCPT, "RCPT TO", rcpt);
-		if (s.connected) {
-			smtp_command(&s, 0, "RSET");
+		if (s.connected && smtp_command(&s, 0, "RSET") == 0)
 			smtp_reply(&s);
-		}
 	}
 	smtp_close(&s);
 	*f = s.fail;

@@ -671,10 +671,13 @@ smtp_open(struct session *s)
 	/* A server that keeps closing (421) is not asked forever. */
 	if (s->closed) {
 		s->closed = 0;
-		if (++s->reopens > REOPEN_MAX)
+		if (++s->reopens > REOPEN_MAX) {
+			/* The server's doing, not the message's: no charge. */
+			s->uncharged = 1;
 			return smtp_failx(s, STAGE_CONNECT, FC_TEMP, "the "
 			    "server closed %d sessions of this run (421); "
 			    "trying later", REOPEN_MAX + 1);
+		}
 	}
 	if (s->acct->host.n == 0)
 		return smtp_failx(s, STAGE_CONNECT, FC_CONFIG, "no smarthost "

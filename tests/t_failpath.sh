@@ -162,6 +162,20 @@ case_421 421-eod --reply-once 'DOT=421 4.4.2 faultsmtp closing'
 case_421 421-eod-data --ext "$EXT_DATA" \
 	--reply-once 'DOT=421 4.4.2 faultsmtp closing'
 
+# A server that says 421 to every greeting is asked at most 4 times a run:
+# each entry it answered is charged, the one left when the run gives up
+# is not.
+name=421-always
+for m in a b c d e; do msg "$FS/$name-$m" "$name-$m" 3; done
+fault_start "$name" --max-time 60 --io-timeout 15 \
+	--reply 'GREETING=421 4.4.2 faultsmtp closing'
+mkcfg "$name" "$PORT" "sessions 1"
+queue "$name" "$name-a" "$name-b" "$name-c" "$name-d" "$name-e"
+ob "fault-$name-run" 0 -q
+expect_eq "fault-$name-four-sessions" "$(grep -c '^# session [0-9]' "$LOG")" 4
+expect_eq "fault-$name-charged" "$(attempts | awk '{ print $2 }' | sort | tr '\n' ' ')" "0 1 1 1 1 "
+fault_stop
+
 # A 421 that throttles (4.7.x, 4.3.2: limits.c) pauses the account
 # instead: nothing more goes in this run, and nothing is charged.
 name=421-throttle

@@ -373,6 +373,16 @@ msg mu-oauth-after-login | as victim "$OB" -a m365 -odi o4@dest.example >"$M/o4.
 expect_eq mu-oauth2-after-login-exit-0 "${PIPESTATUS[1]}" 0
 expect_eq mu-oauth2-after-login-uses-new-file "$(last_request)" "/token refresh_token ok"
 expect_eq mu-oauth2-after-login-delivered "$(got "$OSRV_LOG" mu-oauth-after-login)" 1
+# A state file that the group could write is not trusted: the run goes
+# back to the system's file (whose token the last rotation revoked).
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-rot2 | as victim "$OB" -a m365 -odi o5@dest.example >"$M/o5.out" 2>&1
+expect_eq mu-oauth2-rotated-again "$(last_request)" "/token refresh_token ok rotated"
+chmod 660 "$STATE"
+rm -f "$CACHE"
+msg mu-oauth-untrusted | as_root "$OB" -a m365 -odi o6@dest.example >"$M/o6.out" 2>&1
+expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refresh_token invalid_grant"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
 wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
 
