@@ -115,9 +115,10 @@ static const struct fix {
 	    "this server takes no AUTH here: use the submission port (587 or "
 	    "465), or set auth off for a relay that needs no login" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_SECRET,
-	    "the secret could not be read: check password_file (mode 0600), "
-	    "or run password_command by hand (it must print the secret and "
-	    "exit 0)" },
+	    "the secret could not be had: the auth line names the file and "
+	    "its fix (outbox.conf(5), SECURITY, gives each file's owner and "
+	    "mode), or run password_command by hand (it must print the "
+	    "secret and exit 0 within session_timeout)" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_NOMECH,
 	    "set auth to a mechanism the server offers (ehlo above), or on" },
 	{ STAGE_AUTH, FC_NONE, 500, 599, C_ANY,
@@ -573,7 +574,7 @@ check_secrets(const struct config *cfg)
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
 			if (files[k] == NULL)
 				continue;
-			secret_shared(a, files[k], why, sizeof(why));
+			secret_shared(files[k], why, sizeof(why));
 			line("secrets", "account %s: %s", a->name, why);
 		}
 	}

@@ -592,7 +592,7 @@ int	 secret_read(const struct account *, const char *, int, char **,
 	    char *, size_t);
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-int	 secret_shared(const struct account *, const char *, char *, size_t);
+int	 secret_shared(const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);

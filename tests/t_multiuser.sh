@@ -373,8 +373,48 @@ msg mu-oauth-after-login | as victim "$OB" -a m365 -odi o4@dest.example >"$M/o4.
 expect_eq mu-oauth2-after-login-exit-0 "${PIPESTATUS[1]}" 0
 expect_eq mu-oauth2-after-login-uses-new-file "$(last_request)" "/token refresh_token ok"
 expect_eq mu-oauth2-after-login-delivered "$(got "$OSRV_LOG" mu-oauth-after-login)" 1
+# A state file that the group could write is not trusted: the run goes
+# back to the system's file (whose token the last rotation revoked).
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-rot2 | as victim "$OB" -a m365 -odi o5@dest.example >"$M/o5.out" 2>&1
+expect_eq mu-oauth2-rotated-again "$(last_request)" "/token refresh_token ok rotated"
+chmod 660 "$STATE"
+rm -f "$CACHE"
+msg mu-oauth-untrusted | as_root "$OB" -a m365 -odi o6@dest.example >"$M/o6.out" 2>&1
+expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refresh_token invalid_grant"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
 wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
+
+# ---- Reports belong to the message's owner (issue 18 item 2): evil's
+# run settles victim's entries; the report it queues is victim's (evil
+# cannot -qD it), and one refused for good leaves victim's message whole
+# in the queue's dead.letter, never in evil's.
+server NB --rcpt-refuse nobody --scenario mail-null-550
+printf '%s\n' "account nb" "host 127.0.0.1" "port $NB_PORT" "tls off" \
+	>>"$R/etc/outbox.conf"
+B=$(ids)
+msg mu-report | as victim "$OB" -a down -odq nobody@dest.example
+IDR=$(new_id "$B")
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$SPOOL/$IDR.env"
+B=$(ids)
+expect_exit 0 mu-report-evil-q as evil "$OB" -q
+BIDR=$(new_id "$B")
+check mu-report-queued test -n "$BIDR" -a -e "$SPOOL/$BIDR.env"
+expect_eq mu-report-owner "$(sed -n 's/^owner //p' "$SPOOL/$BIDR.env" 2>/dev/null)" "$VUID"
+expect_eq mu-report-orig-owner "$(stat -c %u "$SPOOL/$BIDR.orig" 2>&1)" "$VUID"
+expect_exit 77 mu-report-evil-qD as evil "$OB" -qD "$BIDR"
+expect_exit 0 mu-report-victim-qD as victim "$OB" -qD "$BIDR"
+check mu-report-gone test ! -e "$SPOOL/$BIDR.env" -a ! -e "$SPOOL/$BIDR.orig"
+B=$(ids)
+msg mu-report-nb | as victim "$OB" -a nb -odq nobody@dest.example
+expect_exit 0 mu-report-nb-evil-q as evil "$OB" -q
+expect_grep mu-report-nb-tried '^C: MAIL FROM:<>' "$NB_LOG"
+expect_grep mu-report-nb-whole-in-queue-dead-letter '^mu-report-nb body' "$SPOOL/dead.letter"
+check mu-report-nb-not-evils test ! -e "$M/evil/dead.letter"
+expect_eq mu-report-nb-nothing-left "$(comm -13 <(printf '%s\n' "$B") <(ids))" ""
+kill "$NB_PID" 2>/dev/null
+wait "$NB_PID" 2>/dev/null
 
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
 	kill "$p" 2>/dev/null
