@@ -42,7 +42,8 @@ enum cond {
 	C_NOHELLO,	/* the handshake ended before a certificate came */
 	C_NOAUTH,	/* the server offers no AUTH */
 	C_NOMECH,	/* none of the mechanisms offered will do */
-	C_SECRET	/* the secret could not be had (password_*) */
+	C_SECRET,	/* the secret could not be had (password_*) */
+	C_SETUP		/* no connection was made: the TLS setup failed */
 };
 
 /*
@@ -63,7 +64,7 @@ static const struct fix {
 	{ STAGE_CONNECT, FC_NONE, 0, 999, C_ANY,
 	    "nothing answers there: check host and port (587 for STARTTLS, "
 	    "465 for implicit TLS), firewalls, or raise timeout" },
-	{ STAGE_TLS, FC_CONFIG, 0, 999, C_ANY,
+	{ STAGE_TLS, FC_CONFIG, 0, 999, C_SETUP,
 	    "check tls_ca_file, tls_cert_file and tls_key_file: each must "
 	    "name a readable PEM file" },
 	{ STAGE_TLS, FC_NONE, 0, 999, C_PINNED,
@@ -114,9 +115,10 @@ static const struct fix {
 	    "this server takes no AUTH here: use the submission port (587 or "
 	    "465), or set auth off for a relay that needs no login" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_SECRET,
-	    "the secret could not be read: check password_file (mode 0600), "
-	    "or run password_command by hand (it must print the secret and "
-	    "exit 0)" },
+	    "the secret could not be had: the auth line names the file and "
+	    "its fix (outbox.conf(5), SECURITY, gives each file's owner and "
+	    "mode), or run password_command by hand (it must print the "
+	    "secret and exit 0 within session_timeout)" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_NOMECH,
 	    "set auth to a mechanism the server offers (ehlo above), or on" },
 	{ STAGE_AUTH, FC_NONE, 500, 599, C_ANY,
@@ -154,7 +156,8 @@ static void	show_ehlo(const struct session *);
 static int	step(const struct session *, const struct probe *, enum stage,
 		    enum stage, long);
 static int	steps(const struct session *, const struct probe *, long);
-static int	token_step(const struct account *, struct failure *);
+static int	token_step(const struct account *, const char *,
+		    struct failure *);
 static void	envelope_step(struct session *, enum stage, const char *,
 		    const char *);
 
@@ -208,6 +211,8 @@ holds(enum cond c, const struct session *s, const struct probe *p)
 		return !(s->ext & EXT_AUTH);
 	case C_NOMECH:
 		return auth_choose(s->mechs, s->acct->auth) == NULL;
+	case C_SETUP:
+		return s->addr[0] == '\0';
 	case C_SECRET:		/* the mechanism is chosen once it is had */
 		return auth_choose(s->mechs, s->acct->auth) != NULL &&
 		    s->mech == NULL;
@@ -428,7 +433,7 @@ step(const struct session *s, const struct probe *p, enum stage st,
 
 	if (st == failed) {
 		line(stage_name(st), "FAILED: %s", s->fail.text);
-		if (st == STAGE_TLS && s->fail.class != FC_CONFIG)
+		if (st == STAGE_TLS && !holds(C_SETUP, s, p))
 			show_cert(a, p, 0);
 		return 1;
 	}
@@ -477,8 +482,8 @@ steps(const struct session *s, const struct probe *p, long ms)
 	enum stage	 failed = s->fail.class == FC_NONE ? STAGE_NONE :
 			    s->fail.stage;
 
-	/* Before a connection: the TLS setup, or no host at all. */
-	if (failed == STAGE_TLS && s->fail.class == FC_CONFIG)
+	/* Before a connection (none was made): the TLS setup. */
+	if (failed == STAGE_TLS && holds(C_SETUP, s, p))
 		return step(s, p, failed, failed, ms);
 	for (; *v != STAGE_NONE; v++) {
 		/* The EHLO before STARTTLS: its failure is the EHLO's. */
@@ -505,8 +510,9 @@ envelope_step(struct session *s, enum stage st, const char *verb,
 	int		 code;
 
 	s->stage = st;
-	smtp_command(s, 0, "%s:<%s>", verb, addr);
-	if ((code = smtp_reply(s)) / 100 == 2) {
+	code = smtp_command(s, 0, "%s:<%s>", verb, addr) == -1 ? -1 :
+	    smtp_reply(s);
+	if (code / 100 == 2) {
 		line(label, "ok: <%s> accepted", addr);
 		return;
 	}
@@ -526,12 +532,12 @@ envelope_step(struct session *s, enum stage st, const char *verb,
  * (configuration, with the fix in the text) or not reachable (temporary).
  */
 static int
-token_step(const struct account *a, struct failure *f)
+token_step(const struct account *a, const char *qdir, struct failure *f)
 {
 	int	rv;
 
 	fflush(stdout);
-	if ((rv = oauth2_describe(a, NULL, stdout)) == OAUTH2_OK)
+	if ((rv = oauth2_describe(a, qdir, stdout)) == OAUTH2_OK)
 		return 0;
 	memset(f, 0, sizeof(*f));
 	f->stage = STAGE_AUTH;
@@ -568,7 +574,7 @@ check_secrets(const struct config *cfg)
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
 			if (files[k] == NULL)
 				continue;
-			secret_shared(a, files[k], why, sizeof(why));
+			secret_shared(files[k], why, sizeof(why));
 			line("secrets", "account %s: %s", a->name, why);
 		}
 	}
@@ -577,12 +583,13 @@ check_secrets(const struct config *cfg)
 /*
  * Checks one account: the session, MAIL with sender and a test RCPT to
  * rcpt (NULL: the sender itself, or postmaster for the null sender), then
- * RSET. f is FC_NONE only when a message from this account
- * to rcpt would go through; else it is the first failure.
+ * RSET. OAuth2 tokens come from qdir's token state (NULL: none), as a
+ * send's would. f is FC_NONE only when a message from this account to
+ * rcpt would go through; else it is the first failure.
  */
 void
 check_account(const struct account *a, const char *sender, const char *rcpt,
-    struct failure *f)
+    const char *qdir, struct failure *f)
 {
 	struct session	 s;
 	struct probe	 p;
@@ -595,6 +602,7 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	memset(&p, 0, sizeof(p));
 	s.io.fd = -1;
 	s.acct = a;
+	s.token_dir = qdir;	/* not state_dir: no TLS resumption here */
 	if (rcpt == NULL && sender[0] == '\0') {
 		snprintf(pm, sizeof(pm), "postmaster@%s", a->maildomain);
 		rcpt = pm;
@@ -613,7 +621,7 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	    a->host.v[0] : "(none)", a->port, a->tls == TLS_IMPLICIT ?
 	    "implicit" : a->tls == TLS_STARTTLS ? "starttls" : "off", a->auth);
 	resolve(a, &p);
-	if (a->oauth2_grant != NULL && token_step(a, f) == -1)
+	if (a->oauth2_grant != NULL && token_step(a, qdir, f) == -1)
 		return;
 	probe_attach(&s, &p);
 	gettimeofday(&t0, NULL);
@@ -625,10 +633,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 		envelope_step(&s, STAGE_MAIL, "MAIL FROM", sender);
 		if (s.fail.class == FC_NONE)
 			envelope_step(&s, STAGE_RCPT, "RCPT TO", rcpt);
-		if (s.connected) {
-			smtp_command(&s, 0, "RSET");
+		if (s.connected && smtp_command(&s, 0, "RSET") == 0)
 			smtp_reply(&s);
-		}
 	}
 	smtp_close(&s);
 	*f = s.fail;

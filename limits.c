@@ -502,11 +502,15 @@ limits_open(struct run *r, struct session *s, const struct account *a)
 	return rv;
 }
 
-/* Whether a reply means too many connections, too fast, or throttling. */
+/*
+ * Whether a reply means too many connections, too fast, or throttling. A
+ * 421 alone only closes the session (a restart, a timeout): the run goes
+ * on in a new one; with 4.3.2 or 4.7.x it throttles.
+ */
 static int
 throttling(int code, const char *enhanced)
 {
-	if (code == 421 || code == 432 || code == 454)
+	if (code == 432 || code == 454)
 		return 1;
 	return code / 100 == 4 && (strcmp(enhanced, "4.3.2") == 0 ||
 	    strncmp(enhanced, "4.7.", 4) == 0);
@@ -515,15 +519,16 @@ throttling(int code, const char *enhanced)
 /*
  * Keeps a reply that throttles the account (smtp.c's read_reply), so that
  * a failure after it (a 421 closes the connection) cannot hide it: at
- * RCPT only 421, 432 and 454, else a 4.7.x may be about the recipient.
+ * RCPT only a throttling 421, 432 and 454, else a 4.7.x may be about the
+ * recipient.
  */
 void
 limits_reply(struct session *s)
 {
 	int	code = s->reply.code;
 
-	if (code == 421 || code == 432 || code == 454 ||
-	    (s->stage != STAGE_RCPT && throttling(code, s->reply.enhanced)))
+	if (code == 432 || code == 454 || ((code == 421 ||
+	    s->stage != STAGE_RCPT) && throttling(code, s->reply.enhanced)))
 		s->throttle = s->reply;
 }
 
@@ -561,7 +566,7 @@ limits_after(struct run *r, struct session *s, const struct account *a)
 		st.cap = 1;
 		st.cap_until = now + CAP_LOWERED;
 		s->uncharged = 1;
-		syslog(LOG_NOTICE, "account %s paused for %llds, 1 "
+		log_line(a, "smtp", "account %s paused for %llds, 1 "
 		    "connection for %ds: %s", a->name, a->throttle_time,
 		    CAP_LOWERED, st.pause_why);
 	} else if (auth_print(a, st.auth_print) == 0) {
@@ -569,7 +574,7 @@ limits_after(struct run *r, struct session *s, const struct account *a)
 		strlcpy(st.auth_why, s->fail.text, sizeof(st.auth_why));
 		clean(st.auth_why);
 		s->uncharged = 1;
-		syslog(LOG_NOTICE, "account %s: login refused; no new "
+		log_line(a, "smtp", "account %s: login refused; no new "
 		    "login until its credentials change: %s", a->name,
 		    st.auth_why);
 	}

@@ -123,6 +123,17 @@ run twohost 0
 passed twohost connect
 expect_grep check-twohost-verdict '^verdict +ok' "$OUT"
 
+# A client certificate that is no PEM: the TLS setup fails before any
+# connection, and the fix is the files' (a certificate that fails to
+# verify is the server's, above: its fix names the CA or the host).
+printf 'not a certificate\n' >"$FS/bad-cert.pem"
+chmod 600 "$FS/bad-cert.pem"
+mkcfg bad-cert "$(free_port)" "tls starttls" "tls_cert_file $FS/bad-cert.pem" "tls_key_file $FS/bad-cert.pem"
+run bad-cert 75
+failed bad-cert tls
+expect_nogrep check-bad-cert-no-connect '^connect ' "$OUT"
+fix bad-cert 'each must name a readable PEM file'
+
 # A password_command that hangs: killed with what it started when the
 # session's deadline comes, the auth step says so, and the fix is the
 # secret's.
@@ -132,7 +143,7 @@ mkcfg pwcmd-hang "$PORT" "tls starttls" "tls_ca_file $CA" "user alice" \
 run pwcmd-hang 75
 failed pwcmd-hang auth 'password_command did not finish within the session.s 3 s \(session_timeout\); killed it'
 passed pwcmd-hang connect greeting starttls tls ehlo
-fix pwcmd-hang 'the secret could not be read'
+fix pwcmd-hang 'the secret could not be had.*run password_command by hand'
 pid=$(cat "$FS/pwcmd.pid" 2>/dev/null)
 state=$(awk '{print $3}' "/proc/${pid:-0}/stat" 2>/dev/null)
 check check-pwcmd-hang-killed test -n "$pid" -a \( -z "$state" -o "$state" = Z \)
