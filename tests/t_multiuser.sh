@@ -295,6 +295,10 @@ expect_eq mu-secret-unreadable-one-line "$(grep -c 'outbox.secret' "$M/sec.err")
 expect_nogrep mu-secret-unreadable-not-masked "has an error; run outbox --check" "$M/sec.err"
 expect_exit 0 mu-secret-root-check as_root "$OB" -a sec --check
 expect_grep mu-secret-root-check-says "^secrets +account sec: $SECRET is root:root 0600, which other users' runs cannot read: make it root:outbox 0640" "$OUT"
+# The same binary without its setgid bit: only root's runs can use it.
+cp "$OB" "$M/outbox-plain"
+expect_exit 0 mu-secret-root-check-plain as_root "$M/outbox-plain" -a sec --check
+expect_grep mu-secret-root-check-plain-says "^secrets +account sec: $SECRET is root:root 0600: only root's runs can use it \(outbox is not installed setgid" "$OUT"
 chown root:outbox "$SECRET"
 chmod 640 "$SECRET"
 expect_exit 0 mu-secret-root-check-shared as_root "$OB" -a sec --check
