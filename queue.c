@@ -808,13 +808,15 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		rv = 1;
 	else if ((rv = read_env(dfd, q, "env", err, errlen)) == -1 &&
-	    errno == EBADMSG && !exists(dfd, id, "env") &&
-	    exists(dfd, id, "bad")) {
+	    errno == ENOENT && exists(dfd, id, "bad")) {
 		/* Set aside: shown, never sent. */
-		if (read_env(dfd, q, "bad", err, errlen) == 0) {
+		char why[512];
+
+		if (read_env(dfd, q, "bad", why, sizeof(why)) == 0) {
 			env_clear(q);
-			snprintf(err, errlen, "%s.bad: set aside", id);
+			strlcpy(why, "readable, but never sent", sizeof(why));
 		}
+		snprintf(err, errlen, "%s.bad: set aside: %s", id, why);
 		errno = ENOTRECOVERABLE;
 	}
 	if (rv != 0 && q->msg.fd != -1) {
