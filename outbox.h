@@ -315,6 +315,8 @@ struct run {
 	int		 manual;	/* -q without --due: try despite a pause */
 	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
 					   ends, 0: none (submit_timeout) */
+	int		 gate_up, gate_down;	/* a submit_timeout child's
+					   pipes to its caller, + 1; 0: none */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -544,9 +546,15 @@ long long limits_cap(const struct run *, const struct account *);
 void	 limits_show(const struct run *, FILE *);
 void	 limits_ehlo(struct session *, const char *);
 size_t	 limits_rcpt_split(const struct session *, struct envelope *);
-int	 limits_handoff(struct run *, struct session *,
-	    const struct account *);
 long long limits_now_ms(void);
+
+/* caller.c */
+int	 caller_handoff(struct run *, struct session *,
+	    const struct account *);
+int	 caller_budget(struct run *, const struct account *, struct qentry *,
+	    struct failure *);
+void	 caller_gate(struct run *);
+void	 caller_done(struct run *, const struct failure *);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
