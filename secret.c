@@ -368,9 +368,10 @@ secret_shared(const char *path, char *why, size_t size)
 	}
 	owner_text(&st, own, sizeof(own));
 	if (g == (gid_t)-1) {
-		snprintf(why, size, "%s is %s: only root's runs can read it "
-		    "(outbox is not installed setgid: other users' mail waits "
-		    "in the queue for root's run)", path, own);
+		snprintf(why, size, "%s is %s: only root's runs can use it "
+		    "(outbox is not installed setgid: other users' mail "
+		    "through this account waits in their queues, unsent)",
+		    path, own);
 		return 0;
 	}
 	if ((gr = getgrgid(g)) != NULL)
