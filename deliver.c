@@ -370,12 +370,20 @@ report_failed(struct run *r, const struct account *a, struct qentry *q,
 		close(m.fd);
 }
 
-/* Whether the server refused the sender itself for good (MAIL 5xx): a
- * report from <> to it would only be refused in turn. */
+/*
+ * Whether the server refused the sender itself for good (MAIL 5xx), or
+ * the whole message by policy (5.7.x at its end, as Microsoft 365's
+ * 5.7.60 SendAsDenied): no report then. A report from <> would carry the
+ * message's header, text a user chose, past a smarthost that pins the
+ * sender but takes the null sender (issue 18); the message goes whole to
+ * dead.letter instead.
+ */
 static int
 sender_refused(const struct session *s)
 {
-	return s->fail.class == FC_PERM && s->fail.stage == STAGE_MAIL;
+	return s->fail.class == FC_PERM && (s->fail.stage == STAGE_MAIL ||
+	    ((s->fail.stage == STAGE_DATA || s->fail.stage == STAGE_EOD) &&
+	    strncmp(s->fail.enhanced, "5.7.", 4) == 0));
 }
 
 /*
@@ -670,13 +678,18 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	s.io.fd = -1;
 	r->foreground = 1;
 	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
+	/* The caller waits submit_timeout at most (limits.c). */
+	if (queued && caller_budget(r, a, q, f) == 1)
+		return;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
 	outcome(&s, &q->env, st, f);
+	caller_gate(r);
 	submit_settle(r, &s, a, q, queued, f);
 	/* Due entries go over the live session, in a detached process. */
 	if (st == ST_OK && s.connected && !stopping())
-		limits_handoff(r, &s, a);
+		caller_handoff(r, &s, a);
 	smtp_close(&s);
+	caller_done(r, f);
 }

@@ -315,6 +315,8 @@ struct run {
 	int		 manual;	/* -q without --due: try despite a pause */
 	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
 					   ends, 0: none (submit_timeout) */
+	int		 gate_up, gate_down;	/* a submit_timeout child's
+					   pipes to its caller, + 1; 0: none */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -458,6 +460,7 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
+long long io_now_ms(void);
 void	 io_session(struct io *, long long);
 void	 io_reply(struct io *, int);
 int	 io_wait_ms(struct io *);
@@ -543,9 +546,15 @@ long long limits_cap(const struct run *, const struct account *);
 void	 limits_show(const struct run *, FILE *);
 void	 limits_ehlo(struct session *, const char *);
 size_t	 limits_rcpt_split(const struct session *, struct envelope *);
-int	 limits_handoff(struct run *, struct session *,
-	    const struct account *);
 long long limits_now_ms(void);
+
+/* caller.c */
+int	 caller_handoff(struct run *, struct session *,
+	    const struct account *);
+int	 caller_budget(struct run *, const struct account *, struct qentry *,
+	    struct failure *);
+void	 caller_gate(struct run *);
+void	 caller_done(struct run *, const struct failure *);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -560,7 +569,7 @@ void	 json_damaged(FILE *, const char *, const char *);
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
-void	 check_secrets(const struct config *);
+void	 check_secrets(const struct config *, const char *);
 void	 check_account(const struct account *, const char *, const char *,
 	    const char *, struct failure *);
 
@@ -591,7 +600,7 @@ int	 secret_read(const struct account *, const char *, int, char **,
 	    char *, size_t);
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-int	 secret_shared(const struct account *, const char *, char *, size_t);
+int	 secret_shared(const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
@@ -600,6 +609,8 @@ int	 oauth2_token(const struct account *, const char *, int, int,
 	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
+int	 oauth2_state_describe(const struct account *, const char *, char *,
+	    size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);
 
 /* auth.c */

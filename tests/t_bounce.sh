@@ -121,3 +121,36 @@ expect_eq b5-not-tried-again "$(grep -c '^C: MAIL FROM:<>' "$LOG")" "$n"
 bid=$(ls "$QD" | sed -n 's/\.env$//p')
 expect_grep b5-still-whole 'body of b5: only dead.letter' "$QD/$bid.orig"
 expect_grep b5-logged 'held in the queue' "$FS/b5.log"
+
+# 6. Refused by policy at the end of data (5.7.60, Microsoft 365's
+# SendAsDenied for a sender the account may not use): no report from <>
+# carries the user's header past the smarthost; dead.letter has it whole.
+msg b6
+mkcfg b6 "$(free_port)" "log $FS/b6.log"
+ob b6-queued 0 -i -f victim@example.test c@example.test <"$FS/b6.msg"
+fault_start b6 --max-time 60 --eod-fault "b6=550 5.7.60 faultsmtp: not allowed to send as victim"
+mkcfg b6 "$PORT" "log $FS/b6.log"
+ob b6-run 0 -q
+fault_stop
+expect_grep b6-refused '^E: refused .*mid=b6@example.test' "$LOG"
+expect_nogrep b6-no-report '^C: MAIL FROM:<>' "$LOG"
+expect_grep b6-body-in-dead-letter 'body of b6: only dead.letter' "$DEAD"
+expect_eq b6-queue-empty "$(litter)" ""
+
+# 7. mailq --json says "active" while a process holds an entry's claim
+# (flock on ID.msg), and reading that takes no lock of its own.
+msg b7
+mkcfg b7 "$(free_port)" "log $FS/b7.log"
+ob b7-queued 0 -odq -f a@example.test c@example.test <"$FS/b7.msg"
+id=$(ls "$QD" | sed -n 's/\.env$//p')
+flock "$QD/$id.msg" sleep 2 &
+hold=$!
+for _ in $(seq 40); do
+	"$OUTBOX" -C "$CFG" -bp --json >"$FS/b7.json" 2>&1
+	grep -q '"queue_name": "active"' "$FS/b7.json" && break
+	sleep 0.05
+done
+expect_grep b7-json-active "\"queue_name\": \"active\", \"queue_id\": \"$id\"" "$FS/b7.json"
+wait "$hold" 2>/dev/null
+expect_exit 0 b7-json-after "$OUTBOX" -C "$CFG" -bp --json
+expect_grep b7-json-deferred "\"queue_name\": \"deferred\", \"queue_id\": \"$id\"" "$OUT"

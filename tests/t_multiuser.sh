@@ -295,6 +295,10 @@ expect_eq mu-secret-unreadable-one-line "$(grep -c 'outbox.secret' "$M/sec.err")
 expect_nogrep mu-secret-unreadable-not-masked "has an error; run outbox --check" "$M/sec.err"
 expect_exit 0 mu-secret-root-check as_root "$OB" -a sec --check
 expect_grep mu-secret-root-check-says "^secrets +account sec: $SECRET is root:root 0600, which other users' runs cannot read: make it root:outbox 0640" "$OUT"
+# The same binary without its setgid bit: only root's runs can use it.
+cp "$OB" "$M/outbox-plain"
+expect_exit 0 mu-secret-root-check-plain as_root "$M/outbox-plain" -a sec --check
+expect_grep mu-secret-root-check-plain-says "^secrets +account sec: $SECRET is root:root 0600: only root's runs can use it \(outbox is not installed setgid" "$OUT"
 chown root:outbox "$SECRET"
 chmod 640 "$SECRET"
 expect_exit 0 mu-secret-root-check-shared as_root "$OB" -a sec --check
@@ -363,6 +367,7 @@ expect_eq mu-oauth2-evil-delivered "$(got "$OSRV_LOG" mu-oauth-evil)" 1
 check mu-oauth2-cache-group-mode test "$(stat -c '%G %a' "$CACHE" 2>&1)" = "outbox 640"
 expect_exit 0 mu-oauth2-root-check as_root "$OB" -a m365 --check
 expect_grep mu-oauth2-root-check-secrets "^secrets +account m365: $SYSTOK is root:outbox 0640: other users' runs can read it" "$OUT"
+expect_grep mu-oauth2-root-check-state "^secrets +account m365: rotated refresh tokens are kept in $SPOOL, which only root and the group can change" "$OUT"
 
 # Root signs in again: the file is new, the old rotation no longer counts.
 expect_exit 0 mu-oauth2-root-login as_root "$OB" --oauth2-login -a m365
@@ -373,8 +378,63 @@ msg mu-oauth-after-login | as victim "$OB" -a m365 -odi o4@dest.example >"$M/o4.
 expect_eq mu-oauth2-after-login-exit-0 "${PIPESTATUS[1]}" 0
 expect_eq mu-oauth2-after-login-uses-new-file "$(last_request)" "/token refresh_token ok"
 expect_eq mu-oauth2-after-login-delivered "$(got "$OSRV_LOG" mu-oauth-after-login)" 1
+# A state file that the group could write is not trusted: the run goes
+# back to the system's file (whose token the last rotation revoked).
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-rot2 | as victim "$OB" -a m365 -odi o5@dest.example >"$M/o5.out" 2>&1
+expect_eq mu-oauth2-rotated-again "$(last_request)" "/token refresh_token ok rotated"
+chmod 660 "$STATE"
+rm -f "$CACHE"
+msg mu-oauth-untrusted | as_root "$OB" -a m365 -odi o6@dest.example >"$M/o6.out" 2>&1
+expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refresh_token invalid_grant"
+# A queue directory that is not root's is no token state: a user's run
+# cannot keep a rotation there nor over the system's file, and says so.
+expect_exit 0 mu-oauth2-root-login-2 as_root "$OB" --oauth2-login -a m365
+chown evil "$SPOOL"
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-lost | as victim "$OB" -a m365 -odi o7@dest.example >"$M/o7.out" 2>"$M/o7.err"
+expect_eq mu-oauth2-untrusted-dir-sent "$(got "$OSRV_LOG" mu-oauth-lost)" 1
+expect_grep mu-oauth2-untrusted-dir-rotation-lost-said "account m365: the rotated refresh token was not saved .*only root writes .*run outbox --oauth2-login -a m365 as root" "$M/o7.err"
+expect_eq mu-oauth2-untrusted-dir-system-file-kept "$(stat -c '%U:%G %a' "$SYSTOK")" "root:outbox 640"
+# (75: the rotation that could not be kept revoked the file's token.)
+expect_exit 75 mu-oauth2-untrusted-dir-check as_root "$OB" -a m365 --check
+expect_grep mu-oauth2-untrusted-dir-check-says "^secrets +account m365: rotated refresh tokens cannot be kept: $SPOOL is uid $EUID_, gid $OGID, mode 2770: make it root:outbox 2770" "$OUT"
+chown root:outbox "$SPOOL"
+chmod 2770 "$SPOOL"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
 wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
+
+# ---- Reports belong to the message's owner (issue 18 item 2): evil's
+# run settles victim's entries; the report it queues is victim's (evil
+# cannot -qD it), and one refused for good leaves victim's message whole
+# in the queue's dead.letter, never in evil's.
+server NB --rcpt-refuse nobody --scenario mail-null-550
+printf '%s\n' "account nb" "host 127.0.0.1" "port $NB_PORT" "tls off" \
+	>>"$R/etc/outbox.conf"
+B=$(ids)
+msg mu-report | as victim "$OB" -a down -odq nobody@dest.example
+IDR=$(new_id "$B")
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$SPOOL/$IDR.env"
+B=$(ids)
+expect_exit 0 mu-report-evil-q as evil "$OB" -q
+BIDR=$(new_id "$B")
+check mu-report-queued test -n "$BIDR" -a -e "$SPOOL/$BIDR.env"
+expect_eq mu-report-owner "$(sed -n 's/^owner //p' "$SPOOL/$BIDR.env" 2>/dev/null)" "$VUID"
+expect_eq mu-report-orig-owner "$(stat -c %u "$SPOOL/$BIDR.orig" 2>&1)" "$VUID"
+expect_exit 77 mu-report-evil-qD as evil "$OB" -qD "$BIDR"
+expect_exit 0 mu-report-victim-qD as victim "$OB" -qD "$BIDR"
+check mu-report-gone test ! -e "$SPOOL/$BIDR.env" -a ! -e "$SPOOL/$BIDR.orig"
+B=$(ids)
+msg mu-report-nb | as victim "$OB" -a nb -odq nobody@dest.example
+expect_exit 0 mu-report-nb-evil-q as evil "$OB" -q
+expect_grep mu-report-nb-tried '^C: MAIL FROM:<>' "$NB_LOG"
+expect_grep mu-report-nb-whole-in-queue-dead-letter '^mu-report-nb body' "$SPOOL/dead.letter"
+check mu-report-nb-not-evils test ! -e "$M/evil/dead.letter"
+expect_eq mu-report-nb-nothing-left "$(comm -13 <(printf '%s\n' "$B") <(ids))" ""
+kill "$NB_PID" 2>/dev/null
+wait "$NB_PID" 2>/dev/null
 
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
 	kill "$p" 2>/dev/null
