@@ -554,11 +554,11 @@ token_step(const struct account *a, const char *qdir, struct failure *f)
 
 /*
  * Root's --check: for each system account, whether other users' runs can
- * read its secret files. Root's own run reads them either way, so only
+ * read its secret files and keep its rotated refresh tokens (in qdir). Root's own run reads them either way, so only
  * this line shows what a cron job of another user will meet.
  */
 void
-check_secrets(const struct config *cfg)
+check_secrets(const struct config *cfg, const char *qdir)
 {
 	char		 why[512];
 	size_t		 i, k;
@@ -571,6 +571,9 @@ check_secrets(const struct config *cfg)
 
 		if (!a->system)
 			continue;
+		oauth2_state_describe(a, qdir, why, sizeof(why));
+		if (why[0] != '\0')
+			line("secrets", "account %s: %s", a->name, why);
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
 			if (files[k] == NULL)
 				continue;

@@ -1020,6 +1020,39 @@ out:
 }
 
 /*
+ * For root's --check: where a system account's rotated refresh tokens are
+ * kept in a setgid install, and whether users' runs can keep them there.
+ * 0 with nothing in buf when that does not apply.
+ */
+int
+oauth2_state_describe(const struct account *a, const char *qdir,
+    char *buf, size_t size)
+{
+	struct stat	st;
+
+	buf[0] = '\0';
+	if (!a->system || priv_group() == (gid_t)-1 || a->oauth2_grant ==
+	    NULL || strcmp(a->oauth2_grant, "refresh_token") != 0 ||
+	    qdir == NULL)
+		return 0;
+	if (shared(a, qdir)) {
+		snprintf(buf, size, "rotated refresh tokens are kept in %s, "
+		    "which only root and the group can change: any run can "
+		    "keep one", qdir);
+		return 0;
+	}
+	if (stat(qdir, &st) == -1)
+		snprintf(buf, size, "rotated refresh tokens cannot be kept: "
+		    "%s: %s", qdir, strerror(errno));
+	else
+		snprintf(buf, size, "rotated refresh tokens cannot be kept: "
+		    "%s is uid %u, gid %u, mode %04o: make it root:outbox 2770",
+		    qdir, (unsigned)st.st_uid, (unsigned)st.st_gid,
+		    (unsigned)(st.st_mode & 07777));
+	return -1;
+}
+
+/*
  * The token step for --check: the grant, the endpoint, then a token (the
  * cached one, or a new one) with its expiry, or the error and its fix.
  * Returns the class, as oauth2_token does.

@@ -571,7 +571,7 @@ void	 json_damaged(FILE *, const char *, const char *);
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
-void	 check_secrets(const struct config *);
+void	 check_secrets(const struct config *, const char *);
 void	 check_account(const struct account *, const char *, const char *,
 	    const char *, struct failure *);
 
@@ -611,6 +611,8 @@ int	 oauth2_token(const struct account *, const char *, int, int,
 	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
+int	 oauth2_state_describe(const struct account *, const char *, char *,
+	    size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);
 
 /* auth.c */

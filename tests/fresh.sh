@@ -14,9 +14,10 @@
 # Each step's time and the suite's closing line are printed; the root is
 # removed at the end (FRESH_KEEP=1 keeps it). Needs root and the network
 # (Debian's mirror). Exits 0 when every step passed.
-set -u
+set -u -o pipefail
 suite=${1:-trixie}
-src=$(cd "$(dirname "$0")/.." && pwd)
+# FRESH_SRC: another checkout to try (an older commit, for comparison).
+src=${FRESH_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 [ "$(id -u)" = 0 ] || { echo "fresh.sh: needs root (mmdebstrap, chroot)" >&2; exit 1; }
 command -v mmdebstrap >/dev/null ||
 	{ echo "fresh.sh: needs mmdebstrap (apt-get install mmdebstrap)" >&2; exit 1; }
@@ -81,9 +82,9 @@ if [ -n "${FRESH_PACKAGE:-}" ] && [ $rc = 0 ]; then
 	in_root 'apt-get install -y -q --no-install-recommends dpkg-dev debhelper lintian </dev/null &&
 	    apt-get build-dep -y -q ./ </dev/null && make clean &&
 	    dpkg-buildpackage -us -uc -b && lintian --pedantic --fail-on error,warning ../outbox_*.deb &&
-	    apt-get install -y -q ../outbox_*.deb </dev/null && outbox --help >/dev/null &&
-	    { apt-get purge -y -q outbox </dev/null >/tmp/purge.log 2>&1; r=$?; cat /tmp/purge.log; [ $r = 0 ]; } &&
-	    ! grep -E "^(dpkg: )?warning" /tmp/purge.log' >"$W/package.log" 2>&1 || rc=1
+	    { apt-get install -y -q ../outbox_*.deb </dev/null && outbox --help >/dev/null &&
+	      apt-get purge -y -q outbox </dev/null; } >/tmp/dpkg.log 2>&1; r=$?; cat /tmp/dpkg.log;
+	    [ $r = 0 ] && ! grep -E "^dpkg: warning" /tmp/dpkg.log' >"$W/package.log" 2>&1 || rc=1
 	grep -E '^(E|W|I|P): ' "$W/package.log" | head -20
 	[ $rc = 0 ] || tail -30 "$W/package.log"
 fi

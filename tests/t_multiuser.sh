@@ -367,6 +367,7 @@ expect_eq mu-oauth2-evil-delivered "$(got "$OSRV_LOG" mu-oauth-evil)" 1
 check mu-oauth2-cache-group-mode test "$(stat -c '%G %a' "$CACHE" 2>&1)" = "outbox 640"
 expect_exit 0 mu-oauth2-root-check as_root "$OB" -a m365 --check
 expect_grep mu-oauth2-root-check-secrets "^secrets +account m365: $SYSTOK is root:outbox 0640: other users' runs can read it" "$OUT"
+expect_grep mu-oauth2-root-check-state "^secrets +account m365: rotated refresh tokens are kept in $SPOOL, which only root and the group can change" "$OUT"
 
 # Root signs in again: the file is new, the old rotation no longer counts.
 expect_exit 0 mu-oauth2-root-login as_root "$OB" --oauth2-login -a m365
@@ -397,6 +398,9 @@ msg mu-oauth-lost | as victim "$OB" -a m365 -odi o7@dest.example >"$M/o7.out" 2>
 expect_eq mu-oauth2-untrusted-dir-sent "$(got "$OSRV_LOG" mu-oauth-lost)" 1
 expect_grep mu-oauth2-untrusted-dir-rotation-lost-said "account m365: the rotated refresh token was not saved .*only root writes .*run outbox --oauth2-login -a m365 as root" "$M/o7.err"
 expect_eq mu-oauth2-untrusted-dir-system-file-kept "$(stat -c '%U:%G %a' "$SYSTOK")" "root:outbox 640"
+# (75: the rotation that could not be kept revoked the file's token.)
+expect_exit 75 mu-oauth2-untrusted-dir-check as_root "$OB" -a m365 --check
+expect_grep mu-oauth2-untrusted-dir-check-says "^secrets +account m365: rotated refresh tokens cannot be kept: $SPOOL is uid $EUID_, gid $OGID, mode 2770: make it root:outbox 2770" "$OUT"
 chown root:outbox "$SPOOL"
 chmod 2770 "$SPOOL"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
