@@ -426,9 +426,9 @@ limits_release(struct session *s)
 }
 
 /*
- * Whether a run must leave the account alone now (paused, or its login
- * refused with these credentials); why says so. outbox -q without --due
- * tries anyway: the administrator asks.
+ * Whether a run must leave the account alone now: LIMITS_PAUSED, or
+ * LIMITS_LOGIN (its login refused with these credentials), else 0; why
+ * says so. outbox -q without --due tries anyway: the administrator asks.
  */
 int
 limits_blocked(const struct run *r, const struct account *a, char *why,
@@ -446,7 +446,7 @@ limits_blocked(const struct run *r, const struct account *a, char *why,
 		snprintf(why, size, "account %s paused until %s after the "
 		    "server's \"%s\" (throttle_time)", a->name, date,
 		    st.pause_why);
-		return 1;
+		return LIMITS_PAUSED;
 	}
 	if (auth_cached(a, &st)) {
 		time_t until = st.auth + a->auth_failure_cache_time;
@@ -458,7 +458,7 @@ limits_blocked(const struct run *r, const struct account *a, char *why,
 		    "configuration or the password changes, or %s "
 		    "(auth_failure_cache_time); fix it, then run outbox -q",
 		    a->name, st.auth_why, date);
-		return 1;
+		return LIMITS_LOGIN;
 	}
 	return 0;
 }
@@ -481,9 +481,12 @@ limits_open(struct run *r, struct session *s, const struct account *a)
 	memset(&s->throttle, 0, sizeof(s->throttle));
 	if (r->qdir == NULL)
 		return smtp_open(s);
-	if (limits_blocked(r, a, why, sizeof(why)))
-		return block(s, strstr(why, "login") != NULL ? FC_CONFIG :
-		    FC_TEMP, "%s", why);
+	switch (limits_blocked(r, a, why, sizeof(why))) {
+	case LIMITS_LOGIN:
+		return block(s, FC_CONFIG, "%s", why);
+	case LIMITS_PAUSED:
+		return block(s, FC_TEMP, "%s", why);
+	}
 	if (slot_take(r, s, a, limits_cap(r, a)) == -1)
 		return block(s, FC_TEMP, "every connection the account may "
 		    "open (connections %lld) is in use; the message waits "

@@ -534,6 +534,8 @@ int	 deliver_keep(const struct run *, const struct account *,
 void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
 
 /* limits.c */
+#define LIMITS_PAUSED	1	/* limits_blocked: after throttling */
+#define LIMITS_LOGIN	2	/* a refused login, remembered */
 enum status limits_open(struct run *, struct session *,
 	    const struct account *);
 enum status limits_pace(struct run *, struct session *,

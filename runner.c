@@ -319,6 +319,7 @@ deliver_queue(struct run *r, struct failure *f)
 	int		*fd;
 	size_t		 i, k, nb = r->cfg->nacct + 1, nw = 0, n, total;
 	char		 why[1024];
+	int		 rv;
 
 	memset(f, 0, sizeof(*f));
 	r->manual = !r->due_only;	/* the administrator asks: try now */
@@ -341,10 +342,10 @@ deliver_queue(struct run *r, struct failure *f)
 	}
 	/* A paused account, or one whose login was refused, waits whole. */
 	for (k = 0; k < nb; k++)
-		if (b[k].ids.n > 0 && limits_blocked(r, b[k].acct, why,
-		    sizeof(why))) {
-			if (strstr(why, "login") != NULL)
-				warnx("%s", why);
+		if (b[k].ids.n > 0 && (rv = limits_blocked(r, b[k].acct, why,
+		    sizeof(why))) != 0) {
+			if (rv == LIMITS_LOGIN)
+				warnx("%s", why);	/* needs somebody */
 			else
 				printf("outbox: %s\n", why);
 			strlist_free(&b[k].ids);
