@@ -78,8 +78,9 @@ log_line(const struct account *a, const char *line)
 	}
 	if (strcmp(a->log, "off") == 0)
 		return;
+	/* Never waits: a FIFO nobody reads must not stall a claimed entry. */
 	fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	    O_NONBLOCK | O_CLOEXEC, 0600);
 	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
 		warn("log %s", a->log);
 		if (fd != -1)

@@ -267,6 +267,7 @@ struct qentry {
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
 	struct timespec	 env_mtime;
+	int		 held;		/* stderr held while claimed (queue.c) */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */

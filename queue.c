@@ -9,6 +9,7 @@
  * checked as hostile input (queue_parse in qenv.c).
  */
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -48,6 +49,21 @@ static int	 q_list_(const char *, struct strlist *);
 static void	 q_litter(int, const char *, time_t);
 static int	 q_room_(const char *, const struct account *, uid_t, off_t,
 		    char *, size_t);
+static void	 q_hold(struct qentry *);
+static void	 q_unhold(struct qentry *);
+
+/*
+ * Where stderr goes while this process holds a claim on another user's
+ * entry: a memory file, replayed once the last such claim is gone. A
+ * stderr nobody reads (a full pipe, a stopped terminal) then blocks a
+ * process that holds nothing, never another user's mail. Process-wide,
+ * as descriptor 2 is.
+ */
+static struct {
+	int	depth;		/* claims held */
+	int	saved;		/* the real stderr, while depth > 0 */
+	int	mem;		/* what stands in for it */
+} hold = { 0, -1, -1 };
 
 /*
  * The queue directory itself, never through a symbolic link in its last
@@ -416,6 +432,67 @@ out:
 }
 
 /*
+ * Takes stderr away while q is claimed, when q is another user's: what
+ * is written meanwhile (the -v transcript, warnings) waits in memory. A
+ * user's claim on his own entry delays only his own mail.
+ */
+static void
+q_hold(struct qentry *q)
+{
+	int	mem, saved;
+
+	if (q->held || q->owner == getuid())
+		return;
+	q->held = 1;
+	if (hold.depth++ > 0)
+		return;
+	fflush(stderr);
+	if ((mem = memfd_create("outbox-stderr", MFD_CLOEXEC)) == -1)
+		return;		/* no memory: stderr as it is */
+	if ((saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	    dup2(mem, STDERR_FILENO) == -1) {
+		if (saved != -1)
+			close(saved);
+		close(mem);
+		return;
+	}
+	hold.saved = saved;
+	hold.mem = mem;
+}
+
+/* Gives stderr back once the last claim is gone, and replays it there. */
+static void
+q_unhold(struct qentry *q)
+{
+	char	buf[8192];
+	off_t	off = 0;
+	ssize_t	n, w, done;
+
+	if (!q->held)
+		return;
+	q->held = 0;
+	if (hold.depth == 0 || --hold.depth > 0 || hold.saved == -1)
+		return;
+	fflush(stderr);
+	dup2(hold.saved, STDERR_FILENO);
+	close(hold.saved);
+	/* May block now: this process no longer holds anyone's mail. */
+	while ((n = pread(hold.mem, buf, sizeof(buf), off)) > 0) {
+		for (done = 0; done < n; done += w)
+			if ((w = write(STDERR_FILENO, buf + done, n - done)) ==
+			    -1) {
+				if (errno != EINTR)
+					goto out;
+				w = 0;
+			}
+		off += n;
+	}
+out:
+	close(hold.mem);
+	hold.saved = hold.mem = -1;
+}
+
+/*
  * Loads an entry. With lock, claims it without waiting: 1 when another
  * process holds it. -1 with err when it is gone (errno ENOENT) or damaged
  * (EBADMSG): a damaged entry is left alone and reported, never sent.
@@ -445,8 +522,8 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 		errno = errno == ENOENT ? ENOENT : EBADMSG;
 	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		rv = 1;
-	else
-		rv = read_env(dfd, q, err, errlen);
+	else if ((rv = read_env(dfd, q, err, errlen)) == 0 && lock)
+		q_hold(q);
 	if (rv != 0 && q->msg.fd != -1) {
 		close(q->msg.fd);
 		q->msg.fd = -1;
@@ -493,6 +570,8 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 	}
 	if (rv != 0)
 		flock(q->msg.fd, LOCK_UN);
+	else
+		q_hold(q);
 	close(dfd);
 	return rv;
 }
@@ -503,6 +582,7 @@ queue_release(struct qentry *q)
 {
 	if (q->msg.fd != -1)
 		flock(q->msg.fd, LOCK_UN);
+	q_unhold(q);
 }
 
 /* Releases an entry (and its lock). */
@@ -512,6 +592,7 @@ queue_free(struct qentry *q)
 	if (q->msg.fd != -1)
 		close(q->msg.fd);
 	q->msg.fd = -1;
+	q_unhold(q);
 	env_clear(q);
 }
 

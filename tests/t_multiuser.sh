@@ -267,6 +267,49 @@ expect_grep mu-quota-says-why "queue_max_user_bytes" "$M/quota.out"
 expect_exit 0 mu-quota-others-unaffected as evil "$OB" -a down -odq e@dest.example \
 	< <(msg mu-evil-small)
 
+# ---- 18.3 A stalled stderr holds no one's entry: evil runs -v -qI on
+# each of victim's entries with stderr on a full pipe nobody reads
+# (tests/fillpipe.py); root's run then finds none of them busy.
+STALL=()
+for i in 1 2 3 4 5; do
+	B=$(ids)
+	msg "mu-stall-$i" | as victim "$OB" -a fast -odq "st$i@dest.example"
+	STALL+=("$(new_id "$B")")
+done
+SPIDS=()
+for id in "${STALL[@]}"; do
+	python3 "$(dirname "$0")/fillpipe.py" "$M/stall.$id.pid" setpriv \
+		--reuid=evil --regid=evil --clear-groups env -i PATH=/usr/bin:/bin \
+		HOME="$M/evil" "$OB" -v -qI "$id" >/dev/null 2>&1 &
+	SPIDS+=($!)
+done
+# Until each of evil's runs is blocked in a write to descriptor 2.
+blocked=0
+for _ in $(seq 200); do
+	blocked=0
+	for id in "${STALL[@]}"; do
+		p=$(cat "$M/stall.$id.pid" 2>/dev/null) || continue
+		case $(cat "/proc/$p/syscall" 2>/dev/null) in
+		"1 0x2 "*) blocked=$((blocked + 1)) ;;
+		esac
+	done
+	[ "$blocked" -eq 5 ] && break
+	sleep 0.1
+done
+expect_eq mu-stall-evil-blocked "$blocked" 5
+expect_exit 0 mu-stall-root-q timeout 120 env -i PATH=/usr/bin:/bin \
+	HOME="$M/roothome" "$OB" -v -q
+expect_grep mu-stall-root-none-busy ", 0 busy$" "$OUT"
+n=0 left=0
+for i in 1 2 3 4 5; do
+	[ "$(got "$FAST_LOG" "mu-stall-$i")" = 1 ] && n=$((n + 1))
+done
+for id in "${STALL[@]}"; do [ -e "$SPOOL/$id.env" ] && left=$((left + 1)); done
+expect_eq mu-stall-delivered-once "$n" 5
+expect_eq mu-stall-none-left "$left" 0
+for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${SPIDS[@]}"; do wait "$p" 2>/dev/null; done
+
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
 	kill "$p" 2>/dev/null
 	wait "$p" 2>/dev/null
