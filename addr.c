@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Addresses: the RFC 5322 address-list tokenizer, envelope address checks,
  * the aliases file, and completion of bare local names.
@@ -10,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <openssl/asn1.h>
 
 #include "outbox.h"
 
@@ -29,7 +28,22 @@ struct alias {
 struct aliases {
 	struct alias	*v;
 	size_t		 n;
+	size_t		*byname;	/* indexes of v by name, then line */
 	char		*path;
+};
+
+/*
+ * One resolution: each alias is expanded at most once (state 1 while its
+ * targets are expanded, so meeting it again is a loop; 2 once done, so
+ * meeting it again adds nothing new), which keeps a wide fan-out linear.
+ */
+struct expansion {
+	const struct aliases	*al;
+	const char		*maildomain;
+	unsigned char		*state;
+	struct strlist		*out;
+	char			*err;
+	size_t			 errlen;
 };
 
 struct addrbuf {
@@ -63,8 +77,9 @@ static void	aliases_free(struct aliases *);
 static void	alias_split(struct alias *);
 static void	out_add(struct qualify *, const char *, size_t);
 static void	qualify_one(void *, const char *, size_t, size_t);
-static int	expand(const struct aliases *, const char *, const char *,
-		    int, struct strlist *, struct strlist *, char *, size_t);
+static int	alias_cmp(const void *, const void *, void *);
+static const struct alias *alias_find(const struct aliases *, const char *);
+static int	expand(struct expansion *, const char *, int, int);
 
 static void
 ab_put(struct addrbuf *ab, char c)
@@ -266,24 +281,18 @@ static const char *
 check_octets(const char *a)
 {
 	const unsigned char	*p = (const unsigned char *)a;
-	unsigned long		 c;
-	int			 n;
+	size_t			 n, left = strlen(a);
 
 	while (*p != '\0') {
 		if (*p < 0x20 || *p == 0x7f)
 			return "a control character";
 		if (*p == '<' || *p == '>')
 			return "'<' or '>'";
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
 		/* RFC 6531: 8-bit addresses are UTF-8, and nothing else. */
-		n = UTF8_getc(p, (int)strlen((const char *)p), &c);
-		if (n < 2 || c < 0x80 || c > 0x10ffff ||
-		    (c >= 0xd800 && c <= 0xdfff))
+		if ((n = utf8_len(p, left)) == 0)
 			return "bytes that are not UTF-8";
 		p += n;
+		left -= n;
 	}
 	return NULL;
 }
@@ -504,7 +513,43 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		}
 		strlist_free(&l);
 	}
+	al->byname = xreallocarray(NULL, al->n + 1, sizeof(*al->byname));
+	for (size_t i = 0; i < al->n; i++)
+		al->byname[i] = i;
+	qsort_r(al->byname, al->n, sizeof(*al->byname), alias_cmp, al);
 	return 0;
+}
+
+/* Orders alias indexes by name (case-insensitive), then by line. */
+static int
+alias_cmp(const void *a, const void *b, void *arg)
+{
+	const struct aliases	*al = arg;
+	const struct alias	*x = &al->v[*(const size_t *)a];
+	const struct alias	*y = &al->v[*(const size_t *)b];
+	int			 c = strcasecmp(x->name, y->name);
+
+	return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* The alias for name, the file's first when it names it twice; or NULL. */
+static const struct alias *
+alias_find(const struct aliases *al, const char *name)
+{
+	size_t	lo = 0, hi = al->n, mid;
+	int	c;
+
+	while (lo < hi) {	/* the first index whose name is >= name */
+		mid = lo + (hi - lo) / 2;
+		c = strcasecmp(al->v[al->byname[mid]].name, name);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < al->n && strcasecmp(al->v[al->byname[lo]].name, name) == 0)
+		return &al->v[al->byname[lo]];
+	return NULL;
 }
 
 /*
@@ -601,78 +646,80 @@ aliases_free(struct aliases *al)
 		free(al->v[i].skipped);
 	}
 	free(al->v);
+	free(al->byname);
 	free(al->path);
 	memset(al, 0, sizeof(*al));
 }
 
-/* Expands one address into out: aliases for local names, then maildomain. */
+/*
+ * Expands one address into x->out: aliases for local names (when
+ * aliases, and x->al is set), then maildomain. At most RCPT_MAX
+ * recipients come out, and a stop signal ends it.
+ */
 static int
-expand(const struct aliases *al, const char *a, const char *maildomain,
-    int depth, struct strlist *seen, struct strlist *out, char *err,
-    size_t errlen)
+expand(struct expansion *x, const char *a, int aliases, int depth)
 {
-	struct strlist	 targets = { NULL, 0 };
-	char		 full[ADDR_MAX + 2];
-	const char	*t;
-	size_t		 i;
-	int		 rv = 0;
+	const struct aliases	*al = x->al;
+	const struct alias	*v;
+	struct strlist		 targets = { NULL, 0 };
+	char			 full[ADDR_MAX + 2];
+	size_t			 i, k;
+	int			 rv = 0;
 
-	if (addr_domain(a) == NULL && al != NULL) {
-		for (i = 0; i < al->n; i++)
-			if (strcasecmp(al->v[i].name, a) == 0)
-				break;
-		if (i < al->n) {
-			for (size_t k = 0; k < seen->n; k++)
-				if (strcasecmp(seen->v[k], a) == 0) {
-					snprintf(err, errlen, "%s:%d: alias "
-					    "loop through %s", al->path,
-					    al->v[i].line, a);
-					return -1;
-				}
-			if (depth >= ALIAS_DEPTH) {
-				snprintf(err, errlen, "%s:%d: aliases nested "
-				    "deeper than %d", al->path, al->v[i].line,
-				    ALIAS_DEPTH);
-				return -1;
-			}
-			if (addr_parse_list(al->v[i].value,
-			    strlen(al->v[i].value), &targets, err, errlen)
-			    == -1)
-				return -1;
-			if (al->v[i].skipped != NULL)
-				warnx("%s:%d: %s: pipes, files and :include: "
-				    "are not supported; skipped", al->path,
-				    al->v[i].line, al->v[i].skipped);
-			strlist_add(seen, a);
-			for (size_t k = 0; k < targets.n && rv == 0; k++) {
-				t = targets.v[k];
-				/* "root: root" delivers to root, no loop. */
-				if (strcasecmp(t, a) == 0)
-					rv = expand(NULL, t, maildomain, depth,
-					    seen, out, err, errlen);
-				else
-					rv = expand(al, t, maildomain,
-					    depth + 1, seen, out, err, errlen);
-			}
-			seen->n--;
-			free(seen->v[seen->n]);
-			strlist_free(&targets);
-			return rv;
-		}
+	if (stopping()) {
+		snprintf(x->err, x->errlen, "stopped by signal %d while "
+		    "expanding aliases", stopping());
+		return -1;
 	}
-	if (addr_domain(a) == NULL && maildomain != NULL) {
+	if (aliases && al != NULL && addr_domain(a) == NULL &&
+	    (v = alias_find(al, a)) != NULL) {
+		i = v - al->v;
+		if (x->state[i] == 2)
+			return 0;	/* its recipients are in already */
+		if (x->state[i] == 1) {
+			snprintf(x->err, x->errlen, "%s:%d: alias loop "
+			    "through %s", al->path, v->line, a);
+			return -1;
+		}
+		if (depth >= ALIAS_DEPTH) {
+			snprintf(x->err, x->errlen, "%s:%d: aliases nested "
+			    "deeper than %d", al->path, v->line, ALIAS_DEPTH);
+			return -1;
+		}
+		if (addr_parse_list(v->value, strlen(v->value), &targets,
+		    x->err, x->errlen) == -1)
+			return -1;
+		if (v->skipped != NULL)
+			warnx("%s:%d: %s: pipes, files and :include: "
+			    "are not supported; skipped", al->path,
+			    v->line, v->skipped);
+		x->state[i] = 1;
+		/* "root: root" delivers to root, no loop. */
+		for (k = 0; k < targets.n && rv == 0; k++)
+			rv = expand(x, targets.v[k], strcasecmp(targets.v[k],
+			    a) != 0, depth + 1);
+		x->state[i] = 2;
+		strlist_free(&targets);
+		return rv;
+	}
+	if (addr_domain(a) == NULL && x->maildomain != NULL) {
 		if ((size_t)snprintf(full, sizeof(full), "%s@%s", a,
-		    maildomain) >= sizeof(full)) {
-			snprintf(err, errlen, "%s@%s: address too long", a,
-			    maildomain);
+		    x->maildomain) >= sizeof(full)) {
+			snprintf(x->err, x->errlen, "%s@%s: address too long",
+			    a, x->maildomain);
 			return -1;
 		}
 		a = full;
 	}
 	/* What an alias or maildomain made must hold as well. */
-	if (addr_check(a, err, errlen) == -1)
+	if (addr_check(a, x->err, x->errlen) == -1)
 		return -1;
-	add_unique(out, a);
+	add_unique(x->out, a);
+	if (x->out->n > RCPT_MAX) {
+		snprintf(x->err, x->errlen, "more than %d recipients%s",
+		    RCPT_MAX, al != NULL ? " (aliases expanded)" : "");
+		return -1;
+	}
 	return 0;
 }
 
@@ -684,17 +731,22 @@ int
 addr_resolve(const struct strlist *in, const struct aliases *al,
     const char *maildomain, struct strlist *out, char *err, size_t errlen)
 {
-	struct strlist	 seen = { NULL, 0 };
-	size_t		 i;
-	int		 rv = 0;
+	struct expansion	 x;
+	size_t			 i;
+	int			 rv = 0;
 
+	x.al = al;
+	x.maildomain = maildomain;
+	x.state = al != NULL ? xcalloc(al->n + 1, 1) : NULL;
+	x.out = out;
+	x.err = err;
+	x.errlen = errlen;
 	for (i = 0; i < in->n && rv == 0; i++) {
 		rv = addr_check(in->v[i], err, errlen);
 		if (rv == 0)
-			rv = expand(al, in->v[i], maildomain, 0, &seen, out,
-			    err, errlen);
+			rv = expand(&x, in->v[i], 1, 0);
 	}
-	strlist_free(&seen);
+	free(x.state);
 	return rv;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * SASL mechanisms for SMTP AUTH (RFC 4954) as a table. Each step turns a
  * server challenge into a response with no I/O: smtp.c owns the exchange.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * --check: goes through the account's session step by step, as far as a
  * test RCPT, says on a line each what every step gave, and when one fails
@@ -157,16 +158,21 @@ static int	token_step(const struct account *, struct failure *);
 static void	envelope_step(struct session *, enum stage, const char *,
 		    const char *);
 
+/*
+ * One line of the report. What it quotes came from a server (EHLO, the
+ * AUTH list, replies, certificate names) or a file: shown, never obeyed.
+ */
 static void
 line(const char *label, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[4096];
 
-	printf("%-9s ", label);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	printf("\n");
+	printable_inplace(buf);
+	printf("%-9s %s\n", label, buf);
 }
 
 /* Whether cond holds for this session. */
@@ -538,6 +544,34 @@ token_step(const struct account *a, struct failure *f)
 	    "the token endpoint did not answer; try again later, or check "
 	    "oauth2_token_url and the network");
 	return -1;
+}
+
+/*
+ * Root's --check: for each system account, whether other users' runs can
+ * read its secret files. Root's own run reads them either way, so only
+ * this line shows what a cron job of another user will meet.
+ */
+void
+check_secrets(const struct config *cfg)
+{
+	char		 why[512];
+	size_t		 i, k;
+
+	for (i = 0; i < cfg->nacct; i++) {
+		const struct account *a = &cfg->acct[i];
+		const char *files[] = { a->password_file,
+		    a->oauth2_client_secret_file, a->oauth2_key_file,
+		    a->oauth2_refresh_token_file };
+
+		if (!a->system)
+			continue;
+		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+			if (files[k] == NULL)
+				continue;
+			secret_shared(a, files[k], why, sizeof(why));
+			line("secrets", "account %s: %s", a->name, why);
+		}
+	}
 }
 
 /*

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Configuration: the system file, then the user's; accounts; the checks
  * that keep a secret private; reading the secret when AUTH needs it.
@@ -54,6 +55,31 @@ static const struct provider {
 
 static const char *const provider_names[] = { "microsoft", "google", NULL };
 
+/*
+ * provider: the submission rules each provider documents (outbox.conf(5)
+ * cites them), filled in where the account leaves a key out.
+ */
+static const struct preset {
+	const char	*name;
+	const char	*host;		/* NULL: the account names it */
+	long long	 port;
+	long long	 connections, rate, max_rcpt;
+} presets[] = {
+	/* Exchange Online: 3 connections a mailbox, 30 messages a minute,
+	 * 500 recipients a message (learn.microsoft.com, "Exchange Online
+	 * limits"); 2 leave one for the mailbox's other clients. */
+	{ "microsoft365", "smtp.office365.com", 587, 2, 30, 500 },
+	/* Gmail/Workspace: 100 recipients a message over SMTP, 2,000
+	 * messages a day (support.google.com/a/answer/166852). */
+	{ "gmail", "smtp.gmail.com", 587, 2, 0, 100 },
+	/* Amazon SES: 50 recipients a message; the sandbox sends 1 message
+	 * a second (docs.aws.amazon.com/ses/latest/dg/quotas.html). */
+	{ "ses", NULL, 587, 2, 60, 50 },
+};
+
+static const char *const preset_names[] = { "microsoft365", "gmail", "ses",
+	NULL };
+
 /* The values a K_CHOICE key allows. */
 static const struct choice {
 	const char		*key;
@@ -61,6 +87,7 @@ static const struct choice {
 } choices[] = {
 	{ "oauth2_grant", grants },
 	{ "oauth2_provider", provider_names },
+	{ "provider", preset_names },
 };
 
 /*
@@ -118,6 +145,13 @@ static const struct key {
 	ROW(queue_dir,		K_ABSPATH,	0, 0,		OWN, ALL),
 	ROW(queue_lifetime,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	ROW(sessions,		K_NUM,		1, 16,		VAL, ACCT),
+	ROW(provider,		K_CHOICE,	0, 0,		OWN, ACCT),
+	ROW(connections,	K_NUM,		1, 100,		VAL, ACCT),
+	ROW(rate,		K_NUM,		0, 100000,	VAL, ACCT),
+	ROW(max_rcpt,		K_NUM,		0, RCPT_MAX,	VAL, ACCT),
+	ROW(throttle_time,	K_DURATION,	1, 86400,	VAL, ACCT),
+	ROW(auth_failure_cache_time, K_DURATION, 60, DAYS(365), VAL, ACCT),
+	ROW(submit_timeout,	K_DURATION,	1, 3600,	VAL, ACCT),
 	ROW(tls_session_cache,	K_BOOL,		0, 1,		VAL, ACCT),
 	ROW(delay_warning_time,	K_DURATION,	60, DAYS(365),	VAL, ALL),
 	/* K_SIZE keys are the shared spool's limits (spool_key). */
@@ -161,7 +195,6 @@ struct loader {
 static void	account_init(struct account *);
 static void	account_copy(struct account *, const struct account *);
 static void	account_free(struct account *);
-static int	file_private(int, const char *, char *, size_t);
 static long long parse_duration(const struct key *, char *);
 static int	parse_fingerprint(const char *, char[65]);
 static int	parse_word(const struct key *, const char *, struct account *);
@@ -180,7 +213,6 @@ static void	keep_globals(struct config *, const struct account *);
 static int	load_file(struct config *, const char *, int, int, char *,
 		    size_t);
 static int	finish(struct account *, char *, size_t);
-static void	secret_clear(char **);
 static int	helo_valid(const char *);
 static int	set_size(struct account *, const struct key *, char *,
 		    const char *, int, char *, size_t);
@@ -189,8 +221,8 @@ static int	spool_key(const struct key *, const char *, int, int, char *,
 static void	spool_limits(struct account *, const struct account *);
 static char	*provider_url(const char *, const char *);
 static void	oauth2_defaults(struct account *);
+static void	preset_defaults(struct account *);
 static const char *oauth2_check(const struct account *);
-static int	read_all(int, char **, size_t);
 static int	choice_ok(const char *, const char *);
 
 
@@ -205,6 +237,11 @@ account_init(struct account *a)
 	a->queue = 1;
 	a->queue_lifetime = 5 * 86400;
 	a->sessions = 4;
+	/* Unset (-1) until a file or the provider's preset says. */
+	a->connections = a->rate = a->max_rcpt = -1;
+	a->throttle_time = 300;
+	a->auth_failure_cache_time = 86400;
+	a->submit_timeout = 5;
 	/* Unset (-1) until a file says: config_load fills the defaults. */
 	a->queue_max_message_size = a->queue_max_user_bytes =
 	    a->queue_min_free = -1;
@@ -315,8 +352,8 @@ account_free(struct account *a)
  * A file that holds a secret must be the caller's (or root's) and closed to
  * others; group access only for the group outbox runs setgid to.
  */
-static int
-file_private(int fd, const char *path, char *err, size_t errlen)
+int
+config_private(int fd, const char *path, char *err, size_t errlen)
 {
 	struct stat	st;
 
@@ -657,7 +694,7 @@ check_value(struct loader *l, const struct key *k, const char *v)
 		    "the first account", k->name);
 	if (k->type == K_SECRET) {
 		if (l->private == -1 &&
-		    file_private(l->fd, l->path, l->err, l->errlen) == -1)
+		    config_private(l->fd, l->path, l->err, l->errlen) == -1)
 			return -1;
 		l->private = 0;
 		l->cur->secret_line = l->lineno;
@@ -668,9 +705,16 @@ check_value(struct loader *l, const struct key *k, const char *v)
 	if ((fd = open(v, O_RDONLY | O_CLOEXEC)) == -1 && errno == ENOENT &&
 	    k->type == K_FILE_LATER)
 		return 0;
+	/*
+	 * A system secret this user's run cannot read: the message is still
+	 * queued, and AUTH says which file and the fix (secret.c).
+	 */
+	if (fd == -1 && l->system && getuid() != 0 && (errno == EACCES ||
+	    errno == EPERM))
+		return 0;
 	if (fd == -1)
 		return lerr(l, "%s %s: %s", k->name, v, strerror(errno));
-	rv = file_private(fd, v, err, sizeof(err));
+	rv = config_private(fd, v, err, sizeof(err));
 	close(fd);
 	return rv == -1 ? lerr(l, "%s", err) : 0;
 }
@@ -840,6 +884,33 @@ oauth2_defaults(struct account *a)
 		strlist_add(&a->host, p->host);
 }
 
+/*
+ * provider's host, port, connection cap, rate and recipient ceiling where
+ * the account leaves them out; without a provider: 2 connections (under
+ * the strictest large provider's 3), no rate, no ceiling.
+ */
+static void
+preset_defaults(struct account *a)
+{
+	const struct preset	*p = NULL;
+	size_t			 i;
+
+	for (i = 0; a->provider != NULL && i < sizeof(presets) /
+	    sizeof(presets[0]); i++)
+		if (strcmp(presets[i].name, a->provider) == 0)
+			p = &presets[i];
+	if (p != NULL && a->host.n == 0 && p->host != NULL)
+		strlist_add(&a->host, p->host);
+	if (p != NULL && a->port == 0)
+		a->port = p->port;
+	if (a->connections == -1)
+		a->connections = p != NULL ? p->connections : 2;
+	if (a->rate == -1)
+		a->rate = p != NULL ? p->rate : 0;
+	if (a->max_rcpt == -1)
+		a->max_rcpt = p != NULL ? p->max_rcpt : 0;
+}
+
 /* What an OAuth2 account lacks, or NULL. */
 static const char *
 oauth2_check(const struct account *a)
@@ -886,6 +957,7 @@ finish(struct account *a, char *err, size_t errlen)
 	char		 at[PATH_MAX + 32];
 	const char	*why = NULL;
 
+	preset_defaults(a);
 	if (a->tls == TLS_DEFAULT)
 		a->tls = a->port == 465 ? TLS_IMPLICIT : TLS_STARTTLS;
 	if (a->port == 0)
@@ -1024,144 +1096,6 @@ config_free(struct config *cfg)
 	free(cfg->acct);
 	free(cfg->user_file);
 	memset(cfg, 0, sizeof(*cfg));
-}
-
-/* Reads the first line of a file or a command into a new string. */
-static int
-read_line(int fd, char **out)
-{
-	char	buf[16384];
-	size_t	len = 0;
-	ssize_t	n;
-
-	while (len < sizeof(buf) - 1) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
-		if (memchr(buf, '\n', len) != NULL)
-			break;
-	}
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	*out = xstrdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	return **out != '\0' ? 0 : -1;
-}
-
-/* Reads a whole (small) file into a new string. */
-static int
-read_all(int fd, char **out, size_t max)
-{
-	char	*buf = xcalloc(1, max + 1);
-	size_t	 len = 0;
-	ssize_t	 n;
-
-	while (len < max) {
-		n = read(fd, buf + len, max - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += n;
-	}
-	*out = buf;
-	return len > 0 ? 0 : -1;
-}
-
-/*
- * Reads a secret file (its first line, or all of it) under the rules of
- * password_file: private, the caller's or root's. The caller clears and
- * frees *out. -1 with err (errno ENOENT when it is missing).
- */
-int
-config_read_secret(const struct account *a, const char *path, int whole,
-    char **out, char *err, size_t errlen)
-{
-	int	fd, rv, e;
-
-	*out = NULL;
-	if (a->system)
-		priv_raise();
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	e = errno;
-	priv_drop();
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(e));
-		errno = e;
-		return -1;
-	}
-	if (file_private(fd, path, err, errlen) == -1) {
-		close(fd);
-		errno = EPERM;
-		return -1;
-	}
-	rv = whole ? read_all(fd, out, 65536) : read_line(fd, out);
-	close(fd);
-	if (rv == -1)
-		snprintf(err, errlen, "%s: %s", path, whole ? "empty" :
-		    "nothing on its first line");
-	errno = 0;
-	return rv;
-}
-
-/*
- * Gets the account's secret: password, password_file or the first line of
- * password_command. The caller clears and frees *out. ST_TEMP with err on
- * failure: the mail waits while an administrator fixes it.
- */
-int
-config_secret(const struct account *a, char **out, char *err, size_t errlen)
-{
-	int	fd, p[2], status;
-	pid_t	pid;
-
-	*out = NULL;
-	if (a->password != NULL) {
-		*out = xstrdup(a->password);
-		return 0;
-	}
-	if (a->password_file != NULL)
-		return config_read_secret(a, a->password_file, 0, out, err,
-		    errlen);
-	if (pipe(p) == -1 || (pid = fork()) == -1) {
-		snprintf(err, errlen, "password_command: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		priv_lose();	/* the command is the user's, not ours */
-		close(p[0]);
-		if (dup2(p[1], STDOUT_FILENO) == -1)
-			_exit(127);
-		if ((fd = open("/dev/null", O_RDONLY)) != -1)
-			dup2(fd, STDIN_FILENO);
-		execl("/bin/sh", "sh", "-c", a->password_command, (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	status = read_line(p[0], out);
-	close(p[0]);
-	while (waitpid(pid, &fd, 0) == -1 && errno == EINTR)
-		;
-	if (status == -1 || !WIFEXITED(fd) || WEXITSTATUS(fd) != 0) {
-		/* What a failing command printed is not to be kept. */
-		secret_clear(out);
-		snprintf(err, errlen, "password_command failed (%s)",
-		    status == -1 ? "no output" : "non-zero exit");
-		return -1;
-	}
-	return 0;
-}
-
-/* Clears and frees a secret; *p is NULL afterwards. */
-static void
-secret_clear(char **p)
-{
-	if (*p != NULL)
-		freezero(*p, strlen(*p));
-	*p = NULL;
 }
 
 /* This host's name, for EHLO and bare local names. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in
@@ -29,9 +30,15 @@ static void	report(const struct run *, const struct session *,
 		    const struct envelope *, enum status, int);
 static void	last_error(char *, size_t, const char *,
 		    const struct envelope *);
-static int	bounce(struct run *, struct session *, const struct account *,
-		    const struct message *, const struct envelope *,
-		    const char *, int);
+static int	report_make(const struct run *, const struct session *,
+		    const struct account *, const struct qentry *,
+		    const char *, int, struct qentry *, struct rcpt *);
+static int	report_send(struct run *, struct session *,
+		    const struct account *, struct qentry *, const char *,
+		    int, int);
+static void	report_failed(struct run *, const struct account *,
+		    struct qentry *, const char *);
+static int	sender_refused(const struct session *);
 static void	refuse_all(struct envelope *);
 static void	background(struct run *, const struct account *,
 		    struct qentry *);
@@ -55,12 +62,15 @@ static void
 say(const struct run *r, int loud, const char *fmt, ...)
 {
 	va_list	ap;
+	char	buf[2048];
 
 	if (!loud && !r->verbose && !isatty(STDERR_FILENO))
 		return;
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	printable_inplace(buf);		/* addresses of other users' mail */
+	warnx("%s", buf);
 }
 
 /* Appends one line to the configured log: syslog, a file, or nothing. */
@@ -91,6 +101,19 @@ log_line(const struct account *a, const char *line)
 	fprintf(fp, "%s outbox[%ld]: %s\n", date, (long)getpid(), line);
 	fclose(fp);
 }
+/* One line for the log (deliver_keep, reports, the queue's sweep). */
+void
+deliver_log(const struct account *a, const char *fmt, ...)
+{
+	char	line[2048];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_line(a, line);
+}
+
 /* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
 static void
 log_outcome(const struct session *s, const struct qentry *q)
@@ -199,9 +222,10 @@ report(const struct run *r, const struct session *s,
 /*
  * Appends the message to dead_letter (default ~/dead.letter), and says so.
  * Another user's message (a queue run) goes to the queue's own dead.letter,
- * which only root and the group can read, never to the runner's.
+ * which only root and the group can read, never to the runner's. -1 when
+ * it could not be kept.
  */
-void
+int
 deliver_keep(const struct run *r, const struct account *a,
     const struct message *m, const char *sender, uid_t owner)
 {
@@ -225,6 +249,7 @@ deliver_keep(const struct run *r, const struct account *a,
 		say(r, 1, "message kept in %s", path);
 	else
 		say(r, 1, "could not keep the message: %s", err);
+	return rv;
 }
 /*
  * One attempt for one message over s, opened on demand for account a.
@@ -237,6 +262,10 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 	enum status	st;
 	size_t		i;
 
+	/* RFC 9422 MAILMAX: the next message goes in a new session. */
+	if (s->connected && s->mailmax > 0 &&
+	    s->ntx >= (unsigned long long)s->mailmax)
+		smtp_close(s);
 	if (!s->connected) {
 		if (s->acct != a) {
 			smtp_close(s);
@@ -246,8 +275,8 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->verbose = r->verbose;
 		s->state_dir = r->qdir;
 		/* A host that failed in this run is not tried again. */
-		st = s->down ? ST_TEMP : smtp_open(s);
-		s->down = st != ST_OK;
+		st = s->down ? ST_TEMP : limits_open(r, s, a);
+		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
 			for (i = 0; i < env->nrcpt; i++)
 				if (!env->rcpt[i].done) {
@@ -257,8 +286,15 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 			return st;
 		}
 	}
+	if ((st = limits_pace(r, s, a)) != ST_OK) {
+		for (i = 0; i < env->nrcpt; i++)
+			if (!env->rcpt[i].done)
+				env->rcpt[i].st = ST_TEMP;
+		return st;
+	}
 	if ((st = smtp_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
+	limits_after(r, s, a);
 	return st;
 }
 
@@ -274,38 +310,34 @@ refuse_all(struct envelope *env)
 }
 
 /*
- * Mails the sender a report of the recipients that failed for good, with
- * the header of their message (RFC 3464, dsn.c); sent over s when it is
- * live, else queued.
- * A bounce is never bounced: -1 for mail from the null sender, or when
- * the bounce cannot go or wait; the caller keeps the message then.
+ * The report (RFC 3464, dsn.c) on q's recipients that failed for good
+ * (delayed: that still wait), as a message of its own in *b, from the
+ * null sender to q's sender (*to), belonging to q's owner. -1 when it
+ * cannot be made.
  */
 static int
-bounce(struct run *r, struct session *s, const struct account *a,
-    const struct message *m, const struct envelope *env, const char *why,
-    int delayed)
+report_make(const struct run *r, const struct session *s,
+    const struct account *a, const struct qentry *q, const char *why,
+    int delayed, struct qentry *b, struct rcpt *to)
 {
-	struct qentry	 b;
 	struct msgopts	 o;
-	struct rcpt	 to;
 	struct dsn	 d;
 	struct stat	 sb;
-	char		 err[256];
 	FILE		*fp;
-	enum status	 st;
+	int		 rv;
 
-	if (env->sender[0] == '\0' || (fp = tmpfile()) == NULL)
+	if ((fp = tmpfile()) == NULL)
 		return -1;
 	memset(&d, 0, sizeof(d));
-	d.env = env;
-	d.msg = m;
+	d.env = &q->env;
+	d.msg = &q->msg;
 	d.why = why;
 	d.mta = config_hostname();
-	d.relay = s != NULL ? s->host : NULL;
+	d.relay = s->connected ? s->host : NULL;
 	d.maildomain = a->maildomain;
 	d.delayed = delayed;
 	/* The spool file is written once, when the message arrives. */
-	d.arrival = fstat(m->fd, &sb) == 0 ? sb.st_mtime : 0;
+	d.arrival = fstat(q->msg.fd, &sb) == 0 ? sb.st_mtime : 0;
 	if (dsn_write(fp, &d) == -1) {
 		fclose(fp);
 		return -1;
@@ -315,33 +347,111 @@ bounce(struct run *r, struct session *s, const struct account *a,
 	o.sender = "MAILER-DAEMON";
 	o.maildomain = a->maildomain;
 	o.spool_dir = r->qdir != NULL ? r->qdir : "/tmp";
-	memset(&b, 0, sizeof(b));
-	st = message_read(&b.msg, &o, fileno(fp)) == -1 ? ST_PERM : ST_TEMP;
+	memset(b, 0, sizeof(*b));
+	rv = message_read(&b->msg, &o, fileno(fp));
 	fclose(fp);
-	memset(&to, 0, sizeof(to));
-	to.addr = env->sender;
-	to.st = ST_TEMP;
-	b.env.sender = (char *)(uintptr_t)"";
-	b.env.rcpt = &to;
-	b.env.nrcpt = 1;
-	if (st == ST_TEMP && s != NULL)
-		st = deliver_attempt(r, s, a, &b.msg, &b.env) == ST_OK ? to.st : ST_TEMP;
-	if (st == ST_TEMP && r->qdir != NULL) {
-		b.account = a->name;
-		b.account_file = (char *)(uintptr_t)a->file;
-		b.owner = getuid();
-		b.created = b.next = time(NULL);
-		if (s != NULL) {
-			queue_backoff(&b, b.created);
-			last_error(b.lasterr, sizeof(b.lasterr), s->fail.text, &b.env);
-		} else
-			strlcpy(b.lasterr, "not tried yet", sizeof(b.lasterr));
-		if (queue_add(r->qdir, &b, 1, err, sizeof(err)) == 0)
-			st = ST_OK;
+	if (rv == -1)
+		return -1;
+	memset(to, 0, sizeof(*to));
+	to->addr = q->env.sender;
+	to->st = ST_TEMP;
+	b->env.sender = (char *)(uintptr_t)"";
+	b->env.rcpt = to;
+	b->env.nrcpt = 1;
+	b->account = q->account;
+	b->account_file = q->account_file;
+	b->owner = q->owner;		/* the message's, never the runner's */
+	b->created = b->next = time(NULL);
+	strlcpy(b->lasterr, "not tried yet", sizeof(b->lasterr));
+	return 0;
+}
+
+/*
+ * Reports to q's sender. With the queue, the report is an entry of its
+ * own, durable (queue_report also writes down q's delivered and refused
+ * recipients) before it goes over s when s is live. Without (queued 0),
+ * it goes over s now or not at all. A report is never reported on: -1
+ * for the null sender, or when it cannot be made or queued; the caller
+ * keeps the message then.
+ */
+static int
+report_send(struct run *r, struct session *s, const struct account *a,
+    struct qentry *q, const char *why, int delayed, int queued)
+{
+	struct qentry	b;
+	struct rcpt	to;
+	char		err[512];
+	enum status	st;
+
+	if (q->env.sender[0] == '\0' || q->orig[0] != '\0' ||
+	    report_make(r, s, a, q, why, delayed, &b, &to) == -1)
+		return -1;
+	if (r->qdir == NULL || !queued) {
+		st = s->connected ? deliver_attempt(r, s, a, &b.msg, &b.env) :
+		    ST_TEMP;
+		message_close(&b.msg);
+		return st == ST_OK && to.st == ST_OK ? 0 : -1;
+	}
+	if (queue_report(r->qdir, q, &b, err, sizeof(err)) == -1) {
+		deliver_log(a, "%s: its report to <%s> could not be queued: %s",
+		    q->id, q->env.sender, err);
+		message_close(&b.msg);
+		return -1;
+	}
+	deliver_log(a, "%s: %s report %s to <%s> queued", q->id, delayed ?
+	    "delay" : "failure", b.id, q->env.sender);
+	if (s->connected) {
+		/* The run's tally counts messages, not their reports. */
+		int sent = r->sent, deferred = r->deferred;
+
+		deliver_entry(r, s, a, &b);
+		r->sent = sent;
+		r->deferred = deferred;
 	}
 	message_close(&b.msg);
-	return st == ST_OK ? 0 : -1;
+	return 0;
 }
+
+/*
+ * A report that failed for good is never reported on: its message goes,
+ * whole, to its owner's dead.letter; if even that fails the report stays
+ * queued, held, for an administrator (mailq says so).
+ */
+static void
+report_failed(struct run *r, const struct account *a, struct qentry *q,
+    const char *why)
+{
+	struct message	m;
+	size_t		i;
+
+	if (queue_open_orig(r->qdir, q, &m) == 0 &&
+	    deliver_keep(r, a, &m, q->env.rcpt[0].addr, q->owner) == 0) {
+		deliver_log(a, "%s: report on %s to <%s> failed for good (%s); "
+		    "the message, whole, was kept in dead.letter", q->id,
+		    q->orig, q->env.rcpt[0].addr, why);
+	} else {
+		for (i = 0; i < q->env.nrcpt; i++)
+			q->env.rcpt[i].done = 0;
+		q->held = 1;
+		snprintf(q->lasterr, sizeof(q->lasterr), "held: the report "
+		    "failed for good (%.300s) and dead.letter could not keep the "
+		    "message", why);
+		deliver_log(a, "%s: report on %s to <%s> failed for good (%s); "
+		    "dead.letter failed: held in the queue", q->id, q->orig,
+		    q->env.rcpt[0].addr, why);
+	}
+	if (m.fd != -1)
+		close(m.fd);
+}
+
+/* Whether the server refused the sender itself for good (MAIL 5xx): a
+ * report from <> to it would only be refused in turn. */
+static int
+sender_refused(const struct session *s)
+{
+	return s->fail.class == FC_PERM && s->fail.stage == STAGE_MAIL;
+}
+
 /*
  * Writes down, at once, what an attempt left of a queued entry: removed
  * when nobody is owed it, else the recipients still owed and the next
@@ -375,19 +485,23 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		snprintf(why, sizeof(why), "%s%s", now - q->created >=
 		    a->queue_lifetime ? "gave up after queue_lifetime: " : "",
 		    s->fail.class != FC_NONE ? s->fail.text : q->lasterr);
-		if (bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
-		    why, 0) == -1)
+		if (q->orig[0] != '\0')
+			report_failed(r, a, q, why);
+		else if (sender_refused(s) ||
+		    report_send(r, s, a, q, why, 0, 1) == -1)
 			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
 		r->bounced++;
 	}
 	/* Once, after delay_warning_time: the sender hears it still waits. */
 	if (temp > 0 && a->delay_warning_time > 0 && !q->warned &&
-	    now - q->created >= a->delay_warning_time &&
-	    bounce(r, s->connected ? s : NULL, a, &q->msg, &q->env,
-	    q->lasterr, 1) == 0)
-		q->warned = 1;
+	    now - q->created >= a->delay_warning_time) {
+		q->warned = 1;		/* written down with the report */
+		if (report_send(r, s, a, q, q->lasterr, 1, 1) == -1)
+			q->warned = 0;
+	}
 	if (temp > 0) {
-		queue_backoff(q, now);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, now);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
 		    FC_NONE ? s->fail.text : "", &q->env);
 		r->deferred++;
@@ -514,14 +628,15 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 	if (perm > 0) {
 		/* -oem mails the error back; dead.letter keeps it anyway.
 		 * -bs ('s') says a whole refusal in its reply instead. */
-		if ((r->errmode == 'm' || (r->errmode == 's' &&
-		    (size_t)perm < q->env.nrcpt)) && bounce(r, s->connected ?
-		    s : NULL, a, &q->msg, &q->env, s->fail.text, 0) == 0)
-			say(r, 1, "error report mailed to <%s>", q->env.sender);
 		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
+		if ((r->errmode == 'm' || (r->errmode == 's' &&
+		    (size_t)perm < q->env.nrcpt)) && !sender_refused(s) &&
+		    report_send(r, s, a, q, s->fail.text, 0, queued) == 0)
+			say(r, 1, "error report mailed to <%s>", q->env.sender);
 	}
 	if (temp > 0 && queued) {
-		queue_backoff(q, q->created);
+		if (!limits_uncharged(s, q))
+			queue_backoff(q, q->created);
 		last_error(q->lasterr, sizeof(q->lasterr), s->fail.text,
 		    &q->env);
 		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
@@ -549,6 +664,34 @@ submit_settle(struct run *r, struct session *s, const struct account *a,
 }
 
 /*
+ * A maildomain without a dot (by default the bare host name: root@vm)
+ * makes addresses that providers refuse: one line says so, on a terminal
+ * or with -v, when the sender or a recipient ends in it.
+ */
+static void
+maildomain_warn(const struct run *r, const struct account *a,
+    const struct envelope *env)
+{
+	const char	*addr, *at;
+	size_t		 i;
+
+	if (a->maildomain == NULL || strchr(a->maildomain, '.') != NULL)
+		return;
+	for (i = 0; i <= env->nrcpt; i++) {
+		addr = i < env->nrcpt ? env->rcpt[i].addr : env->sender;
+		at = strrchr(addr, '@');
+		if (at != NULL && strcasecmp(at + 1, a->maildomain) == 0) {
+			say(r, 0, "warning: %s: the mail domain %s has no dot "
+			    "and providers refuse such addresses; set "
+			    "maildomain in %s (outbox.conf(5))", addr,
+			    a->maildomain, a->file != NULL ? a->file :
+			    "the configuration");
+			return;
+		}
+	}
+}
+
+/*
  * Submits a new message: mode 'i' delivers now and queues what must wait;
  * 'q' only queues; 'b' queues, then delivers in a detached child. The
  * outcome goes to *f (FC_NONE: delivered or safely queued).
@@ -563,6 +706,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	enum status	 st;
 
 	memset(f, 0, sizeof(*f));
+	maildomain_warn(r, a, &q->env);
 	/* A full spool or quota is temporary: the caller keeps the mail. */
 	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
 	    getuid(), q->msg.size, err, sizeof(err)) == -1) {
@@ -593,12 +737,15 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	}
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
+	r->foreground = 1;
+	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
 	outcome(&s, &q->env, st, f);
 	submit_settle(r, &s, a, q, queued, f);
-	if (st == ST_OK && s.connected)
-		deliver_flush(r, &s, a);
+	/* Due entries go over the live session, in a detached process. */
+	if (st == ST_OK && s.connected && !stopping())
+		limits_handoff(r, &s, a);
 	smtp_close(&s);
 }

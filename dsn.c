@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Delivery status notifications (RFC 3464): a bounce or a delay warning
  * as multipart/report, with a part for people, one for programs

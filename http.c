@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A small HTTPS client for OAuth2 token endpoints: one POST of a form, one
  * response read into memory (bounded). The connection is OpenSSL's BIO;
@@ -28,13 +29,13 @@
 
 static int	url_split(const char *, char *, size_t, char *, size_t,
 		    const char **);
-static int	http_dial(const char *, const char *, int);
+static int	http_dial(const char *, const char *, long long);
 static int	http_connect(struct io *, const struct account *,
-		    const char *, const char *, char *, size_t);
+		    const char *, const char *, long long, char *, size_t);
 static int	read_head(struct io *, struct http_resp *, long long *,
 		    int *, char *, size_t);
 static int	read_body(struct io *, struct http_resp *, long long, int,
-		    time_t, char *, size_t);
+		    char *, size_t);
 static int	body_add(struct http_resp *, const char *, size_t, char *,
 		    size_t);
 
@@ -69,13 +70,18 @@ url_split(const char *url, char *host, size_t hsize, char *port,
 	return 0;
 }
 
-/* A TCP connection to the first address that answers in time, or -1. */
+/*
+ * A TCP connection to the first address that answers by end_ms
+ * (CLOCK_MONOTONIC), or -1.
+ */
 static int
-http_dial(const char *host, const char *port, int timeout)
+http_dial(const char *host, const char *port, long long end_ms)
 {
 	BIO_ADDRINFO		*res = NULL;
 	const BIO_ADDRINFO	*ai;
-	time_t			 end = time(NULL) + timeout;
+	long long		 left = end_ms - mono_ms();
+	/* BIO_socket_wait counts whole seconds of the wall clock. */
+	time_t			 end = time(NULL) + (left + 999) / 1000;
 	int			 fd = -1, ok;
 
 	if (BIO_lookup_ex(host, port, BIO_LOOKUP_CLIENT, AF_UNSPEC,
@@ -100,17 +106,20 @@ http_dial(const char *host, const char *port, int timeout)
 	return fd;
 }
 
-/* Connects (bounded by the timeout) and shakes hands; -1 with err. */
+/*
+ * Connects and shakes hands, both by end_ms, which also bounds every
+ * later wait of the io; -1 with err.
+ */
 static int
 http_connect(struct io *io, const struct account *a, const char *host,
-    const char *port, char *err, size_t errlen)
+    const char *port, long long end_ms, char *err, size_t errlen)
 {
 	struct account	 t;
 	struct session	 s;	/* tls_start's: no session cache here */
 	char		 why[256];
 	int		 fd;
 
-	if ((fd = http_dial(host, port, (int)a->timeout)) == -1) {
+	if ((fd = http_dial(host, port, end_ms)) == -1) {
 		snprintf(err, errlen, "cannot connect to %s:%s", host, port);
 		return -1;
 	}
@@ -120,6 +129,8 @@ http_connect(struct io *io, const struct account *a, const char *host,
 	memset(&s, 0, sizeof(s));
 	s.acct = &t;
 	io_init(&s.io, fd, a->timeout * 1000);
+	/* One deadline for the handshake, the status, headers and body. */
+	s.io.reply_end = end_ms;
 	if ((s.ctx = tls_context(&t, why, sizeof(why))) == NULL ||
 	    tls_start(&s, host, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s:%s: TLS: %s", host, port, why);
@@ -204,7 +215,7 @@ read_head(struct io *io, struct http_resp *r, long long *clen, int *chunked,
 /* The body: Content-Length octets, chunks, or up to the close. */
 static int
 read_body(struct io *io, struct http_resp *r, long long clen, int chunked,
-    time_t end, char *err, size_t errlen)
+    char *err, size_t errlen)
 {
 	const char	*e;
 	char		*p;
@@ -225,12 +236,6 @@ read_body(struct io *io, struct http_resp *r, long long clen, int chunked,
 				return 0;
 		}
 		while (left != 0) {
-			/* A server that drips bytes has the timeout, no more. */
-			if (time(NULL) > end) {
-				snprintf(err, errlen, "the response took more "
-				    "than %d s", io->timeout_ms / 1000);
-				return -1;
-			}
 			if (io_getpiece(io, &p, &n) == -1) {
 				if (clen < 0 && !chunked)
 					return 0;	/* the close ends it */
@@ -265,29 +270,38 @@ http_read(struct io *io, struct http_resp *r, char *err, size_t errlen)
 {
 	long long	clen;
 	int		chunked;
-	time_t		end = time(NULL) + io->timeout_ms / 1000;
 
+	/* A server that drips bytes has the timeout, no more (io_fill). */
+	if (io->reply_end == 0)
+		io->reply_end = mono_ms() + io->timeout_ms;
 	r->retry_after = -1;
 	if (read_head(io, r, &clen, &chunked, err, errlen) == -1 ||
-	    read_body(io, r, clen, chunked, end, err, errlen) == -1)
+	    read_body(io, r, clen, chunked, err, errlen) == -1)
 		return -1;
 	return 0;
 }
 
 /*
  * POSTs the form to an https URL and reads the response, whatever its
- * status. Returns 0, or -1 with err when there is none (no connection,
- * TLS, a timeout, a garbled response): always a temporary failure.
+ * status, all of it (connection, handshake, status, headers, body) within
+ * the account's timeout and by end_ms (CLOCK_MONOTONIC; 0: no more).
+ * Returns 0, or -1 with err when there is none (no connection, TLS, a
+ * timeout, a garbled response): always a temporary failure.
  * The caller frees r->body; the form is cleared from the buffers.
  */
 int
 http_post(const struct account *a, const char *url, const char *form,
-    struct http_resp *r, int verbose, char *err, size_t errlen)
+    long long end_ms, struct http_resp *r, int verbose, char *err,
+    size_t errlen)
 {
 	struct io	 io;
 	char		 host[256], port[8], head[1024];
 	const char	*path;
+	long long	 start = mono_ms(), end = start + a->timeout * 1000;
 	int		 rv = -1, n;
+
+	if (end_ms != 0 && end_ms < end)
+		end = end_ms;
 
 	memset(r, 0, sizeof(*r));
 	r->retry_after = -1;
@@ -298,7 +312,7 @@ http_post(const struct account *a, const char *url, const char *form,
 	}
 	if (verbose)
 		fprintf(stderr, "-> POST %s\n", url);
-	if (http_connect(&io, a, host, port, err, errlen) == -1)
+	if (http_connect(&io, a, host, port, end, err, errlen) == -1)
 		return -1;
 	n = snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: %s\r\n"
 	    "User-Agent: outbox/" OUTBOX_VERSION "\r\nAccept: "
@@ -312,6 +326,9 @@ http_post(const struct account *a, const char *url, const char *form,
 		goto out;
 	}
 	rv = http_read(&io, r, err, errlen);
+	if (rv == -1 && mono_ms() >= end)
+		snprintf(err, errlen, "%s: no complete response within %lld s",
+		    host, (end - start + 999) / 1000);
 	if (verbose && rv == 0)
 		fprintf(stderr, "<- HTTP %d (%zu octets)\n", r->status, r->len);
 out:

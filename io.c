@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Buffered line I/O over a socket or a TLS connection, with a deadline for
  * every wait. TLS or plain is chosen once, through the read/write pointers.
@@ -192,11 +193,13 @@ io_fill(struct io *io)
 	if (io->rlen == sizeof(io->rbuf)) {
 		snprintf(io->err, sizeof(io->err),
 		    "reply line longer than %zu octets", sizeof(io->rbuf));
+		io->failed = 1;
 		return -1;
 	}
 	/* A deadline holds even for a peer whose bytes are always ready. */
 	if (io_wait_ms(io) == 0) {
 		io_timed_out(io, "");
+		io->failed = 1;
 		return -1;
 	}
 	if (io->tcp)
@@ -204,8 +207,10 @@ io_fill(struct io *io)
 	n = io->read(io, io->rbuf + io->rlen, sizeof(io->rbuf) - io->rlen);
 	if (n == 0)
 		snprintf(io->err, sizeof(io->err), "connection closed");
-	if (n <= 0)
+	if (n <= 0) {
+		io->failed = 1;
 		return -1;
+	}
 	io->rlen += n;
 	return 0;
 }
@@ -267,25 +272,33 @@ io_pending(const struct io *io)
 	return io->rlen - io->rpos;
 }
 
+/*
+ * Sends what is buffered. What a partial write sent is dropped at once,
+ * so only the bytes not yet sent remain: a failure never sends a byte
+ * twice. Any failure marks the io failed (sticky): nothing more is
+ * written on it.
+ */
 int
 io_flush(struct io *io)
 {
-	size_t	off = 0;
 	ssize_t	n;
 
+	if (io->failed)
+		return -1;
 	if (io->wlen > 0)
 		io->nflush++;
-	while (off < io->wlen) {
-		n = io->write(io, io->wbuf + off, io->wlen - off);
+	while (io->wlen > 0) {
+		n = io->write(io, io->wbuf, io->wlen);
 		if (n <= 0) {
 			if (n == 0)
 				snprintf(io->err, sizeof(io->err),
 				    "connection closed");
+			io->failed = 1;
 			return -1;
 		}
-		off += n;
+		memmove(io->wbuf, io->wbuf + n, io->wlen - n);
+		io->wlen -= n;
 	}
-	io->wlen = 0;
 	return 0;
 }
 
@@ -295,6 +308,8 @@ io_write(struct io *io, const void *buf, size_t len)
 	const char	*p = buf;
 	size_t		 room;
 
+	if (io->failed)
+		return -1;
 	while (len > 0) {
 		if (io->wlen == sizeof(io->wbuf) && io_flush(io) == -1)
 			return -1;

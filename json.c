@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * mailq --json: one queue entry as one line of JSON, in the field names
  * of Postfix's `postqueue -j`, so monitoring written for it reads ours.
@@ -7,75 +8,61 @@
 
 #include "outbox.h"
 
-static size_t	 utf8_len(const unsigned char *);
 static void	 json_string(FILE *, const char *);
 
 /*
- * The length of the valid UTF-8 sequence at s (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF), or 0.
+ * s as a JSON string (RFC 8259): quotes and backslashes escaped, each
+ * byte that is not UTF-8 as U+FFFD, and every control character (C0, C1,
+ * bidi: utf8_control) as \uXXXX, so that a terminal showing the output
+ * shows them as text and never acts on them.
  */
-static size_t
-utf8_len(const unsigned char *s)
-{
-	size_t		n, i;
-	unsigned	c;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, c = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, c = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, c = s[0] & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (n == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-/* s as a JSON string (RFC 8259): quotes, backslashes and control
- * characters escaped, each byte that is not UTF-8 as U+FFFD. */
 static void
 json_string(FILE *fp, const char *s)
 {
 	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 n;
+	size_t			 n, left = strlen(s);
+	unsigned		 c;
 
 	putc('"', fp);
 	while (*p != '\0') {
+		n = utf8_len(p, left);
 		if (*p == '"' || *p == '\\')
-			fprintf(fp, "\\%c", *p++);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(fp, "\\u%04x", *p++);
-		else if ((n = utf8_len(p)) == 0) {
+			fprintf(fp, "\\%c", *p);
+		else if (n == 0) {
 			fputs("\\ufffd", fp);
-			p++;
+			n = 1;
+		} else if (utf8_control(p, n)) {
+			c = n == 1 ? *p : n == 2 ? (p[0] & 0x1fu) << 6 |
+			    (p[1] & 0x3f) : (p[0] & 0x0fu) << 12 |
+			    (p[1] & 0x3fu) << 6 | (p[2] & 0x3f);
+			fprintf(fp, "\\u%04x", c);
 		} else {
 			fwrite(p, 1, n, fp);
-			p += n;
 		}
+		p += n;
+		left -= n;
 	}
 	putc('"', fp);
 }
 
-/* One entry, one line: queue_name is "active" while it is being
- * delivered, else "deferred"; every recipient waits for lasterr. */
+/*
+ * One entry, one line: queue_name is "active" while a process holds its
+ * claim, "hold" when no run tries it again (a report that failed for
+ * good and could not be kept), else "deferred"; every recipient waits
+ * for lasterr. A report names its message in "report_of".
+ */
 void
 json_entry(FILE *fp, const struct qentry *q)
 {
 	size_t	i;
 
 	fprintf(fp, "{\"queue_name\": \"%s\", \"queue_id\": ",
-	    strcmp(q->lasterr, "being delivered") == 0 ? "active" : "deferred");
+	    q->active ? "active" : q->held ? "hold" : "deferred");
 	json_string(fp, q->id);
+	if (q->orig[0] != '\0') {
+		fprintf(fp, ", \"report_of\": ");
+		json_string(fp, q->orig);
+	}
 	fprintf(fp, ", \"arrival_time\": %lld, \"message_size\": %lld, "
 	    "\"forced_expire\": false, \"sender\": ", (long long)q->created,
 	    (long long)q->msg.size);
@@ -90,4 +77,18 @@ json_entry(FILE *fp, const struct qentry *q)
 		putc('}', fp);
 	}
 	fprintf(fp, "]}\n");
+}
+
+/*
+ * A damaged entry (or one set aside as ID.bad): never sent, so monitoring
+ * must see it. queue_name "corrupt", as Postfix's queue of that name.
+ */
+void
+json_damaged(FILE *fp, const char *id, const char *why)
+{
+	fprintf(fp, "{\"queue_name\": \"corrupt\", \"queue_id\": ");
+	json_string(fp, id);
+	fprintf(fp, ", \"reason\": ");
+	json_string(fp, why);
+	fprintf(fp, ", \"recipients\": []}\n");
 }

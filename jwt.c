@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * JSON Web Tokens signed RS256 (RFC 7515, 7519) for OAuth2 assertions
  * (RFC 7523): the keys they are signed with, a PEM key (with its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The message: standard input streamed into a spool file in one pass, line
  * endings made CRLF, the header block rewritten (Bcc removed; Date,
@@ -696,6 +697,29 @@ int
 message_qp_allowed(const struct message *m)
 {
 	return !m->multipart && !m->encoded;
+}
+
+/*
+ * Whether the body holds an 8-bit octet (-1 when it cannot be read): a
+ * message whose only 8-bit text is in its header block needs only that
+ * encoded (RFC 2047) for a server without 8BITMIME, multipart or not.
+ */
+int
+message_body_8bit(const struct message *m)
+{
+	char	buf[65536];
+	off_t	off = m->body;
+	ssize_t	n, i;
+
+	while (off < m->size) {
+		if ((n = pread(m->fd, buf, sizeof(buf), off)) <= 0)
+			return -1;
+		for (i = 0; i < n; i++)
+			if ((unsigned char)buf[i] >= 0x80)
+				return 1;
+		off += n;
+	}
+	return 0;
 }
 
 void

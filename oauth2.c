@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * OAuth2 for SMTP AUTH: the grants (client_credentials with a secret or a
  * certificate assertion, refresh_token, jwt_bearer), the device login
@@ -53,7 +54,7 @@ static void	 fix_text(const struct account *, const char *, char *,
 static int	 classify(const struct account *, const struct http_resp *,
 		    const struct oauth2_resp *, char *, size_t);
 static int	 request(const struct account *, const char *, const char *,
-		    int, struct oauth2_resp *, char *, size_t);
+		    int, long long, struct oauth2_resp *, char *, size_t);
 static int	 cache_path(const struct account *, const char *, char *,
 		    size_t);
 static int	 cache_match(json_t *, const struct account *);
@@ -182,7 +183,7 @@ load_key(const struct account *a, struct creds *c, char *err, size_t errlen)
 	char	*text, why[256];
 	int	 rv;
 
-	if (config_read_secret(a, a->oauth2_key_file, 1, &text, err, errlen)
+	if (secret_read(a, a->oauth2_key_file, 1, &text, err, errlen)
 	    == -1)
 		return -1;
 	rv = jwt_key_parse(text, &c->key, why, sizeof(why));
@@ -211,11 +212,11 @@ creds_load(const struct account *a, struct creds *c, char *err,
 	if (a->oauth2_client_secret != NULL)
 		c->secret = xstrdup(a->oauth2_client_secret);
 	else if (a->oauth2_client_secret_file != NULL &&
-	    config_read_secret(a, a->oauth2_client_secret_file, 0,
+	    secret_read(a, a->oauth2_client_secret_file, 0,
 	    &c->secret, err, errlen) == -1)
 		return -1;
 	if (strcmp(a->oauth2_grant, "refresh_token") == 0 &&
-	    config_read_secret(a, a->oauth2_refresh_token_file, 0,
+	    secret_read(a, a->oauth2_refresh_token_file, 0,
 	    &c->refresh, err, errlen) == -1) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "account %s has no refresh token "
@@ -328,13 +329,15 @@ classify(const struct account *a, const struct http_resp *h,
 /* One token request; OAUTH2_OK with r filled, else the class and err. */
 static int
 request(const struct account *a, const char *url, const char *form,
-    int verbose, struct oauth2_resp *r, char *err, size_t errlen)
+    int verbose, long long end_ms, struct oauth2_resp *r, char *err,
+    size_t errlen)
 {
 	struct http_resp	h;
 	char			why[256];
 
 	memset(r, 0, sizeof(*r));
-	if (http_post(a, url, form, &h, verbose, why, sizeof(why)) == -1) {
+	if (http_post(a, url, form, end_ms, &h, verbose, why, sizeof(why)) ==
+	    -1) {
 		snprintf(err, errlen, "token endpoint %s: %s; will try again",
 		    url, why);
 		return OAUTH2_TEMP;
@@ -546,7 +549,8 @@ refresh_save(const struct account *a, const char *tok, char *err,
  */
 int
 oauth2_token(const struct account *a, const char *qdir, int force,
-    int verbose, char **token, time_t *expiry, char *err, size_t errlen)
+    int verbose, long long end_ms, char **token, time_t *expiry, char *err,
+    size_t errlen)
 {
 	struct oauth2_resp	 r;
 	struct creds		 c;
@@ -574,7 +578,8 @@ oauth2_token(const struct account *a, const char *qdir, int force,
 		creds_free(&c);
 		return OAUTH2_CONFIG;
 	}
-	rv = request(a, a->oauth2_token_url, form, verbose, &r, err, errlen);
+	rv = request(a, a->oauth2_token_url, form, verbose, end_ms, &r, err,
+	    errlen);
 	freezero(form, strlen(form));
 	if (rv == OAUTH2_OK && r.access_token == NULL) {
 		snprintf(err, errlen, "token endpoint %s: no access_token",
@@ -613,7 +618,8 @@ device_start(const struct account *a, const struct creds *c, int verbose,
 		form_add(&form, "scope", a->oauth2_scope);
 	if (c->secret != NULL)
 		form_add(&form, "client_secret", c->secret);
-	rv = request(a, a->oauth2_device_url, form, verbose, d, err, errlen);
+	rv = request(a, a->oauth2_device_url, form, verbose, 0, d, err,
+	    errlen);
 	freezero(form, strlen(form));
 	if (rv == OAUTH2_OK && (d->device_code == NULL ||
 	    d->user_code == NULL || d->verification_uri == NULL)) {
@@ -642,9 +648,16 @@ device_poll(const struct account *a, const struct creds *c,
 	if (c->secret != NULL)
 		form_add(&form, "client_secret", c->secret);
 	while (time(NULL) + interval <= end) {
-		sleep(interval);
-		rv = request(a, a->oauth2_token_url, form, verbose, r, err,
-		    errlen);
+		/* sleep returns early on SIGTERM, SIGINT or SIGHUP. */
+		if (stopping() || (sleep(interval), stopping())) {
+			snprintf(err, errlen, "account %s: stopped by signal "
+			    "%d before the sign-in; nothing was saved", a->name,
+			    stopping());
+			rv = OAUTH2_TEMP;
+			goto done;
+		}
+		rv = request(a, a->oauth2_token_url, form, verbose, 0, r,
+		    err, errlen);
 		if (rv == OAUTH2_OK || r->error == NULL)
 			goto done;	/* a token, or no answer: err says */
 		if (strcmp(r->error, "slow_down") == 0)
@@ -693,7 +706,7 @@ oauth2_login(const struct account *a, const char *qdir, int verbose,
 	if (a->oauth2_client_secret != NULL)
 		c.secret = xstrdup(a->oauth2_client_secret);
 	else if (a->oauth2_client_secret_file != NULL &&
-	    config_read_secret(a, a->oauth2_client_secret_file, 0, &c.secret,
+	    secret_read(a, a->oauth2_client_secret_file, 0, &c.secret,
 	    err, errlen) == -1)
 		return OAUTH2_CONFIG;
 	if ((rv = device_start(a, &c, verbose, &d, err, errlen)) != OAUTH2_OK)
@@ -741,7 +754,8 @@ oauth2_describe(const struct account *a, const char *qdir, FILE *out)
 	    expires - time(NULL) >= EARLY;
 	if (tok != NULL)
 		freezero(tok, strlen(tok));
-	rv = oauth2_token(a, qdir, 0, 0, &tok, &expires, err, sizeof(err));
+	rv = oauth2_token(a, qdir, 0, 0, mono_ms() + a->session_timeout * 1000,
+	    &tok, &expires, err, sizeof(err));
 	if (rv != OAUTH2_OK) {
 		fprintf(out, "oauth2: token FAILED: %s\n", err);
 		return rv;

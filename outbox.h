@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * outbox: a sendmail-compatible mail submission client.
  * The types and functions the source files share.
@@ -120,6 +121,13 @@ struct account {
 	char		*queue_dir;
 	long long	 queue_lifetime;	/* seconds */
 	long long	 sessions;	/* parallel sessions in a queue run */
+	char		*provider;	/* microsoft365, gmail, ses: presets */
+	long long	 connections;	/* host-wide cap per mailbox (limits.c) */
+	long long	 rate;		/* messages a minute, 0: no pacing */
+	long long	 max_rcpt;	/* recipients a transaction, 0: no cap */
+	long long	 throttle_time;	/* seconds an account pauses */
+	long long	 auth_failure_cache_time;	/* seconds */
+	long long	 submit_timeout;	/* seconds a caller may wait */
 	long long	 delay_warning_time;	/* seconds; 0: no warnings */
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
@@ -215,6 +223,7 @@ struct io {
 	char		 wbuf[65536];
 	size_t		 wlen;
 	unsigned long	 nflush;	/* write bursts, for the round-trip count */
+	int		 failed;	/* a read or write failed: write nothing more */
 	char		 err[256];
 };
 
@@ -237,6 +246,8 @@ struct session {
 	int		 connected;	/* in step, ready for a command */
 	int		 dirty;		/* a transaction is open: RSET first */
 	int		 down;		/* no host answered in this run */
+	int		 closed;	/* the server said 421: open a new one */
+	int		 reopens;	/* sessions opened again after a 421 */
 	enum stage	 stage;		/* what the session is doing now */
 	const char	*state_dir;	/* the queue: TLS session cache, tokens */
 	unsigned	 ext;
@@ -250,6 +261,14 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	int		 slot;		/* connection slot's lock fd + 1; 0: none */
+	int		 uncharged;	/* the account's state, not the message's:
+					   no retry step for the entry */
+	unsigned	 ntx;		/* transactions in this session */
+	struct reply	 throttle;	/* the last throttling reply (limits.c) */
+	long long	 mailmax;	/* RFC 9422 LIMITS, 0: not announced */
+	long long	 rcptmax;
+	long long	 rcptdomainmax;
 };
 
 /* A queue entry: the message, its envelope, and its retry state. */
@@ -267,7 +286,12 @@ struct qentry {
 	char		 lasterr[512];
 	ino_t		 env_ino;	/* the ID.env loaded (queue_claim) */
 	struct timespec	 env_mtime;
-	int		 held;		/* stderr held while claimed (queue.c) */
+	char		 orig[16];	/* a report: its message's ID (ID.orig) */
+	char		 report[16];	/* its report, written, not yet live */
+	int		 held;		/* never tried again: mailq says why */
+	int		 sub;		/* a submission's ID.sub: not live yet */
+	int		 active;	/* mailq: some process holds its claim */
+	int		 errheld;	/* stderr held while claimed (queue.c) */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -283,6 +307,10 @@ struct run {
 	char		 qsel;		/* -qI, -qR, -qS, or 0 */
 	const char	*qarg;
 	int		 sent, deferred, bounced, busy;
+	int		 foreground;	/* a caller waits: no waiting for a slot */
+	int		 manual;	/* -q without --due: try despite a pause */
+	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
+					   ends, 0: none (submit_timeout) */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -368,8 +396,14 @@ void	*xreallocarray(void *, size_t, size_t);
 void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
+long long mono_ms(void);
 void	 signals_init(void);
 int	 stopping(void);
+size_t	 utf8_len(const unsigned char *, size_t);
+int	 utf8_control(const unsigned char *, size_t);
+size_t	 printable_text(char *, size_t, const char *, size_t);
+void	 printable_inplace(char *);
+char	*xprintable(const char *);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
@@ -377,14 +411,12 @@ int	 config_load(struct config *, const char *, const char *, char *,
 const struct account *config_account(const struct config *, const char *,
 	    const char *, char *, size_t);
 void	 config_free(struct config *);
-int	 config_secret(const struct account *, char **, char *, size_t);
-int	 config_read_secret(const struct account *, const char *, int, char **,
-	    char *, size_t);
+int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
-#define RENDER_7BIT	0x2	/* and 8-bit header text as RFC 2047 words */
+#define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
 #define MIME_WORD_MAX	76	/* an encoded-word, with its NUL */
 int	 message_read(struct message *, const struct msgopts *, int);
 int	 message_render(const struct message *, int,
@@ -392,6 +424,7 @@ int	 message_render(const struct message *, int,
 size_t	 mime_word(char[MIME_WORD_MAX], const char *, size_t, const char *,
 	    size_t);
 int	 message_qp_allowed(const struct message *);
+int	 message_body_8bit(const struct message *);
 void	 message_close(struct message *);
 int	 message_dead_letter(const struct message *, const char *,
 	    const char *, mode_t, char *, size_t);
@@ -444,7 +477,15 @@ int	 smtp_data_out(void *, const char *, size_t);
 /* queue.c */
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
-int	 queue_update(const char *, const struct qentry *, char *, size_t);
+int	 queue_update(const char *, struct qentry *, char *, size_t);
+int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
+	    size_t);
+int	 queue_finish(const char *, struct qentry *, char *, size_t);
+int	 queue_set_aside(const char *, const char *, char *, size_t);
+void	 queue_sweep(const char *, struct strlist *);
+int	 queue_active(struct qentry *);
+int	 queue_open_orig(const char *, const struct qentry *,
+	    struct message *);
 void	 queue_backoff(struct qentry *, time_t);
 void	 queue_remove(const char *, const char *);
 int	 queue_load(const char *, const char *, struct qentry *, int, char *,
@@ -469,8 +510,28 @@ void	 deliver_settle(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
-void	 deliver_keep(const struct run *, const struct account *,
+int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
+void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
+
+/* limits.c */
+enum status limits_open(struct run *, struct session *,
+	    const struct account *);
+enum status limits_pace(struct run *, struct session *,
+	    const struct account *);
+void	 limits_after(struct run *, struct session *, const struct account *);
+void	 limits_release(struct session *);
+void	 limits_reply(struct session *);
+int	 limits_uncharged(const struct session *, struct qentry *);
+int	 limits_blocked(const struct run *, const struct account *, char *,
+	    size_t);
+long long limits_cap(const struct run *, const struct account *);
+void	 limits_show(const struct run *, FILE *);
+void	 limits_ehlo(struct session *, const char *);
+size_t	 limits_rcpt_split(const struct session *, struct envelope *);
+int	 limits_handoff(struct run *, struct session *,
+	    const struct account *);
+long long limits_now_ms(void);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -479,11 +540,13 @@ void	 deliver_list(struct run *, struct failure *);
 void	 deliver_delete(struct run *, const char *, struct failure *);
 /* json.c */
 void	 json_entry(FILE *, const struct qentry *);
+void	 json_damaged(FILE *, const char *, const char *);
 
 /* dsn.c */
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
+void	 check_secrets(const struct config *);
 void	 check_account(const struct account *, const char *, const char *,
 	    struct failure *);
 
@@ -506,14 +569,21 @@ char	*jwt_sign(const struct jwt_key *, const char *, const char *,
 
 /* http.c */
 int	 http_post(const struct account *, const char *, const char *,
-	    struct http_resp *, int, char *, size_t);
+	    long long, struct http_resp *, int, char *, size_t);
 int	 http_read(struct io *, struct http_resp *, char *, size_t);
+
+/* secret.c */
+int	 secret_read(const struct account *, const char *, int, char **,
+	    char *, size_t);
+enum fclass secret_get(const struct account *, const char *, int, int,
+	    long long, char **, char *, size_t);
+int	 secret_shared(const struct account *, const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
 void	 oauth2_resp_free(struct oauth2_resp *);
-int	 oauth2_token(const struct account *, const char *, int, int, char **,
-	    time_t *, char *, size_t);
+int	 oauth2_token(const struct account *, const char *, int, int,
+	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);

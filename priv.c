@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The setgid install: outbox runs with the group that may read the system
  * configuration's secret and write the queue. It holds that group only

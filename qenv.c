@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * A queue entry's envelope (ID.env) read back as the hostile input it is,
  * and whose entry it is: the account that may carry it, and for whom.
@@ -35,6 +36,9 @@ static int	 set_ret(struct qentry *, const char *, char *, size_t);
 static int	 set_envid(struct qentry *, const char *, char *, size_t);
 static int	 set_error(struct qentry *, const char *, char *, size_t);
 static int	 set_rcpt(struct qentry *, const char *, char *, size_t);
+static int	 set_id(char *, const char *, char *, size_t);
+static int	 set_orig(struct qentry *, const char *, char *, size_t);
+static int	 set_report(struct qentry *, const char *, char *, size_t);
 static int	 env_line(struct qentry *, char *, unsigned *, long long *,
 		    char *, size_t);
 static void	 env_numbers(struct qentry *, const long long *);
@@ -57,9 +61,14 @@ static const struct efield fields[] = {
 	{ "error",	set_error,	0, 0, 0 },
 	{ "rcpt",	set_rcpt,	1, 1, 0 },
 	{ "warned",	NULL,		0, 0, 1 },
+	{ "orig",	set_orig,	0, 0, 0 },
+	{ "report",	set_report,	0, 0, 0 },
+	{ "held",	NULL,		0, 0, 1 },
 };
 #define NFIELDS	(sizeof(fields) / sizeof(fields[0]))
 #define F_FILE	5	/* fields[F_FILE]: new in version 2 */
+#define F_RCPT	15	/* none is owed once the report is written */
+#define F_REPORT 18
 
 /* A decimal number of digits only (no sign, no space) in [min, max]. */
 static int
@@ -269,6 +278,32 @@ set_rcpt(struct qentry *q, const char *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* A queue ID as queue.c makes it: 12 upper-case hex digits. */
+static int
+set_id(char *dst, const char *v, char *err, size_t errlen)
+{
+	if (strlen(v) != 12 || strspn(v, "0123456789ABCDEF") != 12) {
+		snprintf(err, errlen, "bad queue ID");
+		return -1;
+	}
+	strlcpy(dst, v, 16);
+	return 0;
+}
+
+/* A report (bounce, delay warning): the message it is about. */
+static int
+set_orig(struct qentry *q, const char *v, char *err, size_t errlen)
+{
+	return set_id(q->orig, v, err, errlen);
+}
+
+/* A message whose report is written but may not be live yet. */
+static int
+set_report(struct qentry *q, const char *v, char *err, size_t errlen)
+{
+	return set_id(q->report, v, err, errlen);
+}
+
 /* The numbers, in the order of fields[]. */
 static void
 env_numbers(struct qentry *q, const long long *n)
@@ -281,6 +316,7 @@ env_numbers(struct qentry *q, const long long *n)
 	q->msg.body = (off_t)n[8];
 	q->msg.max_line = (size_t)n[9];
 	q->warned = (int)n[16];	/* "warned" */
+	q->held = (int)n[19];	/* "held" */
 }
 
 /* One "key value" line: a known key, once unless it may repeat. */
@@ -360,7 +396,8 @@ queue_parse(const char *buf, size_t len, struct qentry *q, char *err,
 	}
 	for (i = 0; why[0] == '\0' && i < NFIELDS; i++)
 		if (fields[i].need && !(seen & (1u << i)) &&
-		    !(i == F_FILE && version == 1))
+		    !(i == F_FILE && version == 1) &&
+		    !(i == F_RCPT && (seen & (1u << F_REPORT))))
 			snprintf(why, sizeof(why), "no %s", version == 0 ?
 			    "version line" : fields[i].name);
 	env_numbers(q, num);
@@ -369,7 +406,7 @@ queue_parse(const char *buf, size_t len, struct qentry *q, char *err,
 		snprintf(why, sizeof(why), "body or maxline beyond the size");
 	if (why[0] == '\0')
 		return 0;
-	snprintf(err, errlen, "%s.env: damaged (line %d: %s); left alone",
+	snprintf(err, errlen, "%s.env: damaged (line %d: %s)",
 	    q->id[0] != '\0' ? q->id : "queue", lineno, why);
 	return -1;
 }

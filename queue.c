@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue: what could not go now waits here, durable, and is retried.
  * An entry is two files in the queue directory: ID.msg, the spooled
@@ -7,6 +8,15 @@
  * is never renamed. Every file is opened relative to the directory's
  * descriptor, never through a symbolic link, and what is read back is
  * checked as hostile input (queue_parse in qenv.c).
+ *
+ * Other names: ID.sub is a submission's envelope while it is tried at
+ * once (not a live entry: nothing is synced; published as ID.env only
+ * when the message must wait). A report (bounce, delay warning) is an
+ * entry of its own, BID.msg + BID.env, with BID.orig, a hard link to its
+ * message's ID.msg (kept whole for dead.letter should the report fail);
+ * it is written as BID.rep, committed by a "report BID" line in its
+ * message's envelope, then published (renamed BID.env). ID.bad is a
+ * damaged envelope set aside after an hour, with a log line.
  */
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -26,6 +36,7 @@
 #include "outbox.h"
 
 #define STALE		3600	/* seconds before a stray file is litter */
+#define SUB_STALE	600	/* an abandoned submission (ID.sub) */
 #define RETRY_FIRST	300	/* 5 min, doubling ... */
 #define RETRY_MAX	3600	/* ... up to an hour */
 #define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
@@ -33,14 +44,25 @@
 
 static int	 dir_open(const char *, char *, size_t);
 static int	 id_valid(const char *, size_t);
-static int	 write_env(int, const struct qentry *, int, char *, size_t);
+static int	 write_env(int, const struct qentry *, const char *, int,
+		    char *, size_t);
+static int	 publish(int, const char *, char *, size_t);
+static int	 peek_env(int, const char *, struct qentry *, char *, size_t);
+static int	 exists(int, const char *, const char *);
+static void	 sweep_sub(int, const char *, time_t, struct strlist *);
+static void	 sweep_rep(int, const char *, struct strlist *);
 static int	 copy_fd(int, int);
-static int	 read_env(int, struct qentry *, char *, size_t);
+static int	 read_env(int, struct qentry *, const char *, char *, size_t);
 static void	 env_clear(struct qentry *);
 static int	 q_open_(const char *, char *, size_t);
 static int	 q_link(int, struct qentry *, char *, size_t);
 static int	 q_add_(const char *, struct qentry *, int, char *, size_t);
-static int	 q_update_(const char *, const struct qentry *, char *, size_t);
+static int	 q_update_(const char *, struct qentry *, char *, size_t);
+static int	 q_report_(const char *, struct qentry *, struct qentry *,
+		    char *, size_t);
+static int	 q_finish_(const char *, struct qentry *, char *, size_t);
+static int	 q_set_aside_(const char *, const char *, char *, size_t);
+static void	 q_sweep_(const char *, struct strlist *);
 static void	 q_remove_(const char *, const char *);
 static int	 q_load_(const char *, const char *, struct qentry *, int,
 		    char *, size_t);
@@ -154,10 +176,13 @@ copy_fd(int from, int to)
 	return n == 0 ? 0 : -1;
 }
 
-/* Writes the envelope to a temporary file and renames it into place. */
+/*
+ * Writes the envelope to a temporary file and renames it into place as
+ * ID.ext (env, sub or rep); with sync, file and directory are synced.
+ */
 static int
-write_env(int dfd, const struct qentry *q, int sync, char *err,
-    size_t errlen)
+write_env(int dfd, const struct qentry *q, const char *ext, int sync,
+    char *err, size_t errlen)
 {
 	char	 tmp[64], path[64], why[sizeof(q->lasterr)];
 	FILE	*fp;
@@ -165,7 +190,7 @@ write_env(int dfd, const struct qentry *q, int sync, char *err,
 	int	 fd;
 
 	snprintf(tmp, sizeof(tmp), "tmp.%s.env", q->id);
-	snprintf(path, sizeof(path), "%s.env", q->id);
+	snprintf(path, sizeof(path), "%s.%s", q->id, ext);
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
 	    O_CLOEXEC, 0660);
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
@@ -201,6 +226,12 @@ write_env(int dfd, const struct qentry *q, int sync, char *err,
 			fprintf(fp, "rcpt %s\n", q->env.rcpt[i].addr);
 	if (q->warned)
 		fprintf(fp, "warned 1\n");
+	if (q->orig[0] != '\0')
+		fprintf(fp, "orig %s\n", q->orig);
+	if (q->report[0] != '\0')
+		fprintf(fp, "report %s\n", q->report);
+	if (q->held)
+		fprintf(fp, "held 1\n");
 	if (fflush(fp) == EOF || (sync && fsync(fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		fclose(fp);
@@ -261,9 +292,11 @@ q_link(int dfd, struct qentry *q, char *err, size_t errlen)
 /*
  * Puts the message in the queue: the spool file is linked in, then the
  * envelope is written. With sync both are made durable (file, then
- * directory) before outbox may say 0; without, the entry only survives
- * the process (kill -9), not the machine. The entry stays claimed (locked)
- * through q->msg.fd.
+ * directory) before outbox may say 0. Without, the envelope is ID.sub,
+ * not a live entry: nothing is synced, no run sends it, and queue_update
+ * publishes it (synced) only if the message must wait; an abandoned one
+ * is swept (queue_sweep). The entry stays claimed (locked) through
+ * q->msg.fd.
  */
 static int
 q_add_(const char *dir, struct qentry *q, int sync, char *err,
@@ -280,8 +313,9 @@ q_add_(const char *dir, struct qentry *q, int sync, char *err,
 	}
 	flock(q->msg.fd, LOCK_EX | LOCK_NB);
 	err[0] = '\0';
+	q->sub = !sync;
 	if ((sync && fsync(q->msg.fd) == -1) ||
-	    write_env(dfd, q, sync, err, errlen) == -1) {
+	    write_env(dfd, q, sync ? "env" : "sub", sync, err, errlen) == -1) {
 		snprintf(name, sizeof(name), "%s.msg", q->id);
 		if (err[0] == '\0')
 			snprintf(err, errlen, "%s: %s", name, strerror(errno));
@@ -308,13 +342,14 @@ queue_backoff(struct qentry *q, time_t now)
 
 /*
  * Writes the entry's new state, durably: the recipients still owed,
- * attempts, the last error. With nobody left to try, it is removed,
- * without an fsync: queue_sync makes a batch of removals durable.
+ * attempts, the last error; a submission's ID.sub is published so. With
+ * nobody left to try, it is removed, without an fsync: queue_sync makes a
+ * batch of removals durable.
  */
 static int
-q_update_(const char *dir, const struct qentry *q, char *err,
-    size_t errlen)
+q_update_(const char *dir, struct qentry *q, char *err, size_t errlen)
 {
+	char	name[64];
 	size_t	i;
 	int	dfd, rv;
 
@@ -331,25 +366,338 @@ q_update_(const char *dir, const struct qentry *q, char *err,
 	}
 	if ((dfd = dir_open(dir, err, errlen)) == -1)
 		return -1;
-	rv = write_env(dfd, q, 1, err, errlen);
+	rv = write_env(dfd, q, "env", 1, err, errlen);
+	if (rv == 0 && q->sub) {
+		snprintf(name, sizeof(name), "%s.sub", q->id);
+		unlinkat(dfd, name, 0);
+		q->sub = 0;
+	}
 	close(dfd);
 	return rv;
+}
+
+/* Makes ID.rep the live ID.env, durably. */
+static int
+publish(int dfd, const char *id, char *err, size_t errlen)
+{
+	char	rep[64], env[64];
+
+	snprintf(rep, sizeof(rep), "%s.rep", id);
+	snprintf(env, sizeof(env), "%s.env", id);
+	if (renameat(dfd, rep, dfd, env) == -1 || fsync(dfd) == -1) {
+		snprintf(err, errlen, "%s: %s", rep, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Queues b, a report about entry q, as an entry of its own: BID.msg,
+ * BID.orig (q's message, whole), BID.rep, all synced; then q's envelope
+ * is rewritten with what it still owes and "report BID" (the commit: a
+ * crash after it publishes the report, before it forgets it); then the
+ * report is published. A submission's q (ID.sub) has no live envelope to
+ * commit in. b stays claimed. -1 with err: nothing of b is left.
+ */
+static int
+q_report_(const char *dir, struct qentry *q, struct qentry *b, char *err,
+    size_t errlen)
+{
+	char	name[64], orig[64];
+	int	dfd;
+
+	if ((dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	if (q_link(dfd, b, err, errlen) == -1) {
+		close(dfd);
+		return -1;
+	}
+	flock(b->msg.fd, LOCK_EX | LOCK_NB);
+	strlcpy(b->orig, q->id, sizeof(b->orig));
+	snprintf(name, sizeof(name), "%s.msg", q->id);
+	snprintf(orig, sizeof(orig), "%s.orig", b->id);
+	err[0] = '\0';
+	if (fsync(b->msg.fd) == -1 || (q->sub && fsync(q->msg.fd) == -1) ||
+	    linkat(dfd, name, dfd, orig, 0) == -1)
+		snprintf(err, errlen, "%s: %s", orig, strerror(errno));
+	else if (write_env(dfd, b, "rep", 1, err, errlen) == 0) {
+		if (!q->sub)
+			strlcpy(q->report, b->id, sizeof(q->report));
+		if ((q->sub || write_env(dfd, q, "env", 1, err, errlen) == 0) &&
+		    publish(dfd, b->id, err, errlen) == 0) {
+			q->report[0] = '\0';
+			close(dfd);
+			return 0;
+		}
+	}
+	if (err[0] == '\0')
+		snprintf(err, errlen, "%s: %s", b->id, strerror(errno));
+	/* Not committed: q owes what it owed, b never was. */
+	if (q->report[0] != '\0') {
+		q->report[0] = '\0';
+		close(dfd);
+		return -1;	/* committed: a run publishes it */
+	}
+	snprintf(name, sizeof(name), "%s.rep", b->id);
+	unlinkat(dfd, name, 0);
+	unlinkat(dfd, orig, 0);
+	snprintf(name, sizeof(name), "%s.msg", b->id);
+	unlinkat(dfd, name, 0);
+	close(dfd);
+	return -1;
+}
+
+/*
+ * An entry loaded with a "report" line: the report is published if it is
+ * still ID.rep, then the line goes, and the entry with it when it owes
+ * nobody. 0 done, 1 busy, -1 with err.
+ */
+static int
+q_finish_(const char *dir, struct qentry *q, char *err, size_t errlen)
+{
+	int	dfd, rv = 0;
+
+	if (flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
+		return 1;
+	if ((dfd = dir_open(dir, err, errlen)) == -1) {
+		flock(q->msg.fd, LOCK_UN);
+		return -1;
+	}
+	if (exists(dfd, q->report, "rep"))
+		rv = publish(dfd, q->report, err, errlen);
+	if (rv == 0) {
+		q->report[0] = '\0';
+		if (q->env.nrcpt == 0)
+			q_remove_(dir, q->id);
+		else
+			rv = write_env(dfd, q, "env", 1, err, errlen);
+	}
+	flock(q->msg.fd, LOCK_UN);
+	close(dfd);
+	return rv;
+}
+
+/* Whether ID.ext is there. */
+static int
+exists(int dfd, const char *id, const char *ext)
+{
+	struct stat	st;
+	char		name[64];
+
+	snprintf(name, sizeof(name), "%.*s.%.8s", ID_LEN, id, ext);
+	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/*
+ * Renames a damaged ID.env, untouched for an hour, to ID.bad: no run
+ * tries it again, mailq still shows it. 0 set aside, 1 too young.
+ */
+static int
+q_set_aside_(const char *dir, const char *id, char *err, size_t errlen)
+{
+	struct stat	st;
+	char		env[64], bad[64];
+	int		dfd, rv = 1;
+
+	if (!id_valid(id, strlen(id)) ||
+	    (dfd = dir_open(dir, err, errlen)) == -1)
+		return -1;
+	snprintf(env, sizeof(env), "%s.env", id);
+	snprintf(bad, sizeof(bad), "%s.bad", id);
+	if (fstatat(dfd, env, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		rv = -1;
+	else if (time(NULL) - st.st_mtime >= STALE)
+		rv = renameat(dfd, env, dfd, bad) == 0 ? 0 : -1;
+	if (rv == -1)
+		snprintf(err, errlen, "%s: %s", env, strerror(errno));
+	close(dfd);
+	return rv;
+}
+
+/* Parses ID.ext into q, without the checks against ID.msg. */
+static int
+peek_env(int dfd, const char *name, struct qentry *q, char *err,
+    size_t errlen)
+{
+	char	*buf;
+	ssize_t	 n;
+	size_t	 len = 0;
+	int	 fd, rv = -1;
+
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	buf = xcalloc(1, ENV_MAX + 1);
+	while (len <= ENV_MAX && (n = read(fd, buf + len, ENV_MAX + 1 - len))
+	    > 0)
+		len += n;
+	if (len <= ENV_MAX)
+		rv = queue_parse(buf, len, q, err, errlen);
+	else
+		snprintf(err, errlen, "%s: too large", name);
+	free(buf);
+	close(fd);
+	return rv;
+}
+
+/*
+ * A submission's ID.sub: once its ID.env is there it is a leftover; else,
+ * when nobody holds the entry after SUB_STALE, the submission died before
+ * it said 0 to anyone: both files go, with a line in said.
+ */
+static void
+sweep_sub(int dfd, const char *id, time_t now, struct strlist *said)
+{
+	struct stat	st;
+	char		sub[64], msg[64], line[256];
+	int		fd;
+
+	snprintf(sub, sizeof(sub), "%s.sub", id);
+	snprintf(msg, sizeof(msg), "%s.msg", id);
+	if (exists(dfd, id, "env")) {
+		unlinkat(dfd, sub, 0);
+		return;
+	}
+	if (fstatat(dfd, sub, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    now - st.st_mtime < SUB_STALE)
+		return;
+	fd = openat(dfd, msg, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return;		/* still being tried */
+	}
+	unlinkat(dfd, sub, 0);
+	unlinkat(dfd, msg, 0);
+	if (fd != -1)
+		close(fd);
+	snprintf(line, sizeof(line), "%s: removed an abandoned submission "
+	    "(%s, %lld s old): it never returned 0, so its sender kept the "
+	    "message", id, sub, (long long)(now - st.st_mtime));
+	strlist_add(said, line);
+}
+
+/*
+ * A report still named BID.rep, nobody writing it: published when its
+ * message's envelope committed it, else removed (its message still owes
+ * the report, or its submission never returned).
+ */
+static void
+sweep_rep(int dfd, const char *id, struct strlist *said)
+{
+	struct qentry	b, q;
+	char		name[64], err[256], line[512];
+	int		fd, committed = 0;
+
+	snprintf(name, sizeof(name), "%s.msg", id);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		close(fd);
+		return;		/* being written */
+	}
+	memset(&b, 0, sizeof(b));
+	memset(&q, 0, sizeof(q));
+	snprintf(name, sizeof(name), "%s.rep", id);
+	if (peek_env(dfd, name, &b, err, sizeof(err)) == 0 &&
+	    b.orig[0] != '\0') {
+		snprintf(name, sizeof(name), "%s.env", b.orig);
+		committed = peek_env(dfd, name, &q, err, sizeof(err)) == 0 &&
+		    strcmp(q.report, id) == 0;
+	}
+	if (committed && publish(dfd, id, err, sizeof(err)) == 0)
+		snprintf(line, sizeof(line), "%s: report on %s published after "
+		    "an interruption", id, b.orig);
+	else {
+		snprintf(name, sizeof(name), "%s.rep", id);
+		unlinkat(dfd, name, 0);
+		snprintf(name, sizeof(name), "%s.orig", id);
+		unlinkat(dfd, name, 0);
+		snprintf(name, sizeof(name), "%s.msg", id);
+		unlinkat(dfd, name, 0);
+		snprintf(line, sizeof(line), "%s: removed a report never "
+		    "committed (its message still owes it)", id);
+	}
+	strlist_add(said, line);
+	if (fd != -1)
+		close(fd);
+	env_clear(&b);
+	env_clear(&q);
+}
+
+/*
+ * Finishes what an interrupted process left: abandoned submissions and
+ * reports not yet published (see above). One line per action in said,
+ * for the log.
+ */
+static void
+q_sweep_(const char *dir, struct strlist *said)
+{
+	DIR		*d;
+	struct dirent	*e;
+	struct strlist	 subs = { NULL, 0 }, reps = { NULL, 0 };
+	char		 id[ID_LEN + 1], err[256];
+	size_t		 len, i;
+	time_t		 now = time(NULL);
+	int		 dfd, fd;
+
+	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
+		return;
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		close(dfd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		len = strlen(e->d_name);
+		if (len != ID_LEN + 4 || !id_valid(e->d_name, ID_LEN))
+			continue;
+		snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
+		if (strcmp(e->d_name + ID_LEN, ".sub") == 0)
+			strlist_add(&subs, id);
+		else if (strcmp(e->d_name + ID_LEN, ".rep") == 0)
+			strlist_add(&reps, id);
+	}
+	closedir(d);
+	for (i = 0; i < subs.n; i++)
+		sweep_sub(dfd, subs.v[i], now, said);
+	for (i = 0; i < reps.n; i++)
+		sweep_rep(dfd, reps.v[i], said);
+	strlist_free(&subs);
+	strlist_free(&reps);
+	close(dfd);
+}
+
+/* Whether another process holds the entry's claim now (mailq: active). */
+int
+queue_active(struct qentry *q)
+{
+	if (q->msg.fd == -1)
+		return 0;
+	if (flock(q->msg.fd, LOCK_SH | LOCK_NB) == -1)
+		return errno == EWOULDBLOCK;
+	flock(q->msg.fd, LOCK_UN);
+	return 0;
 }
 
 /* Removes an entry: the envelope first, so no half entry is ever seen. */
 static void
 q_remove_(const char *dir, const char *id)
 {
+	static const char *ext[] = { "env", "sub", "rep", "bad", "msg",
+	    "orig" };
 	char	name[64], err[256];
+	size_t	i;
 	int	dfd;
 
 	if (!id_valid(id, strlen(id)) ||
 	    (dfd = dir_open(dir, err, sizeof(err))) == -1)
 		return;
-	snprintf(name, sizeof(name), "%s.env", id);
-	unlinkat(dfd, name, 0);
-	snprintf(name, sizeof(name), "%s.msg", id);
-	unlinkat(dfd, name, 0);
+	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+		snprintf(name, sizeof(name), "%s.%s", id, ext[i]);
+		unlinkat(dfd, name, 0);
+	}
 	close(dfd);
 }
 
@@ -373,20 +721,21 @@ env_clear(struct qentry *q)
 }
 
 /*
- * Reads ID.env next to the open ID.msg and checks it against that file:
- * its owner, its size. -1 with err (errno ENOENT when it is gone, EBADMSG
- * when it is damaged).
+ * Reads ID.ext (env, or bad) next to the open ID.msg and checks it
+ * against that file: its owner (a report's: its ID.orig's), its size. -1
+ * with err (errno ENOENT when it is gone, EBADMSG when it is damaged).
  */
 static int
-read_env(int dfd, struct qentry *q, char *err, size_t errlen)
+read_env(int dfd, struct qentry *q, const char *ext, char *err,
+    size_t errlen)
 {
 	char		 name[64], *buf;
-	struct stat	 st, mst;
+	struct stat	 st, mst, ost;
 	ssize_t		 n;
 	size_t		 len = 0;
 	int		 fd, rv = -1;
 
-	snprintf(name, sizeof(name), "%s.env", q->id);
+	snprintf(name, sizeof(name), "%s.%s", q->id, ext);
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		snprintf(err, errlen, "%s: %s", name, strerror(errno));
@@ -411,6 +760,18 @@ read_env(int dfd, struct qentry *q, char *err, size_t errlen)
 	q->env_mtime = st.st_mtim;
 	if (queue_parse(buf, len, q, err, errlen) == -1)
 		goto out;
+	if (q->orig[0] != '\0') {
+		/* A report is written by whichever run settled its message;
+		 * it belongs to that message's owner. */
+		snprintf(name, sizeof(name), "%s.orig", q->id);
+		if (fstatat(dfd, name, &ost, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(ost.st_mode)) {
+			snprintf(err, errlen, "%s: %s", name, strerror(errno));
+			goto out;
+		}
+		mst.st_uid = ost.st_uid;
+		snprintf(name, sizeof(name), "%s.env", q->id);
+	}
 	if (mst.st_uid != q->owner)
 		snprintf(err, errlen, "%s: says owner %u, but %s.msg belongs "
 		    "to uid %u", name, (unsigned)q->owner, q->id,
@@ -441,9 +802,9 @@ q_hold(struct qentry *q)
 {
 	int	mem, saved;
 
-	if (q->held || q->owner == getuid())
+	if (q->errheld || q->owner == getuid())
 		return;
-	q->held = 1;
+	q->errheld = 1;
 	if (hold.depth++ > 0)
 		return;
 	fflush(stderr);
@@ -468,9 +829,9 @@ q_unhold(struct qentry *q)
 	off_t	off = 0;
 	ssize_t	n, w, done;
 
-	if (!q->held)
+	if (!q->errheld)
 		return;
-	q->held = 0;
+	q->errheld = 0;
 	if (hold.depth == 0 || --hold.depth > 0 || hold.saved == -1)
 		return;
 	fflush(stderr);
@@ -494,8 +855,9 @@ out:
 
 /*
  * Loads an entry. With lock, claims it without waiting: 1 when another
- * process holds it. -1 with err when it is gone (errno ENOENT) or damaged
- * (EBADMSG): a damaged entry is left alone and reported, never sent.
+ * process holds it. -1 with err when it is gone (errno ENOENT), damaged
+ * (EBADMSG: reported, never sent; queue_set_aside after an hour), or set
+ * aside as ID.bad (ENOTRECOVERABLE).
  */
 static int
 q_load_(const char *dir, const char *id, struct qentry *q, int lock,
@@ -522,7 +884,16 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 		errno = errno == ENOENT ? ENOENT : EBADMSG;
 	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		rv = 1;
-	else if ((rv = read_env(dfd, q, err, errlen)) == 0 && lock)
+	else if ((rv = read_env(dfd, q, "env", err, errlen)) == -1 &&
+	    errno == EBADMSG && !exists(dfd, id, "env") &&
+	    exists(dfd, id, "bad")) {
+		/* Set aside: shown, never sent. */
+		if (read_env(dfd, q, "bad", err, errlen) == 0) {
+			env_clear(q);
+			snprintf(err, errlen, "%s.bad: set aside", id);
+		}
+		errno = ENOTRECOVERABLE;
+	} else if (rv == 0 && lock)
 		q_hold(q);
 	if (rv != 0 && q->msg.fd != -1) {
 		close(q->msg.fd);
@@ -566,7 +937,7 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 	else {
 		/* Another run settled it meanwhile: what is owed now. */
 		env_clear(q);
-		rv = read_env(dfd, q, err, errlen);
+		rv = read_env(dfd, q, "env", err, errlen);
 	}
 	if (rv != 0)
 		flock(q->msg.fd, LOCK_UN);
@@ -616,10 +987,13 @@ q_litter(int dfd, const char *name, time_t now)
 	if (len == 4 + ID_LEN + 4 && strncmp(name, "tmp.", 4) == 0 &&
 	    id_valid(name + 4, ID_LEN) && strcmp(name + len - 4, ".env") == 0)
 		unlinkat(dfd, name, 0);
-	else if (len == ID_LEN + 4 && id_valid(name, ID_LEN) &&
-	    strcmp(name + ID_LEN, ".msg") == 0) {
-		snprintf(env, sizeof(env), "%.*s.env", ID_LEN, name);
-		if (fstatat(dfd, env, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+	else if (len >= ID_LEN + 4 && id_valid(name, ID_LEN) &&
+	    (strcmp(name + ID_LEN, ".msg") == 0 ||
+	    strcmp(name + ID_LEN, ".orig") == 0)) {
+		/* A message nothing names (the sweep takes .sub and .rep). */
+		snprintf(env, sizeof(env), "%.*s", ID_LEN, name);
+		if (!exists(dfd, env, "env") && !exists(dfd, env, "sub") &&
+		    !exists(dfd, env, "rep") && !exists(dfd, env, "bad") &&
 		    errno == ENOENT)
 			unlinkat(dfd, name, 0);
 	}
@@ -651,7 +1025,8 @@ q_list_(const char *dir, struct strlist *ids)
 	while ((e = readdir(d)) != NULL) {
 		len = strlen(e->d_name);
 		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
-		    strcmp(e->d_name + ID_LEN, ".env") == 0) {
+		    (strcmp(e->d_name + ID_LEN, ".env") == 0 ||
+		    strcmp(e->d_name + ID_LEN, ".bad") == 0)) {
 			snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 			strlist_add(ids, id);
 		} else
@@ -743,8 +1118,7 @@ queue_add(const char *dir, struct qentry *q, int sync, char *err,
 }
 
 int
-queue_update(const char *dir, const struct qentry *q, char *err,
-    size_t errlen)
+queue_update(const char *dir, struct qentry *q, char *err, size_t errlen)
 {
 	int	rv;
 
@@ -752,6 +1126,76 @@ queue_update(const char *dir, const struct qentry *q, char *err,
 	rv = q_update_(dir, q, err, errlen);
 	priv_drop();
 	return rv;
+}
+
+int
+queue_report(const char *dir, struct qentry *q, struct qentry *b, char *err,
+    size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_report_(dir, q, b, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+int
+queue_finish(const char *dir, struct qentry *q, char *err, size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_finish_(dir, q, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+int
+queue_set_aside(const char *dir, const char *id, char *err, size_t errlen)
+{
+	int	rv;
+
+	priv_raise();
+	rv = q_set_aside_(dir, id, err, errlen);
+	priv_drop();
+	return rv;
+}
+
+void
+queue_sweep(const char *dir, struct strlist *said)
+{
+	priv_raise();
+	q_sweep_(dir, said);
+	priv_drop();
+}
+
+/* A report's message, whole (ID.orig), into *m: fd and size. */
+int
+queue_open_orig(const char *dir, const struct qentry *q, struct message *m)
+{
+	struct stat	st;
+	char		name[64], err[256];
+	int		dfd;
+
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	priv_raise();
+	if ((dfd = dir_open(dir, err, sizeof(err))) != -1) {
+		snprintf(name, sizeof(name), "%s.orig", q->id);
+		m->fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+		close(dfd);
+	}
+	priv_drop();
+	if (m->fd == -1 || fstat(m->fd, &st) == -1) {
+		if (m->fd != -1)
+			close(m->fd);
+		m->fd = -1;
+		return -1;
+	}
+	m->size = st.st_size;
+	return 0;
 }
 
 void

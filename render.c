@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The spooled message rendered for where it goes: the wire as it is, or
  * with the body re-encoded as quoted-printable (and, for a server without
@@ -35,18 +36,10 @@ struct hbuf {
 	size_t	 len, cap;
 };
 
-/* Checks UTF-8 a byte at a time (RFC 3629: no overlongs, surrogates). */
-struct utf8 {
-	int		 need;		/* continuation octets still due */
-	unsigned long	 cp, min;
-	int		 high;		/* an octet over 0x7f was seen */
-	int		 bad;
-};
-
 static int	qp_emit(struct qp *, const char *, size_t);
 static int	qp_octet(struct qp *, unsigned char, int);
 static void	hbuf_add(struct hbuf *, const char *, size_t);
-static void	utf8_feed(struct utf8 *, unsigned char);
+static int	utf8_scan(const char *, size_t, int, int *, int *);
 static const char *text_charset(const char *, size_t);
 static const char *body_charset(const struct message *);
 static int	is_field(const char *, const char *const *);
@@ -58,6 +51,8 @@ static void	encode_addresses(struct hbuf *, const char *, size_t);
 static int	qp_field(struct qp *, const char *, size_t, int);
 static int	qp_headers(const struct message *, struct qp *, char *, int);
 static int	render_qp(const struct message *, int,
+		    int (*)(void *, const char *, size_t), void *);
+static int	render_7bit(const struct message *,
 		    int (*)(void *, const char *, size_t), void *);
 
 static int
@@ -103,33 +98,32 @@ hbuf_add(struct hbuf *b, const char *p, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void
-utf8_feed(struct utf8 *u, unsigned char c)
+/*
+ * Scans n octets of text for 8-bit octets (*high) and for octets that are
+ * not UTF-8 (*bad). With more, the text goes on after n: a sequence cut
+ * at the end is left for the next call. Returns how many octets it took.
+ */
+static int
+utf8_scan(const char *p, size_t n, int more, int *high, int *bad)
 {
-	if (u->need == 0) {
-		if (c < 0x80)
-			return;
-		u->high = 1;
-		if (c >= 0xc2 && c <= 0xdf)
-			u->need = 1, u->cp = c & 0x1f, u->min = 0x80;
-		else if (c >= 0xe0 && c <= 0xef)
-			u->need = 2, u->cp = c & 0x0f, u->min = 0x800;
-		else if (c >= 0xf0 && c <= 0xf4)
-			u->need = 3, u->cp = c & 0x07, u->min = 0x10000;
-		else
-			u->bad = 1;
-		return;
+	const unsigned char	*u = (const unsigned char *)p;
+	size_t			 i = 0, k;
+
+	while (i < n) {
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		*high = 1;
+		if ((k = utf8_len(u + i, n - i)) == 0) {
+			if (more && n - i < 4)
+				break;		/* perhaps cut: read on */
+			*bad = 1;
+			k = 1;
+		}
+		i += k;
 	}
-	if ((c & 0xc0) != 0x80) {
-		u->bad = 1;
-		u->need = 0;
-		utf8_feed(u, c);	/* it may start the next character */
-		return;
-	}
-	u->cp = u->cp << 6 | (c & 0x3f);
-	if (--u->need == 0 && (u->cp < u->min || u->cp > 0x10ffff ||
-	    (u->cp >= 0xd800 && u->cp <= 0xdfff)))
-		u->bad = 1;
+	return (int)i;
 }
 
 /*
@@ -139,37 +133,34 @@ utf8_feed(struct utf8 *u, unsigned char c)
 static const char *
 text_charset(const char *p, size_t n)
 {
-	struct utf8	u;
-	size_t		i;
+	int	high = 0, bad = 0;
 
-	memset(&u, 0, sizeof(u));
-	for (i = 0; i < n; i++)
-		utf8_feed(&u, p[i]);
-	if (!u.high)
+	utf8_scan(p, n, 0, &high, &bad);
+	if (!high)
 		return "us-ascii";
-	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+	return bad ? "unknown-8bit" : "utf-8";
 }
 
 /* The same for the body in the spool; NULL when it cannot be read. */
 static const char *
 body_charset(const struct message *m)
 {
-	struct utf8	 u;
 	char		 buf[BLOCK];
 	off_t		 off = m->body;
-	ssize_t		 n, i;
+	ssize_t		 n;
+	int		 high = 0, bad = 0, k;
 
-	memset(&u, 0, sizeof(u));
 	while (off < m->size && (n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
-		for (i = 0; i < n; i++)
-			utf8_feed(&u, buf[i]);
-		off += n;
+		if ((k = utf8_scan(buf, n, off + n < m->size, &high, &bad))
+		    == 0)
+			break;		/* a short read: not the whole body */
+		off += k;
 	}
 	if (off < m->size)
 		return NULL;
-	if (!u.high)
+	if (!high)
 		return "us-ascii";
-	return u.bad || u.need > 0 ? "unknown-8bit" : "utf-8";
+	return bad ? "unknown-8bit" : "utf-8";
 }
 
 /*
@@ -467,10 +458,57 @@ done:
 }
 
 /*
+ * RENDER_7BIT alone: 8-bit header text as encoded-words, every field kept
+ * (Content-Transfer-Encoding and MIME structure included), then the body
+ * as it is. What a multipart message whose body is 7-bit needs for a
+ * server without 8BITMIME (mpack's Subject).
+ */
+static int
+render_7bit(const struct message *m,
+    int (*out)(void *, const char *, size_t), void *arg)
+{
+	struct qp	 q;
+	char		*hb = xreallocarray(NULL, m->body + 1, 1);
+	char		 buf[BLOCK];
+	const char	*f, *nl, *next, *end = hb + m->body - (m->blank ? 2 : 0);
+	off_t		 off = m->body;
+	ssize_t		 n = 0;
+	int		 rv = -1;
+
+	memset(&q, 0, sizeof(q));
+	q.out = out;
+	q.arg = arg;
+	if (pread(m->fd, hb, m->body, 0) != m->body)
+		goto done;
+	for (f = hb; f < end; f = next) {
+		next = f;
+		do {
+			nl = memchr(next, '\n', end - next);
+			next = nl != NULL ? nl + 1 : end;
+		} while (next < end && (*next == ' ' || *next == '\t'));
+		if (qp_field(&q, f, next - f, 1) == -1)
+			goto done;
+	}
+	if (m->blank && out(arg, "\r\n", 2) == -1)
+		goto done;
+	while (off < m->size && (n = pread(m->fd, buf, sizeof(buf), off)) > 0) {
+		if (out(arg, buf, n) == -1)
+			goto done;
+		off += n;
+	}
+	if (off == m->size)
+		rv = 0;
+done:
+	free(hb);
+	return rv;
+}
+
+/*
  * Renders the message for the wire, through out(arg, bytes, len): the spool
  * as it is, or with RENDER_QP the body re-encoded as quoted-printable, and
- * with RENDER_7BIT also 8-bit header text encoded (RFC 2047). Dot-stuffing
- * is the caller's (DATA needs it, BDAT does not).
+ * with RENDER_7BIT also 8-bit header text encoded (RFC 2047); RENDER_7BIT
+ * alone leaves the body as it is. Dot-stuffing is the caller's (DATA
+ * needs it, BDAT does not).
  */
 int
 message_render(const struct message *m, int flags,
@@ -482,6 +520,8 @@ message_render(const struct message *m, int flags,
 
 	if (flags & RENDER_QP)
 		return render_qp(m, flags, out, arg);
+	if (flags & RENDER_7BIT)
+		return render_7bit(m, out, arg);
 	while (off < m->size) {
 		n = pread(m->fd, buf, sizeof(buf), off);
 		if (n <= 0)

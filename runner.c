@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The queue runner (-q), the bounded flush after a submission, mailq
  * (-bp) and -qD. A run claims an entry only for its own transaction, so
@@ -46,8 +47,12 @@ static void	work(struct run *, const struct batch *, size_t, size_t);
 static pid_t	spawn(struct run *, const struct batch *, size_t, size_t,
 		    int *);
 static void	gather(struct run *, pid_t *, int *, size_t);
-static size_t	sessions_for(const struct batch *);
+static size_t	sessions_for(const struct run *, const struct batch *);
 static int	group(struct run *, struct batch *, size_t);
+static void	damaged(struct run *, const char *, const char *);
+static void	sweep(struct run *);
+static const struct account *log_account(const struct run *);
+static void	show(const char *, ...) PRINTF(1, 2);
 static void	refuse(struct failure *, enum fclass, const char *, ...)
 		    PRINTF(3, 4);
 
@@ -98,6 +103,7 @@ take(struct run *r, const char *id, const struct account *a,
 	if (queue_load(r->qdir, id, q, 0, err, sizeof(err)) != 0)
 		return -1;	/* gone: another run delivered it */
 	if ((rv = queue_claim(r->qdir, q, err, sizeof(err))) != 0 ||
+	    q->held || q->report[0] != '\0' || q->env.nrcpt == 0 ||
 	    (r->due_only && q->next > time(NULL)) ||
 	    entry_account(r, q) != a) {
 		r->busy += rv == 1;
@@ -117,11 +123,15 @@ work(struct run *r, const struct batch *b, size_t w, size_t nw)
 {
 	struct session	s;
 	struct qentry	q;
+	char		why[1024];
 	size_t		i, n = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
-	for (i = w; i < b->ids.n && !stopping(); i += nw) {
+	for (i = w; i < b->ids.n && !stopping() && !s.uncharged; i += nw) {
+		/* Another session may have met a pause or a refused login. */
+		if (limits_blocked(r, b->acct, why, sizeof(why)))
+			break;
 		if (take(r, b->ids.v[i], b->acct, &q) != 0)
 			continue;
 		deliver_entry(r, &s, b->acct, &q);
@@ -197,15 +207,63 @@ gather(struct run *r, pid_t *pid, int *fd, size_t n)
 	}
 }
 
-/* Sessions for a batch: one per PER_SESSION entries, up to `sessions`. */
+/*
+ * Sessions for a batch: one per PER_SESSION entries, up to `sessions` and
+ * the account's connection cap (limits.c) that every process shares.
+ */
 static size_t
-sessions_for(const struct batch *b)
+sessions_for(const struct run *r, const struct batch *b)
 {
 	size_t	n = (b->ids.n + PER_SESSION - 1) / PER_SESSION;
 
 	if (n > (size_t)b->acct->sessions)
 		n = b->acct->sessions;
+	if (n > (size_t)limits_cap(r, b->acct))
+		n = limits_cap(r, b->acct);
 	return n > 0 ? n : 1;
+}
+
+/* Whose log hears about the queue itself: the first account's (the log
+ * is an account's key), else the global keys'. */
+static const struct account *
+log_account(const struct run *r)
+{
+	return r->cfg->nacct > 0 ? &r->cfg->acct[0] : &r->cfg->defaults;
+}
+
+/*
+ * A damaged entry is never sent and said on every run; after an hour
+ * untouched it is set aside as ID.bad, with a log line, where mailq
+ * still shows it.
+ */
+static void
+damaged(struct run *r, const char *id, const char *why)
+{
+	char	err[512];
+	int	rv;
+
+	warnx("queue %s: %s", id, why);
+	if ((rv = queue_set_aside(r->qdir, id, err, sizeof(err))) == 0)
+		deliver_log(log_account(r), "%s: %s; set aside as %s.bad",
+		    id, why, id);
+	else if (rv == -1)
+		warnx("queue %s: %s", id, err);
+}
+
+/* What interrupted processes left: finished, each with a log line. */
+static void
+sweep(struct run *r)
+{
+	struct strlist	said = { NULL, 0 };
+	size_t		i;
+
+	queue_sweep(r->qdir, &said);
+	for (i = 0; i < said.n; i++) {
+		deliver_log(log_account(r), "%s", said.v[i]);
+		if (r->verbose)
+			warnx("%s", said.v[i]);
+	}
+	strlist_free(&said);
 }
 
 /*
@@ -227,11 +285,16 @@ group(struct run *r, struct batch *b, size_t nb)
 		return -1;
 	for (i = 0; i < ids.n; i++) {
 		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0) {
-			if (errno != ENOENT)
-				warnx("queue %s: %s", ids.v[i], err);
+			if (errno == EBADMSG)
+				damaged(r, ids.v[i], err);
 			continue;
 		}
-		if ((!r->due_only || q.next <= now) && selected(r, &q) &&
+		/* Its report is written: made live, the line dropped. */
+		if (q.report[0] != '\0' && queue_finish(r->qdir, &q, err,
+		    sizeof(err)) == -1)
+			warnx("queue %s: %s", ids.v[i], err);
+		if (!q.held && q.env.nrcpt > 0 && q.report[0] == '\0' &&
+		    (!r->due_only || q.next <= now) && selected(r, &q) &&
 		    (a = entry_account(r, &q)) != NULL) {
 			for (k = 0; k < nb && b[k].acct != a; k++)
 				;
@@ -255,12 +318,15 @@ deliver_queue(struct run *r, struct failure *f)
 	pid_t		*pid;
 	int		*fd;
 	size_t		 i, k, nb = r->cfg->nacct + 1, nw = 0, n, total;
+	char		 why[1024];
 
 	memset(f, 0, sizeof(*f));
+	r->manual = !r->due_only;	/* the administrator asks: try now */
 	if (r->qdir == NULL) {
 		warnx("the queue is off (queue off in the configuration)");
 		return;
 	}
+	sweep(r);
 	b = xcalloc(nb, sizeof(*b));
 	for (k = 0; k < nb; k++)	/* the last: no account configured */
 		b[k].acct = k < r->cfg->nacct ? &r->cfg->acct[k] :
@@ -273,8 +339,18 @@ deliver_queue(struct run *r, struct failure *f)
 		free(b);
 		return;
 	}
+	/* A paused account, or one whose login was refused, waits whole. */
 	for (k = 0; k < nb; k++)
-		nw += b[k].ids.n > 0 ? sessions_for(&b[k]) : 0;
+		if (b[k].ids.n > 0 && limits_blocked(r, b[k].acct, why,
+		    sizeof(why))) {
+			if (strstr(why, "login") != NULL)
+				warnx("%s", why);
+			else
+				printf("outbox: %s\n", why);
+			strlist_free(&b[k].ids);
+		}
+	for (k = 0; k < nb; k++)
+		nw += b[k].ids.n > 0 ? sessions_for(r, &b[k]) : 0;
 	pid = xcalloc(nw + 1, sizeof(*pid));
 	fd = xcalloc(nw + 1, sizeof(*fd));
 	/* One session runs here; more are processes of their own. */
@@ -285,7 +361,7 @@ deliver_queue(struct run *r, struct failure *f)
 			work(r, &b[k], 0, 1);
 			break;
 		}
-		for (i = 0, n = sessions_for(&b[k]); i < n; i++)
+		for (i = 0, n = sessions_for(r, &b[k]); i < n; i++)
 			if ((pid[nw] = spawn(r, &b[k], i, n, &fd[nw])) != -1)
 				nw++;
 			else
@@ -318,8 +394,8 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
 		return;
 	r->due_only = 1;
-	for (i = 0; i < ids.n && s->connected && n < FLUSH_MAX &&
-	    time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
+	for (i = 0; i < ids.n && (s->connected || s->closed) && !s->uncharged &&
+	    n < FLUSH_MAX && time(NULL) - start < FLUSH_SECONDS && !stopping(); i++) {
 		if (take(r, ids.v[i], a, &q) != 0)
 			continue;
 		deliver_entry(r, s, a, &q);
@@ -329,6 +405,23 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 	if (n > 0)
 		queue_sync(r->qdir);
 	strlist_free(&ids);
+}
+
+/*
+ * One line of mailq: what it shows came from other users, servers and
+ * queue files, so it is made printable first (C0, C1, bidi, not UTF-8).
+ */
+static void
+show(const char *fmt, ...)
+{
+	va_list	ap;
+	char	buf[2048];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printable_inplace(buf);
+	printf("%s\n", buf);
 }
 
 /*
@@ -357,34 +450,41 @@ deliver_list(struct run *r, struct failure *f)
 		rv = queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err));
 		if (rv != 0 && errno == ENOENT)
 			continue;	/* delivered meanwhile */
+		if (rv == 0)
+			q.active = queue_active(&q);
 		if (rv == 0 && r->json) {
 			json_entry(stdout, &q);
 			queue_free(&q);
 			continue;
 		}
-		if (rv != 0 && r->json)
-			continue;	/* damaged: the layout below says so */
+		if (rv != 0 && r->json) {
+			json_damaged(stdout, ids.v[i], err);
+			continue;	/* monitoring must see it */
+		}
 		if (n++ == 0)
 			printf("-Queue ID-  --Size-- ----Arrival Time---- "
 			    "-Sender/Recipient-------\n");
 		if (rv != 0) {
 			/* Damaged: never sent, shown so someone looks. */
-			printf("%-11s %8s %20s\n(%s)\n\n", ids.v[i], "?", "",
-			    err);
+			show("%-11s!%8s %20s", ids.v[i], "?", "");
+			show("(%s)", err);
+			printf("\n");
 			continue;
 		}
 		strftime(date, sizeof(date), "%a %b %e %H:%M:%S",
 		    localtime(&q.created));
-		printf("%-11s %8lld %20.20s  %s\n", q.id, (long long)q.msg.size,
+		/* Postfix's mark for held ("!"); --json also says active. */
+		show("%-11s%c%8lld %20.20s  %s", q.id, q.held ? '!' : ' ',
+		    (long long)q.msg.size,
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
 		why[0] = '\0';
 		if (queue_account(r->cfg, &q, why, sizeof(why)) != NULL)
 			why[0] = '\0';
-		printf("(%d attempt%s: %s%s%s)\n", q.attempts, q.attempts == 1 ?
+		show("(%d attempt%s: %s%s%s)", q.attempts, q.attempts == 1 ?
 		    "" : "s", q.lasterr, why[0] != '\0' ? "; " : "", why);
 		for (k = 0; k < q.env.nrcpt; k++)
-			printf("%41s%s\n", "", q.env.rcpt[k].addr);
+			show("%41s%s", "", q.env.rcpt[k].addr);
 		printf("\n");
 		bytes += q.msg.size;
 		queue_free(&q);
@@ -392,6 +492,7 @@ deliver_list(struct run *r, struct failure *f)
 	strlist_free(&ids);
 	if (r->json)
 		return;		/* an empty queue is no line, as postqueue -j */
+	limits_show(r, stdout);
 	if (n == 0)
 		printf("Mail queue is empty\n");
 	else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * main(): the sendmail command line, the mode, the envelope, the outcome
  * and the exit code. Only this file exits.
@@ -177,6 +178,35 @@ print_usage(FILE *fp)
 	    "       outbox --version | --help\n");
 }
 
+/* --help: the options callers and administrators use, one line each. */
+static const char *const help_lines[] = {
+	"  -t              recipients from To:, Cc:, Bcc: too (Bcc: removed)",
+	"  -i, -oi         a line with a single dot does not end the message",
+	"  -f, -r sender   the envelope sender",
+	"  -F name         the display name of an added From:",
+	"  -C file         read only this configuration file",
+	"  -a account      send through this account of the configuration",
+	"  -v              the SMTP dialogue on standard error (AUTH redacted)",
+	"  -n              do not apply the aliases file",
+	"  -N dsn          notifications: never, or success,failure,delay",
+	"  -R full|hdrs    what such a notification returns of the message",
+	"  -V envid        the envelope identifier (DSN's ENVID)",
+	"  -odb, -odq      queue and send in the background; only queue",
+	"  -oem            after a permanent failure, mail a report to the sender",
+	"  -bp, mailq      list the queue (--json: one JSON object a line)",
+	"  -bs             speak SMTP on standard input and output",
+	"  -bv, -bi        where each recipient goes; check the aliases file",
+	"  -q[time]        run the queue (--due: only entries due for a retry)",
+	"  -qI, -qR, -qS   run the entries with this ID, recipient, sender",
+	"  -qD id          delete a queue entry",
+	"  -L tag          the tag of syslog lines",
+	"  --check         check an account and its server; sends no mail",
+	"  --oauth2-login  sign in once for an OAuth 2.0 account (device flow)",
+	"  --version       print the version",
+	"Accepted and ignored: -A -B -d -G -h -m -O -U -X.",
+	"More in outbox(8) and outbox.conf(5).",
+};
+
 /* The value of an option: glued (-fuser) or the next argument (-f user). */
 static const char *
 optarg_of(char **argv, int *i, int pos, const char *name)
@@ -249,6 +279,9 @@ parse_long(struct opts *o, const char *a)
 		printf("outbox %s: submit mail to a smarthost; see outbox(8) "
 		    "and outbox.conf(5).\n", OUTBOX_VERSION);
 		print_usage(stdout);
+		for (size_t i = 0; i < sizeof(help_lines) /
+		    sizeof(help_lines[0]); i++)
+			puts(help_lines[i]);
 		stdout_check();
 		exit(EX_OK);
 	}
@@ -826,8 +859,11 @@ submit(struct outbox *ob)
 	memset(&q, 0, sizeof(q));
 	spool(ob, &q.msg);
 	if (recipients(ob, &q.msg, &resolved) == -1) {
-		deliver_keep(&ob->r, ob->a, &q.msg, ob->sender, getuid());
-		code = EX_DATAERR;
+		/* Stopped by a signal: the caller still has it (75). */
+		if (!stopping())
+			deliver_keep(&ob->r, ob->a, &q.msg, ob->sender,
+			    getuid());
+		code = stopping() ? EX_TEMPFAIL : EX_DATAERR;
 	} else {
 		q.env.sender = ob->sender;
 		q.env.notify = ob->o.notify;
@@ -857,6 +893,8 @@ send_mode(struct outbox *ob)
 
 	envelope_sender(ob);
 	if (ob->o.mode == M_CHECK) {
+		if (getuid() == 0 && ob->o.config == NULL)
+			check_secrets(&ob->cfg);
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
 		    ob->o.rcpt.v[0] : NULL, &f);
 		return exit_code(&f);

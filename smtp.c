@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * The SMTP client (RFC 5321): connect, greeting, EHLO, STARTTLS, AUTH, one
  * pipelined transaction with DATA or BDAT, per-recipient results, QUIT.
@@ -25,6 +26,7 @@
 #endif
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
+#define REOPEN_MAX	3		/* new sessions after 421s, per run */
 
 /* One transaction on its way. */
 struct tx {
@@ -39,6 +41,8 @@ struct tx {
 
 static int	dial(struct session *, const char *, char *, size_t);
 static int	read_reply(struct session *, int);
+static void	closing(struct session *);
+static int	lost(const struct session *);
 static void	enhanced(struct reply *);
 static int	read_lines(struct session *, int);
 static void	ehlo_line(struct session *, const char *);
@@ -47,11 +51,13 @@ static enum status greet(struct session *, const char *);
 static enum status session_refused(struct session *, enum stage,
 		    const char *);
 static enum status starttls(struct session *, const char *);
+static enum status tls_failed(struct session *, const char *);
 static void	hangup(struct session *);
 static int	raw_out(void *, const char *, size_t);
 static int	count_out(void *, const char *, size_t);
 static void	xtext(char *, size_t, const char *);
 static void	sanitize(char *);
+static void	trace(const char *, const char *, size_t);
 static void	vfail(struct session *, enum stage, enum fclass,
 		    const struct reply *, const char *, va_list)
 		    __attribute__((format(printf, 5, 0)));
@@ -62,7 +68,7 @@ static enum status doubt(struct session *, const char *);
 static int	rset(struct session *);
 static enum status tx_prepare(struct session *, const struct message *,
 		    struct envelope *, struct tx *);
-static void	rcpt_command(struct session *, const struct envelope *,
+static int	rcpt_command(struct session *, const struct envelope *,
 		    struct rcpt *);
 static int	rcpt_result(struct session *, struct tx *, struct rcpt *, int);
 static int	rcpt_replies(struct session *, struct envelope *, struct tx *);
@@ -140,7 +146,23 @@ append(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Makes server text safe to print: control and 8-bit octets become '?'. */
+/*
+ * One line of the -v transcript: what the server or a caller wrote is
+ * shown, never obeyed (ESC, OSC, CR, C1 and bidi become '?').
+ */
+static void
+trace(const char *dir, const char *p, size_t n)
+{
+	char	buf[REPLY_LINE_MAX + 1];
+
+	printable_text(buf, sizeof(buf), p, n);
+	fprintf(stderr, "%s %s\n", dir, buf);
+}
+
+/*
+ * Makes server text safe to print, and to relay in a reply (-bs): control
+ * and 8-bit octets become '?'.
+ */
 static void
 sanitize(char *p)
 {
@@ -176,6 +198,11 @@ read_reply(struct session *s, int ehlo)
 {
 	int	code;
 
+	/* Ended (a failure, a 421): s->fail already says why. */
+	if (!s->connected || s->io.failed) {
+		s->connected = 0;
+		return -1;
+	}
 	if (s->io.wlen > 0 && io_flush(&s->io) == -1) {
 		smtp_fail(s, "sending: %s", s->io.err);
 		s->connected = 0;
@@ -184,9 +211,43 @@ read_reply(struct session *s, int ehlo)
 	io_reply(&s->io, 1);
 	code = read_lines(s, ehlo);
 	io_reply(&s->io, 0);
-	if (code == -1)
+	if (code == -1) {
+		s->io.failed = 1;	/* out of step: write nothing more */
 		s->connected = 0;
+	} else {
+		limits_reply(s);	/* throttling: the account's state */
+		if (code == 421)
+			closing(s);
+	}
 	return code;
+}
+
+/*
+ * 421 (RFC 5321 3.8): the server is closing the channel, whatever command
+ * it answers. Nothing more is written; the reply stays the answer to
+ * this command, the failure says it, and the next message goes in a new
+ * session of the same run.
+ */
+static void
+closing(struct session *s)
+{
+	refused(s, s->stage, "the server closed the session: %d %s",
+	    s->reply.code, s->reply.text);
+	s->io.failed = 1;
+	s->connected = 0;
+	s->closed = 1;
+}
+
+/*
+ * Whether the message in flight may have arrived: its final reply was
+ * never read, and every octet of it went out (what a failed write left
+ * in the buffer never reached the server, so the server cannot have
+ * taken the message).
+ */
+static int
+lost(const struct session *s)
+{
+	return s->io.wlen == 0;
 }
 
 /* The lines of one reply; -1 (s->err says why) when it is not one. */
@@ -205,7 +266,7 @@ read_lines(struct session *s, int ehlo)
 			return -1;
 		}
 		if (s->verbose)
-			fprintf(stderr, "<- %.*s\n", (int)len, line);
+			trace("<-", line, len);
 		if (len > REPLY_LINE_MAX) {
 			smtp_fail(s, "reply line of %zu octets; at most %d",
 			    len, REPLY_LINE_MAX);
@@ -304,7 +365,7 @@ smtp_command(struct session *s, int redact, const char *fmt, ...)
 	}
 	if (s->verbose) {
 		if (redact == 0)
-			fprintf(stderr, "-> %s\n", p);
+			trace("->", p, n);
 		else if (redact == 1)
 			fprintf(stderr, "-> %.*s <redacted>\n",
 			    (int)(strchr(p + 5, ' ') != NULL ?
@@ -317,6 +378,13 @@ smtp_command(struct session *s, int redact, const char *fmt, ...)
 	if (p != buf) {
 		explicit_bzero(p, n);
 		free(p);
+	}
+	/* A write that failed, or a session already over, ends it here. */
+	if (rv == -1 || !s->connected) {
+		if (s->connected)
+			smtp_fail(s, "sending: %s", s->io.err);
+		s->connected = 0;
+		rv = -1;
 	}
 	return rv;
 }
@@ -387,6 +455,7 @@ ehlo_line(struct session *s, const char *l)
 	size_t		 i, n;
 	const char	*e;
 
+	limits_ehlo(s, l);
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		n = strlen(ext[i].kw);
 		if (strncasecmp(l, ext[i].kw, n) != 0 ||
@@ -410,20 +479,24 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
+	limits_ehlo(s, NULL);
 	s->stage = STAGE_EHLO;
-	smtp_command(s, 0, "EHLO %s", s->acct->helo);
-	if ((code = read_reply(s, 1)) == -1)
+	if (smtp_command(s, 0, "EHLO %s", s->acct->helo) == -1 ||
+	    (code = read_reply(s, 1)) == -1)
 		return ST_TEMP;
 	if (code == 250)
 		return ST_OK;
 	if (code >= 500 && code != 554 && s->acct->tls == TLS_OFF &&
 	    strcmp(s->acct->auth, "off") == 0) {
-		smtp_command(s, 0, "HELO %s", s->acct->helo);
+		if (smtp_command(s, 0, "HELO %s", s->acct->helo) == -1)
+			return ST_TEMP;
 		if ((code = read_reply(s, 0)) == 250)
 			return ST_OK;
-		if (code == -1)
+		if (code == -1 || !s->connected)
 			return ST_TEMP;
 	}
+	if (!s->connected)
+		return ST_TEMP;		/* 421: closing() said it */
 	return session_refused(s, STAGE_EHLO, "EHLO refused");
 }
 
@@ -453,8 +526,8 @@ starttls(struct session *s, const char *host)
 		return smtp_failx(s, STAGE_STARTTLS, FC_CONFIG, "the server "
 		    "does not offer STARTTLS; refusing to continue in clear "
 		    "(set tls implicit for port 465, or tls off)");
-	smtp_command(s, 0, "STARTTLS");
-	if ((code = read_reply(s, 0)) == -1)
+	if (smtp_command(s, 0, "STARTTLS") == -1 ||
+	    (code = read_reply(s, 0)) == -1 || !s->connected)
 		return ST_TEMP;
 	if (code != 220)
 		return session_refused(s, STAGE_STARTTLS, "STARTTLS refused");
@@ -464,8 +537,19 @@ starttls(struct session *s, const char *host)
 		    "reply; possible injection attack");
 	s->stage = STAGE_TLS;
 	if (tls_start(s, host, err, sizeof(err)) == -1)
-		return smtp_fail(s, "TLS: %s", err);
+		return tls_failed(s, err);
 	return ehlo(s);
+}
+
+/*
+ * A failed handshake: tls_start left in s->fail.class whether it needs an
+ * administrator (a certificate, a wrong TLS mode: FC_CONFIG) or may pass.
+ */
+static enum status
+tls_failed(struct session *s, const char *err)
+{
+	return smtp_failx(s, STAGE_TLS, s->fail.class == FC_CONFIG ?
+	    FC_CONFIG : FC_TEMP, "TLS: %s", err);
 }
 
 /* Greeting, EHLO, STARTTLS and AUTH on a connected socket. */
@@ -482,9 +566,15 @@ greet(struct session *s, const char *host)
 	s->stage = STAGE_TLS;
 	if (s->acct->tls == TLS_IMPLICIT &&
 	    tls_start(s, host, err, sizeof(err)) == -1)
-		return smtp_fail(s, "TLS: %s", err);
+		return tls_failed(s, err);
 	s->stage = STAGE_GREETING;
-	if ((code = read_reply(s, 0)) == -1)
+	if ((code = read_reply(s, 0)) == -1 && s->io.rlen == 0 &&
+	    s->acct->tls != TLS_IMPLICIT && s->port == 465)
+		/* An implicit TLS server waits for our handshake. */
+		return smtp_failx(s, STAGE_GREETING, FC_CONFIG, "%s; port 465 "
+		    "expects TLS from the first octet: set tls implicit",
+		    s->fail.text);
+	if (code == -1 || !s->connected)
 		return ST_TEMP;
 	if (code != 220)
 		return session_refused(s, STAGE_GREETING, "greeting");
@@ -497,19 +587,8 @@ greet(struct session *s, const char *host)
 	if (strcmp(s->acct->auth, "off") == 0)
 		return ST_OK;
 	s->stage = STAGE_AUTH;
-	if ((st = smtp_auth(s)) == ST_OK || !s->connected)
-		return st;
-	/* Refused, or nothing to log in with: an administrator's job. */
-	if (s->reply.code / 100 == 4)
-		s->fail.class = FC_TEMP;
-	else
-		s->fail.class = FC_CONFIG;
-	if (s->reply.code / 100 >= 4) {
-		s->fail.code = s->reply.code;
-		strlcpy(s->fail.enhanced, s->reply.enhanced,
-		    sizeof(s->fail.enhanced));
-	}
-	return ST_TEMP;
+	/* The class of a failure comes from where it failed (smtp_auth). */
+	return smtp_auth(s);
 }
 
 /*
@@ -527,6 +606,14 @@ smtp_open(struct session *s)
 		io_close(&s->io);	/* what is left of a broken session */
 	s->stage = STAGE_CONNECT;
 	s->fail.class = FC_NONE;
+	/* A server that keeps closing (421) is not asked forever. */
+	if (s->closed) {
+		s->closed = 0;
+		if (++s->reopens > REOPEN_MAX)
+			return smtp_failx(s, STAGE_CONNECT, FC_TEMP, "the "
+			    "server closed %d sessions of this run (421); "
+			    "trying later", REOPEN_MAX + 1);
+	}
 	if (s->acct->host.n == 0)
 		return smtp_failx(s, STAGE_CONNECT, FC_CONFIG, "no smarthost "
 		    "configured: put \"host smtp.example.org\" (with user and "
@@ -554,8 +641,10 @@ smtp_open(struct session *s)
 		}
 		s->connected = 1;
 		s->dirty = 0;
-		if (greet(s, host) == ST_OK && s->connected)
+		if (greet(s, host) == ST_OK && s->connected) {
+			s->closed = 0;
 			return ST_OK;
+		}
 		s->connected = 0;
 		append(why, sizeof(why), "%s[%s]:%lld: %s", host, s->addr,
 		    s->port, s->fail.text);
@@ -636,8 +725,7 @@ static int
 rset(struct session *s)
 {
 	s->stage = STAGE_MAIL;
-	smtp_command(s, 0, "RSET");
-	if (read_reply(s, 0) == 250) {
+	if (smtp_command(s, 0, "RSET") == 0 && read_reply(s, 0) == 250) {
 		s->dirty = 0;
 		return 0;
 	}
@@ -679,11 +767,13 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	const char	*p;
 
 	memset(tx, 0, sizeof(*tx));
-	tx->qp = m->max_line > 998 || m->nul ||
-	    (m->eightbit && !(s->ext & EXT_8BITMIME)) ? RENDER_QP : 0;
-	if (tx->qp && m->eightbit && !(s->ext & EXT_8BITMIME))
-		tx->qp |= RENDER_7BIT;	/* the headers too */
-	if (tx->qp && !message_qp_allowed(m))
+	tx->qp = m->max_line > 998 || m->nul ? RENDER_QP : 0;
+	/* No 8BITMIME: 8-bit header text is encoded, and the body when it
+	 * is 8-bit (a multipart message may have it only in its Subject). */
+	if (m->eightbit && !(s->ext & EXT_8BITMIME))
+		tx->qp |= RENDER_7BIT | (message_body_8bit(m) != 0 ?
+		    RENDER_QP : 0);
+	if ((tx->qp & RENDER_QP) && !message_qp_allowed(m))
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
 		    "re-encoding (%s) but is %s; send it encoded",
 		    m->max_line > 998 ? "a line over 998 octets" : m->nul ?
@@ -736,8 +826,11 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	return ST_OK;
 }
 
-/* Buffers one RCPT, with the DSN parameters when asked for and offered. */
-static void
+/*
+ * Buffers one RCPT, with the DSN parameters when asked for and offered;
+ * -1 when the session failed.
+ */
+static int
 rcpt_command(struct session *s, const struct envelope *env, struct rcpt *r)
 {
 	char	params[1024], buf[ADDR_MAX * 3 + 32];
@@ -749,8 +842,10 @@ rcpt_command(struct session *s, const struct envelope *env, struct rcpt *r)
 		    "ORCPT=rfc822;%s", env->notify, buf) < 0)
 			params[0] = '\0';
 	}
-	smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params);
+	if (smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params) == -1)
+		return -1;
 	r->sent = 1;
+	return 0;
 }
 
 /*
@@ -807,8 +902,8 @@ mail_refused(struct session *s, struct envelope *env, struct tx *tx,
 	int		odd = 0, c;
 	enum status	st;
 
-	if (code == -1)
-		return ST_TEMP;
+	if (code == -1 || !s->connected)
+		return ST_TEMP;		/* lost, or 421: closing() said it */
 	for (i = 0; i < env->nrcpt; i++)
 		pending += env->rcpt[i].sent;
 	pending += tx->data_sent;
@@ -851,12 +946,18 @@ end_of_data(struct session *s, struct envelope *env, enum stage stage,
 	enum status	st;
 
 	s->stage = stage;
+	if (code == -1 && s->closed)
+		return ST_TEMP;		/* 421 before: closing() said it */
 	if (code == -1) {
 		char	why[sizeof(s->fail.text)];
 
 		strlcpy(why, s->fail.text, sizeof(why));
-		smtp_fail(s, "no reply after the message was sent (%s); it "
-		    "may arrive twice", why);
+		if (lost(s))
+			smtp_fail(s, "no reply after the message was sent "
+			    "(%s); it may arrive twice", why);
+		else
+			smtp_fail(s, "the message was not sent whole (%s)",
+			    why);
 		return ST_TEMP;		/* recipients stay ST_TEMP */
 	}
 	if (code / 100 == 2)
@@ -876,26 +977,38 @@ end_of_data(struct session *s, struct envelope *env, enum stage stage,
 		r->reply = s->reply;
 	}
 	s->dirty = st != ST_OK;
-	if (io_pending(&s->io) > 0)
+	if (s->connected && io_pending(&s->io) > 0)
 		doubt(s, "the server sent a reply nobody asked for");
 	return st;
 }
 
-/* Writes the message: BDAT LAST and the octets, or the dot-stuffed DATA. */
+/*
+ * Writes the message: BDAT LAST and the octets, or the dot-stuffed DATA.
+ * A failure ends the session: the server is in the middle of the body,
+ * so no command may follow; -1 with s->fail saying why.
+ */
 static int
 body_out(struct session *s, const struct message *m, const struct tx *tx)
 {
 	struct dotsink	dot = { &s->io, 1 };
+	int		rv;
 
 	if (s->verbose)
 		fprintf(stderr, "-> [message: %lld octets]\n",
 		    (long long)tx->size);
 	if (tx->bdat)
-		return message_render(m, tx->qp, raw_out, &s->io);
-	if (message_render(m, tx->qp, smtp_data_out, &dot) == -1 ||
-	    io_write(&s->io, ".\r\n", 3) == -1)
+		rv = message_render(m, tx->qp, raw_out, &s->io);
+	else
+		rv = message_render(m, tx->qp, smtp_data_out, &dot) == -1 ||
+		    io_write(&s->io, ".\r\n", 3) == -1 ? -1 : 0;
+	if (rv == -1) {
+		smtp_fail(s, "sending the message: %s", s->io.err[0] != '\0' ?
+		    s->io.err : "cannot read the spool file");
+		s->io.failed = 1;
+		s->connected = 0;
 		return -1;
-	if (s->verbose)
+	}
+	if (s->verbose && !tx->bdat)
 		fprintf(stderr, "-> .\n");
 	return 0;
 }
@@ -922,14 +1035,13 @@ data(struct session *s, const struct message *m, struct envelope *env,
 	if (tx->accepted == 0 && !tx->data_sent)
 		return ST_OK;	/* nobody to send it to; RSET comes next */
 	if (tx->bdat) {
-		smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size);
-		if (body_out(s, m, tx) == -1)
-			return smtp_fail(s, "sending the message: %s",
-			    s->io.err);
+		if (smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size) ==
+		    -1 || body_out(s, m, tx) == -1)
+			return ST_TEMP;
 		return end_of_data(s, env, STAGE_EOD, read_reply(s, 0));
 	}
-	if (!tx->data_sent)
-		smtp_command(s, 0, "DATA");
+	if (!tx->data_sent && smtp_command(s, 0, "DATA") == -1)
+		return ST_TEMP;
 	if ((code = read_reply(s, 0)) == -1)
 		return ST_TEMP;
 	if (tx->accepted == 0)	/* RFC 2920 3.1: a 354 here is a bug */
@@ -939,7 +1051,7 @@ data(struct session *s, const struct message *m, struct envelope *env,
 		return code / 100 == 2 ? doubt(s, "unexpected reply to DATA") :
 		    end_of_data(s, env, STAGE_DATA, code);
 	if (body_out(s, m, tx) == -1)
-		return smtp_fail(s, "sending the message: %s", s->io.err);
+		return ST_TEMP;
 	return end_of_data(s, env, STAGE_EOD, read_reply(s, 0));
 }
 
@@ -960,17 +1072,21 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 
 	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
 		return st;
+	limits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;
-	smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params);
+	if (smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params) ==
+	    -1)
+		return ST_TEMP;
 	s->dirty = 1;		/* until the end of the message is answered */
 	if (!tx.pipelining && (code = read_reply(s, 0)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	for (i = 0; i < env->nrcpt; i++) {
-		if (env->rcpt[i].done)
+		if (env->rcpt[i].done || env->rcpt[i].again)
 			continue;
-		rcpt_command(s, env, &env->rcpt[i]);
+		if (rcpt_command(s, env, &env->rcpt[i]) == -1)
+			return ST_TEMP;
 		s->stage = STAGE_RCPT;
 		if (!tx.pipelining &&
 		    rcpt_result(s, &tx, &env->rcpt[i], read_reply(s, 0)) == -1)
@@ -979,13 +1095,13 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	if (!tx.pipelining)
 		return data(s, m, env, &tx);
 	if (tx.inl) {
-		smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size);
-		if (body_out(s, m, &tx) == -1)
-			return smtp_fail(s, "sending the message: %s",
-			    s->io.err);
+		if (smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size) ==
+		    -1 || body_out(s, m, &tx) == -1)
+			return ST_TEMP;
 		tx.data_sent = 1;
 	} else if (!tx.bdat) {
-		smtp_command(s, 0, "DATA");
+		if (smtp_command(s, 0, "DATA") == -1)
+			return ST_TEMP;
 		tx.data_sent = 1;
 	}
 	s->stage = STAGE_MAIL;
@@ -996,7 +1112,10 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	return data(s, m, env, &tx);
 }
 
-/* Whether a transaction that delivered left 452'd recipients to send now. */
+/*
+ * Whether a transaction that settled someone left recipients for the next
+ * one now: 452'd, or past max_rcpt or LIMITS.
+ */
 static int
 again(const struct envelope *env)
 {
@@ -1004,7 +1123,7 @@ again(const struct envelope *env)
 	int	progress = 0, more = 0;
 
 	for (i = 0; i < env->nrcpt; i++) {
-		progress |= env->rcpt[i].accepted && env->rcpt[i].st == ST_OK;
+		progress |= env->rcpt[i].sent && env->rcpt[i].done;
 		more |= env->rcpt[i].again && !env->rcpt[i].done;
 	}
 	return progress && more;
@@ -1012,7 +1131,8 @@ again(const struct envelope *env)
 
 /*
  * Sends one message to every recipient not yet done, in as many
- * transactions of this session as "452 too many recipients" asks for.
+ * transactions of this session as "452 too many recipients", max_rcpt and
+ * RFC 9422 LIMITS ask for (MAILMAX ends the session's share).
  * A recipient is ST_OK only after the 2xx to the end of data, ST_PERM when
  * refused for good, else ST_TEMP. The return value is the message's own
  * outcome (ST_PERM from MAIL, DATA, the end of data or a local check),
@@ -1027,25 +1147,30 @@ smtp_send(struct session *s, const struct message *m, struct envelope *env)
 	for (n = 0;; n++) {
 		s->fail.class = FC_NONE;
 		st = transaction(s, m, env);
+		s->ntx++;
 		if (st != ST_OK || !s->connected || n >= env->nrcpt ||
-		    !again(env))
+		    !again(env) || (s->mailmax > 0 &&
+		    s->ntx >= (unsigned long long)s->mailmax))
 			return st;
 	}
 }
 
-/* Says QUIT without waiting for the reply, and closes the connection. */
+/*
+ * Says QUIT without waiting for the reply, unless the session failed, and
+ * closes the connection.
+ */
 static void
 hangup(struct session *s)
 {
-	if (s->connected) {
-		smtp_command(s, 0, "QUIT");
-		io_flush(&s->io);
-		if (s->io.ssl != NULL)
-			SSL_shutdown(s->io.ssl);
-	}
+	/* After a failure nothing is written: not even QUIT. */
+	if (s->connected && !s->io.failed &&
+	    smtp_command(s, 0, "QUIT") == 0 && io_flush(&s->io) == 0 &&
+	    s->io.ssl != NULL)
+		SSL_shutdown(s->io.ssl);
 	s->connected = 0;
 	s->dirty = 0;
 	io_close(&s->io);
+	limits_release(s);	/* the connection slot (limits.c) */
 }
 
 /* Ends the session, and frees what it kept for the next connection. */
@@ -1071,23 +1196,28 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 	if ((r = auth_step(m, sa, NULL, &resp)) == -1)
 		return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
 	if (r == 0) {
-		smtp_command(s, 1, "AUTH %s %s", m->name, resp);
+		r = smtp_command(s, 1, "AUTH %s %s", m->name, resp);
 		freezero(resp, strlen(resp));
 	} else
-		smtp_command(s, 0, "AUTH %s", m->name);
+		r = smtp_command(s, 0, "AUTH %s", m->name);
+	if (r == -1)
+		return ST_TEMP;
 	for (;;) {
 		if (smtp_reply(s) == -1)
 			return ST_TEMP;
 		if (s->reply.code != 334)
 			break;
 		if (auth_step(m, sa, s->reply.text, &resp) == -1) {
-			smtp_command(s, 0, "*");	/* cancel: 501 */
-			if (smtp_reply(s) == -1)
+			/* cancel: 501 */
+			if (smtp_command(s, 0, "*") == -1 ||
+			    smtp_reply(s) == -1)
 				return ST_TEMP;
 			return smtp_fail(s, "AUTH %s: %s", m->name, sa->err);
 		}
-		smtp_command(s, 2, "%s", resp);
+		r = smtp_command(s, 2, "%s", resp);
 		freezero(resp, strlen(resp));
+		if (r == -1)
+			return ST_TEMP;
 	}
 	if (s->reply.code == 235) {
 		s->authenticated = 1;
@@ -1096,26 +1226,6 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 	/* Refused credentials need an administrator, not a bounce. */
 	return smtp_fail(s, "AUTH %s refused: %d %s", m->name, s->reply.code,
 	    s->reply.text);
-}
-
-/*
- * The secret for AUTH: the password, or an OAuth2 access token (the cached
- * one, or with force a new one). -1 with s->err saying the fix.
- */
-static int
-auth_secret(struct session *s, int force, char **secret)
-{
-	char	err[512];
-
-	if (s->acct->oauth2_grant == NULL) {
-		if (config_secret(s->acct, secret, err, sizeof(err)) == -1)
-			return smtp_fail(s, "%s", err), -1;
-		return 0;
-	}
-	if (oauth2_token(s->acct, s->state_dir, force, s->verbose, secret, NULL,
-	    err, sizeof(err)) != OAUTH2_OK)
-		return smtp_fail(s, "OAuth2: %s", err), -1;
-	return 0;
 }
 
 /*
@@ -1128,21 +1238,26 @@ smtp_auth(struct session *s)
 {
 	const struct sasl_mech	*m;
 	struct sasl		 sa;
-	char			*secret;
+	char			*secret, err[512];
 	enum status		 st;
+	enum fclass		 class;
 	int			 again;
 
 	if (!(s->ext & EXT_AUTH))
-		return smtp_fail(s, "the server offers no AUTH; check host "
-		    "and port, or set auth off");
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG, "the server offers "
+		    "no AUTH; check host and port, or set auth off");
 	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
-		return smtp_fail(s, "the server offers AUTH %s; %s", s->mechs,
+		return smtp_failx(s, STAGE_AUTH, FC_CONFIG,
+		    "the server offers AUTH %s; %s", s->mechs,
 		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
 		    "supported" : "not the configured mechanism");
-	s->mech = m->name;
 	for (again = 0;; again++) {
-		if (auth_secret(s, again, &secret) == -1)
-			return ST_TEMP;
+		/* Under the session's deadline; its class is where it failed. */
+		if ((class = secret_get(s->acct, s->state_dir, again,
+		    s->verbose, s->io.session_end, &secret, err,
+		    sizeof(err))) != FC_NONE)
+			return smtp_failx(s, STAGE_AUTH, class, "%s", err);
+		s->mech = m->name;
 		memset(&sa, 0, sizeof(sa));
 		sa.user = s->acct->user;
 		sa.secret = secret;
@@ -1151,9 +1266,18 @@ smtp_auth(struct session *s)
 		st = auth_exchange(s, m, &sa);
 		auth_clear(&sa);
 		freezero(secret, strlen(secret));
-		if (st == ST_OK || again || !s->connected ||
-		    s->acct->oauth2_grant == NULL || (!sa.token_error &&
-		    s->reply.code != 535))
+		if (st == ST_OK || !s->connected)
 			return st;
+		if (again || s->acct->oauth2_grant == NULL ||
+		    (!sa.token_error && s->reply.code != 535))
+			break;
 	}
+	/* Refused: a 4xx may pass; anything else needs an administrator. */
+	s->fail.class = s->reply.code / 100 == 4 ? FC_TEMP : FC_CONFIG;
+	if (s->reply.code / 100 >= 4) {
+		s->fail.code = s->reply.code;
+		strlcpy(s->fail.enhanced, s->reply.enhanced,
+		    sizeof(s->fail.enhanced));
+	}
+	return ST_TEMP;
 }

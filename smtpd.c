@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * -bs: SMTP on standard input and output (RFC 5321, the server's side),
  * for callers such as Alpine and Symfony Mailer. Each message accepted

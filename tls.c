@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * OpenSSL: the client context, the handshake, and the checks that make the
  * peer who it claims to be (CA and host name, or a pinned fingerprint),
@@ -456,7 +457,9 @@ tls_verified(struct io *io, const struct tlscache *c, const struct account *a,
  * Runs the client handshake on the session's socket and switches its io
  * to TLS. host is the configured name (or IP literal) the certificate must
  * match. With a state directory, a cached session is offered and the ones
- * the server issues are kept.
+ * the server issues are kept. On failure, s->fail.class says FC_CONFIG
+ * when an administrator must act (a certificate that fails verification,
+ * a server that does not speak TLS at once), else FC_TEMP.
  */
 int
 tls_start(struct session *s, const char *host, char *err, size_t errlen)
@@ -469,6 +472,7 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 	int		 isip, n;
 	long		 vr;
 
+	s->fail.class = FC_TEMP;
 	if ((io->ssl = SSL_new(s->ctx)) == NULL ||
 	    SSL_set_fd(io->ssl, io->fd) != 1) {
 		tls_error(err, errlen, "SSL_new");
@@ -506,9 +510,20 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 		if (s->acct->tls_fingerprint == NULL && vr != X509_V_OK) {
 			snprintf(err, errlen, "certificate verification "
 			    "failed: %s", X509_verify_cert_error_string(vr));
+			s->fail.class = FC_CONFIG;
 			return -1;
 		}
 		e = ERR_peek_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) ==
+		    SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) ==
+		    SSL_R_PACKET_LENGTH_TOO_LONG) && s->acct->tls == TLS_IMPLICIT) {
+			/* "220 ..." read as a TLS record: a plaintext server. */
+			snprintf(err, errlen, "the server does not speak TLS "
+			    "from the first octet (port %lld); set tls "
+			    "starttls, or port 465", s->acct->port);
+			s->fail.class = FC_CONFIG;
+			return -1;
+		}
 		if (tls_retry(io, n, "TLS handshake") == -1) {
 			/* The alert a server sends when nothing is shared. */
 			snprintf(err, errlen, "%s%s", io->err, ERR_GET_REASON(e)
@@ -519,8 +534,10 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (!tls_verified(io, c, s->acct, host, err, errlen))
+	if (!tls_verified(io, c, s->acct, host, err, errlen)) {
+		s->fail.class = FC_CONFIG;	/* name, pin or chain */
 		return -1;
+	}
 	if (c != NULL) {
 		c->verified = 1;
 		/* A resumed session keeps the time of its verification. */
@@ -729,7 +746,13 @@ cache_usable(SSL_SESSION *sess, time_t since, const struct account *a,
     const char *host)
 {
 	char	 err[256];
-	time_t	 now = time(NULL), t = SSL_SESSION_get_time(sess);
+	time_t	 now = time(NULL), t;
+
+#if OPENSSL_VERSION_NUMBER >= 0x30300000L
+	t = SSL_SESSION_get_time_ex(sess);	/* 3.4 deprecates the long one */
+#else
+	t = SSL_SESSION_get_time(sess);
+#endif
 
 	if (!SSL_SESSION_is_resumable(sess) ||
 	    SSL_SESSION_get_protocol_version(sess) < a->tls_min_version ||

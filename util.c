@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Allocation that cannot fail, string lists, stage names, the stop signal,
- * and die(): the one exit outside sendmail.c, for what leaves nothing to
- * go on with (out of memory, a group that cannot be set or dropped).
+ * the one UTF-8 validator and printable text, and die(): the one exit
+ * outside sendmail.c, for what leaves nothing to go on with (out of
+ * memory, a group that cannot be set or dropped).
  */
 #include <err.h>
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "outbox.h"
 
@@ -75,6 +78,16 @@ strlist_free(struct strlist *l)
 }
 
 
+/* Milliseconds on CLOCK_MONOTONIC: deadlines that a clock change cannot move. */
+long long
+mono_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A stage's name, for the log, --check and messages. */
 const char *
 stage_name(enum stage st)
@@ -120,4 +133,117 @@ int
 stopping(void)
 {
 	return stop_signal;
+}
+
+/*
+ * The length of the valid UTF-8 sequence at s, of which n octets may be
+ * read (RFC 3629: no overlong forms, no surrogates, nothing past
+ * U+10FFFF), or 0. An ASCII octet is a sequence of 1.
+ */
+size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+	size_t		len, i;
+	unsigned	c;
+
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+/*
+ * Whether the valid sequence s[0..len) is a character a terminal acts on
+ * rather than shows: C0 and DEL, C1 (U+0080-U+009F: 0x9b is CSI on some
+ * terminals), line and paragraph separators, and the bidi and invisible
+ * formatting controls that make "admin\u202emoc.knab" read backwards.
+ */
+int
+utf8_control(const unsigned char *s, size_t len)
+{
+	unsigned	c;
+
+	if (len == 1)
+		return s[0] < 0x20 || s[0] == 0x7f;
+	if (len == 2) {
+		c = (s[0] & 0x1f) << 6 | (s[1] & 0x3f);
+		return c <= 0x9f || c == 0x61c;
+	}
+	if (len != 3)
+		return 0;
+	c = (s[0] & 0x0f) << 12 | (s[1] & 0x3f) << 6 | (s[2] & 0x3f);
+	return (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) ||
+	    (c >= 0x2060 && c <= 0x206f) || c == 0xfeff ||
+	    (c >= 0xfff9 && c <= 0xfffb);
+}
+
+/*
+ * Copies src[0..n) into dst (size > 0, always terminated) as text that is
+ * safe for a terminal or a log: valid UTF-8 stays, each control character
+ * (utf8_control) and each octet that is not UTF-8 becomes '?'. Returns
+ * the length written; what does not fit is cut at a character boundary.
+ */
+size_t
+printable_text(char *dst, size_t size, const char *src, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)src;
+	size_t			 i = 0, o = 0, k;
+
+	while (i < n) {
+		k = utf8_len(p + i, n - i);
+		if (k == 0 || utf8_control(p + i, k)) {
+			if (o + 1 >= size)
+				break;
+			dst[o++] = '?';
+			i += k == 0 ? 1 : k;
+			continue;
+		}
+		if (o + k >= size)
+			break;
+		memmove(dst + o, p + i, k);
+		o += k;
+		i += k;
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+/* printable_text() over s itself: the result is never longer. */
+void
+printable_inplace(char *s)
+{
+	size_t	n = strlen(s);
+
+	/* Each step writes at most what it read, so dst never passes src. */
+	printable_text(s, n + 1, s, n);
+}
+
+/* A printable copy of s, to free. */
+char *
+xprintable(const char *s)
+{
+	size_t	 n = strlen(s);
+	char	*p = xcalloc(1, n + 1);
+
+	printable_text(p, n + 1, s, n);
+	return p;
 }

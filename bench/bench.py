@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """outbox against msmtp, side by side, against the bench's private Postfix.
 
 Run by bench/run.sh (make bench), which installs the packages, builds

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """A userspace packet delayer between two network namespaces (tc netem stand-in).
 
     netdelay.py CLIENT_NETNS CLIENT_IF SERVER_IF DELAY_MS LOG

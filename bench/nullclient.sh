@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # A private Postfix null client for make bench's bulk row (issue 14): the
 # anchor a user would pick for a queue, tuned as well as Postfix allows.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # make bench: outbox against Debian's msmtp, side by side (issue #6).
 # Not a test and never run by CI: it prints a table of medians and
 # outbox/msmtp ratios, and writes it to bench/RESULTS.md.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * spawn: runs one command and prints what it cost, for bench/bench.py.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: ISC
 """A non-MTA SMTP server for the interop tests: python3-aiosmtpd (Debian 12).
 
   aiosmtpd_server.py --dir DIR --port P --tls-port P2 --cert C --key K
@@ -75,7 +76,7 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content.replace(b"\r\n", b"\n")
-        head = re.split(rb"\n\n", data, 1)[0]
+        head = re.split(rb"\n\n", data, maxsplit=1)[0]
         m = re.search(rb"(?im)^x-test-fail:[ \t]*(\d{3})", head)
         if m and m.group(1) == b"554":
             return "554 5.7.1 refused by X-Test-Fail (test)"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: ISC
 # shellcheck shell=bash
 # Debian packages run without installing them, for tests/exim.sh and
 # tests/dovecot.sh. Source it; never run it.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A private loopback Dovecot submission 2.3 (Debian 12's dovecot-core +
-# dovecot-submissiond) for the interop tests, relaying to the test Postfix.
+# SPDX-License-Identifier: ISC
+# A private loopback Dovecot submission (the release's dovecot-core +
+# dovecot-submissiond: 2.3 on Debian 12, 2.4 on Debian 13) for the interop
+# tests, relaying to the test Postfix.
 #
 #   bash tests/dovecot.sh start DIR   fetch and extract the packages, configure, start
 #   bash tests/dovecot.sh stop DIR    stop it (and take its relay service out of Postfix)
@@ -105,11 +107,25 @@ do_stop() {
 	return 0
 }
 
+# write_conf: DIR/dovecot.conf in the syntax of the fetched Dovecot: 2.4
+# (Debian 13) wants dovecot_config_version first and renamed most settings;
+# 2.3 (Debian 12) refuses that.
 write_conf() {
 	printf '%s:{PLAIN}%s\n' "$USER_NAME" "$USER_PASS" >"$DIR/passwd"
 	chmod 644 "$DIR/passwd"
-	cat >"$DIR/dovecot.conf" <<-EOF
-	# private test instance made by outbox/tests/dovecot.sh
+	case $(dc_version) in
+	2.4* | 2.5* | [3-9].*) conf_24 ;;
+	*) conf_23 ;;
+	esac >"$DIR/dovecot.conf"
+}
+
+# dc_version: the fetched package's version (2.3.19.1, 2.4.1...).
+dc_version() {
+	dpkg-deb -f "$PKG"/debs/dovecot-core_*.deb Version 2>/dev/null | sed 's/^[0-9]*://'
+}
+
+conf_common() {
+	cat <<-EOF
 	base_dir = $DIR/run
 	state_dir = $DIR/state
 	log_path = $DIR/dovecot.log
@@ -120,13 +136,24 @@ write_conf() {
 	default_internal_user = dovecot
 	default_internal_group = dovecot
 	default_login_user = dovenull
+	auth_mechanisms = plain login cram-md5
+	submission_relay_host = 127.0.0.1
+	submission_relay_port = $P_RELAY
+	submission_relay_ssl = no
+	submission_relay_trusted = no
+	EOF
+}
+
+conf_23() {
+	echo "# private test instance made by outbox/tests/dovecot.sh (Dovecot 2.3)"
+	conf_common
+	cat <<-EOF
 	ssl = yes
 	ssl_cert = <$DIR/tls/server.pem
 	ssl_key = <$DIR/tls/server.key
 	disable_plaintext_auth = yes
 	# submission opens the user's mail storage (for BURL), though nothing is stored
 	mail_location = maildir:~/Maildir
-	auth_mechanisms = plain login cram-md5
 	passdb {
 	  driver = passwd-file
 	  args = scheme=PLAIN username_format=%u $DIR/passwd
@@ -135,10 +162,6 @@ write_conf() {
 	  driver = static
 	  args = uid=dovecot gid=dovecot home=$DIR/home/%u
 	}
-	submission_relay_host = 127.0.0.1
-	submission_relay_port = $P_RELAY
-	submission_relay_ssl = no
-	submission_relay_trusted = no
 	service submission-login {
 	  inet_listener submission {
 	    address = 127.0.0.1
@@ -146,6 +169,43 @@ write_conf() {
 	  }
 	  inet_listener submissions {
 	    address = 127.0.0.1
+	    port = $P_SMTPS
+	    ssl = yes
+	  }
+	}
+	EOF
+}
+
+conf_24() {
+	echo "dovecot_config_version = 2.4.0"
+	echo "dovecot_storage_version = 2.4.0"
+	echo "# private test instance made by outbox/tests/dovecot.sh (Dovecot 2.4)"
+	conf_common
+	cat <<-EOF
+	ssl = yes
+	ssl_server_cert_file = $DIR/tls/server.pem
+	ssl_server_key_file = $DIR/tls/server.key
+	auth_allow_cleartext = no
+	# submission opens the user's mail storage (for BURL), though nothing is stored
+	mail_driver = maildir
+	mail_path = ~/Maildir
+	passdb passwd-file {
+	  passwd_file_path = $DIR/passwd
+	}
+	userdb static {
+	  fields {
+	    uid = dovecot
+	    gid = dovecot
+	    home = $DIR/home/%{user}
+	  }
+	}
+	service submission-login {
+	  inet_listener submission {
+	    listen = 127.0.0.1
+	    port = $P_SUBMIT
+	  }
+	  inet_listener submissions {
+	    listen = 127.0.0.1
 	    port = $P_SMTPS
 	    ssl = yes
 	  }

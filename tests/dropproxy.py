@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """An SMTP proxy that loses one connection right after a client's end of data.
 
   dropproxy.py --port P --upstream-port U [--upstream-tls starttls|implicit|off]
@@ -73,7 +74,7 @@ def upstream(opts):
 
 
 def mid_of(data):
-    head = re.split(rb"\r\n\r\n", data, 1)[0]
+    head = re.split(rb"\r\n\r\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return m.group(1).decode("latin-1") if m else "-"
 

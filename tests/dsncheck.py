@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """dsncheck: checks one delivery status notification (RFC 3464) as a MUA
 would read it, with Python's email package.
 

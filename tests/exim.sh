@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # A private loopback Exim 4 (Debian 12's exim4-daemon-light) for the interop tests.
 #
 #   bash tests/exim.sh start DIR   fetch and extract the package, configure, start

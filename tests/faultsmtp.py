@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """faultsmtp: a small fault-injecting SMTP server for outbox's tests.
 
 Python 3 standard library only. It serves one connection at a time on
@@ -33,7 +34,8 @@ Options:
                        TEXT may hold "\\n" for a multi-line reply, or be one of
                        the actions "drop" (close without a reply) and "stall"
                        (never reply; keep reading until the client goes).
-                       Repeatable; applied on top of --scenario.
+                       Repeatable; applied on top of --scenario. A GREETING
+                       other than 220 refuses every command but QUIT.
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
@@ -198,6 +200,14 @@ def mail_451_but_null(sess, arg):
     return "451 4.3.0 faultsmtp: try again later (bounces welcome)"
 
 
+def mail_null_550(sess, arg):
+    """MAIL 550 for the null sender <> only (a smarthost that refuses
+    bounces for good: Microsoft 365's SendAsDenied, a spent daily quota)."""
+    if addr_of(arg[5:].strip() if arg.upper().startswith("FROM:") else arg) == "":
+        return "550 5.7.60 faultsmtp: null sender refused"
+    return None  # normal processing
+
+
 SCENARIOS = {
     "healthy": {},
     "greeting-421": {"greeting": "421 4.3.2 faultsmtp: service not available"},
@@ -222,6 +232,7 @@ SCENARIOS = {
     "rcpt-451": {"RCPT": "451 4.3.0 faultsmtp: recipient temporarily unavailable"},
     "rcpt-mixed-451": {"RCPT": rcpt_mixed_451},
     "mail-451-but-null": {"MAIL": mail_451_but_null},
+    "mail-null-550": {"MAIL": mail_null_550},
     "slow": {"DOT": "delay"},
     "slow-greeting": {"greeting": "delay"},
     "data-354-then-drop": {"ext": NO_CHUNKING, "DATA": "354-then-drop"},
@@ -256,7 +267,7 @@ TX_VERBS = ("MAIL", "RCPT", "DATA", "BDAT")
 
 def mid_of(data):
     """The Message-ID of a message's header block, without <>; "-" if none."""
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return printable(m.group(1)).replace(" ", "_") if m else "-"
 
@@ -590,7 +601,8 @@ class Session:
                 if g.startswith("421"):
                     self.log.w("X", "server closes after 421 greeting")
                     raise Closed()
-                self.refusing = True
+                # A 220 greeting of the test's own text serves as usual.
+                self.refusing = not g.startswith("220")
             else:
                 self.c.reply("220 %s ESMTP faultsmtp" % HOSTNAME)
                 self.refusing = False

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """ledger: checks what a faultsmtp server took against what had to arrive.
 
 Usage: python3 tests/ledger.py WANT LOG

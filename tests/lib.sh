@@ -1,6 +1,7 @@
+# SPDX-License-Identifier: ISC
 # Shared helpers for outbox's shell tests. Source it; never run it.
 # Results go to $RESULTS (one line per check), so tests/run.sh can add up
-# every file's checks into the closing "N passed, N failed" line.
+# every file's checks into the closing "N passed, N failed, N skipped" line.
 
 : "${RESULTS:=/dev/stdout}"
 : "${OUTBOX:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/outbox}"
@@ -15,6 +16,15 @@ fail() {
 	local name=$1; shift
 	printf 'FAIL %s\n' "$name" >>"$RESULTS"
 	printf 'FAIL %s: %s\n' "$name" "$*"
+}
+
+# skip NAME WHY...: a check, or a whole file, that cannot run here. Counted
+# as skipped, never as passed; tests/run.sh fails a run with skips unless
+# OUTBOX_ALLOW_SKIP=1 (make check ALLOW_SKIP=1).
+skip() {
+	local name=$1; shift
+	printf 'SKIP %s\n' "$name" >>"$RESULTS"
+	printf 'SKIP %s: %s\n' "$name" "$*"
 }
 
 # check NAME CMD...: passes when CMD exits 0.
@@ -48,11 +58,16 @@ expect_grep() {
 		fail "$1" "no line matching /$2/ in $3: $(head -c 600 "$3")"; fi
 }
 
-# expect_nogrep NAME PATTERN FILE: passes when no line of FILE matches.
+# expect_nogrep NAME PATTERN FILE: passes when FILE exists, is readable and
+# has no line matching PATTERN (a missing file fails: grep exits 2).
 expect_nogrep() {
-	if grep -Eq -- "$2" "$3"; then
-		fail "$1" "unexpected /$2/ in $3: $(grep -E -- "$2" "$3" | head -3)"
-	else pass "$1"; fi
+	local rc
+	grep -Eq -- "$2" "$3" 2>/dev/null; rc=$?
+	case $rc in
+	0) fail "$1" "unexpected /$2/ in $3: $(grep -E -- "$2" "$3" | head -3)" ;;
+	1) pass "$1" ;;
+	*) fail "$1" "cannot read $3 (grep exit $rc)" ;;
+	esac
 }
 
 # ---- Maildirs of the test Postfix (tests/postfix.sh). They use $PF_MAIL and $PF_DIR
@@ -129,14 +144,15 @@ mail_body() {
 	tail -n +"$k" "$f"
 }
 
-# fault_start NAME ARGS...: starts tests/faultsmtp.py in the background in
-# $FS (ARGS pass through: --once, --scenario, --max-time, ...); sets
-# PORT, LOG and SRV_PID, or says why it did not start.
+# fault_start NAME ARGS...: starts tests/faultsmtp.py (or the server
+# $FAULT_SERVER names, such as provsmtp.py) in the background in $FS (ARGS
+# pass through: --once, --scenario, --max-time, ...); sets PORT, LOG and
+# SRV_PID, or says why it did not start.
 fault_start() {
 	local name=$1 i; shift
 	LOG=$FS/$name.log
 	rm -f "$FS/$name.port"
-	python3 "$(dirname "${BASH_SOURCE[0]}")/faultsmtp.py" \
+	python3 "$(dirname "${BASH_SOURCE[0]}")/${FAULT_SERVER:-faultsmtp.py}" \
 		--port-file "$FS/$name.port" --log "$LOG" "$@" \
 		2>"$FS/$name.srv.err" &
 	SRV_PID=$!
@@ -145,7 +161,7 @@ fault_start() {
 		sleep 0.05
 	done
 	PORT=$(cat "$FS/$name.port" 2>/dev/null)
-	[ -n "$PORT" ] || echo "faultsmtp did not start: $(cat "$FS/$name.srv.err")"
+	[ -n "$PORT" ] || echo "${FAULT_SERVER:-faultsmtp.py} did not start: $(cat "$FS/$name.srv.err")"
 }
 
 # fault_stop: gives a --once server up to 3 s to finish its session (it

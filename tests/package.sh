@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # make check-package: builds the Debian package (twice, the second with a
 # higher version), runs lintian on it, and in a throwaway Debian 12 root
 # (mmdebstrap into $TESTROOT; every command inside runs in a private mount
@@ -73,9 +74,12 @@ for f in usr/sbin/outbox usr/sbin/sendmail usr/lib/sendmail usr/bin/mailq \
     usr/bin/newaliases usr/share/man/man8/outbox.8.gz \
     usr/share/man/man5/outbox.conf.5.gz usr/share/man/man8/sendmail.8.gz \
     usr/share/man/man1/mailq.1.gz usr/share/man/man8/newaliases.8.gz \
-    lib/systemd/system/outbox-queue.service lib/systemd/system/outbox-queue.timer \
     etc/cron.d/outbox etc/outbox.conf; do
 	expect_grep "pkg-ships-$f" "^\./$f\$" "$TESTROOT/contents"
+done
+# The units: /lib/systemd/system on Debian 12, /usr/lib/... on 13 (debian/rules).
+for f in outbox-queue.service outbox-queue.timer; do
+	expect_grep "pkg-ships-$f" "^\./(usr/)?lib/systemd/system/$f\$" "$TESTROOT/contents"
 done
 dpkg-deb -f "$DEB1" Provides Conflicts Replaces >"$TESTROOT/fields"
 expect_eq pkg-mta-fields "$(grep -c ': mail-transport-agent$' "$TESTROOT/fields")" 3

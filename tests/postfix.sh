@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # A private loopback Postfix for outbox's integration tests.
 #
 #   bash tests/postfix.sh start DIR   build everything under DIR, start, wait for the ports
@@ -66,15 +67,23 @@ P_PLAIN=$((base + 25)) P_NOCHUNK=$((base + 26)) P_SUBMIT=$((base + 587)) P_SMTPS
 
 # pids of every process that runs with this instance's configuration
 # (master and its children inherit MAIL_CONFIG=DIR/etc).
+# One pass over /proc in one process (a tr and a grep per process took
+# 19-29 s per stop on a busy machine).
 our_pids() {
-	local f pid
-	for f in /proc/[0-9]*/environ; do
-		pid=${f#/proc/}; pid=${pid%/environ}
-		[ "$pid" = $$ ] && continue
-		if { tr '\0' '\n' <"$f"; } 2>/dev/null | grep -qxF "MAIL_CONFIG=$DIR/etc"; then
-			echo "$pid"
-		fi
-	done
+	python3 - "MAIL_CONFIG=$DIR/etc" $$ <<'EOF'
+import os, sys
+want, skip = os.fsencode(sys.argv[1]), {sys.argv[2], str(os.getpid()), str(os.getppid())}
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or pid in skip:
+        continue
+    try:
+        with open("/proc/%s/environ" % pid, "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        continue
+    if want in env:
+        print(pid)
+EOF
 }
 
 do_stop() {

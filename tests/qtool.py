@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """qtool: reads faultsmtp logs and queue directories, for tests/t_queue.sh.
 
 Usage: python3 tests/qtool.py COMMAND ARGS
@@ -25,7 +26,7 @@ def mid_of(path):
         data = open(path, "rb").read()
     except OSError:
         return "-"
-    head = re.split(rb"\r?\n\r?\n", data, 1)[0]
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
     m = re.search(rb"(?im)^message-id:[ \t]*<([^>\r\n]+)>", head)
     return m.group(1).decode("latin-1") if m else "-"
 

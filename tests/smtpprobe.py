@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """smtpprobe.py CA PORT_STARTTLS PORT_IMPLICIT [--exim]
 
 Checks that a test server answers on both ports: STARTTLS on the first,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Real programs that call sendmail, through outbox, into the loopback Postfix
 # of tests/postfix.sh: cron, at, bsd-mailx, mutt, git send-email, PHP mail(),
 # an Alpine-style "sendmail -bs" SMTP dialogue, mailq/newaliases, and the glued
@@ -135,7 +136,7 @@ if [ "$(id -u)" = 0 ] && [ -e /usr/sbin/sendmail ] &&
 		"mount --bind '$BIN/sendmail' /usr/sbin/sendmail && mount -t tmpfs tmpfs /run" 2>/dev/null; then
 	NS=yes
 else
-	echo "note: no private mount namespace here; real cron and atd are not run, only their argv"
+	skip callers-real-cron-atd "no private mount namespace here; real cron and atd do not run, only their argv"
 fi
 # A copy of the wrapper to bind over /usr/sbin/sendmail (the original stays usable
 # from the outside).

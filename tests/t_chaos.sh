@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Queue runs against servers that break pipelined batches (issue 9), played
 # by tests/faultsmtp.py (--concurrent, as real servers are): a 451 inside a
 # batch, Exim's 503 after a refused only recipient, Dovecot's strictness

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # outbox --check, one case per step that can fail, against the fault server
 # (tests/faultsmtp.py) and the loopback Postfix (tests/postfix.sh): each
 # case checks the exit code, the step's FAILED line, the steps before it,
@@ -122,8 +123,24 @@ run twohost 0
 passed twohost connect
 expect_grep check-twohost-verdict '^verdict +ok' "$OUT"
 
+# A password_command that hangs: killed with what it started when the
+# session's deadline comes, the auth step says so, and the fix is the
+# secret's.
+fault_start pwcmd-hang --once --max-time 30 "${TLSARGS[@]}"
+mkcfg pwcmd-hang "$PORT" "tls starttls" "tls_ca_file $CA" "user alice" \
+	"session_timeout 3" "password_command echo \$\$ >$FS/pwcmd.pid; exec sleep 600"
+run pwcmd-hang 75
+failed pwcmd-hang auth 'password_command did not finish within the session.s 3 s \(session_timeout\); killed it'
+passed pwcmd-hang connect greeting starttls tls ehlo
+fix pwcmd-hang 'the secret could not be read'
+pid=$(cat "$FS/pwcmd.pid" 2>/dev/null)
+state=$(awk '{print $3}' "/proc/${pid:-0}/stat" 2>/dev/null)
+check check-pwcmd-hang-killed test -n "$pid" -a \( -z "$state" -o "$state" = Z \)
+# Root's --check with -C: no account is the system's, no secrets line.
+expect_nogrep check-no-secrets-line-for-C '^secrets ' "$OUT"
+
 if [ -z "$PF" ]; then
-	echo "note: no loopback Postfix; its --check cases are skipped"
+	skip check-postfix "no loopback Postfix; its --check cases do not run"
 	exit 0
 fi
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Bounces are RFC 3464 delivery status notifications: a 5xx at RCPT with
 # -oem, and an entry given up after queue_lifetime, each bounce read back
 # from the loopback Postfix's Maildir and parsed with Python's email

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Fault injection: outbox against tests/faultsmtp.py (a scripted SMTP server
 # on 127.0.0.1), one server per case. Checks exit codes against the sysexits
 # contract, what crossed the wire (pipelining, BDAT, SIZE/BODY/DSN parameters,
@@ -209,6 +210,33 @@ if LC_ALL=C grep -q '[^[:print:][:space:]]' "$LOG.data"; then
 else
 	pass fault-7bit-all-ascii
 fi
+
+# No 8BITMIME, a multipart message whose only 8-bit text is its Subject
+# (what mpack sends): the Subject is encoded, the parts go as they are.
+MSGMP=$FS/msgmp.txt
+printf 'Message-ID: <mp@example.test>\nMime-Version: 1.0\nSubject: gr\303\274\303\237e\nContent-Type: multipart/mixed; boundary="-"\n\nThis is a MIME encoded message.\n\n---\nContent-Type: application/octet-stream; name="f"\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n\n-----\n' >"$MSGMP"
+start_srv 7bit-mp --ext PIPELINING,SIZE=1000000
+mkcfg 7bit-mp "$PORT"
+ob 7bit-mp 0 -v -f a@example.test b@example.test <"$MSGMP"
+expect_grep fault-7bit-mp-subject '^Subject: =\?UTF-8\?B\?Z3LDvMOfZQ==\?=.$' "$LOG.data"
+expect_nogrep fault-7bit-mp-no-qp 'quoted-printable' "$LOG.data"
+expect_grep fault-7bit-mp-type-kept '^Content-Type: multipart/mixed; boundary="-".$' "$LOG.data"
+check fault-7bit-mp-parts-unchanged cmp -s <(sed -n '/^$/,$p' "$MSGMP") \
+	<(tr -d '\r' <"$LOG.data" | sed -n '/^$/,$p')
+if LC_ALL=C grep -q '[^[:print:][:space:]]' "$LOG.data"; then
+	fail fault-7bit-mp-all-ascii "8-bit octets on the wire"
+else
+	pass fault-7bit-mp-all-ascii
+fi
+# An 8-bit body in a multipart message cannot be re-encoded: refused (65),
+# kept in dead.letter, nothing sent.
+sed 's/^aGVsbG8=$/h\xc3\xa9llo/' "$MSGMP" >"$FS/msgmp8.txt"
+start_srv 7bit-mp8 --ext PIPELINING,SIZE=1000000
+mkcfg 7bit-mp8 "$PORT"
+ob 7bit-mp8 65 -v -f a@example.test b@example.test <"$FS/msgmp8.txt"
+expect_grep fault-7bit-mp8-says 'needs re-encoding .* but is multipart' "$FS/7bit-mp8.err"
+expect_nogrep fault-7bit-mp8-no-mail '^C: MAIL' "$LOG"
+check fault-7bit-mp8-dead-letter grep -q '^Subject: gr' "$DEAD"
 
 # SIZE=1000 and a larger message: refused before MAIL, permanently.
 start_srv size-limit --ext PIPELINING,SIZE=1000

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Hardening (issues 10 and 13): -bs SMTP smuggling (CVE-2023-51764), the
 # reply and session deadlines against a trickling server, closed descriptors
 # 0-2, checked writes to stdout, malformed and non-UTF-8 addresses, a NUL in
@@ -171,3 +172,83 @@ expect_grep config-relative-queue-dir-line 'rel\.cfg:2: queue_dir' "$ERR"
 printf 'host h\nhelo my host\n' >"$FS/helo.cfg"
 expect_exit 78 config-helo-space "$OUTBOX" -C "$FS/helo.cfg" -bp
 expect_grep config-helo-space-line 'helo\.cfg:2: helo' "$ERR"
+
+# ---- Issue 18 item 7: text from a server, a queue file or another user is
+# shown, never obeyed: no raw C0 (ESC, BEL, CR, BS), DEL, C1, bidi control
+# or invalid UTF-8 in -v, --check, mailq or mailq --json.
+
+# clean NAME FILE: a check that FILE holds no control character a terminal
+# would act on (tab and newline aside) and nothing that is not UTF-8.
+clean() {
+	if python3 - "$2" <<'PY'
+import sys, unicodedata
+t = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+bad = [c for c in t if c == "\ufffd" or (c not in "\t\n" and
+       unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"))]
+if bad:
+    print("raw controls: " + " ".join("U+%04X" % ord(c) for c in bad[:8]))
+sys.exit(1 if bad else 0)
+PY
+	then pass "$1"; else fail "$1" "$2 has raw control characters"; fi
+}
+
+# ESC/OSC/BEL/C1 in the greeting, the EHLO keywords and a reply (faultsmtp
+# sends each character of its argv as one octet: \xc2\x9b is 0x9b, CSI).
+EVIL=$'\x1b]0;owned\x07\x1b[2J\xc2\x9b1m\r\x08'
+fault_start esc --once --reply "GREETING=220 fault.test ESMTP $EVIL" \
+	--ext "PIPELINING,8BITMIME,AUTH=PLAIN${EVIL}LOGIN" \
+	--reply "RCPT=550 5.1.1 no such user $EVIL"
+cfg esc "$PORT" "queue off"
+expect_exit 67 esc-v-refused timeout 20 "$OUTBOX" -C "$CFG" -v -f a@example.test b@example.test <"$MSG"
+cp "$ERR" "$FS/esc-v.err"
+expect_grep esc-v-shown '^<- 220 fault\.test ESMTP \?\]0;owned\?\?\[2J\?1m\?\?$' "$FS/esc-v.err"
+clean esc-v-clean "$FS/esc-v.err"
+fault_stop
+fault_start esc-check --once --ext "PIPELINING,8BITMIME,AUTH=PLAIN${EVIL}LOGIN" \
+	--reply "EHLO=250-fault.test $EVIL\n250 AUTH PLAIN${EVIL}"
+cfg esc-check "$PORT" "queue off"
+timeout 20 "$OUTBOX" -C "$CFG" --check -f a@example.test >"$FS/esc-check.out" 2>&1
+expect_grep esc-check-shown 'PLAIN\?\]0;owned' "$FS/esc-check.out"
+clean esc-check-clean "$FS/esc-check.out"
+fault_stop
+
+# Another user's envelope in mailq: a bidi override in the sender, a C1
+# control in a recipient (both valid UTF-8, so both queue).
+cfg esc-q "$DOWN"
+expect_exit 0 esc-queued "$OUTBOX" -C "$CFG" -odq -f $'admin\xe2\x80\xaemoc.knab@example.test' \
+	$'b\xc2\x9b2J@example.test' <"$MSG"
+timeout 10 "$OUTBOX" -C "$CFG" -bp >"$FS/esc-mailq.out" 2>&1
+expect_grep esc-mailq-shown 'admin\?moc\.knab@example\.test' "$FS/esc-mailq.out"
+expect_grep esc-mailq-rcpt-shown 'b\?2J@example\.test' "$FS/esc-mailq.out"
+clean esc-mailq-clean "$FS/esc-mailq.out"
+timeout 10 "$OUTBOX" -C "$CFG" -bp --json >"$FS/esc-json.out" 2>&1
+expect_grep esc-json-escaped '"sender": "admin\\u202emoc\.knab@example\.test"' "$FS/esc-json.out"
+expect_grep esc-json-c1-escaped '"address": "b\\u009b2J@example\.test"' "$FS/esc-json.out"
+clean esc-json-clean "$FS/esc-json.out"
+check esc-json-parses python3 -c 'import json, sys
+for l in open(sys.argv[1]): json.loads(l)' "$FS/esc-json.out"
+
+# ---- Issue 18 item 8: alias expansion is linear, bounded and stoppable.
+# Ten lines of 8-way fan-out (8^9 paths to one address) resolve at once,
+# each alias expanded once; an alias that makes more than 1000 recipients
+# is refused.
+{
+	for i in $(seq 0 8); do
+		printf 'fan%d: %s\n' "$i" "$(printf "fan$((i + 1)), %.0s" $(seq 8) | sed 's/, $//')"
+	done
+	echo 'fan9: last@example.test'
+	printf 'wide: %s\n' "$(seq -f 'w%g@example.test' 1001 | paste -sd, -)"
+	printf 'diamond: d1, d2\nd1: shared, one@example.test\nd2: shared\nshared: s@example.test\n'
+} >"$FS/fan.aliases"
+cfg fan "$DOWN" "aliases $FS/fan.aliases"
+expect_exit 0 alias-fanout-bv timeout 60 "$OUTBOX" -C "$CFG" -bv fan0
+expect_eq alias-fanout-one-recipient "$(cat "$OUT")" \
+	"fan0 -> <last@example.test> via account default, 127.0.0.1:$DOWN (no TLS)"
+expect_exit 0 alias-fanout-queued timeout 60 "$OUTBOX" -C "$CFG" -odq -f a@example.test fan0 <"$MSG"
+expect_exit 0 alias-diamond timeout 20 "$OUTBOX" -C "$CFG" -bv diamond
+expect_eq alias-diamond-each-once "$(sed 's/ via.*//' "$OUT" | tr '\n' ' ')" \
+	"diamond -> <s@example.test> diamond -> <one@example.test> "
+expect_exit 65 alias-cap-refused timeout 20 "$OUTBOX" -C "$CFG" -odq -f a@example.test wide <"$MSG"
+expect_grep alias-cap-says 'more than 1000 recipients' "$ERR"
+expect_exit 65 alias-cap-bv timeout 20 "$OUTBOX" -C "$CFG" -bv wide
+expect_grep alias-cap-bv-says "^wide: error: more than 1000 recipients" "$OUT"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # The interop matrix (issue 9): ./outbox against a real Exim 4 (tests/exim.sh),
 # a real Dovecot submission 2.3 relaying to the test Postfix (tests/dovecot.sh)
 # and aiosmtpd (tests/aiosmtpd_server.py), each on 127.0.0.1 with the test CA,
@@ -26,11 +27,11 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 : "${TESTROOT:?run via tests/run.sh t_interop}"
 if [ -n "${OUTBOX_WRAPPER:-}${ASAN:-}" ]; then
-	echo "t_interop: skipped under ${OUTBOX_WRAPPER:+valgrind}${ASAN:+ASan} (make check runs it)"
+	echo "note: t_interop not run under ${OUTBOX_WRAPPER:+valgrind}${ASAN:+ASan} (make check runs it)"
 	exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-	echo "t_interop: skipped: needs root (mount namespaces for Exim and Dovecot)"
+	skip t_interop "needs root (mount namespaces for Exim and Dovecot)"
 	exit 0
 fi
 if ! [ -f "$TESTROOT/postfix/env" ]; then
@@ -71,7 +72,7 @@ cat >"$W/icheck.py" <<'EOF'
 import glob, os, re, sys
 
 def fields(data):
-    head = re.split(rb"\n\n", data, 1)[0]
+    head = re.split(rb"\n\n", data, maxsplit=1)[0]
     def get(name):
         m = re.search(rb"(?im)^" + name + rb":[ \t]*<([^>\n]*)>", head)
         return m.group(1).decode("latin-1") if m else None
@@ -455,7 +456,7 @@ deb_ns_ok "$W" 2>"$W/ns.err" || NS_OK=0
 for s in exim dovecot aiosmtpd; do
 	echo "-- $s"
 	if [ $NS_OK = 0 ] && [ "$s" != aiosmtpd ]; then
-		echo "t_interop: $s skipped: $(cat "$W/ns.err")"
+		skip "io-$s" "$(cat "$W/ns.err")"
 		continue
 	fi
 	if ! "start_$s"; then

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # mailq --json and outbox -bp --json: one JSON object a line per queue
 # entry, in postqueue -j's field names; every line parses (python3's json)
 # whatever the queue file's text holds: quotes, backslashes, control

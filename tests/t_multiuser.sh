@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # One user's mail is no one else's: a real setgid install under $TESTROOT
 # used by two throwaway users, evil and victim, who exist only in a private
 # mount namespace (bind-mounted copies of /etc/passwd and /etc/group); the
@@ -11,11 +12,11 @@ M=$TESTROOT/multiuser
 if [ "${1:-}" != inner ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v unshare >/dev/null ||
 	    ! command -v setpriv >/dev/null; then
-		echo "t_multiuser: needs root, unshare and setpriv; skipped"
+		skip t_multiuser "needs root, unshare and setpriv"
 		exit 0
 	fi
 	if ! unshare -m true 2>/dev/null; then
-		echo "t_multiuser: cannot make a mount namespace here; skipped"
+		skip t_multiuser "cannot make a mount namespace here (unshare -m)"
 		exit 0
 	fi
 	exec unshare -m --propagation private bash "$0" inner
@@ -88,9 +89,22 @@ account down
 host 127.0.0.1
 port $DOWN
 tls off
+account sec
+host 127.0.0.1
+port $SYS_PORT
+tls off
+auth_plaintext on
+user alice
+password_file $R/etc/outbox.secret
 EOF
 chown root:outbox "$R/etc/outbox.conf"
 chmod 640 "$R/etc/outbox.conf"
+# Account sec's password: root:root 0600 until its own section below (no
+# other account of the system file may suffer from it meanwhile).
+SECRET=$R/etc/outbox.secret
+printf 'secret\n' >"$SECRET"
+chown root:root "$SECRET"
+chmod 600 "$SECRET"
 
 # user_conf USER LINES...: USER's own file.
 user_conf() {
@@ -266,6 +280,28 @@ expect_eq mu-quota-tempfail "$rc" 75
 expect_grep mu-quota-says-why "queue_max_user_bytes" "$M/quota.out"
 expect_exit 0 mu-quota-others-unaffected as evil "$OB" -a down -odq e@dest.example \
 	< <(msg mu-evil-small)
+
+# ---- A system secret other users' runs cannot read (root:root 0600, as
+# an administrator makes a "private" file): victim's mail is queued (exit
+# 0) with one line naming the file, its owner and mode and the fix; root's
+# --check says what other users' runs can read.
+B=$(ids)
+msg mu-secret | as victim "$OB" -a sec -odi s5@dest.example >"$M/sec.out" 2>"$M/sec.err"
+expect_eq mu-secret-unreadable-exit-0 "${PIPESTATUS[1]}" 0
+ID5=$(new_id "$B")
+check mu-secret-unreadable-queued test -n "$ID5" -a -e "$SPOOL/$ID5.env"
+expect_grep mu-secret-unreadable-says-fix "$SECRET is root:root 0600, which other users' runs cannot read: make it root:outbox 0640" "$M/sec.err"
+expect_eq mu-secret-unreadable-one-line "$(grep -c 'outbox.secret' "$M/sec.err")" 1
+expect_nogrep mu-secret-unreadable-not-masked "has an error; run outbox --check" "$M/sec.err"
+expect_exit 0 mu-secret-root-check as_root "$OB" -a sec --check
+expect_grep mu-secret-root-check-says "^secrets +account sec: $SECRET is root:root 0600, which other users' runs cannot read: make it root:outbox 0640" "$OUT"
+chown root:outbox "$SECRET"
+chmod 640 "$SECRET"
+expect_exit 0 mu-secret-root-check-shared as_root "$OB" -a sec --check
+expect_grep mu-secret-root-check-shared-says "^secrets +account sec: $SECRET is root:outbox 0640: other users' runs can read it" "$OUT"
+expect_exit 0 mu-secret-victim-retry as victim "$OB" -qI "$ID5"
+expect_eq mu-secret-delivered-once "$(got "$SYS_LOG" mu-secret)" 1
+check mu-secret-entry-gone test ! -e "$SPOOL/$ID5.env"
 
 # ---- 18.3 A stalled stderr holds no one's entry: evil runs -v -qI on
 # each of victim's entries with stderr on a full pipe nobody reads

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # OAuth2: outbox against tests/tokensrv.py (an HTTPS token server with the
 # suite's test CA) and tests/faultsmtp.py taking XOAUTH2 / OAUTHBEARER only
 # with a token the token server issued. Each grant delivers; a cached token
@@ -165,20 +166,35 @@ expect_grep oauth2-revoked-description 'AADSTS70000' "$FS/revoked.err"
 q0=$(queued)
 send down down 0
 expect_eq oauth2-down-queued "$(queued)" $((q0 + 1))
-expect_grep oauth2-down-says 'token endpoint https://127.0.0.1:1/token' "$FS/down.err"
+expect_grep oauth2-down-says 'token endpoint https://127.0.0.1:1/token' "$OLOG"
+# Temporary and the message safe: nothing on a non-terminal stderr.
+expect_eq oauth2-down-quiet "$(cat "$FS/down.err")" ""
 rm -f "$FS"/queue/oauth2.*.cc.token
 script 500
 send e500 cc 0
-expect_grep oauth2-500-temporary 'HTTP 500; will try again' "$FS/e500.err"
+expect_grep oauth2-500-temporary 'HTTP 500; will try again' "$OLOG"
 script 429
 send e429 cc 0
-expect_grep oauth2-429-retry-after 'HTTP 429.*retry after 7 s' "$FS/e429.err"
+expect_grep oauth2-429-retry-after 'HTTP 429.*retry after 7 s' "$OLOG"
 script stall
 t0=$(date +%s)
 send stall slow 0
-expect_grep oauth2-stall-timeout 'token endpoint.*timed out after 2 s' "$FS/stall.err"
+expect_grep oauth2-stall-timeout 'token endpoint.*no complete response within 2 s' "$OLOG"
 check oauth2-stall-bounded test $(( $(date +%s) - t0 )) -le 6
 expect_eq oauth2-5xx-429-stall-queued "$(queued)" $((q0 + 4))
+# A response dripped one octet a second: one deadline covers the whole
+# exchange, so outbox leaves long before the response is complete; the
+# message waits, and (the endpoint only slow) nothing is said on a
+# non-terminal stderr.
+script drip
+send drip slow 0
+expect_eq oauth2-drip-queued "$(queued)" $((q0 + 5))
+for _ in $(seq 100); do grep -q '^/token client_credentials drip' "$FS/tok/requests" && break; sleep 0.1; done
+read -r got head < <(sed -n 's|^/token client_credentials drip \([0-9]*\)/[0-9]* head \([0-9]*\)$|\1 \2|p' "$FS/tok/requests" | tail -1)
+# Left while the status line and headers still dripped (each octet came
+# well within timeout: only the one deadline can end it there).
+check oauth2-drip-left-during-the-headers test "${got:-999}" -lt "${head:-0}"
+expect_eq oauth2-drip-quiet "$(cat "$FS/drip.err")" "" 
 sed 's/^queue_dir .*/queue off/' "$CFG" >"$FS/noqueue.conf"
 chmod 600 "$FS/noqueue.conf"
 expect_exit 75 oauth2-queue-off-75 "$OUTBOX" -C "$FS/noqueue.conf" -a down \

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Integration tests: ./outbox against the private loopback Postfix of
 # tests/postfix.sh (plain port, STARTTLS + Cyrus SASL, implicit TLS, a
 # wrong-name certificate). Every case checks the exit code and what reached
@@ -136,6 +137,7 @@ total() {
 # and there is an AUTH line at all.
 no_secret() {
 	local name=$1 u=$2 pw=$3 s
+	[ -r "$TR" ] || { fail "pf-$name-no-secret" "no transcript $TR"; return; }
 	expect_grep "pf-$name-auth-shown" '^-> AUTH [A-Z0-9-]+' "$TR"
 	for s in "$pw" "$(printf '%s' "$pw" | base64 -w0)" \
 		"$(printf '\0%s\0%s' "$u" "$pw" | base64 -w0)" \

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Security: a real setgid install into a temporary root, used by the
 # unprivileged users nobody and daemon; secrets, injection, core dumps.
 # Needs root (to install setgid and switch users); skipped otherwise.
@@ -10,13 +11,17 @@ mkdir -p "$S"
 chmod 755 "$TESTROOT" "$S"
 
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then
-	echo "t_security: needs root and setpriv; skipped"
+	skip t_security "needs root and setpriv"
 	exit 0
 fi
 
 # The group outbox exists only in a private mount namespace, over a copy
 # of /etc/group: install-setgid needs it, the host never gets it.
 if [ -z "${SEC_PRIVATE_ETC:-}" ]; then
+	if ! unshare -m true 2>/dev/null; then
+		skip t_security "cannot make a mount namespace here (unshare -m)"
+		exit 0
+	fi
 	cp /etc/group "$S/group" && cp /etc/passwd "$S/passwd" || exit 1
 	if ! getent group outbox >/dev/null; then
 		gid=999
@@ -70,7 +75,10 @@ as_daemon() { setpriv --reuid=daemon --regid=daemon --clear-groups \
 	env -i PATH=/usr/bin:/bin HOME=/nonexistent "$@"; }
 # no_secret NAME FILE...: the password, and its AUTH PLAIN form, appear nowhere.
 no_secret() {
-	local name=$1; shift
+	local name=$1 f; shift
+	for f in "$@"; do
+		[ -r "$f" ] || { fail "$name" "no file $f to look in"; return; }
+	done
 	if grep -qF -e "$SECRET" -e "$B64" "$@" 2>/dev/null; then
 		fail "$name" "the secret shows in $*"
 	else
@@ -192,9 +200,11 @@ sleep 1
 expect_grep sec-no-core-dumps '^Max core file size +0 +0' "/proc/$OPID/limits"
 # Not dumpable, for real: the kernel gives a non-dumpable process's /proc
 # files to root, so an outbox run as nobody must show root as their owner.
-# (The shell says its pid on fd 3, then becomes outbox.)
+# (The shell says its pid on fd 3, then becomes outbox.) nobody runs a copy
+# in $S: the checkout may be where nobody cannot reach (/root).
+install -d -m 755 "$S/copy" && install -m 755 "$SRC/outbox" "$S/copy/outbox"
 as_nobody sh -c 'echo $$ >&3; exec "$0" -C "$1" x@example.test' \
-	"$SRC/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
+	"$S/copy/outbox" "$S/stall.conf" <"$S/msg" >/dev/null 2>&1 3>"$S/npid" &
 NBG=$!
 for _ in $(seq 30); do
 	NPID=$(cat "$S/npid" 2>/dev/null)

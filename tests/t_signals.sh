@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # SIGTERM, SIGHUP and SIGINT end a submission or a queue run cleanly: what
 # was in flight waits in the queue, one line says so, and the exit code is
 # the usual one (0 when the message is safely queued, 75 when nothing could

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # TLS: session resumption across processes (the cache file beside the
 # queue: its key, its modes, hostile contents), the trust store looked up in
 # a hashed directory, and TLS 1.2 suites without forward secrecy refused.
@@ -193,7 +194,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	check tls-foreign-owner-ignored full foreign-owner
 	expect_eq tls-foreign-owner-replaced "$(stat -c %u "$COLD")" 0
 else
-	echo "note: tls-foreign-owner needs root (chown); skipped"
+	skip tls-foreign-owner "needs root (chown)"
 fi
 
 # A session resumed by a server that no longer knows its ticket (another

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """tokensrv: an OAuth2 token server for outbox's tests (standard library).
 
 HTTPS on 127.0.0.1 with the suite's test CA. It implements the grants
@@ -25,7 +26,10 @@ State in DIR:
               invalid_grant, invalid_client, unauthorized_client, 500,
               429 (Retry-After: 7), pending, slow_down, expired_token,
               access_denied, short (expires_in 30), rotate (a new refresh
-              token; the old one stops working), stall (no answer for 10 s)
+              token; the old one stops working), stall (no answer for 10 s),
+              drip (a 200 response written one octet a second; the log
+              says "drip N/M head H": N octets of M written before the
+              client went away, the first H of them the status and headers)
     requests  one line per request: "PATH GRANT RESULT" (no secrets)
 """
 import argparse
@@ -182,6 +186,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.lock.acquire()
             self.close_connection = True
             return
+        if act == "drip":
+            self.drip(st, short)
+            return
         if act == "500":
             st.log("/token %s 500" % short)
             self.reply(500, {"error": "server_error"})
@@ -219,6 +226,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             resp["refresh_token"] = rt
         st.log("/token %s ok%s" % (short, " rotated" if "refresh_token" in resp else ""))
         self.reply(200, resp)
+
+    def drip(self, st, short):
+        body = json.dumps(st.issue(3600)).encode()
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        data = head + body
+        st.lock.release()   # others may go on meanwhile
+        n = 0
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                n += 1
+                time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
+        finally:
+            st.lock.acquire()
+        st.log("/token %s drip %d/%d head %d" % (short, n, len(data), len(head)))
+        self.close_connection = True
 
     def assertion_ok(self, st, f):
         if f.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":

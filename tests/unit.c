@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Unit tests for the parsers and the content path: replies, RFC 5322
  * addresses, aliases, spooling (line endings, headers), dot-stuffing,
@@ -6,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -679,22 +682,70 @@ test_dotstuff(void)
 	close(sv[1]);
 }
 
-/* config_secret leaves nothing behind when it fails. */
+/* Whether pid runs (a zombie that init has not reaped yet does not). */
+static int
+running(pid_t pid)
+{
+	char	 path[64], st[256];
+	FILE	*fp;
+	int	 z = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return kill(pid, 0) == 0 || errno != ESRCH;
+	if (fgets(st, sizeof(st), fp) != NULL && strrchr(st, ')') != NULL)
+		z = strrchr(st, ')')[2] == 'Z';
+	fclose(fp);
+	return !z;
+}
+
+/*
+ * secret_get leaves nothing behind when password_command fails, and a
+ * command that outlives the deadline is killed with all it started.
+ */
 static void
 test_secret(const char *path)
 {
 	struct config	 cfg;
-	char		 err[512], *secret = (char *)1;
+	char		 err[512], pidfile[320], buf[32], *secret = (char *)1;
+	enum fclass	 c;
+	FILE		*fp;
+	long		 pid = 0;
 
 	write_file(path, "host h\nuser u\npassword_command echo hunter2; "
 	    "exit 3\n", 0600);
 	if (config_load(&cfg, path, NULL, err, sizeof(err)) == -1) {
-		CHECK("config_secret setup", 0);
+		CHECK("secret_get setup", 0);
 		return;
 	}
-	CHECK("config_secret failing command: -1, nothing kept",
-	    config_secret(&cfg.acct[0], &secret, err, sizeof(err)) == -1 &&
-	    secret == NULL);
+	CHECK("secret_get failing command: configuration, nothing kept",
+	    secret_get(&cfg.acct[0], NULL, 0, 0, 0, &secret, err,
+	    sizeof(err)) == FC_CONFIG && secret == NULL);
+	config_free(&cfg);
+	snprintf(pidfile, sizeof(pidfile), "%s.pid", path);
+	unlink(pidfile);
+	fp = fopen(path, "w");
+	fprintf(fp, "host h\nuser u\npassword_command sleep 600 & echo $! "
+	    ">%s; wait\n", pidfile);
+	fclose(fp);
+	chmod(path, 0600);
+	if (config_load(&cfg, path, NULL, err, sizeof(err)) == -1) {
+		CHECK("secret_get setup 2", 0);
+		return;
+	}
+	c = secret_get(&cfg.acct[0], NULL, 0, 0, mono_ms() + 2000, &secret,
+	    err, sizeof(err));
+	CHECK("secret_get hung command: configuration, says session_timeout",
+	    c == FC_CONFIG && secret == NULL && strstr(err,
+	    "session_timeout") != NULL);
+	if ((fp = fopen(pidfile, "r")) != NULL) {
+		if (fgets(buf, sizeof(buf), fp) != NULL)
+			pid = strtol(buf, NULL, 10);
+		fclose(fp);
+	}
+	CHECK("secret_get hung command: its process group is gone",
+	    pid > 0 && !running((pid_t)pid));
+	unlink(pidfile);
 	config_free(&cfg);
 }
 
@@ -944,6 +995,329 @@ test_token_parse(void)
 	oauth2_resp_free(&r);
 }
 
+/*
+ * A stub transport for io.c and smtp.c: writes are recorded (at most
+ * STUB_CHUNK octets a call, so partial writes happen) and fail once
+ * wcut octets went out; reads hand out the scripted replies, a line at a
+ * time, and end (EOF) at rcut.
+ */
+#define STUB_CHUNK	7
+
+static struct stub {
+	const char	*replies;
+	size_t		 rpos, rcut;
+	char		 out[8192];
+	size_t		 olen, wcut;
+	size_t		 o_at_eof;	/* olen when the reads ended */
+	size_t		 o_at_read;	/* olen when the last read returned */
+	int		 wfailed;	/* failed writes so far */
+	int		 eof;
+} stub;
+
+static ssize_t
+stub_read(struct io *io, void *buf, size_t len)
+{
+	size_t		 n = stub.rcut - stub.rpos;
+	const char	*nl;
+
+	(void)io;
+	/* One line a call: o_at_read is then when each reply came. */
+	nl = memchr(stub.replies + stub.rpos, '\n', n);
+	if (nl != NULL)
+		n = nl + 1 - (stub.replies + stub.rpos);
+	if (n == 0) {
+		if (!stub.eof)
+			stub.o_at_eof = stub.olen;
+		stub.eof = 1;
+		return 0;
+	}
+	if (n > len)
+		n = len;
+	memcpy(buf, stub.replies + stub.rpos, n);
+	stub.rpos += n;
+	stub.o_at_read = stub.olen;
+	return n;
+}
+
+static ssize_t
+stub_write(struct io *io, const void *buf, size_t len)
+{
+	size_t	n = len < STUB_CHUNK ? len : STUB_CHUNK;
+
+	if (stub.olen >= stub.wcut) {
+		stub.wfailed++;
+		snprintf(io->err, sizeof(io->err), "write: stub failure");
+		return -1;
+	}
+	if (n > stub.wcut - stub.olen)
+		n = stub.wcut - stub.olen;
+	if (n > sizeof(stub.out) - stub.olen)
+		n = sizeof(stub.out) - stub.olen;
+	memcpy(stub.out + stub.olen, buf, n);
+	stub.olen += n;
+	return n;
+}
+
+static void
+stub_reset(const char *replies, size_t rcut, size_t wcut)
+{
+	memset(&stub, 0, sizeof(stub));
+	stub.replies = replies;
+	stub.rcut = rcut;
+	stub.wcut = wcut;
+}
+
+/*
+ * io.c: a failed write keeps exactly the octets not yet sent, and the io
+ * stays failed: nothing more is written, whatever is asked.
+ */
+static void
+test_io_sticky(void)
+{
+	struct io	 io;
+	char		 data[100];
+	size_t		 i;
+	int		 keep = 1, never = 1, sticky = 1, whole = 1;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = 'a' + i % 26;
+	for (i = 0; i <= sizeof(data); i++) {
+		stub_reset("", 0, i < sizeof(data) ? i : (size_t)-1);
+		io_init(&io, -1, 1000);
+		io.read = stub_read;
+		io.write = stub_write;
+		io_write(&io, data, sizeof(data));
+		if (i == sizeof(data)) {
+			whole &= io_flush(&io) == 0 && stub.olen ==
+			    sizeof(data) && memcmp(stub.out, data,
+			    sizeof(data)) == 0 && io.wlen == 0 && !io.failed;
+			continue;
+		}
+		keep &= io_flush(&io) == -1 && io.failed &&
+		    io.wlen == sizeof(data) - i &&
+		    memcmp(io.wbuf, data + i, io.wlen) == 0 &&
+		    memcmp(stub.out, data, i) == 0;
+		stub.wcut = (size_t)-1;		/* the peer would take more now */
+		sticky &= io_write(&io, "QUIT\r\n", 6) == -1 &&
+		    io_flush(&io) == -1;
+		never &= stub.olen == i && stub.wfailed == 1;
+	}
+	CHECK("io: a partial write keeps exactly the unsent octets", keep);
+	CHECK("io: written whole in partial writes, in order", whole);
+	CHECK("io: failed is sticky (write and flush refuse)", sticky);
+	CHECK("io: nothing written after a failed write", never);
+
+	/* A read that ends (EOF) marks the io failed too. */
+	stub_reset("250 ok\r\n", 8, (size_t)-1);
+	io_init(&io, -1, 1000);
+	io.read = stub_read;
+	io.write = stub_write;
+	{
+		char	*line;
+		size_t	 len;
+
+		CHECK("io: a line, then EOF fails", io_getline(&io, &line,
+		    &len) == 0 && io_getline(&io, &line, &len) == -1 &&
+		    io.failed);
+	}
+	CHECK("io: nothing written after a failed read",
+	    io_write(&io, "RSET\r\n", 6) == -1 && io_flush(&io) == -1 &&
+	    stub.olen == 0);
+}
+
+/*
+ * One smtp_send over the stub, with the server's replies cut (EOF) at
+ * rcut and writes failing from wcut on; then the session is closed as a
+ * run would close it. Returns the message's status.
+ */
+static enum status
+stub_send(struct session *s, const struct message *m, struct envelope *env,
+    struct rcpt *r, unsigned ext, const char *replies, size_t rcut,
+    size_t wcut)
+{
+	static struct account	acct;
+	enum status		st;
+	size_t			i;
+
+	stub_reset(replies, rcut, wcut);
+	memset(s, 0, sizeof(*s));
+	memset(r, 0, 2 * sizeof(*r));
+	r[0].addr = (char *)(uintptr_t)"b@example.org";
+	r[1].addr = (char *)(uintptr_t)"c@example.org";
+	for (i = 0; i < 2; i++)
+		r[i].st = ST_TEMP;
+	memset(env, 0, sizeof(*env));
+	env->sender = (char *)(uintptr_t)"a@example.org";
+	env->rcpt = r;
+	env->nrcpt = 2;
+	s->acct = &acct;
+	s->ext = ext;
+	s->connected = 1;
+	io_init(&s->io, -1, 2000);
+	s->io.read = stub_read;
+	s->io.write = stub_write;
+	st = smtp_send(s, m, env);
+	smtp_close(s);
+	return st;
+}
+
+/* Offsets of the ends of the replies in r, a list of CRLF lines. */
+static size_t
+reply_ends(const char *r, size_t *end, size_t max)
+{
+	const char	*p;
+	size_t		 n = 0;
+
+	for (p = r; *p != '\0' && n < max; p = strstr(p, "\r\n") + 2)
+		end[n++] = strstr(p, "\r\n") + 2 - r;
+	return n;
+}
+
+/* One CHECK named after the transaction's kind. */
+static void
+check_tx(const char *kind, const char *what, int ok)
+{
+	char	name[160];
+
+	snprintf(name, sizeof(name), "smtp %s: %s", kind, what);
+	CHECK(name, ok);
+}
+
+/*
+ * smtp.c: a write or a read that fails at any point of a transaction
+ * (BDAT and DATA, pipelined), or a 421 to any command: nothing is written
+ * afterwards (no QUIT, no RSET), no octet goes twice, every recipient
+ * waits, and "may arrive twice" is said only when the whole message went
+ * and its final reply never came.
+ */
+static void
+test_smtp_failures(void)
+{
+	static const struct {
+		const char	*name;
+		unsigned	 ext;
+		const char	*replies;
+	} tx[] = {
+		{ "BDAT", EXT_PIPELINING | EXT_CHUNKING,
+		  "250 ok\r\n250 ok\r\n250 ok\r\n250 queued\r\n" },
+		{ "DATA", EXT_PIPELINING,
+		  "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n" },
+		{ "DATA unpipelined", 0,
+		  "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n" },
+	};
+	struct session	 s;
+	struct envelope	 env;
+	struct rcpt	 r[2];
+	struct message	 m;
+	char		 clean[8192], name[128], replies[256];
+	size_t		 t, i, k, n, total, end[8];
+	enum status	 st;
+	char		*text;
+
+	text = spool("From: a@example.org\r\nSubject: t\r\n\r\n.dot\r\nbody "
+	    "line\r\n", 0, 0, &m);
+	free(text);
+	for (t = 0; t < sizeof(tx) / sizeof(tx[0]); t++) {
+		int	w_ok = 1, r_ok = 1, q_ok = 1, twice = 1;
+
+		n = reply_ends(tx[t].replies, end, 8);
+		st = stub_send(&s, &m, &env, r, tx[t].ext, tx[t].replies,
+		    strlen(tx[t].replies), (size_t)-1);
+		total = stub.olen;
+		memcpy(clean, stub.out, total);
+		snprintf(name, sizeof(name), "smtp %s: delivered, then QUIT",
+		    tx[t].name);
+		CHECK(name, st == ST_OK && r[0].st == ST_OK && r[1].st ==
+		    ST_OK && total > 6 &&
+		    memcmp(clean + total - 6, "QUIT\r\n", 6) == 0);
+		total -= 6;	/* the transaction, without QUIT */
+
+		/* A write fails at each octet. */
+		for (i = 0; i < total; i++) {
+			st = stub_send(&s, &m, &env, r, tx[t].ext,
+			    tx[t].replies, strlen(tx[t].replies), i);
+			w_ok &= st == ST_TEMP && r[0].st == ST_TEMP &&
+			    r[1].st == ST_TEMP && stub.olen == i &&
+			    stub.wfailed == 1 && !s.connected &&
+			    memcmp(stub.out, clean, i) == 0 &&
+			    strstr(s.fail.text, "twice") == NULL;
+		}
+		/* The replies end after each of them. */
+		for (k = 0; k < n; k++) {
+			st = stub_send(&s, &m, &env, r, tx[t].ext,
+			    tx[t].replies, k == 0 ? 0 : end[k - 1],
+			    (size_t)-1);
+			r_ok &= st == ST_TEMP && r[0].st == ST_TEMP &&
+			    r[1].st == ST_TEMP && stub.eof &&
+			    stub.olen == stub.o_at_eof;
+			twice &= (strstr(s.fail.text, "twice") != NULL) ==
+			    (k == n - 1);
+		}
+		/* A 421 in place of each reply. */
+		for (k = 0; k < n; k++) {
+			size_t	off = k == 0 ? 0 : end[k - 1];
+
+			snprintf(replies, sizeof(replies), "%.*s421 4.3.2 "
+			    "closing\r\n", (int)off, tx[t].replies);
+			st = stub_send(&s, &m, &env, r, tx[t].ext, replies,
+			    strlen(replies), (size_t)-1);
+			q_ok &= st == ST_TEMP && r[0].st == ST_TEMP &&
+			    r[1].st == ST_TEMP && s.closed &&
+			    s.fail.code == 421 && stub.olen == stub.o_at_read;
+		}
+		check_tx(tx[t].name, "a failed write at each octet: nothing "
+		    "after it, nothing twice", w_ok);
+		check_tx(tx[t].name, "EOF after each reply: nothing written "
+		    "after it", r_ok);
+		check_tx(tx[t].name, "\"may arrive twice\" only without the "
+		    "final reply", twice);
+		check_tx(tx[t].name, "421 to each command ends the session, "
+		    "nothing written after it", q_ok);
+	}
+	message_close(&m);
+}
+
+/* util.c: the one UTF-8 validator and what a terminal may be shown. */
+static void
+test_printable(void)
+{
+	char	buf[64], *p;
+
+	CHECK("utf8_len: ASCII, 2, 3, 4 octets",
+	    utf8_len((const unsigned char *)"a", 1) == 1 &&
+	    utf8_len((const unsigned char *)"\xc3\xa9", 2) == 2 &&
+	    utf8_len((const unsigned char *)"\xe2\x82\xac", 3) == 3 &&
+	    utf8_len((const unsigned char *)"\xf0\x9f\x98\x80", 4) == 4);
+	CHECK("utf8_len: overlong, surrogate, past U+10FFFF, cut",
+	    utf8_len((const unsigned char *)"\xc0\xaf", 2) == 0 &&
+	    utf8_len((const unsigned char *)"\xe0\x80\xaf", 3) == 0 &&
+	    utf8_len((const unsigned char *)"\xed\xa0\x80", 3) == 0 &&
+	    utf8_len((const unsigned char *)"\xf4\x90\x80\x80", 4) == 0 &&
+	    utf8_len((const unsigned char *)"\xe2\x82\xac", 2) == 0 &&
+	    utf8_len((const unsigned char *)"\x9b", 1) == 0);
+	printable_text(buf, sizeof(buf), "\x1b]0;owned\x07ok\r\b", 14);
+	CHECK("printable: ESC, BEL, CR, BS become ?", strcmp(buf,
+	    "?]0;owned?ok??") == 0);
+	printable_text(buf, sizeof(buf), "a\xc2\x9b" "2Jb\x9b" "c", 8);
+	CHECK("printable: C1 (U+009B) and a raw 0x9b become ?",
+	    strcmp(buf, "a?2Jb?c") == 0);
+	p = xprintable("admin\xe2\x80\xaemoc.knab@x \xe2\x81\xa6y");
+	CHECK("printable: bidi overrides and isolates become ?",
+	    strcmp(p, "admin?moc.knab@x ?y") == 0);
+	free(p);
+	p = xprintable("J\xc3\xb6rg \xe2\x82\xac \xf0\x9f\x98\x80");
+	CHECK("printable: UTF-8 text stays", strcmp(p,
+	    "J\xc3\xb6rg \xe2\x82\xac \xf0\x9f\x98\x80") == 0);
+	free(p);
+	printable_text(buf, 4, "\xc3\xa9\xc3\xa9", 4);
+	CHECK("printable: cut at a character boundary", strcmp(buf,
+	    "\xc3\xa9") == 0);
+	p = xstrdup("x\x1b[31my\xff");
+	printable_inplace(p);
+	CHECK("printable_inplace", strcmp(p, "x?[31my?") == 0);
+	free(p);
+}
+
 int
 main(void)
 {
@@ -968,6 +1342,9 @@ main(void)
 	test_config();
 	test_dsn();
 	test_queue();
+	test_io_sticky();
+	test_smtp_failures();
+	test_printable();
 	printf("unit: %d failed\n", failures);
 	return failures != 0;
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # OUTBOX for make check-valgrind: runs the real binary under valgrind, each
 # process logging to $TESTROOT/valgrind.PID (tests/run.sh reads them). Keeps
 # argv[0] (mailq, newaliases) by running valgrind on a link of that name.

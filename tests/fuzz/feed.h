@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * For the fuzz targets that read as a server's bytes would arrive: the
  * input written into one end of a socket pair, closed for writing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* libFuzzer: the RFC 5322 address-list tokenizer and header qualification. */
 #include <stdint.h>
 #include <stdlib.h>

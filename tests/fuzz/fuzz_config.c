@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /* libFuzzer: the configuration parser, from a private file (-C). */
 #include <fcntl.h>
 #include <stdint.h>

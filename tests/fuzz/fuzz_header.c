@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer: a whole message through the spooler: line endings, the header
  * block, -t recipients, Bcc removal, added headers, quoted-printable.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer: the queue envelope parser (ID.env as a hostile local user or
  * a damaged disk could leave it). What it accepts must be within bounds.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer: the reply reader (code checks, continuation lines, line and
  * count bounds) over a real socket, as a server's bytes would arrive.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * libFuzzer: a token endpoint's answer as it arrives: the HTTP response
  * reader (status line, headers, Content-Length or chunks, the body bound)

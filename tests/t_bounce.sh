@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
+# Reports (bounces) are queue entries of their own, and a refused report
+# never loses the message: the smarthost refuses a message for good, then
+# refuses its bounce (MAIL FROM:<> 550) for good too: the message, whole,
+# is in dead.letter, the queue is empty, the log says so. A sender refused
+# at MAIL gets no report attempt. A partial refusal: the others get it
+# once, the sender one report. A queued report belongs to its message's
+# owner and keeps the message whole beside it (ID.orig).
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/lib.sh"
+: "${TESTROOT:=$(mktemp -d /tmp/outbox-bounce.XXXXXX)}"
+FS=$TESTROOT/bounce
+rm -rf "$FS"; mkdir -p "$FS"
+SRV_PID=
+trap 'fault_stop' EXIT
+
+# msg MID: a message with a body line only dead.letter can give back.
+msg() {
+	printf '%s\n' 'From: <a@example.test>' 'To: b@example.test' \
+		"Message-ID: <$1@example.test>" "Subject: bounce test $1" '' \
+		"body of $1: only dead.letter can give this back" >"$FS/$1.msg"
+}
+entries() { ls "$QD" 2>/dev/null | grep -c '\.env$'; }
+litter() { ls -A "$QD" 2>/dev/null | grep -v '^tls-' | tr '\n' ' '; }
+
+# 1. Refused at RCPT, and its bounce refused at MAIL FROM:<>.
+msg b1
+mkcfg b1 "$(free_port)" "log $FS/b1.log"
+ob b1-queued 0 -i -f a@example.test nobody@example.test <"$FS/b1.msg"
+expect_eq b1-one-entry "$(entries)" 1
+fault_start b1 --max-time 60 --scenario mail-null-550 --rcpt-refuse nobody
+mkcfg b1 "$PORT" "log $FS/b1.log"
+ob b1-run 0 -q
+fault_stop
+expect_grep b1-rcpt-refused '^C: RCPT TO:<nobody@example.test>' "$LOG"
+expect_grep b1-report-tried '^C: MAIL FROM:<>' "$LOG"
+expect_grep b1-body-in-dead-letter 'body of b1: only dead.letter' "$DEAD"
+expect_grep b1-whole-in-dead-letter '^Message-ID: <b1@example.test>' "$DEAD"
+expect_eq b1-queue-empty "$(litter)" ""
+expect_grep b1-logged 'failed for good .*kept in dead.letter' "$FS/b1.log"
+ob b1-run-again 0 -q
+expect_nogrep b1-no-damaged 'damaged' "$ERR"
+expect_exit 0 b1-bp "$OUTBOX" -C "$CFG" -bp
+expect_eq b1-bp-empty "$(cat "$OUT")" "Mail queue is empty"
+
+# 2. The sender itself refused (MAIL 550): no report is tried, the
+# message goes whole to dead.letter.
+msg b2
+mkcfg b2 "$(free_port)" "log $FS/b2.log"
+ob b2-queued 0 -i -f a@example.test c@example.test <"$FS/b2.msg"
+fault_start b2 --max-time 60 --scenario mail-550
+mkcfg b2 "$PORT" "log $FS/b2.log"
+ob b2-run 0 -q
+fault_stop
+expect_grep b2-mail-tried '^C: MAIL FROM:<a@example.test>' "$LOG"
+expect_nogrep b2-no-report '^C: MAIL FROM:<>' "$LOG"
+expect_grep b2-body-in-dead-letter 'body of b2: only dead.letter' "$DEAD"
+expect_eq b2-queue-empty "$(litter)" ""
+
+# 3. Partial refusal in a queue run: c gets it once, the sender one
+# report over the same session, nothing stays queued.
+msg b3
+mkcfg b3 "$(free_port)" "log $FS/b3.log"
+ob b3-queued 0 -i -f a@example.test c@example.test nobody@example.test <"$FS/b3.msg"
+fault_start b3 --max-time 60 --rcpt-refuse nobody
+mkcfg b3 "$PORT" "log $FS/b3.log"
+ob b3-run 0 -q
+fault_stop
+expect_eq b3-delivered-once "$(grep -c '^E: accepted .*mid=b3@example.test' "$LOG")" 1
+expect_eq b3-one-report "$(grep -c '^C: MAIL FROM:<>' "$LOG")" 1
+expect_eq b3-queue-empty "$(litter)" ""
+check b3-no-dead-letter test ! -s "$DEAD"
+expect_grep b3-summary '1 bounced' "$OUT"
+
+# 4. A report that cannot go now is queued: an entry of its own, owned by
+# its message's owner, its message whole beside it (ID.orig, the same
+# file), and mailq lists it; with the null sender refused it ends in
+# dead.letter, not in the runner's.
+msg b4
+mkcfg b4 "$(free_port)" "log $FS/b4.log"
+ob b4-queued 0 -i -f a@example.test nobody@example.test <"$FS/b4.msg"
+oid=$(ls "$QD" | sed -n 's/\.env$//p')
+owner=$(sed -n 's/^owner //p' "$QD/$oid.env")
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$QD/$oid.env"
+ob b4-expire 0 -q
+bid=$(ls "$QD" | sed -n 's/\.env$//p')
+check b4-report-is-new test -n "$bid" -a "$bid" != "$oid"
+expect_eq b4-report-owner "$(sed -n 's/^owner //p' "$QD/$bid.env" 2>/dev/null)" "$owner"
+expect_eq b4-report-of "$(sed -n 's/^orig //p' "$QD/$bid.env" 2>/dev/null)" "$oid"
+check b4-orig-kept test -s "$QD/$bid.orig"
+expect_grep b4-orig-whole 'body of b4: only dead.letter' "$QD/$bid.orig"
+expect_eq b4-original-gone "$(ls "$QD/$oid".* 2>/dev/null)" ""
+expect_exit 0 b4-json "$OUTBOX" -C "$CFG" -bp --json
+expect_grep b4-json-report "\"report_of\": \"$oid\"" "$OUT"
+fault_start b4 --max-time 60 --scenario mail-null-550
+mkcfg b4 "$PORT" "log $FS/b4.log"
+ob b4-run 0 -q
+fault_stop
+expect_grep b4-body-in-dead-letter 'body of b4: only dead.letter' "$DEAD"
+expect_eq b4-queue-empty "$(litter)" ""
+
+# 5. dead.letter cannot be written: the report stays queued, held, and
+# mailq (and --json) say so; no run tries it again.
+msg b5
+mkcfg b5 "$(free_port)" "log $FS/b5.log" "dead_letter $FS/no/such/dir/dead"
+ob b5-queued 0 -i -f a@example.test nobody@example.test <"$FS/b5.msg"
+fault_start b5 --max-time 60 --scenario mail-null-550 --rcpt-refuse nobody
+mkcfg b5 "$PORT" "log $FS/b5.log" "dead_letter $FS/no/such/dir/dead"
+ob b5-run 0 -q
+expect_exit 0 b5-bp "$OUTBOX" -C "$CFG" -bp
+expect_grep b5-bp-held '^[0-9A-F]{12}!' "$OUT"
+expect_grep b5-bp-why 'held: the report failed for good' "$OUT"
+expect_exit 0 b5-json "$OUTBOX" -C "$CFG" -bp --json
+expect_grep b5-json-hold '"queue_name": "hold"' "$OUT"
+n=$(grep -c '^C: MAIL FROM:<>' "$LOG")
+ob b5-run-again 0 -q
+fault_stop
+expect_eq b5-not-tried-again "$(grep -c '^C: MAIL FROM:<>' "$LOG")" "$n"
+bid=$(ls "$QD" | sed -n 's/\.env$//p')
+expect_grep b5-still-whole 'body of b5: only dead.letter' "$QD/$bid.orig"
+expect_grep b5-logged 'held in the queue' "$FS/b5.log"
