@@ -368,7 +368,7 @@ config_private(int fd, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if ((st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
-	    st.st_gid != priv_group())) {
+	    st.st_gid != priv_install_group())) {
 		snprintf(err, errlen, "%s holds a secret and others can read "
 		    "it (mode %03o): chmod 600 %s", path,
 		    (unsigned)(st.st_mode & 0777), path);

@@ -262,6 +262,7 @@ struct session {
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
+	int		 errheld;	/* stderr held with the slot (queue_hold) */
 	int		 uncharged;	/* the account's state, not the message's:
 					   no retry step for the entry */
 	unsigned	 ntx;		/* transactions in this session */
@@ -383,6 +384,7 @@ struct oauth2_resp {
 
 /* priv.c */
 void	 priv_init(void);
+gid_t	 priv_install_group(void);
 gid_t	 priv_group(void);
 void	 priv_raise(void);
 void	 priv_drop(void);
@@ -475,6 +477,10 @@ int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
 /* queue.c */
+int	 queue_shared(int);
+void	 queue_hold(int *);
+void	 queue_unhold(int *);
+void	 queue_hold_forget(void);
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
 int	 queue_update(const char *, struct qentry *, char *, size_t);

@@ -42,6 +42,9 @@
 #define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
 #define ID_LEN		12	/* q_add_: 8 hex digits of time, 4 random */
 
+/* What q_perm gives a mode to. */
+enum qkind { QK_ENV, QK_MSG, QK_DIR };
+
 static int	 dir_open(const char *, char *, size_t);
 static int	 id_valid(const char *, size_t);
 static int	 write_env(int, const struct qentry *, const char *, int,
@@ -72,14 +75,13 @@ static void	 q_litter(int, const char *, time_t);
 static int	 q_room_(const char *, const struct account *, uid_t, off_t,
 		    char *, size_t);
 static void	 q_hold(struct qentry *);
-static void	 q_unhold(struct qentry *);
+static mode_t	 q_perm(int, enum qkind);
 
 /*
- * Where stderr goes while this process holds a claim on another user's
- * entry: a memory file, replayed once the last such claim is gone. A
- * stderr nobody reads (a full pipe, a stopped terminal) then blocks a
- * process that holds nothing, never another user's mail. Process-wide,
- * as descriptor 2 is.
+ * Where stderr goes while this process holds what other users' mail
+ * waits for (queue_hold): a memory file, replayed once the last holder
+ * let go. A stderr nobody reads (a full pipe, a stopped terminal) then
+ * blocks a process that holds nothing. Process-wide, as descriptor 2 is.
  */
 static struct {
 	int	depth;		/* claims held */
@@ -102,6 +104,44 @@ dir_open(const char *dir, char *err, size_t errlen)
 		    "a symbolic link; name the directory itself" :
 		    strerror(errno));
 	return fd;
+}
+
+/*
+ * Whether the queue behind dfd is shared by every user's runs: the setgid
+ * install, or a directory with the setgid bit (install-setgid makes the
+ * spool 2770), which is how a root run that did not get the group (under
+ * systemd's NoNewPrivileges=yes the setgid bit is ignored) still knows.
+ */
+int
+queue_shared(int dfd)
+{
+	struct stat	st;
+
+	return priv_install_group() != (gid_t)-1 ||
+	    (fstat(dfd, &st) == 0 && (st.st_mode & S_ISGID) != 0);
+}
+
+/*
+ * The mode of what the queue holds, set explicitly, never left to the
+ * umask (tight in outbox, and not widened for a run without the group):
+ * in a shared queue every owner's runs read the envelopes and messages
+ * through the group, and any run may rewrite an envelope (rename); a
+ * personal queue is its user's alone.
+ */
+static mode_t
+q_perm(int dfd, enum qkind kind)
+{
+	int	shared = dfd == -1 ? priv_group() != (gid_t)-1 :
+		    queue_shared(dfd);
+
+	switch (kind) {
+	case QK_ENV:
+		return shared ? 0660 : 0600;
+	case QK_MSG:
+		return shared ? 0640 : 0600;
+	default:
+		return shared ? 02770 : 0700;
+	}
 }
 
 /* Whether id[0..len) is exactly what q_add_ makes: 12 upper hex digits. */
@@ -129,7 +169,7 @@ q_open_(const char *dir, char *err, size_t errlen)
 {
 	char		 path[PATH_MAX], *p;
 	struct stat	 st;
-	int		 fd;
+	int		 fd, made;
 
 	if (strlcpy(path, dir, sizeof(path)) >= sizeof(path) || dir[0] != '/') {
 		snprintf(err, errlen, "queue_dir %s: not an absolute path", dir);
@@ -141,13 +181,16 @@ q_open_(const char *dir, char *err, size_t errlen)
 			break;
 		*p = '/';
 	}
-	if (mkdir(dir, 0770) == -1 && errno != EEXIST) {
+	made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create queue_dir %s: %s", dir,
 		    strerror(errno));
 		return -1;
 	}
 	if ((fd = dir_open(dir, err, errlen)) == -1)
 		return -1;
+	if (made)
+		fchmod(fd, q_perm(-1, QK_DIR));
 	if (fstat(fd, &st) == -1 || (st.st_mode & S_IWOTH) != 0 ||
 	    (priv_group() != (gid_t)-1 && st.st_gid != priv_group()) ||
 	    faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
@@ -192,7 +235,9 @@ write_env(int dfd, const struct qentry *q, const char *ext, int sync,
 	snprintf(tmp, sizeof(tmp), "tmp.%s.env", q->id);
 	snprintf(path, sizeof(path), "%s.%s", q->id, ext);
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0660);
+	    O_CLOEXEC, 0600);
+	if (fd != -1)
+		fchmod(fd, q_perm(dfd, QK_ENV));
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		if (fd != -1)
@@ -266,15 +311,19 @@ q_link(int dfd, struct qentry *q, char *err, size_t errlen)
 		    rnd[1]);
 		snprintf(name, sizeof(name), "%s.msg", q->id);
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", q->msg.fd);
-		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
+		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0) {
+			fchmod(q->msg.fd, q_perm(dfd, QK_MSG));
 			return 0;
+		}
 		if (errno == EEXIST && tries < 100)
 			continue;
 		/* Not an O_TMPFILE in this file system: copy it. */
 		fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0660);
+		    O_CLOEXEC, 0600);
 		if (fd == -1 && errno == EEXIST && tries < 100)
 			continue;
+		if (fd != -1)
+			fchmod(fd, q_perm(dfd, QK_MSG));
 		if (fd == -1 || copy_fd(q->msg.fd, fd) == -1) {
 			snprintf(err, errlen, "%s: %s", name, strerror(errno));
 			if (fd != -1) {
@@ -793,18 +842,20 @@ out:
 }
 
 /*
- * Takes stderr away while q is claimed, when q is another user's: what
- * is written meanwhile (the -v transcript, warnings) waits in memory. A
- * user's claim on his own entry delays only his own mail.
+ * Takes stderr away while this process holds something other users'
+ * mail waits for (*held notes that this holder took it): a claim on
+ * another user's entry, a connection slot of a system account
+ * (limits.c). What is written meanwhile (the -v transcript, warnings)
+ * waits in memory.
  */
-static void
-q_hold(struct qentry *q)
+void
+queue_hold(int *held)
 {
 	int	mem, saved;
 
-	if (q->errheld || q->owner == getuid())
+	if (*held)
 		return;
-	q->errheld = 1;
+	*held = 1;
 	if (hold.depth++ > 0)
 		return;
 	fflush(stderr);
@@ -821,17 +872,17 @@ q_hold(struct qentry *q)
 	hold.mem = mem;
 }
 
-/* Gives stderr back once the last claim is gone, and replays it there. */
-static void
-q_unhold(struct qentry *q)
+/* Gives stderr back once the last holder let go, and replays it there. */
+void
+queue_unhold(int *held)
 {
 	char	buf[8192];
 	off_t	off = 0;
 	ssize_t	n, w, done;
 
-	if (!q->errheld)
+	if (!*held)
 		return;
-	q->errheld = 0;
+	*held = 0;
 	if (hold.depth == 0 || --hold.depth > 0 || hold.saved == -1)
 		return;
 	fflush(stderr);
@@ -851,6 +902,26 @@ q_unhold(struct qentry *q)
 out:
 	close(hold.mem);
 	hold.saved = hold.mem = -1;
+}
+
+/* A detached process forgets the stderr it held: it has none to give. */
+void
+queue_hold_forget(void)
+{
+	if (hold.saved != -1)
+		close(hold.saved);
+	if (hold.mem != -1)
+		close(hold.mem);
+	hold.depth = 0;
+	hold.saved = hold.mem = -1;
+}
+
+/* A claim on one's own entry delays only one's own mail: no hold. */
+static void
+q_hold(struct qentry *q)
+{
+	if (q->owner != getuid())
+		queue_hold(&q->errheld);
 }
 
 /*
@@ -953,7 +1024,7 @@ queue_release(struct qentry *q)
 {
 	if (q->msg.fd != -1)
 		flock(q->msg.fd, LOCK_UN);
-	q_unhold(q);
+	queue_unhold(&q->errheld);
 }
 
 /* Releases an entry (and its lock). */
@@ -963,7 +1034,7 @@ queue_free(struct qentry *q)
 	if (q->msg.fd != -1)
 		close(q->msg.fd);
 	q->msg.fd = -1;
-	q_unhold(q);
+	queue_unhold(&q->errheld);
 	env_clear(q);
 }
 

@@ -309,7 +309,7 @@ check mu-secret-entry-gone test ! -e "$SPOOL/$ID5.env"
 STALL=()
 for i in 1 2 3 4 5; do
 	B=$(ids)
-	msg "mu-stall-$i" | as victim "$OB" -a fast -odq "st$i@dest.example"
+	msg "mu-stall-$i" | as victim "$OB" -a fast -odq "st$i@stall.example"
 	STALL+=("$(new_id "$B")")
 done
 SPIDS=()
@@ -334,7 +334,7 @@ for _ in $(seq 200); do
 done
 expect_eq mu-stall-evil-blocked "$blocked" 5
 expect_exit 0 mu-stall-root-q timeout 120 env -i PATH=/usr/bin:/bin \
-	HOME="$M/roothome" "$OB" -v -q
+	HOME="$M/roothome" "$OB" -v -qRstall.example
 expect_grep mu-stall-root-none-busy ", 0 busy$" "$OUT"
 n=0 left=0
 for i in 1 2 3 4 5; do
@@ -345,6 +345,43 @@ expect_eq mu-stall-delivered-once "$n" 5
 expect_eq mu-stall-none-left "$left" 0
 for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
 for p in "${SPIDS[@]}"; do wait "$p" 2>/dev/null; done
+
+# ---- 18.5 Root's run as systemd starts it: NoNewPrivileges=yes ignores
+# the setgid bit, so it runs without the group and with outbox's umask
+# 077; every file it rewrites or makes stays readable by the owners' runs.
+nnp() { setpriv --no-new-privs env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
+B=$(ids)
+msg mu-nnp | as victim "$OB" -a down -odq n1@dest.example
+IDN=$(new_id "$B")
+expect_exit 0 mu-nnp-root-q nnp "$OB" -q
+check mu-nnp-root-tried grep -q '^attempts [1-9]' "$SPOOL/$IDN.env"
+expect_eq mu-nnp-env-mode "$(stat -c '%a %G' "$SPOOL/$IDN.env")" "660 outbox"
+expect_eq mu-nnp-msg-mode "$(stat -c '%a %U' "$SPOOL/$IDN.msg")" "640 victim"
+expect_exit 0 mu-nnp-victim-bp as victim "$OB" -bp
+expect_grep mu-nnp-victim-bp-lists "^$IDN " "$OUT"
+expect_nogrep mu-nnp-victim-bp-readable "Permission denied" "$OUT"
+# A system account's connection slots and state stay every user's.
+expect_exit 0 mu-nnp-root-sends nnp "$OB" -a fast -odi n2@dest.example \
+	< <(msg mu-nnp-root)
+expect_exit 0 mu-nnp-victim-sends as victim "$OB" -a fast -odi \
+	n3@dest.example < <(msg mu-nnp-after)
+expect_eq mu-nnp-victim-delivered "$(got "$FAST_LOG" mu-nnp-after)" 1
+expect_eq mu-nnp-no-private-files "$(find "$SPOOL" -type f ! -perm -040 | head -3)" ""
+expect_exit 0 mu-nnp-victim-qD as victim "$OB" -qD "$IDN"
+check mu-nnp-entry-gone test ! -e "$SPOOL/$IDN.env"
+
+# The installed unit: this build's paths, the queue its only writable
+# place, and confined (systemd-analyze security, issue 18.5: at most 4).
+UNIT=$R/lib/systemd/system/outbox-queue.service
+expect_nogrep mu-unit-paths-filled "@[A-Z]+@" "$UNIT"
+expect_grep mu-unit-writes-the-queue "^ReadWritePaths=-$SPOOL\$" "$UNIT"
+if command -v systemd-analyze >/dev/null &&
+    systemd-analyze security --offline=yes "$UNIT" >"$M/unit.score" 2>&1; then
+	score=$(sed -n 's/.*exposure level for .*: \([0-9.]*\) .*/\1/p' "$M/unit.score")
+	check mu-unit-score-at-most-4 awk -v s="${score:-99}" 'BEGIN { exit !(s <= 4) }'
+else
+	echo "SKIP mu-unit-score: no systemd-analyze security --offline"
+fi
 
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
 	kill "$p" 2>/dev/null

@@ -917,6 +917,31 @@ test_dsn(void)
 }
 
 /*
+ * A new entry for the queue tests: one message, two recipients r[0..1]
+ * waiting, the caller's; returns the spooled text, for the caller to free.
+ */
+static char *
+entry_fill(struct qentry *q, struct rcpt *r)
+{
+	char	*text;
+
+	memset(q, 0, sizeof(*q));
+	memset(r, 0, 2 * sizeof(*r));
+	text = spool("Subject: q\n\nbody\n", 0, 0, &q->msg);
+	r[0].addr = (char *)(uintptr_t)"a@example.org";
+	r[1].addr = (char *)(uintptr_t)"b@example.org";
+	r[0].st = r[1].st = ST_TEMP;
+	q->env.sender = (char *)(uintptr_t)"me@example.org";
+	q->env.rcpt = r;
+	q->env.nrcpt = 2;
+	q->account = (char *)(uintptr_t)"work";
+	q->account_file = (char *)(uintptr_t)"/etc/outbox.conf";
+	q->owner = getuid();
+	q->created = q->next = time(NULL);
+	return text;
+}
+
+/*
  * Queue claims: busy while another description holds the lock, read
  * again when another run changed the envelope, gone once removed.
  */
@@ -929,19 +954,7 @@ test_queue(void)
 
 	snprintf(dir, sizeof(dir), "%s/queue", tmpdir);
 	CHECK("queue open", queue_open(dir, err, sizeof(err)) == 0);
-	memset(&q, 0, sizeof(q));
-	memset(r, 0, sizeof(r));
-	text = spool("Subject: q\n\nbody\n", 0, 0, &q.msg);
-	r[0].addr = (char *)(uintptr_t)"a@example.org";
-	r[1].addr = (char *)(uintptr_t)"b@example.org";
-	r[0].st = r[1].st = ST_TEMP;
-	q.env.sender = (char *)(uintptr_t)"me@example.org";
-	q.env.rcpt = r;
-	q.env.nrcpt = 2;
-	q.account = (char *)(uintptr_t)"work";
-	q.account_file = (char *)(uintptr_t)"/etc/outbox.conf";
-	q.owner = getuid();
-	q.created = q.next = time(NULL);
+	text = entry_fill(&q, r);
 	CHECK("queue add", queue_add(dir, &q, 1, err, sizeof(err)) == 0);
 	CHECK("queue load unlocked", queue_load(dir, q.id, &a, 0, err,
 	    sizeof(err)) == 0 && a.env.nrcpt == 2 &&
@@ -969,6 +982,58 @@ test_queue(void)
 	CHECK("queue id checked", queue_load(dir, "../../etc/passwd", &a, 0,
 	    err, sizeof(err)) == -1);
 	free(text);
+}
+
+/*
+ * Queue files get their modes whatever the umask (issue 18.5): a personal
+ * queue keeps them its user's; a shared one (the setgid bit on the
+ * directory, as a root run under NoNewPrivileges=yes finds the spool)
+ * gives the group envelopes 0660 and messages 0640, also when rewritten.
+ */
+static void
+test_queue_modes(void)
+{
+	struct qentry	 q, a;
+	struct rcpt	 r[2];
+	struct stat	 st;
+	char		 dir[300], path[400], err[512], name[64], *text;
+	mode_t		 old = umask(077);
+	int		 shared;
+
+	for (shared = 0; shared <= 1; shared++) {
+		snprintf(name, sizeof(name), "queue modes %s: dir 0700, "
+		    "add, claim, update", shared ? "shared" : "personal");
+		snprintf(dir, sizeof(dir), "%s/qmodes%d", tmpdir, shared);
+		CHECK(name, queue_open(dir, err, sizeof(err)) == 0 &&
+		    stat(dir, &st) == 0 && (st.st_mode & 07777) == 0700);
+		if (shared)
+			chmod(dir, 02770);
+		text = entry_fill(&q, r);
+		CHECK(name, queue_add(dir, &q, 1, err, sizeof(err)) == 0);
+		snprintf(path, sizeof(path), "%s/%s.env", dir, q.id);
+		CHECK(shared ? "queue modes shared env 0660" :
+		    "queue modes personal env 0600", stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
+		snprintf(path, sizeof(path), "%s/%s.msg", dir, q.id);
+		CHECK(shared ? "queue modes shared msg 0640" :
+		    "queue modes personal msg 0600", stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0640u : 0600u));
+		message_close(&q.msg);
+		/* Another run rewrites the envelope: the mode stays. */
+		CHECK(name, queue_load(dir, q.id, &a, 0, err,
+		    sizeof(err)) == 0 && queue_claim(dir, &a, err,
+		    sizeof(err)) == 0);
+		a.env.rcpt[0].done = 1;
+		CHECK(name, queue_update(dir, &a, err, sizeof(err)) == 0);
+		snprintf(path, sizeof(path), "%s/%s.env", dir, q.id);
+		CHECK(shared ? "queue modes shared env rewritten 0660" :
+		    "queue modes personal env rewritten 0600",
+		    stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
+		queue_free(&a);
+		free(text);
+	}
+	umask(old);
 }
 
 /* The token response parser keeps only valid fields. */
@@ -1342,6 +1407,7 @@ main(void)
 	test_config();
 	test_dsn();
 	test_queue();
+	test_queue_modes();
 	test_io_sticky();
 	test_smtp_failures();
 	test_printable();
