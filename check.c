@@ -42,7 +42,8 @@ enum cond {
 	C_NOHELLO,	/* the handshake ended before a certificate came */
 	C_NOAUTH,	/* the server offers no AUTH */
 	C_NOMECH,	/* none of the mechanisms offered will do */
-	C_SECRET	/* the secret could not be had (password_*) */
+	C_SECRET,	/* the secret could not be had (password_*) */
+	C_SETUP		/* no connection was made: the TLS setup failed */
 };
 
 /*
@@ -63,7 +64,7 @@ static const struct fix {
 	{ STAGE_CONNECT, FC_NONE, 0, 999, C_ANY,
 	    "nothing answers there: check host and port (587 for STARTTLS, "
 	    "465 for implicit TLS), firewalls, or raise timeout" },
-	{ STAGE_TLS, FC_CONFIG, 0, 999, C_ANY,
+	{ STAGE_TLS, FC_CONFIG, 0, 999, C_SETUP,
 	    "check tls_ca_file, tls_cert_file and tls_key_file: each must "
 	    "name a readable PEM file" },
 	{ STAGE_TLS, FC_NONE, 0, 999, C_PINNED,
@@ -154,7 +155,8 @@ static void	show_ehlo(const struct session *);
 static int	step(const struct session *, const struct probe *, enum stage,
 		    enum stage, long);
 static int	steps(const struct session *, const struct probe *, long);
-static int	token_step(const struct account *, struct failure *);
+static int	token_step(const struct account *, const char *,
+		    struct failure *);
 static void	envelope_step(struct session *, enum stage, const char *,
 		    const char *);
 
@@ -208,6 +210,8 @@ holds(enum cond c, const struct session *s, const struct probe *p)
 		return !(s->ext & EXT_AUTH);
 	case C_NOMECH:
 		return auth_choose(s->mechs, s->acct->auth) == NULL;
+	case C_SETUP:
+		return s->addr[0] == '\0';
 	case C_SECRET:		/* the mechanism is chosen once it is had */
 		return auth_choose(s->mechs, s->acct->auth) != NULL &&
 		    s->mech == NULL;
@@ -428,7 +432,7 @@ step(const struct session *s, const struct probe *p, enum stage st,
 
 	if (st == failed) {
 		line(stage_name(st), "FAILED: %s", s->fail.text);
-		if (st == STAGE_TLS && s->fail.class != FC_CONFIG)
+		if (st == STAGE_TLS && !holds(C_SETUP, s, p))
 			show_cert(a, p, 0);
 		return 1;
 	}
@@ -477,8 +481,8 @@ steps(const struct session *s, const struct probe *p, long ms)
 	enum stage	 failed = s->fail.class == FC_NONE ? STAGE_NONE :
 			    s->fail.stage;
 
-	/* Before a connection: the TLS setup, or no host at all. */
-	if (failed == STAGE_TLS && s->fail.class == FC_CONFIG)
+	/* Before a connection (none was made): the TLS setup. */
+	if (failed == STAGE_TLS && holds(C_SETUP, s, p))
 		return step(s, p, failed, failed, ms);
 	for (; *v != STAGE_NONE; v++) {
 		/* The EHLO before STARTTLS: its failure is the EHLO's. */
@@ -505,8 +509,9 @@ envelope_step(struct session *s, enum stage st, const char *verb,
 	int		 code;
 
 	s->stage = st;
-	smtp_command(s, 0, "%s:<%s>", verb, addr);
-	if ((code = smtp_reply(s)) / 100 == 2) {
+	code = smtp_command(s, 0, "%s:<%s>", verb, addr) == -1 ? -1 :
+	    smtp_reply(s);
+	if (code / 100 == 2) {
 		line(label, "ok: <%s> accepted", addr);
 		return;
 	}
@@ -526,12 +531,12 @@ envelope_step(struct session *s, enum stage st, const char *verb,
  * (configuration, with the fix in the text) or not reachable (temporary).
  */
 static int
-token_step(const struct account *a, struct failure *f)
+token_step(const struct account *a, const char *qdir, struct failure *f)
 {
 	int	rv;
 
 	fflush(stdout);
-	if ((rv = oauth2_describe(a, NULL, stdout)) == OAUTH2_OK)
+	if ((rv = oauth2_describe(a, qdir, stdout)) == OAUTH2_OK)
 		return 0;
 	memset(f, 0, sizeof(*f));
 	f->stage = STAGE_AUTH;
@@ -577,12 +582,13 @@ check_secrets(const struct config *cfg)
 /*
  * Checks one account: the session, MAIL with sender and a test RCPT to
  * rcpt (NULL: the sender itself, or postmaster for the null sender), then
- * RSET. f is FC_NONE only when a message from this account
- * to rcpt would go through; else it is the first failure.
+ * RSET. OAuth2 tokens come from qdir's token state (NULL: none), as a
+ * send's would. f is FC_NONE only when a message from this account to
+ * rcpt would go through; else it is the first failure.
  */
 void
 check_account(const struct account *a, const char *sender, const char *rcpt,
-    struct failure *f)
+    const char *qdir, struct failure *f)
 {
 	struct session	 s;
 	struct probe	 p;
@@ -595,6 +601,7 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	memset(&p, 0, sizeof(p));
 	s.io.fd = -1;
 	s.acct = a;
+	s.token_dir = qdir;	/* not state_dir: no TLS resumption here */
 	if (rcpt == NULL && sender[0] == '\0') {
 		snprintf(pm, sizeof(pm), "postmaster@%s", a->maildomain);
 		rcpt = pm;
@@ -613,7 +620,7 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 	    a->host.v[0] : "(none)", a->port, a->tls == TLS_IMPLICIT ?
 	    "implicit" : a->tls == TLS_STARTTLS ? "starttls" : "off", a->auth);
 	resolve(a, &p);
-	if (a->oauth2_grant != NULL && token_step(a, f) == -1)
+	if (a->oauth2_grant != NULL && token_step(a, qdir, f) == -1)
 		return;
 	probe_attach(&s, &p);
 	gettimeofday(&t0, NULL);
@@ -625,10 +632,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 		envelope_step(&s, STAGE_MAIL, "MAIL FROM", sender);
 		if (s.fail.class == FC_NONE)
 			envelope_step(&s, STAGE_RCPT, "RCPT TO", rcpt);
-		if (s.connected) {
-			smtp_command(&s, 0, "RSET");
+		if (s.connected && smtp_command(&s, 0, "RSET") == 0)
 			smtp_reply(&s);
-		}
 	}
 	smtp_close(&s);
 	*f = s.fail;

@@ -17,14 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "outbox.h"
 
-static void	log_line(const struct account *, const char *);
-static void	log_outcome(const struct session *, const struct qentry *);
 static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
 static void	report(const struct run *, const struct session *,
 		    const struct envelope *, enum status, int);
@@ -73,34 +70,6 @@ say(const struct run *r, int loud, const char *fmt, ...)
 	warnx("%s", buf);
 }
 
-/* Appends one line to the configured log: syslog, a file, or nothing. */
-static void
-log_line(const struct account *a, const char *line)
-{
-	FILE	*fp;
-	char	 date[32];
-	time_t	 now = time(NULL);
-	int	 fd;
-
-	if (a->log == NULL || strcmp(a->log, "syslog") == 0) {
-		syslog(LOG_INFO, "%s", line);
-		return;
-	}
-	if (strcmp(a->log, "off") == 0)
-		return;
-	/* Never waits: a FIFO nobody reads must not stall a claimed entry. */
-	fd = open(a->log, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_NONBLOCK | O_CLOEXEC, 0600);
-	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
-		warn("log %s", a->log);
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
-	fprintf(fp, "%s outbox[%ld]: %s\n", date, (long)getpid(), line);
-	fclose(fp);
-}
 /* One line for the log (deliver_keep, reports, the queue's sweep). */
 void
 deliver_log(const struct account *a, const char *fmt, ...)
@@ -111,57 +80,7 @@ deliver_log(const struct account *a, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	log_line(a, line);
-}
-
-/* Logs one line per outcome (sent, deferred, bounced) in Postfix's spirit. */
-static void
-log_outcome(const struct session *s, const struct qentry *q)
-{
-	const struct envelope *env = &q->env;
-	static const char *names[] = { "sent", "deferred", "bounced" };
-	const struct rcpt *first;
-	char		 line[4096], to[1024], why[1200];
-	size_t		 i;
-	enum status	 st;
-
-	for (st = ST_OK; st <= ST_PERM; st++) {
-		to[0] = '\0';
-		first = NULL;
-		for (i = 0; i < env->nrcpt; i++) {
-			if (env->rcpt[i].st != st)
-				continue;
-			if (first == NULL)
-				first = &env->rcpt[i];
-			else
-				strlcat(to, ",", sizeof(to));
-			strlcat(to, "<", sizeof(to));
-			strlcat(to, env->rcpt[i].addr, sizeof(to));
-			strlcat(to, ">", sizeof(to));
-		}
-		if (first == NULL)
-			continue;
-		/* A deferred recipient's RCPT 250 is not why it waits. */
-		if (first->reply.code / 100 == (st == ST_OK ? 2 :
-		    st == ST_TEMP ? 4 : 5))
-			snprintf(why, sizeof(why), "%d %s", first->reply.code,
-			    first->reply.text);
-		else
-			snprintf(why, sizeof(why), "%s%s%s",
-			    s->fail.class != FC_NONE ? stage_name(s->fail.stage)
-			    : "", s->fail.class != FC_NONE ? ": " : "",
-			    s->fail.text);
-		/* Postfix's layout: the queue id first, when there is one. */
-		snprintf(line, sizeof(line), "%s%sfrom=<%s>, to=%s, "
-		    "relay=%s[%s]:%lld, delay=%lld, tls=%s, status=%s (%s)",
-		    q->id, q->id[0] != '\0' ? ": " : "", env->sender, to,
-		    s->host[0] ? s->host : "none",
-		    s->addr[0] ? s->addr : "-", s->port,
-		    (long long)(time(NULL) - q->created),
-		    s->tls_version != NULL ? s->tls_version : "none",
-		    names[st], why);
-		log_line(s->acct, line);
-	}
+	log_line(a, "qmgr", "%s", line);
 }
 
 /* Why an attempt left recipients waiting: the session's error, else the
@@ -261,11 +180,14 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 {
 	enum status	st;
 	size_t		i;
+	double		t;
 
 	/* RFC 9422 MAILMAX: the next message goes in a new session. */
 	if (s->connected && s->mailmax > 0 &&
 	    s->ntx >= (unsigned long long)s->mailmax)
 		smtp_close(s);
+	s->began = log_now();
+	s->conn_s = s->xfer_s = 0;
 	if (!s->connected) {
 		if (s->acct != a) {
 			smtp_close(s);
@@ -274,8 +196,10 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		s->acct = a;
 		s->verbose = r->verbose;
 		s->state_dir = r->qdir;
+		s->tls_logged = 0;
 		/* A host that failed in this run is not tried again. */
 		st = s->down ? ST_TEMP : limits_open(r, s, a);
+		s->conn_s = log_now() - s->began;
 		s->down = st != ST_OK && !s->closed;
 		if (st != ST_OK) {
 			for (i = 0; i < env->nrcpt; i++)
@@ -292,8 +216,10 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 				env->rcpt[i].st = ST_TEMP;
 		return st;
 	}
+	t = log_now();
 	if ((st = smtp_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
+	s->xfer_s = log_now() - t;
 	limits_after(r, s, a);
 	return st;
 }
@@ -444,12 +370,20 @@ report_failed(struct run *r, const struct account *a, struct qentry *q,
 		close(m.fd);
 }
 
-/* Whether the server refused the sender itself for good (MAIL 5xx): a
- * report from <> to it would only be refused in turn. */
+/*
+ * Whether the server refused the sender itself for good (MAIL 5xx), or
+ * the whole message by policy (5.7.x at its end, as Microsoft 365's
+ * 5.7.60 SendAsDenied): no report then. A report from <> would carry the
+ * message's header, text a user chose, past a smarthost that pins the
+ * sender but takes the null sender (issue 18); the message goes whole to
+ * dead.letter instead.
+ */
 static int
 sender_refused(const struct session *s)
 {
-	return s->fail.class == FC_PERM && s->fail.stage == STAGE_MAIL;
+	return s->fail.class == FC_PERM && (s->fail.stage == STAGE_MAIL ||
+	    ((s->fail.stage == STAGE_DATA || s->fail.stage == STAGE_EOD) &&
+	    strncmp(s->fail.enhanced, "5.7.", 4) == 0));
 }
 
 /*
@@ -464,7 +398,7 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 	time_t		 now = time(NULL);
 	char		 qerr[512];
 	size_t		 i;
-	int		 temp = 0, perm = 0;
+	int		 temp = 0, perm = 0, expired = 0;
 
 	log_outcome(s, q);
 	for (i = 0; i < q->env.nrcpt; i++) {
@@ -474,11 +408,14 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		    a->queue_lifetime) {
 			rc->st = ST_PERM;	/* waited long enough */
 			rc->reply.code = 0;
+			expired = 1;
 		}
 		rc->done = rc->st != ST_TEMP;
 		temp += rc->st == ST_TEMP;
 		perm += rc->st == ST_PERM;
 	}
+	if (expired)
+		log_expired(a, q, temp == 0);
 	if (perm > 0) {
 		char why[sizeof(s->fail.text) + 64];
 
@@ -602,6 +539,7 @@ submit_queued(struct run *r, const struct account *a, struct qentry *q,
 		say(r, 1, "%s", f->text);
 		return;
 	}
+	log_pickup(a, q);
 	say(r, 0, "queued as %s", q->id);
 	if (mode == 'b')
 		background(r, a, q);
@@ -735,6 +673,7 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 		    0))
 			say(r, 1, "cannot queue the message: %s", err);
 	}
+	log_pickup(a, q);
 	memset(&s, 0, sizeof(s));
 	s.io.fd = -1;
 	r->foreground = 1;

@@ -23,7 +23,6 @@ static ssize_t	plain_read(struct io *, void *, size_t);
 static ssize_t	plain_write(struct io *, const void *, size_t);
 static int	io_wait(struct io *, short);
 static int	io_fill(struct io *);
-static long long now_ms(void);
 
 void
 io_init(struct io *io, int fd, int timeout_ms)
@@ -35,8 +34,9 @@ io_init(struct io *io, int fd, int timeout_ms)
 	io->write = plain_write;
 }
 
-static long long
-now_ms(void)
+/* Milliseconds on CLOCK_MONOTONIC, for deadlines. */
+long long
+io_now_ms(void)
 {
 	struct timespec	ts;
 
@@ -49,7 +49,7 @@ void
 io_session(struct io *io, long long ms)
 {
 	io->session_ms = ms;
-	io->session_end = ms > 0 ? now_ms() + ms : 0;
+	io->session_end = ms > 0 ? io_now_ms() + ms : 0;
 }
 
 /*
@@ -60,7 +60,7 @@ io_session(struct io *io, long long ms)
 void
 io_reply(struct io *io, int on)
 {
-	io->reply_end = on ? now_ms() + io->timeout_ms : 0;
+	io->reply_end = on ? io_now_ms() + io->timeout_ms : 0;
 }
 
 /*
@@ -70,7 +70,7 @@ io_reply(struct io *io, int on)
 int
 io_wait_ms(struct io *io)
 {
-	long long	now = now_ms(), ms = io->timeout_ms;
+	long long	now = io_now_ms(), ms = io->timeout_ms;
 
 	if (io->reply_end != 0 && io->reply_end - now < ms)
 		ms = io->reply_end - now;
@@ -83,7 +83,7 @@ io_wait_ms(struct io *io)
 void
 io_timed_out(struct io *io, const char *what)
 {
-	long long	now = now_ms();
+	long long	now = io_now_ms();
 
 	if (io->session_end != 0 && now >= io->session_end)
 		snprintf(io->err, sizeof(io->err), "%s%sthe session took "

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: ISC */
 /*
  * Providers' rules as an account's state, shared by every outbox process
  * of the host (queue runs, -odb children, submissions):
@@ -527,11 +528,15 @@ limits_open(struct run *r, struct session *s, const struct account *a)
 	return rv;
 }
 
-/* Whether a reply means too many connections, too fast, or throttling. */
+/*
+ * Whether a reply means too many connections, too fast, or throttling. A
+ * 421 alone only closes the session (a restart, a timeout): the run goes
+ * on in a new one; with 4.3.2 or 4.7.x it throttles.
+ */
 static int
 throttling(int code, const char *enhanced)
 {
-	if (code == 421 || code == 432 || code == 454)
+	if (code == 432 || code == 454)
 		return 1;
 	return code / 100 == 4 && (strcmp(enhanced, "4.3.2") == 0 ||
 	    strncmp(enhanced, "4.7.", 4) == 0);
@@ -540,15 +545,16 @@ throttling(int code, const char *enhanced)
 /*
  * Keeps a reply that throttles the account (smtp.c's read_reply), so that
  * a failure after it (a 421 closes the connection) cannot hide it: at
- * RCPT only 421, 432 and 454, else a 4.7.x may be about the recipient.
+ * RCPT only a throttling 421, 432 and 454, else a 4.7.x may be about the
+ * recipient.
  */
 void
 limits_reply(struct session *s)
 {
 	int	code = s->reply.code;
 
-	if (code == 421 || code == 432 || code == 454 ||
-	    (s->stage != STAGE_RCPT && throttling(code, s->reply.enhanced)))
+	if (code == 432 || code == 454 || ((code == 421 ||
+	    s->stage != STAGE_RCPT) && throttling(code, s->reply.enhanced)))
 		s->throttle = s->reply;
 }
 

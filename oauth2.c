@@ -7,6 +7,7 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #define TOKEN_MAX	16384	/* octets in a token (Microsoft's are ~3 KB) */
 #define TEXT_MAX	300	/* error, description, URIs, codes */
 #define EARLY		60	/* refresh a token with less left (seconds) */
+#define TMP_AGE		3600	/* a temporary file older is litter (seconds) */
 
 #define GRANT_DEVICE	"urn:ietf:params:oauth:grant-type:device_code"
 #define GRANT_JWT	"urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -36,6 +38,7 @@
 struct creds {
 	char		*secret;	/* client secret, or NULL: public */
 	char		*refresh;	/* the refresh token (refresh_token) */
+	char		*base;		/* the one oauth2_refresh_token_file has */
 	struct jwt_key	 key;		/* oauth2_key_file: jwt_bearer, assertion */
 };
 
@@ -45,8 +48,8 @@ static int	 load_key(const struct account *, struct creds *, char *,
 		    size_t);
 static char	*assertion(const struct account *, const struct creds *,
 		    const char *, const char *);
-static int	 creds_load(const struct account *, struct creds *, char *,
-		    size_t);
+static int	 creds_load(const struct account *, const char *,
+		    struct creds *, char *, size_t);
 static void	 creds_free(struct creds *);
 static char	*grant_form(const struct account *, const struct creds *);
 static void	 fix_text(const struct account *, const char *, char *,
@@ -58,13 +61,26 @@ static int	 request(const struct account *, const char *, const char *,
 static int	 cache_path(const struct account *, const char *, char *,
 		    size_t);
 static int	 cache_match(json_t *, const struct account *);
+static json_t	*json_fd(int);
 static char	*cache_read(const struct account *, const char *, time_t *);
 static void	 cache_write(const struct account *, const char *,
 		    const char *, time_t);
+static void	 sweep_tmp(const char *);
 static int	 file_replace(const char *, const char *, mode_t, gid_t, int,
 		    char *, size_t);
+static int	 shared(const struct account *, const char *);
+static int	 state_open(const char *, const char *);
+static int	 state_path(const struct account *, const char *, char *,
+		    size_t);
+static void	 token_hash(const char *, char *, size_t);
+static char	*state_read(const struct account *, const char *,
+		    const char *);
+static int	 state_save(const struct account *, const char *,
+		    const char *, const char *, char *, size_t);
 static int	 refresh_save(const struct account *, const char *, char *,
 		    size_t);
+static int	 rotated(const struct account *, const char *, const char *,
+		    const char *, int);
 static int	 device_start(const struct account *, const struct creds *,
 		    int, struct oauth2_resp *, char *, size_t);
 static int	 device_poll(const struct account *, const struct creds *,
@@ -203,11 +219,18 @@ assertion(const struct account *a, const struct creds *c, const char *iss,
 	    NULL);
 }
 
-/* Reads the secrets the grant needs: each file checked like password_file. */
+/*
+ * Reads the secrets the grant needs: each file checked like password_file.
+ * A system account's refresh token is the last rotation saved in the
+ * shared install's token state (qdir), when it rotated the one the file
+ * holds now (state_read).
+ */
 static int
-creds_load(const struct account *a, struct creds *c, char *err,
-    size_t errlen)
+creds_load(const struct account *a, const char *qdir, struct creds *c,
+    char *err, size_t errlen)
 {
+	char	*st;
+
 	memset(c, 0, sizeof(*c));
 	if (a->oauth2_client_secret != NULL)
 		c->secret = xstrdup(a->oauth2_client_secret);
@@ -224,6 +247,11 @@ creds_load(const struct account *a, struct creds *c, char *err,
 			    a->name, a->oauth2_refresh_token_file, a->name);
 		return -1;
 	}
+	if (c->refresh != NULL && (st = state_read(a, qdir, c->refresh)) !=
+	    NULL) {
+		c->base = c->refresh;
+		c->refresh = st;
+	}
 	if (a->oauth2_key_file != NULL && (c->secret == NULL ||
 	    strcmp(a->oauth2_grant, "jwt_bearer") == 0) &&
 	    load_key(a, c, err, errlen) == -1)
@@ -238,6 +266,8 @@ creds_free(struct creds *c)
 		freezero(c->secret, strlen(c->secret));
 	if (c->refresh != NULL)
 		freezero(c->refresh, strlen(c->refresh));
+	if (c->base != NULL)
+		freezero(c->base, strlen(c->base));
 	jwt_key_free(&c->key);
 	memset(c, 0, sizeof(*c));
 }
@@ -362,6 +392,40 @@ request(const struct account *a, const char *url, const char *form,
 }
 
 /*
+ * Removes the temporary files of path (path.XXXXXX, mkstemp's) left for
+ * more than an hour by a run that was killed between making and renaming
+ * one; a younger one may be another run's, at work.
+ */
+static void
+sweep_tmp(const char *path)
+{
+	char		 dir[PATH_MAX], *slash;
+	const char	*base;
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	size_t		 blen;
+	time_t		 old = time(NULL) - TMP_AGE;
+
+	strlcpy(dir, path, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) == NULL)
+		return;
+	*slash = '\0';
+	base = path + (slash - dir) + 1;
+	blen = strlen(base);
+	if ((d = opendir(dir[0] != '\0' ? dir : "/")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, base, blen) == 0 &&
+		    de->d_name[blen] == '.' && strlen(de->d_name + blen + 1) ==
+		    6 && fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_mtime < old)
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
+/*
  * Writes text to path (with mode, and gid unless -1) by a new file
  * renamed over it; when durable, synced first: the old content stays until
  * the new is safely there (a rotated refresh token must never be lost).
@@ -377,6 +441,7 @@ file_replace(const char *path, const char *text, mode_t mode, gid_t gid,
 
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
 		return snprintf(err, errlen, "%s: name too long", path), -1;
+	sweep_tmp(path);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		return -1;
@@ -401,6 +466,66 @@ file_replace(const char *path, const char *text, mode_t mode, gid_t gid,
 		close(dfd);
 	}
 	return 0;
+}
+
+/*
+ * Whether the account's token state is the shared install's: a system
+ * account, outbox setgid, and qdir (the system's queue) a directory that
+ * only root and the group can change. Then any run may write the state
+ * (files of the group, mode 0640, whoever made them), and a file there is
+ * trusted for what its group and mode say, not for who wrote it last: a
+ * user cannot reach into the directory except through outbox.
+ */
+static int
+shared(const struct account *a, const char *qdir)
+{
+	struct stat	st;
+	int		fd;
+
+	if (!a->system || priv_group() == (gid_t)-1 || qdir == NULL)
+		return 0;
+	priv_raise();
+	fd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	priv_drop();
+	if (fd == -1)
+		return 0;
+	if (fstat(fd, &st) == -1 || st.st_uid != 0 ||
+	    st.st_gid != priv_group() || (st.st_mode & 002) != 0) {
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	return 1;
+}
+
+/*
+ * Opens name in the state directory qdir for reading: a regular file,
+ * not a link, of the setgid group or root, closed to others and to the
+ * group's writes. -1 when there is none such.
+ */
+static int
+state_open(const char *qdir, const char *name)
+{
+	struct stat	st;
+	int		dfd, fd;
+
+	priv_raise();
+	if ((dfd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		priv_drop();
+		return -1;
+	}
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	priv_drop();
+	close(dfd);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_nlink != 1 || (st.st_mode & 027) != 0 ||
+	    (st.st_gid != priv_group() && st.st_uid != 0)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /*
@@ -443,6 +568,22 @@ cache_match(json_t *o, const struct account *a)
 	return 1;
 }
 
+/* The JSON object a (small) token file holds; closes fd. NULL if none. */
+static json_t *
+json_fd(int fd)
+{
+	char	 buf[TOKEN_MAX + 2048];
+	json_t	*o = NULL;
+	ssize_t	 n;
+
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n > 0)
+		o = json_loadb(buf, n, 0, NULL);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return o;
+}
+
 /*
  * The cached access token and its expiry, when the file is private, ours
  * (or root's) and made for this account's endpoint, client and user.
@@ -451,29 +592,29 @@ static char *
 cache_read(const struct account *a, const char *qdir, time_t *expires)
 {
 	struct stat	 st;
-	char		 path[PATH_MAX], buf[TOKEN_MAX + 2048], *tok = NULL;
+	char		 path[PATH_MAX], *tok = NULL;
 	json_t		*o;
-	ssize_t		 n;
 	int		 fd;
 
 	if (cache_path(a, qdir, path, sizeof(path)) == -1)
 		return NULL;
-	priv_raise();
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	priv_drop();
+	if (shared(a, qdir))
+		fd = state_open(qdir, strrchr(path, '/') + 1);
+	else {
+		priv_raise();
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		priv_drop();
+	}
 	if (fd == -1)
 		return NULL;
-	n = -1;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (st.st_uid == getuid() || st.st_uid == 0) &&
-	    (st.st_mode & 007) == 0 && ((st.st_mode & 070) == 0 ||
-	    st.st_gid == priv_group()))
-		n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    (st.st_uid != getuid() && st.st_uid != 0 && !shared(a, qdir)) ||
+	    (st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
+	    st.st_gid != priv_group())) {
+		close(fd);
 		return NULL;
-	o = json_loadb(buf, n, 0, NULL);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	}
+	o = json_fd(fd);
 	if (o != NULL && cache_match(o, a)) {
 		*expires = json_integer_value(json_object_get(o, "expires"));
 		tok = text_field(o, "access_token", 1);
@@ -484,7 +625,8 @@ cache_read(const struct account *a, const char *qdir, time_t *expires)
 
 /*
  * Keeps the token for the next run. A system account's token in a setgid
- * install is kept only by root: a file a user owns, that user could read.
+ * install is kept in the shared state (any run's, group and mode 0640),
+ * and nowhere else: outside it, a file a user owns that user could read.
  */
 static void
 cache_write(const struct account *a, const char *qdir, const char *tok,
@@ -492,10 +634,10 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 {
 	char	 path[PATH_MAX], err[256], *text;
 	json_t	*o;
-	int	 shared = a->system && priv_group() != (gid_t)-1;
+	int	 group = shared(a, qdir);
 
-	if (cache_path(a, qdir, path, sizeof(path)) == -1 ||
-	    (shared && getuid() != 0))
+	if (cache_path(a, qdir, path, sizeof(path)) == -1 || (a->system &&
+	    priv_group() != (gid_t)-1 && !group))
 		return;
 	o = json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s}", "account", a->name,
 	    "token_url", a->oauth2_token_url, "client_id",
@@ -508,36 +650,168 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 	json_decref(o);
 	priv_raise();
 	/* No fsync: a lost cache costs one token request, nothing more. */
-	file_replace(path, text, shared ? 0660 : 0600, (gid_t)-1, 0, err,
-	    sizeof(err));
+	file_replace(path, text, group ? 0640 : 0600, group ? priv_group() :
+	    (gid_t)-1, 0, err, sizeof(err));
 	priv_drop();
 	freezero(text, strlen(text));
 }
 
-/* Saves a new refresh token before the old one is forgotten. */
+/*
+ * Saves a new refresh token in oauth2_refresh_token_file before the old
+ * one is forgotten. Only root replaces a system account's file (a file
+ * renamed there is its writer's): users' runs save a rotation in the
+ * shared state instead (state_save). -1 with err.
+ */
 static int
 refresh_save(const struct account *a, const char *tok, char *err,
     size_t errlen)
 {
 	struct stat	 st;
 	size_t		 len = strlen(tok) + 2;
-	char		*line = xcalloc(1, len);
+	char		*line;
 	mode_t		 mode = 0600;
 	gid_t		 gid = (gid_t)-1;
 	int		 rv;
 
+	if (a->system && getuid() != 0) {
+		snprintf(err, errlen, "account %s is a system account: only "
+		    "root writes %s", a->name, a->oauth2_refresh_token_file);
+		return -1;
+	}
+	line = xcalloc(1, len);
 	snprintf(line, len, "%s\n", tok);
 	if (a->system)
 		priv_raise();
-	/* The new file keeps the old one's group and mode (a setgid install). */
+	/*
+	 * The new file keeps the old one's group and mode; a new system
+	 * account's file in a setgid install is root:group 0640, for the
+	 * other users' runs.
+	 */
 	if (stat(a->oauth2_refresh_token_file, &st) == 0) {
 		gid = st.st_gid;
-		mode = st.st_mode & 0660;
+		mode = st.st_mode & 0640;
+	} else if (a->system && priv_group() != (gid_t)-1) {
+		gid = priv_group();
+		mode = 0640;
 	}
 	rv = file_replace(a->oauth2_refresh_token_file, line, mode, gid, 1,
 	    err, errlen);
 	priv_drop();
 	freezero(line, len);
+	return rv;
+}
+
+/* The shared state's file of the account's rotated refresh token. */
+static int
+state_path(const struct account *a, const char *qdir, char *buf,
+    size_t size)
+{
+	if (cache_path(a, qdir, buf, size) == -1)
+		return -1;
+	/* oauth2.NAME.token -> oauth2.NAME.refresh */
+	buf[strlen(buf) - strlen("token")] = '\0';
+	strlcat(buf, "refresh", size);
+	return 0;
+}
+
+/* SHA-256 of a token, in hex: which file content a rotation replaced. */
+static void
+token_hash(const char *tok, char *hex, size_t size)
+{
+	unsigned char	md[EVP_MAX_MD_SIZE];
+	unsigned int	n = 0;
+	char		*h;
+
+	hex[0] = '\0';
+	if (EVP_Digest(tok, strlen(tok), md, &n, EVP_sha256(), NULL) != 1 ||
+	    (h = OPENSSL_buf2hexstr(md, n)) == NULL)
+		return;
+	strlcpy(hex, h, size);
+	OPENSSL_free(h);
+}
+
+/*
+ * The rotated refresh token of a system account in the shared install,
+ * when the state says it replaced base (what oauth2_refresh_token_file
+ * holds now: after root's next login, the file is newer than any
+ * rotation) for this endpoint and client. NULL when there is none.
+ */
+static char *
+state_read(const struct account *a, const char *qdir, const char *base)
+{
+	char		 path[PATH_MAX], hex[80], *tok = NULL;
+	const char	*of;
+	json_t		*o;
+	int		 fd;
+
+	if (!shared(a, qdir) || state_path(a, qdir, path, sizeof(path)) == -1 ||
+	    (fd = state_open(qdir, strrchr(path, '/') + 1)) == -1)
+		return NULL;
+	o = json_fd(fd);
+	token_hash(base, hex, sizeof(hex));
+	of = json_string_value(json_object_get(o, "of"));
+	if (o != NULL && cache_match(o, a) && of != NULL && hex[0] != '\0' &&
+	    strcmp(of, hex) == 0)
+		tok = text_field(o, "refresh_token", 1);
+	json_decref(o);
+	return tok;
+}
+
+/*
+ * Saves a rotated refresh token of a system account in the shared state,
+ * durably, as a new file renamed over the last: of the group, mode 0640,
+ * whoever's run received it. -1 with err.
+ */
+static int
+state_save(const struct account *a, const char *qdir, const char *base,
+    const char *tok, char *err, size_t errlen)
+{
+	char	 path[PATH_MAX], hex[80], *text;
+	json_t	*o;
+	int	 rv;
+
+	if (state_path(a, qdir, path, sizeof(path)) == -1) {
+		snprintf(err, errlen, "account %s: no state file name", a->name);
+		return -1;
+	}
+	token_hash(base, hex, sizeof(hex));
+	/* cache_match's fields, with expires 0: a refresh token has none. */
+	o = json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s, s:s}", "account",
+	    a->name, "token_url", a->oauth2_token_url, "client_id",
+	    a->oauth2_client_id, "user", a->user, "expires", (json_int_t)0,
+	    "of", hex, "refresh_token", tok);
+	if (o == NULL || (text = json_dumps(o, JSON_COMPACT)) == NULL) {
+		json_decref(o);
+		snprintf(err, errlen, "account %s: cannot encode the token",
+		    a->name);
+		return -1;
+	}
+	json_decref(o);
+	priv_raise();
+	rv = file_replace(path, text, 0640, priv_group(), 1, err, errlen);
+	priv_drop();
+	freezero(text, strlen(text));
+	return rv;
+}
+
+/*
+ * The endpoint rotated the refresh token: a system account's goes to the
+ * shared state (any run's), anything else to oauth2_refresh_token_file.
+ */
+static int
+rotated(const struct account *a, const char *qdir, const char *base,
+    const char *tok, int verbose)
+{
+	char	why[512];
+	int	rv;
+
+	if (shared(a, qdir))
+		rv = state_save(a, qdir, base, tok, why, sizeof(why));
+	else
+		rv = refresh_save(a, tok, why, sizeof(why));
+	if (rv == -1 && verbose)
+		fprintf(stderr, "outbox: the rotated refresh token was not "
+		    "saved: %s\n", why);
 	return rv;
 }
 
@@ -555,7 +829,7 @@ oauth2_token(const struct account *a, const char *qdir, int force,
 	struct oauth2_resp	 r;
 	struct creds		 c;
 	time_t			 now = time(NULL), expires;
-	char			*form, why[256];
+	char			*form;
 	int			 rv;
 
 	*token = NULL;
@@ -568,7 +842,7 @@ oauth2_token(const struct account *a, const char *qdir, int force,
 		freezero(*token, strlen(*token));
 		*token = NULL;
 	}
-	if (creds_load(a, &c, err, errlen) == -1) {
+	if (creds_load(a, qdir, &c, err, errlen) == -1) {
 		creds_free(&c);
 		return OAUTH2_CONFIG;
 	}
@@ -587,11 +861,9 @@ oauth2_token(const struct account *a, const char *qdir, int force,
 		rv = OAUTH2_TEMP;
 	}
 	if (rv == OAUTH2_OK && r.refresh_token != NULL && c.refresh != NULL &&
-	    strcmp(r.refresh_token, c.refresh) != 0 &&
-	    refresh_save(a, r.refresh_token, why, sizeof(why)) == -1 &&
-	    verbose)
-		fprintf(stderr, "outbox: the rotated refresh token was not "
-		    "saved: %s\n", why);
+	    strcmp(r.refresh_token, c.refresh) != 0)
+		rotated(a, qdir, c.base != NULL ? c.base : c.refresh,
+		    r.refresh_token, verbose);
 	if (rv == OAUTH2_OK) {
 		expires = now + (r.expires_in > 0 ? r.expires_in : 3600);
 		cache_write(a, qdir, r.access_token, expires);
@@ -696,6 +968,13 @@ oauth2_login(const struct account *a, const char *qdir, int verbose,
 	memset(&r, 0, sizeof(r));
 	memset(&d, 0, sizeof(d));
 	memset(&c, 0, sizeof(c));
+	/* Another user's sign-in would replace the system's identity. */
+	if (a->system && getuid() != 0) {
+		snprintf(err, errlen, "account %s is a system account: only "
+		    "root may sign it in (outbox --oauth2-login -a %s as root)",
+		    a->name, a->name);
+		return OAUTH2_NOPERM;
+	}
 	if (a->oauth2_grant == NULL || strcmp(a->oauth2_grant,
 	    "refresh_token") != 0 || a->oauth2_device_url == NULL) {
 		snprintf(err, errlen, "account %s: --oauth2-login needs "

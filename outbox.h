@@ -250,6 +250,7 @@ struct session {
 	int		 reopens;	/* sessions opened again after a 421 */
 	enum stage	 stage;		/* what the session is doing now */
 	const char	*state_dir;	/* the queue: TLS session cache, tokens */
+	const char	*token_dir;	/* tokens only (--check), else state_dir */
 	unsigned	 ext;
 	unsigned long long size_max;
 	char		 mechs[256];	/* AUTH mechanisms offered */
@@ -261,6 +262,10 @@ struct session {
 	const char	*mech;		/* the SASL mechanism used */
 	struct reply	 reply;		/* the last reply read */
 	struct failure	 fail;		/* why the last step failed */
+	double		 began;		/* the attempt (log.c: delays=) */
+	double		 conn_s;	/* seconds to connect, greet, log in */
+	double		 xfer_s;	/* seconds of the transaction */
+	int		 tls_logged;	/* the log has this session's TLS */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
 	int		 errheld;	/* stderr held with the slot (queue_hold) */
 	int		 uncharged;	/* the account's state, not the message's:
@@ -381,6 +386,7 @@ struct oauth2_resp {
 #define OAUTH2_OK	0
 #define OAUTH2_TEMP	1	/* no answer, HTTP 5xx or 429: try later */
 #define OAUTH2_CONFIG	2	/* refused: the configuration needs a fix */
+#define OAUTH2_NOPERM	3	/* not this user's to do */
 
 /* priv.c */
 void	 priv_init(void);
@@ -406,6 +412,15 @@ int	 utf8_control(const unsigned char *, size_t);
 size_t	 printable_text(char *, size_t, const char *, size_t);
 void	 printable_inplace(char *);
 char	*xprintable(const char *);
+
+/* log.c */
+void	 log_open(const char *);
+double	 log_now(void);
+void	 log_line(const struct account *, const char *, const char *, ...)
+	    PRINTF(3, 4);
+void	 log_pickup(const struct account *, const struct qentry *);
+void	 log_outcome(struct session *, const struct qentry *);
+void	 log_expired(const struct account *, const struct qentry *, int);
 
 /* config.c */
 int	 config_load(struct config *, const char *, const char *, char *,
@@ -446,6 +461,7 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
+long long io_now_ms(void);
 void	 io_session(struct io *, long long);
 void	 io_reply(struct io *, int);
 int	 io_wait_ms(struct io *);
@@ -554,7 +570,7 @@ int	 dsn_write(FILE *, const struct dsn *);
 /* check.c */
 void	 check_secrets(const struct config *);
 void	 check_account(const struct account *, const char *, const char *,
-	    struct failure *);
+	    const char *, struct failure *);
 
 /* smtpd.c */
 void	 smtpd_run(struct run *, const struct account *,

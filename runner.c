@@ -400,7 +400,8 @@ deliver_flush(struct run *r, struct session *s, const struct account *a)
 			continue;
 		deliver_entry(r, s, a, &q);
 		queue_free(&q);
-		n++;
+		if (++n % SYNC_EVERY == 0)
+			queue_sync(r->qdir);
 	}
 	if (n > 0)
 		queue_sync(r->qdir);

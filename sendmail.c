@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <syslog.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -716,7 +715,8 @@ oauth2_mode(struct outbox *ob)
 		return EX_OK;
 	warnx("%s", f.text);
 	f.stage = rv == OAUTH2_TEMP ? STAGE_AUTH : STAGE_LOCAL;
-	f.class = rv == OAUTH2_TEMP ? FC_TEMP : FC_CONFIG;
+	f.class = rv == OAUTH2_TEMP ? FC_TEMP : rv == OAUTH2_NOPERM ?
+	    FC_NOPERM : FC_CONFIG;
 	return exit_code(&f);
 }
 
@@ -895,8 +895,10 @@ send_mode(struct outbox *ob)
 	if (ob->o.mode == M_CHECK) {
 		if (getuid() == 0 && ob->o.config == NULL)
 			check_secrets(&ob->cfg);
+		/* The queue's token state, if the queue is there. */
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
-		    ob->o.rcpt.v[0] : NULL, &f);
+		    ob->o.rcpt.v[0] : NULL, queue_dir(&ob->cfg, ob->a,
+		    ob->home, ob->qbuf, sizeof(ob->qbuf)), &f);
 		return exit_code(&f);
 	}
 	if (ob->o.rcpt.n == 0 && !ob->o.from_headers)
@@ -915,7 +917,7 @@ main(int argc, char *argv[])
 	memset(&ob, 0, sizeof(ob));
 	ob.home = getenv("HOME");
 	options(&ob.o, argc, argv);
-	openlog(ob.o.tag != NULL ? ob.o.tag : "outbox", LOG_PID, LOG_MAIL);
+	log_open(ob.o.tag);
 	configure(&ob);
 	prepare_run(&ob);
 	if ((code = other_mode(&ob)) == -1)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "outbox.h"
@@ -27,6 +28,7 @@
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 #define REOPEN_MAX	3		/* new sessions after 421s, per run */
+#define RESOLVE_LATE	1		/* not a getaddrinfo code: those are < 0 */
 
 /* One transaction on its way. */
 struct tx {
@@ -389,21 +391,81 @@ smtp_command(struct session *s, int redact, const char *fmt, ...)
 	return rv;
 }
 
+/* A name lookup that may outlive its caller: all of it on the heap. */
+struct lookup {
+	struct gaicb	 cb;
+	struct addrinfo	 hints;
+	char		*host, port[16];
+};
+
+/*
+ * getaddrinfo within ms milliseconds (getaddrinfo_a: a resolver that never
+ * answers cannot hold the session). Returns getaddrinfo's code, or
+ * RESOLVE_LATE when the time was up first; such a lookup is cancelled, or
+ * left to finish on its own with its memory (a few hundred octets, once).
+ */
+static int
+resolve(const char *host, const char *port, long long ms,
+    struct addrinfo **res)
+{
+	struct lookup	*l = xcalloc(1, sizeof(*l));
+	struct gaicb	*list[1] = { &l->cb };
+	struct timespec	 ts;
+	long long	 end = io_now_ms() + ms, left;
+	int		 e;
+
+	l->host = xstrdup(host);
+	strlcpy(l->port, port, sizeof(l->port));
+	l->hints.ai_family = AF_UNSPEC;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	if ((e = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0)
+		goto done;
+	while ((e = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		if ((left = end - io_now_ms()) <= 0 || stopping())
+			break;
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = left % 1000 * 1000000;
+		gai_suspend((const struct gaicb * const *)list, 1, &ts);
+	}
+	if (e == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED &&
+	    gai_error(&l->cb) == EAI_INPROGRESS)
+		return RESOLVE_LATE;	/* still running: l is its memory */
+	if (e == EAI_INPROGRESS)
+		e = RESOLVE_LATE;
+	if (e == 0)
+		*res = l->cb.ar_result;
+	else if (l->cb.ar_result != NULL)
+		freeaddrinfo(l->cb.ar_result);
+done:
+	free(l->host);
+	free(l);
+	return e;
+}
+
 /* Connects to one host: every address in turn, each with the timeout. */
 static int
 dial(struct session *s, const char *host, char *why, size_t whylen)
 {
-	struct addrinfo	 hints, *res, *ai;
+	struct addrinfo	*res, *ai;
 	struct pollfd	 pfd;
 	char		 port[16];
 	socklen_t	 sl;
+	long long	 ms = s->acct->timeout * 1000LL;
 	int		 fd = -1, e, one = 1;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
 	snprintf(port, sizeof(port), "%lld", s->acct->port);
-	if ((e = getaddrinfo(host, port, &hints, &res)) != 0) {
+	if (s->acct->session_timeout > 0 &&
+	    s->acct->session_timeout * 1000LL < ms)
+		ms = s->acct->session_timeout * 1000LL;
+	if ((e = resolve(host, port, ms, &res)) == RESOLVE_LATE) {
+		append(why, whylen, "%s: no answer from the resolver within "
+		    "%lld ms (timeout)", host, ms);
+		return -1;
+	}
+	if (e != 0) {
 		append(why, whylen, "%s: %s", host, gai_strerror(e));
 		return -1;
 	}
@@ -609,10 +671,13 @@ smtp_open(struct session *s)
 	/* A server that keeps closing (421) is not asked forever. */
 	if (s->closed) {
 		s->closed = 0;
-		if (++s->reopens > REOPEN_MAX)
+		if (++s->reopens > REOPEN_MAX) {
+			/* The server's doing, not the message's: no charge. */
+			s->uncharged = 1;
 			return smtp_failx(s, STAGE_CONNECT, FC_TEMP, "the "
 			    "server closed %d sessions of this run (421); "
 			    "trying later", REOPEN_MAX + 1);
+		}
 	}
 	if (s->acct->host.n == 0)
 		return smtp_failx(s, STAGE_CONNECT, FC_CONFIG, "no smarthost "
@@ -1253,7 +1318,8 @@ smtp_auth(struct session *s)
 		    "supported" : "not the configured mechanism");
 	for (again = 0;; again++) {
 		/* Under the session's deadline; its class is where it failed. */
-		if ((class = secret_get(s->acct, s->state_dir, again,
+		if ((class = secret_get(s->acct, s->token_dir != NULL ?
+		    s->token_dir : s->state_dir, again,
 		    s->verbose, s->io.session_end, &secret, err,
 		    sizeof(err))) != FC_NONE)
 			return smtp_failx(s, STAGE_AUTH, class, "%s", err);

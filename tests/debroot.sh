@@ -80,13 +80,22 @@ deb_ns_ok() {
 
 # deb_pids PATTERN: pids of processes whose command line contains PATTERN
 # (a path under the instance's DIR, so only that instance's processes match).
+# One pass over /proc in one process, as tests/postfix.sh's our_pids.
 deb_pids() {
-	local f pid
-	for f in /proc/[0-9]*/cmdline; do
-		pid=${f#/proc/}; pid=${pid%/cmdline}
-		[ "$pid" = $$ ] && continue
-		{ tr '\0' ' ' <"$f"; } 2>/dev/null | grep -qF -- "$1" && echo "$pid"
-	done
+	python3 - "$1" $$ <<'EOF'
+import os, sys
+want, skip = os.fsencode(sys.argv[1]), {sys.argv[2], str(os.getpid()), str(os.getppid())}
+for pid in os.listdir("/proc"):
+    if not pid.isdigit() or pid in skip:
+        continue
+    try:
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            cmd = f.read().replace(b"\0", b" ")
+    except OSError:
+        continue
+    if want in cmd:
+        print(pid)
+EOF
 }
 
 # deb_kill PATTERN: TERM, then after up to 5 s KILL, every process deb_pids finds.

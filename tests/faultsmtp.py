@@ -36,6 +36,22 @@ Options:
                        (never reply; keep reading until the client goes).
                        Repeatable; applied on top of --scenario. A GREETING
                        other than 220 refuses every command but QUIT.
+    --reply-once VERB=TEXT  as --reply, for the first VERB this server sees
+                       only (a 421 at MAIL in the first session, then a
+                       healthy server); VERB DOT is the end of data.
+                       Repeatable; not for BDAT
+    --read-after-421 S after a 421 (any, from --reply, --reply-once or
+                       --eod-fault), keep reading for S seconds and log what
+                       the client still sends as C: lines (a client must send
+                       nothing), then close; what had arrived before the 421
+                       went (pipelined) is logged as P: lines
+    --stall-at N       the first session stops reading once it has received
+    --stall-read S       N octets (commands and message), for S seconds, then
+                       reads on (a body that stalls mid-write); with
+                       --rcvbuf the client's writes block at once
+    --rcvbuf N         SO_RCVBUF of the listening socket (small TCP windows)
+    --port N           bind this port instead of 0 (465 inside a network
+                       namespace of the test's own)
     --list             print the scenario names and exit
     --concurrent       serve every connection at once, each in its own thread
                        (as real servers do); each session's transcript is
@@ -81,6 +97,7 @@ Log format (one line per event, appended as it happens, flushed at once):
                        abbreviated in the log, never on the wire)
     C: <line>          a command line received (CRLF stripped, bytes outside
                        printable ASCII shown as \\xNN)
+    P: <line>          --read-after-421: a line received before the 421 went
     B: <n> V1 V2 ...   one per recv() that completed at least one command: how
                        many commands and their verbs, e.g. "B: 3 MAIL RCPT BDAT"
                        (the pipelining check); written when the server next
@@ -377,20 +394,31 @@ class Conn:
         self.mode = mode
         self.out = []
         self.before_recv = None
+        self.nread = 0
+        self.stall = None   # (octets, seconds): stop reading once, there
         sock.settimeout(io_timeout)
 
     def recv_more(self):
         self.flush()
         if self.before_recv:
             self.before_recv()
+        want = 65536
+        if self.stall and self.nread >= self.stall[0]:
+            self.log.w("X", "server stops reading for %g s after %d octets"
+                       " (fault)" % (self.stall[1], self.nread))
+            time.sleep(self.stall[1])
+            self.stall = None
+        elif self.stall:
+            want = min(want, self.stall[0] - self.nread)
         try:
-            d = self.sock.recv(65536)
+            d = self.sock.recv(want)
         except (socket.timeout, ssl.SSLError, OSError) as e:
             self.log.w("X", "read error: %s" % e)
             raise Closed()
         if not d:
             raise Closed()
         self.recv_no += 1
+        self.nread += len(d)
         self.buf += d
 
     def readline(self):
@@ -489,6 +517,8 @@ class Session:
         self.last_accept = None  # (n, mid) of a 250 no command has followed yet
         self.sc = server.scenario
         self.c = Conn(sock, self.log, server.args.io_timeout, self.sc.get("mode"))
+        if server.args.stall_read and sid <= 1:
+            self.c.stall = (server.args.stall_at, server.args.stall_read)
         self.tls = False
         self.authed = False
         self.batch = []
@@ -523,7 +553,40 @@ class Session:
         return 0
 
     def action(self, key):
+        with self.srv.lock:
+            once = self.srv.once.pop(key, None)
+        if once is not None:
+            return once
         return self.srv.overrides.get(key, self.sc.get(key))
+
+    def closing(self):
+        """After a 421: with --read-after-421, log what the client still
+        sends for a while; then the session ends."""
+        wait = self.srv.args.read_after_421
+        if wait:
+            self.log.w("X", "server reads for %g s after 421" % wait)
+            self.c.flush()
+            end = time.monotonic() + wait
+            # Received before the 421 went: pipelined, not an answer to it.
+            for ln in self.c.buf.split(b"\n"):
+                if ln:
+                    self.log.w("P", printable(ln.rstrip(b"\r")))
+            rest = b""
+            while True:
+                for ln in rest.split(b"\n"):
+                    if ln:
+                        self.log.w("C", printable(ln.rstrip(b"\r")))
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([self.c.sock], [], [], left)[0]:
+                    break
+                try:
+                    rest = self.c.sock.recv(65536)
+                except (ssl.SSLError, OSError):
+                    break
+                if not rest:
+                    self.log.w("X", "client closed after 421")
+                    break
+        raise Closed()
 
     def ev(self, kind, **kw):
         """An E: line (see "Events"); from_ stands for from."""
@@ -566,7 +629,7 @@ class Session:
         self.c.reply(act)
         if act.startswith("421"):
             self.log.w("X", "server closes after 421")
-            raise Closed()
+            self.closing()
         return True
 
     def stall(self):
@@ -600,7 +663,7 @@ class Session:
                 self.c.reply(g)
                 if g.startswith("421"):
                     self.log.w("X", "server closes after 421 greeting")
-                    raise Closed()
+                    self.closing()
                 # A 220 greeting of the test's own text serves as usual.
                 self.refusing = not g.startswith("220")
             else:
@@ -1098,6 +1161,10 @@ class Server:
         for r in args.reply or []:
             k, _, v = r.partition("=")
             self.overrides[k.upper()] = v.replace("\\n", "\n")
+        self.once = {}
+        for r in args.reply_once or []:
+            k, _, v = r.partition("=")
+            self.once[k.upper()] = v.replace("\\n", "\n")
         if args.ext is not None:
             self.ext = [e.strip() for e in args.ext.split(",") if e.strip()]
         else:
@@ -1162,7 +1229,9 @@ class Server:
     def serve(self):
         ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", 0))
+        if self.args.rcvbuf:
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.args.rcvbuf)
+        ls.bind(("127.0.0.1", self.args.port))
         ls.listen(64)
         port = ls.getsockname()[1]
         tmp = self.args.port_file + ".tmp"
@@ -1255,6 +1324,12 @@ def main():
     ap.add_argument("--max-time", type=float, default=120)
     ap.add_argument("--io-timeout", type=float, default=30)
     ap.add_argument("--reply", action="append")
+    ap.add_argument("--reply-once", action="append")
+    ap.add_argument("--read-after-421", type=float, default=0.0)
+    ap.add_argument("--stall-read", type=float, default=0.0)
+    ap.add_argument("--stall-at", type=int, default=3 * 65536)
+    ap.add_argument("--rcvbuf", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--concurrent", action="store_true")
     ap.add_argument("--rcpt-refuse", action="append")

@@ -71,6 +71,9 @@ else
 fi
 sed -n '/^skipped:$/,/^[^ ]/p' "$W/check.log" | head -25
 grep -E '^[0-9]+ passed, ' "$W/check.log" | tail -1
+# No deprecation noise from the release's compilers and Python.
+n=$(grep -ciE 'deprecat' "$W/check.log")
+[ "$n" = 0 ] || { echo "fresh.sh: $n lines about deprecations:"; grep -iE 'deprecat' "$W/check.log" | sort | uniq -c | head -5; rc=1; }
 [ $rc = 0 ] || grep -E '^FAIL ' "$W/check.log" | head -20
 
 if [ -n "${FRESH_PACKAGE:-}" ] && [ $rc = 0 ]; then

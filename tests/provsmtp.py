@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """A submission server that enforces a provider's per-mailbox rules, as the
 providers document them (tests/t_providers.sh; Python standard library).
 

@@ -23,7 +23,7 @@ msg() {
 		"body of $1: only dead.letter can give this back" >"$FS/$1.msg"
 }
 entries() { ls "$QD" 2>/dev/null | grep -c '\.env$'; }
-litter() { ls -A "$QD" 2>/dev/null | grep -v '^tls-' | tr '\n' ' '; }
+litter() { ls -A "$QD" 2>/dev/null | grep -Ev '^(tls-|\.slots$|\.state$)' | tr '\n' ' '; }
 
 # 1. Refused at RCPT, and its bounce refused at MAIL FROM:<>.
 msg b1
@@ -121,3 +121,18 @@ expect_eq b5-not-tried-again "$(grep -c '^C: MAIL FROM:<>' "$LOG")" "$n"
 bid=$(ls "$QD" | sed -n 's/\.env$//p')
 expect_grep b5-still-whole 'body of b5: only dead.letter' "$QD/$bid.orig"
 expect_grep b5-logged 'held in the queue' "$FS/b5.log"
+
+# 6. Refused by policy at the end of data (5.7.60, Microsoft 365's
+# SendAsDenied for a sender the account may not use): no report from <>
+# carries the user's header past the smarthost; dead.letter has it whole.
+msg b6
+mkcfg b6 "$(free_port)" "log $FS/b6.log"
+ob b6-queued 0 -i -f victim@example.test c@example.test <"$FS/b6.msg"
+fault_start b6 --max-time 60 --eod-fault "b6=550 5.7.60 faultsmtp: not allowed to send as victim"
+mkcfg b6 "$PORT" "log $FS/b6.log"
+ob b6-run 0 -q
+fault_stop
+expect_grep b6-refused '^E: refused .*mid=b6@example.test' "$LOG"
+expect_nogrep b6-no-report '^C: MAIL FROM:<>' "$LOG"
+expect_grep b6-body-in-dead-letter 'body of b6: only dead.letter' "$DEAD"
+expect_eq b6-queue-empty "$(litter)" ""

@@ -123,6 +123,17 @@ run twohost 0
 passed twohost connect
 expect_grep check-twohost-verdict '^verdict +ok' "$OUT"
 
+# A client certificate that is no PEM: the TLS setup fails before any
+# connection, and the fix is the files' (a certificate that fails to
+# verify is the server's, above: its fix names the CA or the host).
+printf 'not a certificate\n' >"$FS/bad-cert.pem"
+chmod 600 "$FS/bad-cert.pem"
+mkcfg bad-cert "$(free_port)" "tls starttls" "tls_cert_file $FS/bad-cert.pem" "tls_key_file $FS/bad-cert.pem"
+run bad-cert 75
+failed bad-cert tls
+expect_nogrep check-bad-cert-no-connect '^connect ' "$OUT"
+fix bad-cert 'each must name a readable PEM file'
+
 # A password_command that hangs: killed with what it started when the
 # session's deadline comes, the auth step says so, and the fix is the
 # secret's.

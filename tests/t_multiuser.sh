@@ -303,6 +303,79 @@ expect_exit 0 mu-secret-victim-retry as victim "$OB" -qI "$ID5"
 expect_eq mu-secret-delivered-once "$(got "$SYS_LOG" mu-secret)" 1
 check mu-secret-entry-gone test ! -e "$SPOOL/$ID5.env"
 
+# ---- OAuth2 in the shared install (tests/tokensrv.py): only root signs a
+# system account in; a rotated refresh token received by victim's run goes
+# to the token state beside the queue (the group's, mode 0640), never over
+# the system's token file, and root's and evil's runs go on using it.
+fault_certs
+chmod 755 "$FS/pki"
+chmod 644 "$CA"
+TOK=$M/tok
+mkdir -p "$TOK"
+printf 'rt-first\n' >"$TOK/refresh"
+: >"$TOK/tokens"
+: >"$TOK/requests"
+python3 "$SRC/tests/tokensrv.py" --port-file "$TOK/port" --state "$TOK" \
+	--cert "$FS/pki/srv.pem" --key "$FS/pki/srv.key" --max-time 300 2>"$TOK/err" &
+TOK_PID=$!
+for _ in $(seq 100); do [ -s "$TOK/port" ] && break; sleep 0.05; done
+TPORT=$(cat "$TOK/port" 2>/dev/null)
+server OSRV --ext "PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,AUTH=XOAUTH2" \
+	--oauth2-token-file "$TOK/tokens"
+SYSTOK=$R/etc/m365.token
+printf 'rt-first\n' >"$SYSTOK"
+chown root:outbox "$SYSTOK"
+chmod 640 "$SYSTOK"
+printf '%s\n' "account m365" "host 127.0.0.1" "port $OSRV_PORT" "tls off" \
+	"auth_plaintext on" "auth xoauth2" "user alice@example.test" \
+	"oauth2_grant refresh_token" "oauth2_token_url https://127.0.0.1:$TPORT/token" \
+	"oauth2_device_url https://127.0.0.1:$TPORT/device" "oauth2_client_id app" \
+	"oauth2_ca_file $CA" "oauth2_refresh_token_file $SYSTOK" >>"$R/etc/outbox.conf"
+STATE=$SPOOL/oauth2.m365.refresh
+CACHE=$SPOOL/oauth2.m365.token
+script() { printf '%s\n' "$@" >"$TOK/script"; }
+last_request() { tail -1 "$TOK/requests" 2>/dev/null; }
+
+expect_exit 77 mu-oauth2-login-user-refused as evil "$OB" --oauth2-login -a m365
+expect_grep mu-oauth2-login-user-says "system account: only root may sign it in" "$ERR"
+expect_nogrep mu-oauth2-login-user-no-device-flow '^/device' "$TOK/requests"
+expect_eq mu-oauth2-login-user-file-kept "$(cat "$SYSTOK")" rt-first
+
+script rotate
+msg mu-oauth-victim | as victim "$OB" -a m365 -odi o1@dest.example >"$M/o1.out" 2>&1
+expect_eq mu-oauth2-victim-rotation-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-victim-delivered "$(got "$OSRV_LOG" mu-oauth-victim)" 1
+expect_eq mu-oauth2-rotated "$(last_request)" "/token refresh_token ok rotated"
+expect_eq mu-oauth2-system-file-untouched "$(cat "$SYSTOK") $(stat -c '%U:%G %a' "$SYSTOK")" "rt-first root:outbox 640"
+expect_eq mu-oauth2-state-group-mode "$(stat -c '%U:%G %a' "$STATE" 2>&1)" "victim:outbox 640"
+check mu-oauth2-state-holds-rotation grep -qF "\"$(cat "$TOK/refresh")\"" "$STATE"
+check mu-oauth2-no-temp-left test -z "$(ls "$SPOOL" | grep '^oauth2\..*\.......$')"
+
+rm -f "$CACHE"
+msg mu-oauth-root | as_root "$OB" -a m365 -odi o2@dest.example >"$M/o2.out" 2>&1
+expect_eq mu-oauth2-root-after-rotation-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-root-used-rotation "$(last_request)" "/token refresh_token ok"
+expect_eq mu-oauth2-root-delivered "$(got "$OSRV_LOG" mu-oauth-root)" 1
+rm -f "$CACHE"
+msg mu-oauth-evil | as evil "$OB" -a m365 -odi o3@dest.example >"$M/o3.out" 2>&1
+expect_eq mu-oauth2-evil-after-rotation-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-evil-delivered "$(got "$OSRV_LOG" mu-oauth-evil)" 1
+check mu-oauth2-cache-group-mode test "$(stat -c '%G %a' "$CACHE" 2>&1)" = "outbox 640"
+expect_exit 0 mu-oauth2-root-check as_root "$OB" -a m365 --check
+expect_grep mu-oauth2-root-check-secrets "^secrets +account m365: $SYSTOK is root:outbox 0640: other users' runs can read it" "$OUT"
+
+# Root signs in again: the file is new, the old rotation no longer counts.
+expect_exit 0 mu-oauth2-root-login as_root "$OB" --oauth2-login -a m365
+expect_eq mu-oauth2-root-login-stored "$(cat "$SYSTOK")" "$(cat "$TOK/refresh")"
+expect_eq mu-oauth2-root-login-mode "$(stat -c '%U:%G %a' "$SYSTOK")" "root:outbox 640"
+rm -f "$CACHE"
+msg mu-oauth-after-login | as victim "$OB" -a m365 -odi o4@dest.example >"$M/o4.out" 2>&1
+expect_eq mu-oauth2-after-login-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-after-login-uses-new-file "$(last_request)" "/token refresh_token ok"
+expect_eq mu-oauth2-after-login-delivered "$(got "$OSRV_LOG" mu-oauth-after-login)" 1
+kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
+wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
+
 # ---- 18.3 A stalled stderr holds no one's entry: evil runs -v -qI on
 # each of victim's entries with stderr on a full pipe nobody reads
 # (tests/fillpipe.py); root's run then finds none of them busy.

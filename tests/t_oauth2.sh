@@ -219,7 +219,32 @@ expect_exit 78 oauth2-login-denied "$OUTBOX" -C "$CFG" --oauth2-login -a dev
 expect_grep oauth2-login-denied-says 'declined' "$ERR"
 expect_exit 78 oauth2-login-wrong-grant "$OUTBOX" -C "$CFG" --oauth2-login -a cc
 
+# --- SIGTERM stops the device login while it polls: 75, nothing saved -------
+script pending pending pending pending pending pending pending pending pending pending
+before=$(cat "$FS/dev.token")
+"$OUTBOX" -C "$CFG" --oauth2-login -a dev 2>"$FS/login-term.err" &
+lpid=$!
+for _ in $(seq 100); do grep -q 'enter the code' "$FS/login-term.err" && break; sleep 0.1; done
+kill -TERM "$lpid"
+wait "$lpid"
+expect_eq oauth2-login-sigterm-75 "$?" 75
+expect_grep oauth2-login-sigterm-says 'stopped by signal 15 before the sign-in; nothing was saved' "$FS/login-term.err"
+expect_eq oauth2-login-sigterm-nothing-saved "$(cat "$FS/dev.token")" "$before"
+: >"$FS/tok/script"
+
+# --- temporary files of the token files older than an hour are swept --------
+touch -d '2 hours ago' "$FS/dev.token.Old123"
+touch "$FS/dev.token.New123"
+script rotate
+rm -f "$FS"/queue/oauth2.*.dev.token
+send sweep dev 0
+expect_eq oauth2-tmp-rotated "$(cat "$FS/dev.token")" "$(cat "$FS/tok/refresh")"
+check oauth2-tmp-old-swept test ! -e "$FS/dev.token.Old123"
+check oauth2-tmp-young-kept test -e "$FS/dev.token.New123"
+rm -f "$FS/dev.token.New123"
+
 # --- --check shows the token step, and stops there when there is none -------
+rm -f "$FS"/queue/oauth2.*.cc.token
 expect_exit 0 oauth2-check-ok "$OUTBOX" -C "$CFG" -a cc --check
 expect_grep oauth2-check-ok-grant '^oauth2: grant client_credentials, client app, token endpoint https://127\.0\.0\.1:[0-9]+/token$' "$OUT"
 expect_grep oauth2-check-ok-token '^oauth2: token ok \(new\), expires in [0-9]+ s$' "$OUT"

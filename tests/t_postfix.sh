@@ -477,7 +477,7 @@ ob refusedq 0 -i refusedq@example.test <"$M/fail"
 # Safely queued, and stderr is not a terminal: nothing said (mailq has it).
 expect_nogrep pf-refusedq-quiet . "$TR"
 qid=$(ls "$W/refusedq.queue" | sed -n 's/^\([0-9A-F]\{12\}\)\.env$/\1/p')
-expect_grep pf-refusedq-log-id "outbox\[[0-9]+\]: ${qid:-NOID}: from=<sender@example\.test>, to=<refusedq@example\.test>, .*status=deferred \(.*Connection refused\)" "$W/refusedq.log"
+expect_grep pf-refusedq-log-id "outbox/smtp\[[0-9]+\]: ${qid:-NOID}: to=<refusedq@example\.test>, relay=none, .*status=deferred \(.*Connection refused\)" "$W/refusedq.log"
 
 mail_clear
 cfg rcpt plain

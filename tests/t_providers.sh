@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Providers' rules (limits.c) against tests/provsmtp.py, which enforces
 # Microsoft 365's, Gmail's and Amazon SES's documented per-mailbox limits:
 # a backlog run overlapping submissions opens no more connections than the

@@ -711,6 +711,8 @@ test_secret(const char *path)
 	enum fclass	 c;
 	FILE		*fp;
 	long		 pid = 0;
+	struct timespec	 tick = { 0, 50 * 1000 * 1000 };
+	int		 i;
 
 	write_file(path, "host h\nuser u\npassword_command echo hunter2; "
 	    "exit 3\n", 0600);
@@ -743,6 +745,9 @@ test_secret(const char *path)
 			pid = strtol(buf, NULL, 10);
 		fclose(fp);
 	}
+	/* SIGKILL takes effect asynchronously: give it a moment. */
+	for (i = 0; pid > 0 && running((pid_t)pid) && i < 100; i++)
+		nanosleep(&tick, NULL);
 	CHECK("secret_get hung command: its process group is gone",
 	    pid > 0 && !running((pid_t)pid));
 	unlink(pidfile);
