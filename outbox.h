@@ -132,6 +132,8 @@ struct account {
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
 	long long	 queue_min_free;	/* octets the file system keeps free */
+	long long	 queue_max_user_entries;	/* one user's entries */
+	long long	 queue_min_free_inodes;	/* inodes users leave free */
 	char		*oauth2_grant;	/* client_credentials, refresh_token... */
 	char		*oauth2_token_url;
 	char		*oauth2_device_url;
@@ -518,6 +520,7 @@ int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
 int	 queue_parse(const char *, size_t, struct qentry *, char *, size_t);
+off_t	 queue_env_size(const struct qentry *);
 int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
 const struct account *queue_account(const struct config *,

@@ -45,6 +45,12 @@
 /* What q_perm gives a mode to. */
 enum qkind { QK_ENV, QK_MSG, QK_DIR };
 
+/* One user's share of a shared spool (q_share). */
+struct share {
+	long long	bytes;
+	long long	entries;
+};
+
 static int	 dir_open(const char *, char *, size_t);
 static int	 id_valid(const char *, size_t);
 static int	 write_env(int, const struct qentry *, const char *, int,
@@ -72,6 +78,7 @@ static int	 q_load_(const char *, const char *, struct qentry *, int,
 static int	 q_claim_(const char *, struct qentry *, char *, size_t);
 static int	 q_list_(const char *, struct strlist *);
 static void	 q_litter(int, const char *, time_t);
+static void	 q_share(int, uid_t, struct share *);
 static int	 q_room_(const char *, const struct account *, uid_t, off_t,
 		    char *, size_t);
 static void	 q_hold(struct qentry *);
@@ -125,8 +132,8 @@ queue_shared(int dfd)
  * The mode of what the queue holds, set explicitly, never left to the
  * umask (tight in outbox, and not widened for a run without the group):
  * in a shared queue every owner's runs read the envelopes and messages
- * through the group, and any run may rewrite an envelope (rename); a
- * personal queue is its user's alone.
+ * through the group, and any run may rewrite an envelope (rename): 0660,
+ * directories 2770; a personal queue is its user's alone.
  */
 static mode_t
 q_perm(int dfd, enum qkind kind)
@@ -138,7 +145,10 @@ q_perm(int dfd, enum qkind kind)
 	case QK_ENV:
 		return shared ? 0660 : 0600;
 	case QK_MSG:
-		return shared ? 0640 : 0600;
+		/* Group write: a report's ID.orig is a hard link to it,
+		 * made by whichever user's run settles the entry (the
+		 * kernel's protected_hardlinks asks for read and write). */
+		return shared ? 0660 : 0600;
 	default:
 		return shared ? 02770 : 0700;
 	}
@@ -1044,7 +1054,10 @@ id_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Removes name when it is litter a crash left over an hour ago. */
+/*
+ * Removes name when it is litter a crash left over an hour ago, or a TLS
+ * session file (or its temporary) too old to be offered (tls.c).
+ */
 static void
 q_litter(int dfd, const char *name, time_t now)
 {
@@ -1058,6 +1071,9 @@ q_litter(int dfd, const char *name, time_t now)
 	if (len == 4 + ID_LEN + 4 && strncmp(name, "tmp.", 4) == 0 &&
 	    id_valid(name + 4, ID_LEN) && strcmp(name + len - 4, ".env") == 0)
 		unlinkat(dfd, name, 0);
+	else if (S_ISREG(st.st_mode) && (strncmp(name, "tls-", 4) == 0 ||
+	    strncmp(name, "tmp.tls-", 8) == 0))
+		unlinkat(dfd, name, 0);	/* a session too old to offer */
 	else if (len >= ID_LEN + 4 && id_valid(name, ID_LEN) &&
 	    (strcmp(name + ID_LEN, ".msg") == 0 ||
 	    strcmp(name + ID_LEN, ".orig") == 0)) {
@@ -1111,54 +1127,125 @@ q_list_(const char *dir, struct strlist *ids)
 }
 
 /*
- * Whether a new entry of size octets fits a shared (setgid) spool: the
- * file system keeps queue_min_free, and the owner's entries stay within
- * queue_max_user_bytes. A personal queue fills only its user's disk.
- * -1 with err: a temporary refusal.
+ * The octets an entry's envelope will take: its header lines, and a line
+ * per address. A thousand long recipients weigh more than the message.
+ */
+off_t
+queue_env_size(const struct qentry *q)
+{
+	off_t	n = 1024 + PATH_MAX;
+	size_t	i;
+
+	if (q->env.sender != NULL)
+		n += strlen(q->env.sender);
+	for (i = 0; i < q->env.nrcpt; i++)
+		n += strlen(q->env.rcpt[i].addr) + 6;
+	return n;
+}
+
+/*
+ * What owner has in the spool: entries (the ID.msg it owns) with their
+ * messages, envelopes (whoever last wrote them) and reports in progress,
+ * and the TLS session files it wrote.
+ */
+static void
+q_share(int dfd, uid_t owner, struct share *sh)
+{
+	static const char *const ext[] = { "env", "sub", "rep" };
+	struct stat	 st;
+	struct dirent	*e;
+	DIR		*d;
+	char		 name[64];
+	size_t		 len, i;
+	int		 fd;
+
+	memset(sh, 0, sizeof(*sh));
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		len = strlen(e->d_name);
+		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
+		    strcmp(e->d_name + ID_LEN, ".msg") == 0) {
+			if (fstatat(dfd, e->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1 || st.st_uid != owner)
+				continue;
+			sh->entries++;
+			sh->bytes += st.st_size;
+			for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+				snprintf(name, sizeof(name), "%.*s.%s", ID_LEN,
+				    e->d_name, ext[i]);
+				if (fstatat(dfd, name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0)
+					sh->bytes += st.st_size;
+			}
+		} else if ((strncmp(e->d_name, "tls-", 4) == 0 ||
+		    strncmp(e->d_name, "tmp.tls-", 8) == 0) &&
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_uid == owner)
+			sh->bytes += st.st_size;
+	}
+	closedir(d);
+}
+
+/*
+ * Whether a new entry of size octets (message and envelope) fits a
+ * shared (setgid) spool: the file system keeps queue_min_free octets and,
+ * for users other than root, queue_min_free_inodes inodes (root's reserve,
+ * so that a user who fills the spool's inodes stops no one but himself);
+ * the owner stays within queue_max_user_entries and queue_max_user_bytes
+ * (q_share). A personal queue fills only its user's disk. -1 with err: a
+ * temporary refusal.
  */
 static int
 q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
     char *err, size_t errlen)
 {
 	struct statvfs	 vfs;
-	struct stat	 st;
-	struct dirent	*e;
-	DIR		*d;
-	long long	 mine = size;
-	int		 dfd, fd;
+	struct share	 sh;
+	int		 dfd, rv = -1;
 
 	if (priv_group() == (gid_t)-1)
 		return 0;
 	if ((dfd = dir_open(dir, err, errlen)) == -1)
 		return -1;
-	if (lim->queue_min_free > 0 && fstatvfs(dfd, &vfs) == 0 &&
+	if (fstatvfs(dfd, &vfs) == -1)
+		memset(&vfs, 0, sizeof(vfs));
+	if (lim->queue_min_free > 0 && vfs.f_frsize > 0 &&
 	    (long long)vfs.f_bavail * (long long)vfs.f_frsize - size <
 	    lim->queue_min_free) {
 		snprintf(err, errlen, "the file system of %s is nearly full "
 		    "(queue_min_free %lld octets); try again later", dir,
 		    lim->queue_min_free);
-		close(dfd);
-		return -1;
+		goto out;
 	}
-	if (lim->queue_max_user_bytes == 0 || (fd = dup(dfd)) == -1 ||
-	    (d = fdopendir(fd)) == NULL) {
-		close(dfd);
-		return 0;
+	/* An entry takes up to three inodes while it is written. */
+	if (owner != 0 && lim->queue_min_free_inodes > 0 && vfs.f_files > 0 &&
+	    (long long)vfs.f_favail - 3 < lim->queue_min_free_inodes) {
+		snprintf(err, errlen, "the file system of %s has few inodes "
+		    "left (queue_min_free_inodes %lld); try again later", dir,
+		    lim->queue_min_free_inodes);
+		goto out;
 	}
-	while ((e = readdir(d)) != NULL)
-		if (strlen(e->d_name) == ID_LEN + 4 &&
-		    strcmp(e->d_name + ID_LEN, ".msg") == 0 &&
-		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_uid == owner)
-			mine += st.st_size;
-	closedir(d);
+	q_share(dfd, owner, &sh);
+	if (lim->queue_max_user_entries > 0 &&
+	    sh.entries + 1 > lim->queue_max_user_entries)
+		snprintf(err, errlen, "you have %lld entries waiting in %s, "
+		    "as many as queue_max_user_entries allows; try again when "
+		    "the queue has drained (mailq)", sh.entries, dir);
+	else if (lim->queue_max_user_bytes > 0 &&
+	    sh.bytes + size > lim->queue_max_user_bytes)
+		snprintf(err, errlen, "your mail waiting in %s would pass "
+		    "queue_max_user_bytes (%lld octets: messages, envelopes and "
+		    "TLS session files); try again when the queue has drained "
+		    "(mailq)", dir, lim->queue_max_user_bytes);
+	else
+		rv = 0;
+out:
 	close(dfd);
-	if (mine <= lim->queue_max_user_bytes)
-		return 0;
-	snprintf(err, errlen, "your mail waiting in %s would pass "
-	    "queue_max_user_bytes (%lld octets); try again when the queue "
-	    "has drained (mailq)", dir, lim->queue_max_user_bytes);
-	return -1;
+	return rv;
 }
 
 /*

@@ -373,8 +373,48 @@ msg mu-oauth-after-login | as victim "$OB" -a m365 -odi o4@dest.example >"$M/o4.
 expect_eq mu-oauth2-after-login-exit-0 "${PIPESTATUS[1]}" 0
 expect_eq mu-oauth2-after-login-uses-new-file "$(last_request)" "/token refresh_token ok"
 expect_eq mu-oauth2-after-login-delivered "$(got "$OSRV_LOG" mu-oauth-after-login)" 1
+# A state file that the group could write is not trusted: the run goes
+# back to the system's file (whose token the last rotation revoked).
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-rot2 | as victim "$OB" -a m365 -odi o5@dest.example >"$M/o5.out" 2>&1
+expect_eq mu-oauth2-rotated-again "$(last_request)" "/token refresh_token ok rotated"
+chmod 660 "$STATE"
+rm -f "$CACHE"
+msg mu-oauth-untrusted | as_root "$OB" -a m365 -odi o6@dest.example >"$M/o6.out" 2>&1
+expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refresh_token invalid_grant"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
 wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
+
+# ---- Reports belong to the message's owner (issue 18 item 2): evil's
+# run settles victim's entries; the report it queues is victim's (evil
+# cannot -qD it), and one refused for good leaves victim's message whole
+# in the queue's dead.letter, never in evil's.
+server NB --rcpt-refuse nobody --scenario mail-null-550
+printf '%s\n' "account nb" "host 127.0.0.1" "port $NB_PORT" "tls off" \
+	>>"$R/etc/outbox.conf"
+B=$(ids)
+msg mu-report | as victim "$OB" -a down -odq nobody@dest.example
+IDR=$(new_id "$B")
+sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$SPOOL/$IDR.env"
+B=$(ids)
+expect_exit 0 mu-report-evil-q as evil "$OB" -q
+BIDR=$(new_id "$B")
+check mu-report-queued test -n "$BIDR" -a -e "$SPOOL/$BIDR.env"
+expect_eq mu-report-owner "$(sed -n 's/^owner //p' "$SPOOL/$BIDR.env" 2>/dev/null)" "$VUID"
+expect_eq mu-report-orig-owner "$(stat -c %u "$SPOOL/$BIDR.orig" 2>&1)" "$VUID"
+expect_exit 77 mu-report-evil-qD as evil "$OB" -qD "$BIDR"
+expect_exit 0 mu-report-victim-qD as victim "$OB" -qD "$BIDR"
+check mu-report-gone test ! -e "$SPOOL/$BIDR.env" -a ! -e "$SPOOL/$BIDR.orig"
+B=$(ids)
+msg mu-report-nb | as victim "$OB" -a nb -odq nobody@dest.example
+expect_exit 0 mu-report-nb-evil-q as evil "$OB" -q
+expect_grep mu-report-nb-tried '^C: MAIL FROM:<>' "$NB_LOG"
+expect_grep mu-report-nb-whole-in-queue-dead-letter '^mu-report-nb body' "$SPOOL/dead.letter"
+check mu-report-nb-not-evils test ! -e "$M/evil/dead.letter"
+expect_eq mu-report-nb-nothing-left "$(comm -13 <(printf '%s\n' "$B") <(ids))" ""
+kill "$NB_PID" 2>/dev/null
+wait "$NB_PID" 2>/dev/null
 
 # ---- 18.3 A stalled stderr holds no one's entry: evil runs -v -qI on
 # each of victim's entries with stderr on a full pipe nobody reads
@@ -429,7 +469,7 @@ IDN=$(new_id "$B")
 expect_exit 0 mu-nnp-root-q nnp "$OB" -q
 check mu-nnp-root-tried grep -q '^attempts [1-9]' "$SPOOL/$IDN.env"
 expect_eq mu-nnp-env-mode "$(stat -c '%a %G' "$SPOOL/$IDN.env")" "660 outbox"
-expect_eq mu-nnp-msg-mode "$(stat -c '%a %U' "$SPOOL/$IDN.msg")" "640 victim"
+expect_eq mu-nnp-msg-mode "$(stat -c '%a %U' "$SPOOL/$IDN.msg")" "660 victim"
 expect_exit 0 mu-nnp-victim-bp as victim "$OB" -bp
 expect_grep mu-nnp-victim-bp-lists "^$IDN " "$OUT"
 expect_nogrep mu-nnp-victim-bp-readable "Permission denied" "$OUT"
@@ -454,6 +494,79 @@ if command -v systemd-analyze >/dev/null &&
 	check mu-unit-score-at-most-4 awk -v s="${score:-99}" 'BEGIN { exit !(s <= 4) }'
 else
 	echo "SKIP mu-unit-score: no systemd-analyze security --offline"
+fi
+
+# ---- 18.4 The quota counts everything a user puts in the spool; a user
+# who fills his share is refused (75), root is still served.
+# evil_clear: evil deletes his own entries.
+evil_clear() {
+	local f
+	for f in $(find "$SPOOL" -maxdepth 1 -name '*.msg' -user evil); do
+		as evil "$OB" -qD "$(basename "$f" .msg)" >/dev/null 2>&1
+	done
+}
+# refill N FILE RCPT...: evil queues a small message to RCPT... up to N
+# times, until one is refused: $rc is that exit status (else 0), $k the
+# attempt, FILE its stderr.
+refill() {
+	local n=$1 out=$2; shift 2
+	rc=0
+	for k in $(seq "$n"); do
+		msg mu-quota | as evil "$OB" -a down -odq "$@" >"$out" 2>&1
+		rc=$?
+		[ "$rc" -ne 0 ] && break
+	done
+}
+evil_clear
+# Envelope bytes: 999 recipients of 240 octets (240 KB) beside a tiny
+# message, against queue_max_user_bytes 300k.
+L=$(printf 'r%.0s' $(seq 60))
+D=$(printf 'd%.0s' $(seq 55)).$(printf 'e%.0s' $(seq 55)).$(printf 'f%.0s' $(seq 55)).example
+RCPTS=()
+for i in $(seq 999); do RCPTS+=("$L$i@$D"); done
+refill 4 "$M/qenv.out" "${RCPTS[@]}"
+expect_eq mu-quota-env-tempfail "$rc" 75
+expect_eq mu-quota-env-refused-second "$k" 2
+expect_grep mu-quota-env-says-why "queue_max_user_bytes.*envelopes" "$M/qenv.out"
+expect_exit 0 mu-quota-env-root-served as_root "$OB" -a down -odq r@dest.example \
+	< <(msg mu-quota-root)
+evil_clear
+# Entries: queue_max_user_entries.
+sed -i "/^queue_max_user_bytes/a queue_max_user_entries 3" "$R/etc/outbox.conf"
+refill 5 "$M/qent.out" e@dest.example
+expect_eq mu-quota-entries-tempfail "$rc" 75
+expect_eq mu-quota-entries-fourth-refused "$k" 4
+expect_grep mu-quota-entries-says-why "queue_max_user_entries" "$M/qent.out"
+expect_exit 0 mu-quota-entries-root-served as_root "$OB" -a down -odq r@dest.example \
+	< <(msg mu-quota-root2)
+sed -i "/^queue_max_user_entries/d" "$R/etc/outbox.conf"
+evil_clear
+# TLS session files: the queue sweeps them, and their temporaries, after
+# an hour; fresh ones stay.
+for f in tls-0000000000000000000000000000aaaa tmp.tls-0000000000000000000000000000aaaa.77 \
+    tls-0000000000000000000000000000bbbb tmp.tls-0000000000000000000000000000bbbb.77; do
+	head -c 300 /dev/urandom >"$SPOOL/$f"
+	chown evil:outbox "$SPOOL/$f"
+	chmod 660 "$SPOOL/$f"
+done
+touch -d '2 hours ago' "$SPOOL"/*tls-*aaaa*
+expect_exit 0 mu-tls-tmp-bp as victim "$OB" -bp
+check mu-tls-tmp-old-swept test ! -e "$SPOOL/tls-0000000000000000000000000000aaaa"
+check mu-tls-tmp-old-tmp-swept test ! -e "$SPOOL/tmp.tls-0000000000000000000000000000aaaa.77"
+check mu-tls-tmp-fresh-kept test -e "$SPOOL/tls-0000000000000000000000000000bbbb" \
+	-a -e "$SPOOL/tmp.tls-0000000000000000000000000000bbbb.77"
+rm -f "$SPOOL"/*tls-*bbbb*
+# Inodes: a spool of 1040 inodes; users leave queue_min_free_inodes (1000).
+if mount -t tmpfs -o "nr_inodes=1040,size=256m,mode=2770,gid=$OGID" \
+    mu-inodes "$SPOOL" 2>/dev/null; then
+	refill 60 "$M/qino.out" i@dest.example
+	expect_eq mu-quota-inodes-tempfail "$rc" 75
+	expect_grep mu-quota-inodes-says-why "queue_min_free_inodes" "$M/qino.out"
+	expect_exit 0 mu-quota-inodes-root-served as_root "$OB" -a down -odq \
+		r@dest.example < <(msg mu-quota-root3)
+	umount "$SPOOL"
+else
+	echo "SKIP mu-quota-inodes: cannot mount a tmpfs here"
 fi
 
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do

@@ -993,7 +993,7 @@ test_queue(void)
  * Queue files get their modes whatever the umask (issue 18.5): a personal
  * queue keeps them its user's; a shared one (the setgid bit on the
  * directory, as a root run under NoNewPrivileges=yes finds the spool)
- * gives the group envelopes 0660 and messages 0640, also when rewritten.
+ * gives the group envelopes and messages 0660, also when rewritten.
  */
 static void
 test_queue_modes(void)
@@ -1020,9 +1020,9 @@ test_queue_modes(void)
 		    "queue modes personal env 0600", stat(path, &st) == 0 &&
 		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
 		snprintf(path, sizeof(path), "%s/%s.msg", dir, q.id);
-		CHECK(shared ? "queue modes shared msg 0640" :
+		CHECK(shared ? "queue modes shared msg 0660" :
 		    "queue modes personal msg 0600", stat(path, &st) == 0 &&
-		    (st.st_mode & 07777) == (shared ? 0640u : 0600u));
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
 		message_close(&q.msg);
 		/* Another run rewrites the envelope: the mode stays. */
 		CHECK(name, queue_load(dir, q.id, &a, 0, err,
