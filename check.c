@@ -115,9 +115,10 @@ static const struct fix {
 	    "this server takes no AUTH here: use the submission port (587 or "
 	    "465), or set auth off for a relay that needs no login" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_SECRET,
-	    "the secret could not be read: check password_file (mode 0600), "
-	    "or run password_command by hand (it must print the secret and "
-	    "exit 0)" },
+	    "the secret could not be had: the auth line names the file and "
+	    "its fix (outbox.conf(5), SECURITY, gives each file's owner and "
+	    "mode), or run password_command by hand (it must print the "
+	    "secret and exit 0 within session_timeout)" },
 	{ STAGE_AUTH, FC_NONE, 0, 0, C_NOMECH,
 	    "set auth to a mechanism the server offers (ehlo above), or on" },
 	{ STAGE_AUTH, FC_NONE, 500, 599, C_ANY,
@@ -553,11 +554,11 @@ token_step(const struct account *a, const char *qdir, struct failure *f)
 
 /*
  * Root's --check: for each system account, whether other users' runs can
- * read its secret files. Root's own run reads them either way, so only
+ * read its secret files and keep its rotated refresh tokens (in qdir). Root's own run reads them either way, so only
  * this line shows what a cron job of another user will meet.
  */
 void
-check_secrets(const struct config *cfg)
+check_secrets(const struct config *cfg, const char *qdir)
 {
 	char		 why[512];
 	size_t		 i, k;
@@ -570,10 +571,13 @@ check_secrets(const struct config *cfg)
 
 		if (!a->system)
 			continue;
+		oauth2_state_describe(a, qdir, why, sizeof(why));
+		if (why[0] != '\0')
+			line("secrets", "account %s: %s", a->name, why);
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
 			if (files[k] == NULL)
 				continue;
-			secret_shared(a, files[k], why, sizeof(why));
+			secret_shared(files[k], why, sizeof(why));
 			line("secrets", "account %s: %s", a->name, why);
 		}
 	}

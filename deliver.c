@@ -678,13 +678,18 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	s.io.fd = -1;
 	r->foreground = 1;
 	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
+	/* The caller waits submit_timeout at most (limits.c). */
+	if (queued && caller_budget(r, a, q, f) == 1)
+		return;
 	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
 	log_outcome(&s, q);
 	report(r, &s, &q->env, st, queued);
 	outcome(&s, &q->env, st, f);
+	caller_gate(r);
 	submit_settle(r, &s, a, q, queued, f);
 	/* Due entries go over the live session, in a detached process. */
 	if (st == ST_OK && s.connected && !stopping())
-		limits_handoff(r, &s, a);
+		caller_handoff(r, &s, a);
 	smtp_close(&s);
+	caller_done(r, f);
 }

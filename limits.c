@@ -15,11 +15,9 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -592,7 +590,7 @@ limits_after(struct run *r, struct session *s, const struct account *a)
 		st.cap = 1;
 		st.cap_until = now + CAP_LOWERED;
 		s->uncharged = 1;
-		syslog(LOG_NOTICE, "account %s paused for %llds, 1 "
+		log_line(a, "smtp", "account %s paused for %llds, 1 "
 		    "connection for %ds: %s", a->name, a->throttle_time,
 		    CAP_LOWERED, st.pause_why);
 	} else if (auth_print(a, st.auth_print) == 0) {
@@ -600,7 +598,7 @@ limits_after(struct run *r, struct session *s, const struct account *a)
 		strlcpy(st.auth_why, s->fail.text, sizeof(st.auth_why));
 		clean(st.auth_why);
 		s->uncharged = 1;
-		syslog(LOG_NOTICE, "account %s: login refused; no new "
+		log_line(a, "smtp", "account %s: login refused; no new "
 		    "login until its credentials change: %s", a->name,
 		    st.auth_why);
 	}
@@ -743,67 +741,4 @@ limits_rcpt_split(const struct session *s, struct envelope *env)
 	}
 	free(dom);
 	return later;
-}
-
-/*
- * After a submission's own message: the due entries of the queue go over
- * the live session in a detached process (a grandchild: no zombie), so
- * the caller returns at once. It keeps the connection and its slot, and
- * nothing of the caller's (descriptors 0-2 are /dev/null, the rest
- * closed). Returns 1 when handed off (s is then closed here, without a
- * QUIT), 0 when there is nothing to flush or no process for it.
- */
-int
-limits_handoff(struct run *r, struct session *s, const struct account *a)
-{
-	struct strlist	 ids = { NULL, 0 };
-	pid_t		 pid;
-	int		 fd, keep[2], lo, hi;
-	size_t		 n;
-
-	if (r->qdir == NULL || !s->connected || queue_list(r->qdir, &ids) == -1)
-		return 0;
-	n = ids.n;
-	strlist_free(&ids);
-	if (n == 0)
-		return 0;
-	fflush(NULL);
-	if ((pid = fork()) == -1)
-		return 0;
-	if (pid > 0) {
-		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-			;
-		io_close(&s->io);	/* the grandchild's now: no QUIT */
-		s->connected = 0;
-		limits_release(s);
-		return 1;
-	}
-	if (fork() != 0)
-		_exit(0);
-	setsid();
-	signal(SIGHUP, SIG_IGN);
-	closelog();
-	queue_hold_forget();
-	if ((fd = open("/dev/null", O_RDWR)) != -1) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		if (fd > 2)
-			close(fd);
-	}
-	keep[0] = s->io.fd < s->slot - 1 ? s->io.fd : s->slot - 1;
-	keep[1] = s->io.fd < s->slot - 1 ? s->slot - 1 : s->io.fd;
-	lo = keep[0] >= 0 ? keep[0] : keep[1];
-	hi = keep[1];
-	if (lo > 3)
-		close_range(3, lo - 1, 0);
-	if (hi > lo + 1)
-		close_range(lo + 1, hi - 1, 0);
-	close_range(hi + 1, ~0U, 0);
-	r->foreground = 0;
-	r->budget_end = 0;
-	r->verbose = 0;
-	deliver_flush(r, s, a);
-	smtp_close(s);
-	_exit(0);
 }

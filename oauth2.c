@@ -80,7 +80,7 @@ static int	 state_save(const struct account *, const char *,
 static int	 refresh_save(const struct account *, const char *, char *,
 		    size_t);
 static int	 rotated(const struct account *, const char *, const char *,
-		    const char *, int);
+		    const char *);
 static int	 device_start(const struct account *, const struct creds *,
 		    int, struct oauth2_resp *, char *, size_t);
 static int	 device_poll(const struct account *, const struct creds *,
@@ -797,10 +797,12 @@ state_save(const struct account *a, const char *qdir, const char *base,
 /*
  * The endpoint rotated the refresh token: a system account's goes to the
  * shared state (any run's), anything else to oauth2_refresh_token_file.
+ * A rotation that cannot be kept is said whatever -v says: the endpoint
+ * may have revoked the old token, and then only a new login helps.
  */
 static int
 rotated(const struct account *a, const char *qdir, const char *base,
-    const char *tok, int verbose)
+    const char *tok)
 {
 	char	why[512];
 	int	rv;
@@ -809,9 +811,11 @@ rotated(const struct account *a, const char *qdir, const char *base,
 		rv = state_save(a, qdir, base, tok, why, sizeof(why));
 	else
 		rv = refresh_save(a, tok, why, sizeof(why));
-	if (rv == -1 && verbose)
-		fprintf(stderr, "outbox: the rotated refresh token was not "
-		    "saved: %s\n", why);
+	if (rv == -1)
+		fprintf(stderr, "outbox: account %s: the rotated refresh token "
+		    "was not saved (%s); if the next token request is refused, "
+		    "run outbox --oauth2-login -a %s%s\n", a->name, why,
+		    a->name, a->system ? " as root" : "");
 	return rv;
 }
 
@@ -863,7 +867,7 @@ oauth2_token(const struct account *a, const char *qdir, int force,
 	if (rv == OAUTH2_OK && r.refresh_token != NULL && c.refresh != NULL &&
 	    strcmp(r.refresh_token, c.refresh) != 0)
 		rotated(a, qdir, c.base != NULL ? c.base : c.refresh,
-		    r.refresh_token, verbose);
+		    r.refresh_token);
 	if (rv == OAUTH2_OK) {
 		expires = now + (r.expires_in > 0 ? r.expires_in : 3600);
 		cache_write(a, qdir, r.access_token, expires);
@@ -1013,6 +1017,39 @@ out:
 	oauth2_resp_free(&r);
 	creds_free(&c);
 	return rv;
+}
+
+/*
+ * For root's --check: where a system account's rotated refresh tokens are
+ * kept in a setgid install, and whether users' runs can keep them there.
+ * 0 with nothing in buf when that does not apply.
+ */
+int
+oauth2_state_describe(const struct account *a, const char *qdir,
+    char *buf, size_t size)
+{
+	struct stat	st;
+
+	buf[0] = '\0';
+	if (!a->system || priv_group() == (gid_t)-1 || a->oauth2_grant ==
+	    NULL || strcmp(a->oauth2_grant, "refresh_token") != 0 ||
+	    qdir == NULL)
+		return 0;
+	if (shared(a, qdir)) {
+		snprintf(buf, size, "rotated refresh tokens are kept in %s, "
+		    "which only root and the group can change: any run can "
+		    "keep one", qdir);
+		return 0;
+	}
+	if (stat(qdir, &st) == -1)
+		snprintf(buf, size, "rotated refresh tokens cannot be kept: "
+		    "%s: %s", qdir, strerror(errno));
+	else
+		snprintf(buf, size, "rotated refresh tokens cannot be kept: "
+		    "%s is uid %u, gid %u, mode %04o: make it root:outbox 2770",
+		    qdir, (unsigned)st.st_uid, (unsigned)st.st_gid,
+		    (unsigned)(st.st_mode & 07777));
+	return -1;
 }
 
 /*

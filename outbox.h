@@ -319,6 +319,8 @@ struct run {
 	int		 manual;	/* -q without --due: try despite a pause */
 	long long	 budget_end;	/* ms (CLOCK_MONOTONIC) the caller's wait
 					   ends, 0: none (submit_timeout) */
+	int		 gate_up, gate_down;	/* a submit_timeout child's
+					   pipes to its caller, + 1; 0: none */
 };
 
 /* Where DATA's dot-stuffing writes, and whether a line just began. */
@@ -499,6 +501,7 @@ int	 queue_shared(int);
 void	 queue_hold(int *);
 void	 queue_unhold(int *);
 void	 queue_hold_forget(void);
+void	 queue_hold_detach(int);
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
 int	 queue_update(const char *, struct qentry *, char *, size_t);
@@ -554,9 +557,15 @@ long long limits_cap(const struct run *, const struct account *);
 void	 limits_show(const struct run *, FILE *);
 void	 limits_ehlo(struct session *, const char *);
 size_t	 limits_rcpt_split(const struct session *, struct envelope *);
-int	 limits_handoff(struct run *, struct session *,
-	    const struct account *);
 long long limits_now_ms(void);
+
+/* caller.c */
+int	 caller_handoff(struct run *, struct session *,
+	    const struct account *);
+int	 caller_budget(struct run *, const struct account *, struct qentry *,
+	    struct failure *);
+void	 caller_gate(struct run *);
+void	 caller_done(struct run *, const struct failure *);
 
 /* runner.c */
 void	 deliver_queue(struct run *, struct failure *);
@@ -571,7 +580,7 @@ void	 json_damaged(FILE *, const char *, const char *);
 int	 dsn_write(FILE *, const struct dsn *);
 
 /* check.c */
-void	 check_secrets(const struct config *);
+void	 check_secrets(const struct config *, const char *);
 void	 check_account(const struct account *, const char *, const char *,
 	    const char *, struct failure *);
 
@@ -602,7 +611,7 @@ int	 secret_read(const struct account *, const char *, int, char **,
 	    char *, size_t);
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-int	 secret_shared(const struct account *, const char *, char *, size_t);
+int	 secret_shared(const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
@@ -611,6 +620,8 @@ int	 oauth2_token(const struct account *, const char *, int, int,
 	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
+int	 oauth2_state_describe(const struct account *, const char *, char *,
+	    size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);
 
 /* auth.c */

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -728,16 +729,33 @@ q_sweep_(const char *dir, struct strlist *said)
 	close(dfd);
 }
 
-/* Whether another process holds the entry's claim now (mailq: active). */
+/*
+ * Whether a process holds the entry's claim now (mailq: active): a FLOCK
+ * on ID.msg's inode in /proc/locks, read without taking a lock, so that
+ * mailq never makes a run find the entry busy.
+ */
 int
 queue_active(struct qentry *q)
 {
-	if (q->msg.fd == -1)
+	struct stat		 st;
+	FILE			*fp;
+	char			 line[256], type[16];
+	unsigned		 maj, min;
+	unsigned long long	 ino;
+	int			 held = 0;
+
+	if (q->msg.fd == -1 || fstat(q->msg.fd, &st) == -1 ||
+	    (fp = fopen("/proc/locks", "re")) == NULL)
 		return 0;
-	if (flock(q->msg.fd, LOCK_SH | LOCK_NB) == -1)
-		return errno == EWOULDBLOCK;
-	flock(q->msg.fd, LOCK_UN);
-	return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's
+	 * line has "->" where the type is. */
+	while (!held && fgets(line, sizeof(line), fp) != NULL)
+		held = sscanf(line, "%*s %15s %*s %*s %*d %x:%x:%llu", type,
+		    &maj, &min, &ino) == 4 && strcmp(type, "FLOCK") == 0 &&
+		    ino == (unsigned long long)st.st_ino &&
+		    maj == major(st.st_dev) && min == minor(st.st_dev);
+	fclose(fp);
+	return held;
 }
 
 /* Removes an entry: the envelope first, so no half entry is ever seen. */
@@ -914,6 +932,18 @@ out:
 	hold.saved = hold.mem = -1;
 }
 
+/*
+ * A process that leaves its caller gives fd (/dev/null) to the stderr it
+ * holds too, so that nothing reaches the caller later, nor keeps its pipe
+ * open. Async-signal-safe.
+ */
+void
+queue_hold_detach(int fd)
+{
+	if (hold.saved != -1)
+		dup2(fd, hold.saved);
+}
+
 /* A detached process forgets the stderr it held: it has none to give. */
 void
 queue_hold_forget(void)
@@ -966,13 +996,15 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		rv = 1;
 	else if ((rv = read_env(dfd, q, "env", err, errlen)) == -1 &&
-	    errno == EBADMSG && !exists(dfd, id, "env") &&
-	    exists(dfd, id, "bad")) {
+	    errno == ENOENT && exists(dfd, id, "bad")) {
 		/* Set aside: shown, never sent. */
-		if (read_env(dfd, q, "bad", err, errlen) == 0) {
+		char why[512];
+
+		if (read_env(dfd, q, "bad", why, sizeof(why)) == 0) {
 			env_clear(q);
-			snprintf(err, errlen, "%s.bad: set aside", id);
+			strlcpy(why, "readable, but never sent", sizeof(why));
 		}
+		snprintf(err, errlen, "%s.bad: set aside: %s", id, why);
 		errno = ENOTRECOVERABLE;
 	} else if (rv == 0 && lock)
 		q_hold(q);

@@ -351,28 +351,27 @@ secret_get(const struct account *a, const char *qdir, int force,
 
 /*
  * For root's --check: whether other users' runs can read a system
- * account's secret file. Returns 1 when they can, 0 when not, with why
+ * account's secret file, path. Returns 1 when they can, 0 when not, with why
  * (its owner and mode, and the fix).
  */
 int
-secret_shared(const struct account *a, const char *path, char *why,
-    size_t size)
+secret_shared(const char *path, char *why, size_t size)
 {
 	struct stat	 st;
 	struct group	*gr;
 	char		 own[64], grp[32];
 	gid_t		 g = priv_group();
 
-	(void)a;
 	if (stat(path, &st) == -1) {
 		snprintf(why, size, "%s: %s", path, strerror(errno));
 		return 0;
 	}
 	owner_text(&st, own, sizeof(own));
 	if (g == (gid_t)-1) {
-		snprintf(why, size, "%s is %s: only root's runs can read it "
-		    "(outbox is not installed setgid: other users' mail waits "
-		    "in the queue for root's run)", path, own);
+		snprintf(why, size, "%s is %s: only root's runs can use it "
+		    "(outbox is not installed setgid: other users' mail "
+		    "through this account waits in their queues, unsent)",
+		    path, own);
 		return 0;
 	}
 	if ((gr = getgrgid(g)) != NULL)

@@ -894,7 +894,8 @@ send_mode(struct outbox *ob)
 	envelope_sender(ob);
 	if (ob->o.mode == M_CHECK) {
 		if (getuid() == 0 && ob->o.config == NULL)
-			check_secrets(&ob->cfg);
+			check_secrets(&ob->cfg, queue_dir(&ob->cfg, ob->a,
+			    ob->home, ob->qbuf, sizeof(ob->qbuf)));
 		/* The queue's token state, if the queue is there. */
 		check_account(ob->a, ob->sender, ob->o.rcpt.n > 0 ?
 		    ob->o.rcpt.v[0] : NULL, queue_dir(&ob->cfg, ob->a,

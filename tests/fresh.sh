@@ -14,9 +14,10 @@
 # Each step's time and the suite's closing line are printed; the root is
 # removed at the end (FRESH_KEEP=1 keeps it). Needs root and the network
 # (Debian's mirror). Exits 0 when every step passed.
-set -u
+set -u -o pipefail
 suite=${1:-trixie}
-src=$(cd "$(dirname "$0")/.." && pwd)
+# FRESH_SRC: another checkout to try (an older commit, for comparison).
+src=${FRESH_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 [ "$(id -u)" = 0 ] || { echo "fresh.sh: needs root (mmdebstrap, chroot)" >&2; exit 1; }
 command -v mmdebstrap >/dev/null ||
 	{ echo "fresh.sh: needs mmdebstrap (apt-get install mmdebstrap)" >&2; exit 1; }

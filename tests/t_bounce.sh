@@ -136,3 +136,21 @@ expect_grep b6-refused '^E: refused .*mid=b6@example.test' "$LOG"
 expect_nogrep b6-no-report '^C: MAIL FROM:<>' "$LOG"
 expect_grep b6-body-in-dead-letter 'body of b6: only dead.letter' "$DEAD"
 expect_eq b6-queue-empty "$(litter)" ""
+
+# 7. mailq --json says "active" while a process holds an entry's claim
+# (flock on ID.msg), and reading that takes no lock of its own.
+msg b7
+mkcfg b7 "$(free_port)" "log $FS/b7.log"
+ob b7-queued 0 -odq -f a@example.test c@example.test <"$FS/b7.msg"
+id=$(ls "$QD" | sed -n 's/\.env$//p')
+flock "$QD/$id.msg" sleep 2 &
+hold=$!
+for _ in $(seq 40); do
+	"$OUTBOX" -C "$CFG" -bp --json >"$FS/b7.json" 2>&1
+	grep -q '"queue_name": "active"' "$FS/b7.json" && break
+	sleep 0.05
+done
+expect_grep b7-json-active "\"queue_name\": \"active\", \"queue_id\": \"$id\"" "$FS/b7.json"
+wait "$hold" 2>/dev/null
+expect_exit 0 b7-json-after "$OUTBOX" -C "$CFG" -bp --json
+expect_grep b7-json-deferred "\"queue_name\": \"deferred\", \"queue_id\": \"$id\"" "$OUT"

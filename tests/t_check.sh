@@ -143,7 +143,7 @@ mkcfg pwcmd-hang "$PORT" "tls starttls" "tls_ca_file $CA" "user alice" \
 run pwcmd-hang 75
 failed pwcmd-hang auth 'password_command did not finish within the session.s 3 s \(session_timeout\); killed it'
 passed pwcmd-hang connect greeting starttls tls ehlo
-fix pwcmd-hang 'the secret could not be read'
+fix pwcmd-hang 'the secret could not be had.*run password_command by hand'
 pid=$(cat "$FS/pwcmd.pid" 2>/dev/null)
 state=$(awk '{print $3}' "/proc/${pid:-0}/stat" 2>/dev/null)
 check check-pwcmd-hang-killed test -n "$pid" -a \( -z "$state" -o "$state" = Z \)

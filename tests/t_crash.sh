@@ -134,6 +134,35 @@ for sc in sendto:3 sendto:9 unlinkat:2 unlinkat:7 fsync:4; do
 	recover "$t"
 done
 
+# 4. What a power cut can leave: names without data. An entry whose files
+# came back empty (8a939ad published before syncing) is damaged: mailq and
+# --json show it; after an hour a run sets it aside as ID.bad, with a log
+# line, and it is never "left alone" on every run. An empty ID.sub (a
+# submission in flight) is removed after 10 minutes, with a log line.
+mkcfg power "$PORT" "log $FS/power.olog"
+mkdir -p "$QD"
+old=$(( $(date +%s) - 7200 ))
+: >"$QD/6B0000000001.env"; : >"$QD/6B0000000001.msg"
+: >"$QD/6B0000000002.sub"; : >"$QD/6B0000000002.msg"
+expect_exit 0 power-bp "$OUTBOX" -C "$CFG" -bp
+expect_grep power-bp-damaged '6B0000000001.env: damaged \(line 0: no version line\)' "$OUT"
+expect_exit 0 power-json "$OUTBOX" -C "$CFG" -bp --json
+expect_grep power-json-corrupt '"queue_name": "corrupt", "queue_id": "6B0000000001"' "$OUT"
+expect_exit 0 power-young-q "$OUTBOX" -C "$CFG" -q
+check power-young-kept test -e "$QD/6B0000000001.env" -a -e "$QD/6B0000000002.sub"
+touch -d "@$old" "$QD"/*
+expect_exit 0 power-old-q "$OUTBOX" -C "$CFG" -q
+check power-set-aside test -e "$QD/6B0000000001.bad" -a ! -e "$QD/6B0000000001.env"
+expect_grep power-set-aside-logged '6B0000000001: .*damaged.*set aside as 6B0000000001.bad' "$FS/power.olog"
+check power-sub-removed test ! -e "$QD/6B0000000002.sub" -a ! -e "$QD/6B0000000002.msg"
+expect_grep power-sub-logged '6B0000000002: removed an abandoned submission' "$FS/power.olog"
+expect_exit 0 power-again-q "$OUTBOX" -C "$CFG" -q
+expect_nogrep power-quiet-after 'damaged' "$ERR"
+expect_exit 0 power-bp-bad "$OUTBOX" -C "$CFG" -bp
+expect_grep power-bp-set-aside '6B0000000001.bad: set aside' "$OUT"
+expect_exit 0 power-json-bad "$OUTBOX" -C "$CFG" -bp --json
+expect_grep power-json-bad '"queue_name": "corrupt", "queue_id": "6B0000000001"' "$OUT"
+
 sleep 0.5
 fault_stop
 python3 "$here/ledger.py" "$WANT" "$LOG" >"$FS/ledger.out"

@@ -107,6 +107,8 @@ stall_case() {	# NAME EXT
 	queue "$name" "$name-small"
 	ob "fault-$name-run1" 0 -q
 	expect_eq "fault-$name-run1-big-not-accepted" "$(copies "$name-big")" 0
+	# the one behind it goes in a new session of the same run
+	expect_eq "fault-$name-run1-small-delivered" "$(copies "$name-small")" 1
 	expect_grep "fault-$name-stalled" 'server stops reading' "$LOG"
 	[ -e "$DEAD" ] && fail "fault-$name-no-dead-letter" "$(head -3 "$DEAD")" ||
 		pass "fault-$name-no-dead-letter"

@@ -295,6 +295,10 @@ expect_eq mu-secret-unreadable-one-line "$(grep -c 'outbox.secret' "$M/sec.err")
 expect_nogrep mu-secret-unreadable-not-masked "has an error; run outbox --check" "$M/sec.err"
 expect_exit 0 mu-secret-root-check as_root "$OB" -a sec --check
 expect_grep mu-secret-root-check-says "^secrets +account sec: $SECRET is root:root 0600, which other users' runs cannot read: make it root:outbox 0640" "$OUT"
+# The same binary without its setgid bit: only root's runs can use it.
+cp "$OB" "$M/outbox-plain"
+expect_exit 0 mu-secret-root-check-plain as_root "$M/outbox-plain" -a sec --check
+expect_grep mu-secret-root-check-plain-says "^secrets +account sec: $SECRET is root:root 0600: only root's runs can use it \(outbox is not installed setgid" "$OUT"
 chown root:outbox "$SECRET"
 chmod 640 "$SECRET"
 expect_exit 0 mu-secret-root-check-shared as_root "$OB" -a sec --check
@@ -363,6 +367,7 @@ expect_eq mu-oauth2-evil-delivered "$(got "$OSRV_LOG" mu-oauth-evil)" 1
 check mu-oauth2-cache-group-mode test "$(stat -c '%G %a' "$CACHE" 2>&1)" = "outbox 640"
 expect_exit 0 mu-oauth2-root-check as_root "$OB" -a m365 --check
 expect_grep mu-oauth2-root-check-secrets "^secrets +account m365: $SYSTOK is root:outbox 0640: other users' runs can read it" "$OUT"
+expect_grep mu-oauth2-root-check-state "^secrets +account m365: rotated refresh tokens are kept in $SPOOL, which only root and the group can change" "$OUT"
 
 # Root signs in again: the file is new, the old rotation no longer counts.
 expect_exit 0 mu-oauth2-root-login as_root "$OB" --oauth2-login -a m365
@@ -383,6 +388,21 @@ chmod 660 "$STATE"
 rm -f "$CACHE"
 msg mu-oauth-untrusted | as_root "$OB" -a m365 -odi o6@dest.example >"$M/o6.out" 2>&1
 expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refresh_token invalid_grant"
+# A queue directory that is not root's is no token state: a user's run
+# cannot keep a rotation there nor over the system's file, and says so.
+expect_exit 0 mu-oauth2-root-login-2 as_root "$OB" --oauth2-login -a m365
+chown evil "$SPOOL"
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-lost | as victim "$OB" -a m365 -odi o7@dest.example >"$M/o7.out" 2>"$M/o7.err"
+expect_eq mu-oauth2-untrusted-dir-sent "$(got "$OSRV_LOG" mu-oauth-lost)" 1
+expect_grep mu-oauth2-untrusted-dir-rotation-lost-said "account m365: the rotated refresh token was not saved .*only root writes .*run outbox --oauth2-login -a m365 as root" "$M/o7.err"
+expect_eq mu-oauth2-untrusted-dir-system-file-kept "$(stat -c '%U:%G %a' "$SYSTOK")" "root:outbox 640"
+# (75: the rotation that could not be kept revoked the file's token.)
+expect_exit 75 mu-oauth2-untrusted-dir-check as_root "$OB" -a m365 --check
+expect_grep mu-oauth2-untrusted-dir-check-says "^secrets +account m365: rotated refresh tokens cannot be kept: $SPOOL is uid $EUID_, gid $OGID, mode 2770: make it root:outbox 2770" "$OUT"
+chown root:outbox "$SPOOL"
+chmod 2770 "$SPOOL"
 kill "$TOK_PID" "$OSRV_PID" 2>/dev/null
 wait "$TOK_PID" "$OSRV_PID" 2>/dev/null
 

@@ -130,3 +130,76 @@ expect_eq prov-thr-uncharged "$(cat "$QD"/*.env | grep -c '^attempts [1-9]')" 0
 # outbox -q (not --due) is the administrator's "now".
 "$OUTBOX" -C "$CFG" -q >/dev/null 2>&1
 expect_eq prov-thr-manual-run "$(count msg)" 21
+
+# ---- 4. The caller never waits on the backlog: 300 due entries.
+prov_start backlog --provider microsoft365 --rate 0 --delay 0.02
+pcfg backlog
+enqueue 300 1
+t0=$(date +%s%N)
+msg 999 | timeout 60 "$OUTBOX" -C "$CFG" bob@example.org 2>"$FS/backlog.err"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+at_return=$(count msg)
+expect_eq prov-backlog-exit "$rc" 0
+# Its own message went; the flush of the others was not waited for.
+check prov-backlog-not-waited test "$at_return" -ge 1 -a "$at_return" -lt 101
+for _ in $(seq 300); do [ "$(count msg)" -ge 101 ] && break; sleep 0.1; done
+expect_eq prov-backlog-flushed-later "$(count msg)" 101
+echo "note: one submission with 300 due entries: the caller waited $ms ms ($at_return message(s) sent by then)"
+
+# ---- 5. A smarthost that accepts and never answers: submit_timeout.
+prov_start silent --silent
+pcfg silent "timeout 60"
+t0=$(date +%s%N)
+msg 1 | timeout 30 "$OUTBOX" -C "$CFG" bob@example.org 2>"$FS/silent.err"
+rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq prov-silent-exit "$rc" 0
+expect_eq prov-silent-quiet "$(cat "$FS/silent.err")" ""
+expect_eq prov-silent-queued "$(ls "$QD" | grep -c '\.env$')" 1
+"$OUTBOX" -C "$CFG" -bp >"$FS/silent.bp" 2>&1
+expect_grep prov-silent-mailq-says 'still being tried after submit_timeout' "$FS/silent.bp"
+echo "note: a smarthost that never answers (timeout 60): the caller waited $ms ms"
+prov_stop	# the attempt in the background ends; the entry waits
+for _ in $(seq 100); do grep -q 'still being' "$QD"/*.env || break; sleep 0.1; done
+expect_eq prov-silent-kept "$(ls "$QD" | grep -c '\.env$')" 1
+
+# ---- 6. provider gmail: 100 recipients a transaction, no 452.
+prov_start gmail --provider gmail
+pcfg gmail "provider gmail"
+rcpts=()
+for i in $(seq 250); do rcpts+=("r$i@example.org"); done
+msg 1 | "$OUTBOX" -C "$CFG" "${rcpts[@]}" 2>"$FS/gmail.err"
+expect_eq prov-gmail-exit "$?" 0
+expect_eq prov-gmail-no-452 "$(count rcpt-refused)" 0
+expect_eq prov-gmail-split "$(grep '^msg' "$LOG" | awk '{print $3}' | tr '\n' ' ')" "100 100 50 "
+expect_eq prov-gmail-one-session "$(count connect)" 1
+
+# ---- 7. RFC 9422 LIMITS: RCPTMAX splits, MAILMAX ends a session.
+prov_start limits --limits "RCPTMAX=5 MAILMAX=2"
+pcfg limits
+rcpts=()
+for i in $(seq 12); do rcpts+=("r$i@example.org"); done
+msg 1 | "$OUTBOX" -C "$CFG" "${rcpts[@]}" 2>"$FS/limits.err"
+expect_eq prov-limits-exit "$?" 0
+# MAILMAX=2: two transactions (5 and 5), the 2 left in a new session.
+"$OUTBOX" -C "$CFG" -q >/dev/null 2>&1
+expect_eq prov-limits-split "$(grep '^msg' "$LOG" | awk '{print $3}' | tr '\n' ' ')" "5 5 2 "
+expect_eq prov-limits-sessions "$(count connect)" 2
+
+# ---- 8. rate: Amazon SES takes 3 messages a second and drops the excess.
+prov_start ses --provider ses --rate 3 --window 1
+pcfg ses "rate 0"
+enqueue 12 1
+"$OUTBOX" -C "$CFG" -q >/dev/null 2>&1
+n454=$(count 454)
+check prov-rate-unpaced-throttled test "$n454" -gt 0
+prov_start ses2 --provider ses --rate 3 --window 1
+pcfg ses2 "rate 150"
+enqueue 12 1
+t0=$(date +%s%N)
+"$OUTBOX" -C "$CFG" -q >/dev/null 2>&1
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq prov-rate-no-454 "$(count 454)" 0
+expect_eq prov-rate-all-sent "$(count msg)" 12
+echo "note: SES at 3 a second: rate 0 met $n454 × 454; rate 150 sent 12 in $ms ms, 0 × 454"

@@ -691,8 +691,11 @@ expect_empty "$name"
 
 # Ten submissions at once to a slow server: each delivered once.
 name=t-ten
+# The server takes one session at a time: connections and submit_timeout
+# (limits.c) would queue what finds no slot or waits past 5 s.
 start_srv "$name-srv" --scenario slow
-mkcfg "$name" "$PORT" "timeout 30"
+mkcfg "$name" "$PORT" "timeout 30" "connections 10" \
+	"submit_timeout 60"
 pids=()
 for k in $(seq 10); do
 	mkmsg "q10-ten-$k"; owe "q10-ten-$k" b@example.test

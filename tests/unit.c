@@ -1138,6 +1138,45 @@ stub_reset(const char *replies, size_t rcut, size_t wcut)
 }
 
 /*
+ * io.c over a real socket whose peer does not read: the write meets
+ * EAGAIN, then the timeout; what went out and what is kept make the data
+ * exactly once, and nothing is written after.
+ */
+static void
+test_io_timeout(void)
+{
+	static char	 data[3 * 65536], got[sizeof(data)];
+	struct io	 io;
+	size_t		 i, n = 0;
+	ssize_t		 r;
+	int		 sv[2], small = 4096, failed;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = 'A' + i % 23;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == -1) {
+		CHECK("io: socketpair", 0);
+		return;
+	}
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+	io_init(&io, sv[0], 50);
+	failed = io_write(&io, data, sizeof(data)) == -1 ||
+	    io_flush(&io) == -1;
+	while ((r = read(sv[1], got + n, sizeof(got) - n)) > 0)
+		n += r;
+	CHECK("io: EAGAIN, then the timeout, fails the write", failed &&
+	    io.failed && strstr(io.err, "timed out") != NULL);
+	CHECK("io: sent and kept octets are the data, once",
+	    memcmp(got, data, n) == 0 && io.wlen <= sizeof(io.wbuf) &&
+	    memcmp(io.wbuf, data + n, io.wlen) == 0 && n + io.wlen <
+	    sizeof(data));
+	CHECK("io: nothing written after the timeout",
+	    io_write(&io, "QUIT\r\n", 6) == -1 && io_flush(&io) == -1 &&
+	    read(sv[1], got, sizeof(got)) == -1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/*
  * io.c: a failed write keeps exactly the octets not yet sent, and the io
  * stays failed: nothing more is written, whatever is asked.
  */
@@ -1176,6 +1215,8 @@ test_io_sticky(void)
 	CHECK("io: written whole in partial writes, in order", whole);
 	CHECK("io: failed is sticky (write and flush refuse)", sticky);
 	CHECK("io: nothing written after a failed write", never);
+
+	test_io_timeout();
 
 	/* A read that ends (EOF) marks the io failed too. */
 	stub_reset("250 ok\r\n", 8, (size_t)-1);
