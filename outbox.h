@@ -179,6 +179,7 @@ struct envelope {
 	const char	*notify;	/* DSN: -N, -R, -V */
 	const char	*ret;
 	const char	*envid;
+	int		 requiretls;	/* RFC 8689: verified TLS every hop */
 };
 
 /* What sendmail.c tells message.c about reading one message. */
@@ -239,6 +240,7 @@ struct io {
 #define EXT_CHUNKING	0x040
 #define EXT_ENHANCED	0x080
 #define EXT_AUTH	0x100
+#define EXT_REQUIRETLS	0x200
 
 struct session {
 	const struct account *acct;

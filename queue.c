@@ -275,6 +275,8 @@ write_env(int dfd, const struct qentry *q, const char *ext, int sync,
 		fprintf(fp, "ret %s\n", q->env.ret);
 	if (q->env.envid != NULL)
 		fprintf(fp, "envid %s\n", q->env.envid);
+	if (q->env.requiretls)
+		fprintf(fp, "requiretls 1\n");
 	if (why[0] != '\0')
 		fprintf(fp, "error %s\n", why);
 	for (i = 0; i < q->env.nrcpt; i++)

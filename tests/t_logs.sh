@@ -83,6 +83,36 @@ else
 	skip logs-pflogsumm "pflogsumm is not installed (tests/callers-deps.txt)"
 fi
 
+# syslog (the default): facility mail, the same lines. In a private mount
+# namespace, /dev/log is a socket of the test's (tmpfs over /dev).
+cat >"$FS/syslogd.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("/dev/log")
+open(sys.argv[1] + ".ready", "w").close()
+s.settimeout(20)
+with open(sys.argv[1], "wb") as f:
+    for _ in range(int(sys.argv[2])):   # the lines expected, or the timeout
+        f.write(s.recv(65536) + b"\n")
+        f.flush()
+PY
+mkcfg sys "$SRV"
+SYS=$FS/syslog.out
+if unshare -rm true 2>/dev/null; then
+	unshare -rm sh -c 'mount -t tmpfs none /dev && : >/dev/null || exit 1
+		python3 "$1/syslogd.py" "$2" 4 & p=$!
+		for i in $(seq 200); do [ -e "$2.ready" ] && break; sleep 0.05; done
+		"$3" -C "$4" -f a@example.test s@example.test <"$5"; echo $? >"$2.rc"
+		wait $p' sh "$FS" "$SYS" "$OUTBOX" "$CFG" "$MSG"
+	expect_eq logs-syslog-exit "$(cat "$SYS.rc" 2>/dev/null)" 0
+	# <22>: facility mail (2 * 8), severity info (6).
+	expect_grep logs-syslog-pickup '^<22>.* outbox/pickup\[[0-9]+\]: [0-9A-F]{12}: uid=' "$SYS"
+	expect_grep logs-syslog-smtp "^<22>.* outbox/smtp\[[0-9]+\]: [0-9A-F]{12}: to=<s@example\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:$SRV, .*status=sent " "$SYS"
+	expect_grep logs-syslog-removed '^<22>.* outbox/qmgr\[[0-9]+\]: [0-9A-F]{12}: removed$' "$SYS"
+else
+	skip logs-syslog "unshare -rm is not allowed here"
+fi
+
 # -L names the log's tag; a server's control characters are not written.
 L2=$FS/tag.log
 mkcfg tag "$SRV" "log $L2"

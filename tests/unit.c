@@ -1429,6 +1429,55 @@ test_printable(void)
 	free(p);
 }
 
+/* RFC 9422 LIMITS from EHLO, and the recipients a transaction may carry. */
+static void
+test_limits(void)
+{
+	struct account	a;
+	struct session	s;
+	struct rcpt	rc[7];
+	struct envelope	env;
+	const char	*addrs[] = { "a@x.test", "b@x.test", "c@y.test",
+	    "d@z.test", "e@x.test", "f@y.test", "g@w.test" };
+	size_t		i, later;
+
+	memset(&a, 0, sizeof(a));
+	memset(&s, 0, sizeof(s));
+	s.acct = &a;
+	limits_ehlo(&s, "LIMITS MAILMAX=1000 RCPTMAX=50000 RCPTDOMAINMAX=5");
+	CHECK("LIMITS parsed", s.mailmax == 1000 && s.rcptmax == 50000 &&
+	    s.rcptdomainmax == 5);
+	limits_ehlo(&s, "LIMITS RCPTMAX=0 MAILMAX=x1 RCPTDOMAINMAX=99999999");
+	CHECK("LIMITS bad values ignored", s.rcptmax == 0 && s.mailmax == 0 &&
+	    s.rcptdomainmax == 0);
+	limits_ehlo(&s, "LIMITSX RCPTMAX=3");
+	CHECK("LIMITS keyword whole", s.rcptmax == 0);
+	limits_ehlo(&s, "limits rcptmax=3");
+	CHECK("LIMITS case-insensitive", s.rcptmax == 3);
+	limits_ehlo(&s, NULL);
+	CHECK("LIMITS forgotten", s.rcptmax == 0);
+
+	memset(&env, 0, sizeof(env));
+	memset(rc, 0, sizeof(rc));
+	for (i = 0; i < 7; i++)
+		rc[i].addr = (char *)(uintptr_t)addrs[i];
+	env.rcpt = rc;
+	env.nrcpt = 7;
+	a.max_rcpt = 3;
+	later = limits_rcpt_split(&s, &env);
+	CHECK("max_rcpt splits", later == 4 && !rc[2].again && rc[3].again &&
+	    rc[6].again);
+	for (i = 0; i < 7; i++)
+		rc[i].again = 0;
+	a.max_rcpt = 0;
+	s.rcptdomainmax = 2;
+	rc[0].done = 1;		/* delivered: not counted */
+	later = limits_rcpt_split(&s, &env);
+	CHECK("RCPTDOMAINMAX splits by domain", later == 2 && !rc[1].again &&
+	    !rc[2].again && rc[3].again && !rc[4].again && !rc[5].again &&
+	    rc[6].again);
+}
+
 int
 main(void)
 {
@@ -1457,6 +1506,7 @@ main(void)
 	test_io_sticky();
 	test_smtp_failures();
 	test_printable();
+	test_limits();
 	printf("unit: %d failed\n", failures);
 	return failures != 0;
 }
