@@ -1272,9 +1272,9 @@ q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
 	else if (lim->queue_max_user_bytes > 0 &&
 	    sh.bytes + size > lim->queue_max_user_bytes)
 		snprintf(err, errlen, "your mail waiting in %s would pass "
-		    "queue_max_user_bytes (%lld octets: messages, envelopes and "
-		    "TLS session files); try again when the queue has drained "
-		    "(mailq)", dir, lim->queue_max_user_bytes);
+		    "queue_max_user_bytes (%lld octets: messages, envelopes "
+		    "and TLS session files); try again when the queue has "
+		    "drained (mailq)", dir, lim->queue_max_user_bytes);
 	else
 		rv = 0;
 out:

@@ -657,7 +657,8 @@ cache_key(const struct account *a, const char *host, const struct tlsca *ca,
 /*
  * A cache file we may read: a regular file with one link, of a size a
  * session can have, ours alone (or the group's, nothing for others, in a
- * setgid install, whose spool only the group can enter).
+ * setgid install, whose spool only the group can enter; also for root's
+ * run under NoNewPrivileges, which did not get the group).
  */
 static int
 cache_trusted(const struct stat *st)
@@ -665,8 +666,9 @@ cache_trusted(const struct stat *st)
 	if (!S_ISREG(st->st_mode) || st->st_nlink != 1 ||
 	    st->st_size <= (off_t)CACHE_HDR || st->st_size > CACHE_MAX)
 		return 0;
-	if (priv_group() != (gid_t)-1)
-		return st->st_gid == priv_group() && (st->st_mode & 007) == 0;
+	if (priv_install_group() != (gid_t)-1)
+		return st->st_gid == priv_install_group() &&
+		    (st->st_mode & 007) == 0;
 	return st->st_uid == getuid() && (st->st_mode & 077) == 0;
 }
 
@@ -777,7 +779,8 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 {
 	unsigned char	*buf, *p;
 	char		 tmp[sizeof(c->name) + 32];
-	mode_t		 mode = priv_group() != (gid_t)-1 ? 0660 : 0600;
+	mode_t		 mode = priv_install_group() != (gid_t)-1 ? 0660 :
+			    0600;
 	size_t		 len, i;
 	int		 dfd, fd, n, ok;
 
