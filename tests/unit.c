@@ -1041,6 +1041,119 @@ test_queue_modes(void)
 	umask(old);
 }
 
+/* An envelope's required lines, but its recipients. */
+#define ENV_HEAD "outbox-queue 2\nowner 0\ncreated 1\nnext 1\nattempts 0\n" \
+	"account a\nfile f\nsender a@b.c\nsize 0\nbody 0\nmaxline 0\n" \
+	"flags 0 0 0 0 0 0\n"
+
+/*
+ * A report is an entry of its own: written, committed in its message's
+ * envelope, published; loaded, it names its message and belongs to the
+ * message's owner. A submission's ID.sub is no live entry. The envelope
+ * grammar of reports: no rcpt once the report is written, IDs checked.
+ */
+static void
+test_queue_report(void)
+{
+	struct qentry	 q, b, l;
+	struct rcpt	 r, to;
+	struct strlist	 ids = { NULL, 0 };
+	char		 dir[300], err[512], bid[16], oid[16], *t1, *t2;
+	const char	*e;
+	off_t		 size;
+	size_t		 i;
+	int		 listed = 0;
+
+	snprintf(dir, sizeof(dir), "%s/queue-report", tmpdir);
+	CHECK("report: queue open", queue_open(dir, err, sizeof(err)) == 0);
+	memset(&q, 0, sizeof(q));
+	memset(&r, 0, sizeof(r));
+	t1 = spool("Subject: r\n\nthe body\n", 0, 0, &q.msg);
+	r.addr = (char *)(uintptr_t)"a@example.org";
+	r.st = ST_PERM;
+	q.env.sender = (char *)(uintptr_t)"me@example.org";
+	q.env.rcpt = &r;
+	q.env.nrcpt = 1;
+	q.account = (char *)(uintptr_t)"work";
+	q.account_file = (char *)(uintptr_t)"/etc/outbox.conf";
+	q.owner = getuid();
+	q.created = q.next = time(NULL);
+	CHECK("report: a submission's entry", queue_add(dir, &q, 0, err,
+	    sizeof(err)) == 0 && q.sub);
+	CHECK("report: ID.sub is not live", queue_load(dir, q.id, &l, 0, err,
+	    sizeof(err)) == -1 && errno == ENOENT);
+	queue_free(&l);
+	CHECK("report: published when it must wait", queue_update(dir, &q, err,
+	    sizeof(err)) == 0 && !q.sub && queue_load(dir, q.id, &l, 0, err,
+	    sizeof(err)) == 0);
+	queue_free(&l);
+	memset(&b, 0, sizeof(b));
+	memset(&to, 0, sizeof(to));
+	t2 = spool("Subject: report\n\nit failed\n", 0, 0, &b.msg);
+	to.addr = q.env.sender;
+	to.st = ST_TEMP;
+	b.env.sender = (char *)(uintptr_t)"";
+	b.env.rcpt = &to;
+	b.env.nrcpt = 1;
+	b.account = q.account;
+	b.account_file = q.account_file;
+	b.owner = q.owner;
+	b.created = b.next = time(NULL);
+	r.done = 1;
+	CHECK("report: queued", queue_report(dir, &q, &b, err,
+	    sizeof(err)) == 0 && strcmp(b.orig, q.id) == 0 &&
+	    q.report[0] == '\0');
+	strlcpy(bid, b.id, sizeof(bid));
+	strlcpy(oid, q.id, sizeof(oid));
+	size = q.msg.size;
+	message_close(&q.msg);		/* its claim, as a run's would end */
+	CHECK("report: loads, names its message", queue_load(dir, bid, &l, 0,
+	    err, sizeof(err)) == 0 && strcmp(l.orig, q.id) == 0 &&
+	    l.owner == q.owner && l.env.sender[0] == '\0');
+	queue_free(&l);
+	CHECK("report: the message commits it", queue_load(dir, q.id, &l, 0,
+	    err, sizeof(err)) == 0 && strcmp(l.report, bid) == 0 &&
+	    l.env.nrcpt == 0);
+	CHECK("report: finished, the message goes", queue_finish(dir, &l, err,
+	    sizeof(err)) == 0 && queue_load(dir, oid, &q, 0, err,
+	    sizeof(err)) == -1 && errno == ENOENT);
+	queue_free(&l);
+	queue_list(dir, &ids);
+	for (i = 0; i < ids.n; i++)
+		listed += strcmp(ids.v[i], bid) == 0;
+	CHECK("report: listed", ids.n == 1 && listed == 1);
+	strlist_free(&ids);
+	CHECK("report: its message whole beside it",
+	    queue_load(dir, bid, &l, 0, err, sizeof(err)) == 0 &&
+	    queue_open_orig(dir, &l, &q.msg) == 0 && q.msg.size == size);
+	close(q.msg.fd);
+	queue_free(&l);
+	message_close(&b.msg);
+	queue_remove(dir, bid);
+	free(t1);
+	free(t2);
+
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "report 0123456789AB\n";
+	CHECK("env: report without rcpt", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == 0 && strcmp(l.report, "0123456789AB") == 0);
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	CHECK("env: no rcpt, no report", queue_parse(ENV_HEAD, sizeof(ENV_HEAD)
+	    - 1, &l, err, sizeof(err)) == -1 && strstr(err, "no rcpt"));
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "rcpt a@b.c\norig ../x\n";
+	CHECK("env: bad orig", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == -1 && strstr(err, "bad queue ID") != NULL);
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "rcpt a@b.c\nheld 1\n";
+	CHECK("env: held", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == 0 && l.held == 1);
+	queue_free(&l);
+}
+
 /* The token response parser keeps only valid fields. */
 static void
 test_token_parse(void)
@@ -1502,6 +1615,7 @@ main(void)
 	test_config();
 	test_dsn();
 	test_queue();
+	test_queue_report();
 	test_queue_modes();
 	test_io_sticky();
 	test_smtp_failures();
