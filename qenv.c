@@ -64,6 +64,7 @@ static const struct efield fields[] = {
 	{ "orig",	set_orig,	0, 0, 0 },
 	{ "report",	set_report,	0, 0, 0 },
 	{ "held",	NULL,		0, 0, 1 },
+	{ "requiretls",	NULL,		0, 0, 1 },	/* RFC 8689 */
 };
 #define NFIELDS	(sizeof(fields) / sizeof(fields[0]))
 #define F_FILE	5	/* fields[F_FILE]: new in version 2 */
@@ -317,6 +318,7 @@ env_numbers(struct qentry *q, const long long *n)
 	q->msg.max_line = (size_t)n[9];
 	q->warned = (int)n[16];	/* "warned" */
 	q->held = (int)n[19];	/* "held" */
+	q->env.requiretls = (int)n[20];
 }
 
 /* One "key value" line: a known key, once unless it may repeat. */

@@ -48,6 +48,7 @@ struct opts {
 	char		*notify;
 	char		*ret;
 	const char	*envid;
+	int		 requiretls;	/* -O requiretls=yes */
 	int		 deliver;	/* -od: 'i', 'b' or 'q' */
 	int		 errmode;	/* -oe: 'p', 'm' or 'q' */
 	int		 due_only;	/* -q --due, -qTIME */
@@ -387,7 +388,13 @@ parse_valued(struct opts *o, int c, const char *v)
 	case 'C': o->config = v; return;
 	case 'a': o->account = v; return;
 	case 'L': o->tag = v; return;
-	case 'A': case 'd': case 'h': case 'O': case 'X': return;
+	case 'O':
+		/* Postfix 3.11's -O requiretls=yes (RFC 8689); others
+		 * are accepted and ignored. */
+		if (strcasecmp(v, "requiretls=yes") == 0)
+			o->requiretls = 1;
+		return;
+	case 'A': case 'd': case 'h': case 'X': return;
 	case 'B':
 		if (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)
 			fatal(EX_USAGE, "-B %s: use 7BIT or 8BITMIME", v);
@@ -869,6 +876,7 @@ submit(struct outbox *ob)
 		q.env.notify = ob->o.notify;
 		q.env.ret = ob->o.ret;
 		q.env.envid = ob->o.envid;
+		q.env.requiretls = ob->o.requiretls;
 		q.env.rcpt = xcalloc(resolved.n, sizeof(*q.env.rcpt));
 		q.env.nrcpt = resolved.n;
 		for (i = 0; i < resolved.n; i++) {

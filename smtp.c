@@ -513,6 +513,7 @@ ehlo_line(struct session *s, const char *l)
 		{ "DSN", EXT_DSN }, { "SIZE", EXT_SIZE },
 		{ "CHUNKING", EXT_CHUNKING },
 		{ "ENHANCEDSTATUSCODES", EXT_ENHANCED }, { "AUTH", EXT_AUTH },
+		{ "REQUIRETLS", EXT_REQUIRETLS },
 	};
 	size_t		 i, n;
 	const char	*e;
@@ -883,6 +884,18 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 		strlcat(tx->params, " RET=", sizeof(tx->params));
 		strlcat(tx->params, env->ret, sizeof(tx->params));
 	}
+	/* RFC 8689 4.2.1: only over verified TLS, to a server that offers
+	 * it; else the message is refused, for good. */
+	if (env->requiretls && (!(s->ext & EXT_REQUIRETLS) ||
+	    s->io.ssl == NULL)) {
+		smtp_failx(s, STAGE_MAIL, FC_PERM, "REQUIRETLS: %s", s->io.ssl ==
+		    NULL ? "the session is not TLS" : "the server does not offer "
+		    "REQUIRETLS, so it cannot keep the message on TLS");
+		strlcpy(s->fail.enhanced, "5.7.30", sizeof(s->fail.enhanced));
+		return ST_PERM;
+	}
+	if (env->requiretls)
+		strlcat(tx->params, " REQUIRETLS", sizeof(tx->params));
 	if ((s->ext & EXT_DSN) && env->envid != NULL) {
 		xtext(buf, sizeof(buf), env->envid);
 		strlcat(tx->params, " ENVID=", sizeof(tx->params));

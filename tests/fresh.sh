@@ -82,9 +82,9 @@ if [ -n "${FRESH_PACKAGE:-}" ] && [ $rc = 0 ]; then
 	in_root 'apt-get install -y -q --no-install-recommends dpkg-dev debhelper lintian </dev/null &&
 	    apt-get build-dep -y -q ./ </dev/null && make clean &&
 	    dpkg-buildpackage -us -uc -b && lintian --pedantic --fail-on error,warning ../outbox_*.deb &&
-	    apt-get install -y -q ../outbox_*.deb </dev/null && outbox --help >/dev/null &&
-	    { apt-get purge -y -q outbox </dev/null >/tmp/purge.log 2>&1; r=$?; cat /tmp/purge.log; [ $r = 0 ]; } &&
-	    ! grep -E "^(dpkg: )?warning" /tmp/purge.log' >"$W/package.log" 2>&1 || rc=1
+	    { apt-get install -y -q ../outbox_*.deb </dev/null && outbox --help >/dev/null &&
+	      apt-get purge -y -q outbox </dev/null; } >/tmp/dpkg.log 2>&1; r=$?; cat /tmp/dpkg.log;
+	    [ $r = 0 ] && ! grep -E "^dpkg: warning" /tmp/dpkg.log' >"$W/package.log" 2>&1 || rc=1
 	grep -E '^(E|W|I|P): ' "$W/package.log" | head -20
 	[ $rc = 0 ] || tail -30 "$W/package.log"
 fi

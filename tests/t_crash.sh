@@ -4,7 +4,8 @@
 # -e inject=SYSCALL:signal=SIGKILL:when=N) at the N-th sendto, unlinkat,
 # renameat, linkat or fsync of a queue run that delivers one recipient and
 # reports a refused one (the bounce is an entry of its own), of a submission
-# tried at once, and of a run of 32 entries over 4 sessions; then recovery
+# tried at once, of a run of 32 entries over 4 sessions, of a submission
+# queued first (-odq) and of -bs; then recovery
 # runs (-q, and -q again once an abandoned submission is 10 minutes old).
 # The ledger (tests/ledger.py) counts, over all trials:
 #   lost        a (message, recipient) owed and never delivered: must be 0
@@ -134,7 +135,36 @@ for sc in sendto:3 sendto:9 unlinkat:2 unlinkat:7 fsync:4; do
 	recover "$t"
 done
 
-# 4. What a power cut can leave: names without data. An entry whose files
+# 4. A submission queued first (-odq), and -bs: owed only when it said
+# so (exit 0; -bs: the 250 to the end of the data).
+for sc in fsync:3 renameat:2 linkat:1; do
+	for n in $(seq "${sc#*:}"); do
+		t=odq-${sc%:*}-$n s=$t@example.test
+		msg "$t"
+		mkcfg "$t" "$PORT" "log $FS/$t.olog"
+		killed "${sc%:*}" "$n" -odq -f "$s" c@example.test <"$FS/$t.msg"
+		[ "$RC" -eq 0 ] && echo "$t@example.test c@example.test $s" >>"$WANT"
+		recover "$t"
+	done
+done
+for sc in sendto:5 unlinkat:2 fsync:2; do
+	for n in $(seq "${sc#*:}"); do
+		t=bs-${sc%:*}-$n s=$t@example.test
+		msg "$t"
+		mkcfg "$t" "$PORT" "log $FS/$t.olog"
+		{ printf 'EHLO crash.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<c@example.test>\r\nDATA\r\n' "$s"
+		  sed 's/$/\r/' "$FS/$t.msg"; printf '.\r\nQUIT\r\n'; } >"$FS/$t.bs"
+		killed "${sc%:*}" "$n" -bs <"$FS/$t.bs"
+		if [ "$(grep -c '^250 ' "$FS/last.out")" -ge 4 ]; then
+			echo "$t@example.test c@example.test $s" >>"$WANT"
+		else
+			echo "$t@example.test" >>"$SUBS"
+		fi
+		recover "$t"
+	done
+done
+
+# 5. What a power cut can leave: names without data. An entry whose files
 # came back empty (8a939ad published before syncing) is damaged: mailq and
 # --json show it; after an hour a run sets it aside as ID.bad, with a log
 # line, and it is never "left alone" on every run. An empty ID.sub (a

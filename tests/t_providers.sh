@@ -161,7 +161,10 @@ expect_eq prov-silent-queued "$(ls "$QD" | grep -c '\.env$')" 1
 expect_grep prov-silent-mailq-says 'still being tried after submit_timeout' "$FS/silent.bp"
 echo "note: a smarthost that never answers (timeout 60): the caller waited $ms ms"
 prov_stop	# the attempt in the background ends; the entry waits
-for _ in $(seq 100); do grep -q 'still being' "$QD"/*.env || break; sleep 0.1; done
+for _ in $(seq 100); do
+	grep -qs 'still being' "$QD"/*.env || break
+	sleep 0.1
+done
 expect_eq prov-silent-kept "$(ls "$QD" | grep -c '\.env$')" 1
 
 # ---- 6. provider gmail: 100 recipients a transaction, no 452.
@@ -203,3 +206,33 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_eq prov-rate-no-454 "$(count 454)" 0
 expect_eq prov-rate-all-sent "$(count msg)" 12
 echo "note: SES at 3 a second: rate 0 met $n454 × 454; rate 150 sent 12 in $ms ms, 0 × 454"
+
+# ---- 9. REQUIRETLS (RFC 8689): -O requiretls=yes, as Postfix 3.11.
+fault_certs
+EXT="PIPELINING,8BITMIME,ENHANCEDSTATUSCODES,STARTTLS"
+for offer in yes no; do
+	ext=$EXT
+	[ "$offer" = yes ] && ext="$EXT,REQUIRETLS"
+	prov_stop
+	fault_start "rtls-$offer" --ext "$ext" "${TLSARGS[@]}" --max-time 60
+	SRV_PID_F=$SRV_PID
+	mkcfg "rtls-$offer" "$PORT" "tls starttls" "tls_ca_file $CA"
+	msg 1 | "$OUTBOX" -C "$CFG" -O requiretls=yes bob@example.org \
+		2>"$FS/rtls-$offer.err"
+	rc=$?
+	kill "$SRV_PID_F" 2>/dev/null; wait "$SRV_PID_F" 2>/dev/null
+	if [ "$offer" = yes ]; then
+		expect_eq prov-requiretls-offered-exit "$rc" 0
+		expect_grep prov-requiretls-param '^C: MAIL FROM:<[^>]*>.* REQUIRETLS' "$LOG"
+	else
+		expect_eq prov-requiretls-missing-exit "$rc" 69
+		expect_nogrep prov-requiretls-missing-no-mail '^C: MAIL FROM' "$LOG"
+		expect_grep prov-requiretls-missing-says 'REQUIRETLS' "$FS/rtls-$offer.err"
+		check prov-requiretls-missing-kept test -s "$DEAD"
+	fi
+done
+SRV_PID=
+# A message that must wait keeps its REQUIRETLS in the queue.
+mkcfg rtls-queued "$(free_port)" "tls starttls" "tls_ca_file $CA"
+msg 2 | "$OUTBOX" -C "$CFG" -O requiretls=yes bob@example.org 2>/dev/null
+expect_grep prov-requiretls-queued '^requiretls 1$' "$(ls "$QD"/*.env | head -1)"
