@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: ISC
 """Runs a command with its stderr on a full pipe that nobody reads.
 
 fillpipe.py PIDFILE CMD...: makes a pipe, fills it until a write would
