@@ -131,7 +131,8 @@ analyze:
 # What the Debian package ships, PREFIX-relative: the binary, the man
 # pages, the queue's systemd units and cron line with this build's paths,
 # and the configuration template unless a configuration is there.
-SEDPATHS = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+SEDPATHS = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	   -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 install: outbox
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CRONDIR) \

@@ -107,6 +107,8 @@ enum { ACCT, ALL };
 #define SIZE_MAX_MESSAGE (50 * MIB)	/* above every provider's SIZE we know */
 #define SIZE_MAX_USER	(1024 * MIB)
 #define SIZE_MIN_FREE	(100 * MIB)
+#define USER_ENTRIES	1000	/* queue_max_user_entries */
+#define MIN_FREE_INODES	1000	/* queue_min_free_inodes */
 
 static const struct key {
 	const char	*name;
@@ -158,6 +160,8 @@ static const struct key {
 	ROW(queue_max_message_size, K_SIZE,	0, 1LL << 50,	VAL, ALL),
 	ROW(queue_max_user_bytes, K_SIZE,	0, 1LL << 50,	VAL, ALL),
 	ROW(queue_min_free,	K_SIZE,		0, 1LL << 50,	VAL, ALL),
+	ROW(queue_max_user_entries, K_SIZE,	0, 1LL << 50,	VAL, ALL),
+	ROW(queue_min_free_inodes, K_SIZE,	0, 1LL << 50,	VAL, ALL),
 	ROW(oauth2_grant,	K_CHOICE,	0, 0,		OWN, ACCT),
 	ROW(oauth2_token_url,	K_STR,		0, 0,		OWN, ACCT),
 	ROW(oauth2_device_url,	K_STR,		0, 0,		OWN, ACCT),
@@ -244,7 +248,8 @@ account_init(struct account *a)
 	a->submit_timeout = 5;
 	/* Unset (-1) until a file says: config_load fills the defaults. */
 	a->queue_max_message_size = a->queue_max_user_bytes =
-	    a->queue_min_free = -1;
+	    a->queue_min_free = a->queue_max_user_entries =
+	    a->queue_min_free_inodes = -1;
 }
 
 /* An octet count: 0, 1048576, 512k, 50M, 2G (binary multiples). */
@@ -301,6 +306,10 @@ spool_limits(struct account *to, const struct account *from)
 		to->queue_max_user_bytes = from->queue_max_user_bytes;
 	if (from->queue_min_free != -1)
 		to->queue_min_free = from->queue_min_free;
+	if (from->queue_max_user_entries != -1)
+		to->queue_max_user_entries = from->queue_max_user_entries;
+	if (from->queue_min_free_inodes != -1)
+		to->queue_min_free_inodes = from->queue_min_free_inodes;
 }
 
 /* Deep copy: every string of dst is its own. */
@@ -368,7 +377,7 @@ config_private(int fd, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if ((st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
-	    st.st_gid != priv_group())) {
+	    st.st_gid != priv_install_group())) {
 		snprintf(err, errlen, "%s holds a secret and others can read "
 		    "it (mode %03o): chmod 600 %s", path,
 		    (unsigned)(st.st_mode & 0777), path);
@@ -1049,6 +1058,10 @@ config_load(struct config *cfg, const char *file, const char *home,
 		cfg->defaults.queue_max_user_bytes = SIZE_MAX_USER;
 	if (cfg->defaults.queue_min_free == -1)
 		cfg->defaults.queue_min_free = SIZE_MIN_FREE;
+	if (cfg->defaults.queue_max_user_entries == -1)
+		cfg->defaults.queue_max_user_entries = USER_ENTRIES;
+	if (cfg->defaults.queue_min_free_inodes == -1)
+		cfg->defaults.queue_min_free_inodes = MIN_FREE_INODES;
 	cfg->defaults.name = xstrdup("none");
 	cfg->defaults.file = "(no configuration)";
 	return finish(&cfg->defaults, err, errlen);

@@ -183,21 +183,39 @@ auth_print(const struct account *a, char hex[65])
 }
 
 /*
+ * Whether the queue is every user's (queue_shared): the setgid install,
+ * or its spool as a root run without the group (NoNewPrivileges) sees it.
+ * Called with the group raised.
+ */
+static int
+sub_shared(const char *qdir)
+{
+	int	fd, shared;
+
+	if ((fd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return priv_group() != (gid_t)-1;
+	shared = queue_shared(fd);
+	close(fd);
+	return shared;
+}
+
+/*
  * The directory QUEUE/sub, made when missing (with make): the group's in
- * a setgid install (every user's processes share it), else the user's.
+ * a shared queue (every user's processes share it), else the user's.
  */
 static int
 sub_open(const char *qdir, const char *sub, int make)
 {
 	char	path[4096];
-	int	fd, shared = priv_group() != (gid_t)-1;
+	int	fd, shared;
 
 	if (snprintf(path, sizeof(path), "%s/%s", qdir, sub) >=
 	    (int)sizeof(path))
 		return -1;
 	priv_raise();
-	if (make && mkdir(path, shared ? 0770 : 0700) == 0)
-		chmod(path, shared ? 0770 : 0700);	/* whatever the umask */
+	shared = sub_shared(qdir);
+	if (make && mkdir(path, 0700) == 0)
+		chmod(path, shared ? 02770 : 0700);	/* whatever the umask */
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	priv_drop();
 	return fd;
@@ -208,17 +226,18 @@ static int
 sub_file(const char *qdir, const char *sub, const char *name, int make)
 {
 	struct stat	st;
-	int		dfd, fd, shared = priv_group() != (gid_t)-1;
+	mode_t		mode;
+	int		dfd, fd;
 
 	if ((dfd = sub_open(qdir, sub, make)) == -1)
 		return -1;
 	priv_raise();
+	mode = sub_shared(qdir) ? 0660 : 0600;
 	fd = openat(dfd, name, O_RDWR | (make ? O_CREAT : 0) | O_NOFOLLOW |
-	    O_CLOEXEC |
-	    O_NONBLOCK, shared ? 0660 : 0600);
+	    O_CLOEXEC | O_NONBLOCK, mode);
 	if (fd != -1 && fstat(fd, &st) == 0 && st.st_size == 0 &&
-	    (st.st_mode & 0777) != (shared ? 0660u : 0600u))
-		fchmod(fd, shared ? 0660 : 0600);
+	    (st.st_mode & 0777) != mode)
+		fchmod(fd, mode);
 	priv_drop();
 	close(dfd);
 	if (fd != -1 && (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
@@ -406,6 +425,10 @@ slot_take(const struct run *r, struct session *s, const struct account *a,
 				return -1;
 			if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
 				s->slot = fd + 1;
+				/* Every user's runs share a system account's
+				 * slots: nothing blocks on stderr meanwhile. */
+				if (a->system)
+					queue_hold(&s->errheld);
 				return 0;
 			}
 			close(fd);
@@ -423,6 +446,7 @@ limits_release(struct session *s)
 	if (s->slot != 0)
 		close(s->slot - 1);
 	s->slot = 0;
+	queue_unhold(&s->errheld);
 }
 
 /*

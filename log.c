@@ -100,8 +100,9 @@ log_file(const char *path, const char *ident, const char *line)
 	char		 date[40], zone[8], host[256];
 	int		 fd;
 
+	/* Never waits: a FIFO nobody reads must not stall a claimed entry. */
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	    O_NONBLOCK | O_CLOEXEC, 0600);
 	if (fd == -1 || (fp = fdopen(fd, "a")) == NULL) {
 		warn("log %s", path);
 		if (fd != -1)

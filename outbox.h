@@ -132,6 +132,8 @@ struct account {
 	long long	 queue_max_message_size;	/* octets, 0: no limit */
 	long long	 queue_max_user_bytes;	/* one user's share of a shared spool */
 	long long	 queue_min_free;	/* octets the file system keeps free */
+	long long	 queue_max_user_entries;	/* one user's entries */
+	long long	 queue_min_free_inodes;	/* inodes users leave free */
 	char		*oauth2_grant;	/* client_credentials, refresh_token... */
 	char		*oauth2_token_url;
 	char		*oauth2_device_url;
@@ -269,6 +271,7 @@ struct session {
 	double		 xfer_s;	/* seconds of the transaction */
 	int		 tls_logged;	/* the log has this session's TLS */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
+	int		 errheld;	/* stderr held with the slot (queue_hold) */
 	int		 uncharged;	/* the account's state, not the message's:
 					   no retry step for the entry */
 	unsigned	 ntx;		/* transactions in this session */
@@ -298,6 +301,7 @@ struct qentry {
 	int		 held;		/* never tried again: mailq says why */
 	int		 sub;		/* a submission's ID.sub: not live yet */
 	int		 active;	/* mailq: some process holds its claim */
+	int		 errheld;	/* stderr held while claimed (queue.c) */
 };
 
 /* One run of outbox: what deliver.c needs beyond the message. */
@@ -392,6 +396,7 @@ struct oauth2_resp {
 
 /* priv.c */
 void	 priv_init(void);
+gid_t	 priv_install_group(void);
 gid_t	 priv_group(void);
 void	 priv_raise(void);
 void	 priv_drop(void);
@@ -494,6 +499,11 @@ int	 reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
 /* queue.c */
+int	 queue_shared(int);
+void	 queue_hold(int *);
+void	 queue_unhold(int *);
+void	 queue_hold_forget(void);
+void	 queue_hold_detach(int);
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
 int	 queue_update(const char *, struct qentry *, char *, size_t);
@@ -515,6 +525,7 @@ int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
 int	 queue_parse(const char *, size_t, struct qentry *, char *, size_t);
+off_t	 queue_env_size(const struct qentry *);
 int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
 const struct account *queue_account(const struct config *,

@@ -6,6 +6,8 @@
  * a user controls, and gives it up for good (priv_lose) before -C, a user
  * file it must trust, or any command it runs.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,6 +19,8 @@
 
 /* The group outbox was installed setgid to, or -1: set once, then read. */
 static gid_t	privgid = (gid_t)-1;
+/* The install's group even when the setgid bit did not take (below). */
+static gid_t	instgid = (gid_t)-1;
 
 /* Variables that would make OpenSSL load a user's code or trust store. */
 static const char *unsafe_env[] = {
@@ -33,8 +37,9 @@ static const char *unsafe_env[] = {
 void
 priv_init(void)
 {
-	size_t	i;
-	int	fd;
+	struct stat	st;
+	size_t		i;
+	int		fd;
 
 	/*
 	 * A closed 0, 1 or 2 would be the next file opened: the spool file
@@ -45,14 +50,33 @@ priv_init(void)
 		    open("/dev/null", O_RDWR) != fd)
 			_exit(EX_OSERR);	/* nowhere to say it */
 	closefrom(3);
-	if (getegid() == getgid())
+	if (getegid() == getgid()) {
+		/*
+		 * Under NoNewPrivileges (systemd's queue unit) the setgid bit
+		 * is ignored: root's run still knows the install's group, so
+		 * that it trusts the secrets the group may read.
+		 */
+		if (stat("/proc/self/exe", &st) == 0 &&
+		    (st.st_mode & S_ISGID) != 0)
+			instgid = st.st_gid;
 		return;
-	privgid = getegid();
+	}
+	privgid = instgid = getegid();
 	for (i = 0; unsafe_env[i] != NULL; i++)
 		unsetenv(unsafe_env[i]);
 	/* Queue files are shared with the group; nothing with others. */
 	umask(007);
 	priv_drop();
+}
+
+/*
+ * The group of a setgid install, also in a run that did not get it
+ * (NoNewPrivileges), or (gid_t)-1: what a shared file's group must be.
+ */
+gid_t
+priv_install_group(void)
+{
+	return instgid;
 }
 
 /* The setgid group, or (gid_t)-1 when outbox is not installed setgid. */

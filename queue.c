@@ -19,6 +19,7 @@
  * damaged envelope set aside after an hour, with a log line.
  */
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -41,6 +42,15 @@
 #define RETRY_MAX	3600	/* ... up to an hour */
 #define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
 #define ID_LEN		12	/* q_add_: 8 hex digits of time, 4 random */
+
+/* What q_perm gives a mode to. */
+enum qkind { QK_ENV, QK_MSG, QK_DIR };
+
+/* One user's share of a shared spool (q_share). */
+struct share {
+	long long	bytes;
+	long long	entries;
+};
 
 static int	 dir_open(const char *, char *, size_t);
 static int	 id_valid(const char *, size_t);
@@ -69,8 +79,23 @@ static int	 q_load_(const char *, const char *, struct qentry *, int,
 static int	 q_claim_(const char *, struct qentry *, char *, size_t);
 static int	 q_list_(const char *, struct strlist *);
 static void	 q_litter(int, const char *, time_t);
+static void	 q_share(int, uid_t, struct share *);
 static int	 q_room_(const char *, const struct account *, uid_t, off_t,
 		    char *, size_t);
+static void	 q_hold(struct qentry *);
+static mode_t	 q_perm(int, enum qkind);
+
+/*
+ * Where stderr goes while this process holds what other users' mail
+ * waits for (queue_hold): a memory file, replayed once the last holder
+ * let go. A stderr nobody reads (a full pipe, a stopped terminal) then
+ * blocks a process that holds nothing. Process-wide, as descriptor 2 is.
+ */
+static struct {
+	int	depth;		/* claims held */
+	int	saved;		/* the real stderr, while depth > 0 */
+	int	mem;		/* what stands in for it */
+} hold = { 0, -1, -1 };
 
 /*
  * The queue directory itself, never through a symbolic link in its last
@@ -87,6 +112,47 @@ dir_open(const char *dir, char *err, size_t errlen)
 		    "a symbolic link; name the directory itself" :
 		    strerror(errno));
 	return fd;
+}
+
+/*
+ * Whether the queue behind dfd is shared by every user's runs: the setgid
+ * install, or a directory with the setgid bit (install-setgid makes the
+ * spool 2770), which is how a root run that did not get the group (under
+ * systemd's NoNewPrivileges=yes the setgid bit is ignored) still knows.
+ */
+int
+queue_shared(int dfd)
+{
+	struct stat	st;
+
+	return priv_install_group() != (gid_t)-1 ||
+	    (fstat(dfd, &st) == 0 && (st.st_mode & S_ISGID) != 0);
+}
+
+/*
+ * The mode of what the queue holds, set explicitly, never left to the
+ * umask (tight in outbox, and not widened for a run without the group):
+ * in a shared queue every owner's runs read the envelopes and messages
+ * through the group, and any run may rewrite an envelope (rename): 0660,
+ * directories 2770; a personal queue is its user's alone.
+ */
+static mode_t
+q_perm(int dfd, enum qkind kind)
+{
+	int	shared = dfd == -1 ? priv_group() != (gid_t)-1 :
+		    queue_shared(dfd);
+
+	switch (kind) {
+	case QK_ENV:
+		return shared ? 0660 : 0600;
+	case QK_MSG:
+		/* Group write: a report's ID.orig is a hard link to it,
+		 * made by whichever user's run settles the entry (the
+		 * kernel's protected_hardlinks asks for read and write). */
+		return shared ? 0660 : 0600;
+	default:
+		return shared ? 02770 : 0700;
+	}
 }
 
 /* Whether id[0..len) is exactly what q_add_ makes: 12 upper hex digits. */
@@ -114,7 +180,7 @@ q_open_(const char *dir, char *err, size_t errlen)
 {
 	char		 path[PATH_MAX], *p;
 	struct stat	 st;
-	int		 fd;
+	int		 fd, made;
 
 	if (strlcpy(path, dir, sizeof(path)) >= sizeof(path) || dir[0] != '/') {
 		snprintf(err, errlen, "queue_dir %s: not an absolute path", dir);
@@ -126,13 +192,16 @@ q_open_(const char *dir, char *err, size_t errlen)
 			break;
 		*p = '/';
 	}
-	if (mkdir(dir, 0770) == -1 && errno != EEXIST) {
+	made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create queue_dir %s: %s", dir,
 		    strerror(errno));
 		return -1;
 	}
 	if ((fd = dir_open(dir, err, errlen)) == -1)
 		return -1;
+	if (made)
+		fchmod(fd, q_perm(-1, QK_DIR));
 	if (fstat(fd, &st) == -1 || (st.st_mode & S_IWOTH) != 0 ||
 	    (priv_group() != (gid_t)-1 && st.st_gid != priv_group()) ||
 	    faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) == -1) {
@@ -177,7 +246,9 @@ write_env(int dfd, const struct qentry *q, const char *ext, int sync,
 	snprintf(tmp, sizeof(tmp), "tmp.%s.env", q->id);
 	snprintf(path, sizeof(path), "%s.%s", q->id, ext);
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0660);
+	    O_CLOEXEC, 0600);
+	if (fd != -1)
+		fchmod(fd, q_perm(dfd, QK_ENV));
 	if (fd == -1 || (fp = fdopen(fd, "w")) == NULL) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 		if (fd != -1)
@@ -253,15 +324,19 @@ q_link(int dfd, struct qentry *q, char *err, size_t errlen)
 		    rnd[1]);
 		snprintf(name, sizeof(name), "%s.msg", q->id);
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", q->msg.fd);
-		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
+		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0) {
+			fchmod(q->msg.fd, q_perm(dfd, QK_MSG));
 			return 0;
+		}
 		if (errno == EEXIST && tries < 100)
 			continue;
 		/* Not an O_TMPFILE in this file system: copy it. */
 		fd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0660);
+		    O_CLOEXEC, 0600);
 		if (fd == -1 && errno == EEXIST && tries < 100)
 			continue;
+		if (fd != -1)
+			fchmod(fd, q_perm(dfd, QK_MSG));
 		if (fd == -1 || copy_fd(q->msg.fd, fd) == -1) {
 			snprintf(err, errlen, "%s: %s", name, strerror(errno));
 			if (fd != -1) {
@@ -797,6 +872,101 @@ out:
 }
 
 /*
+ * Takes stderr away while this process holds something other users'
+ * mail waits for (*held notes that this holder took it): a claim on
+ * another user's entry, a connection slot of a system account
+ * (limits.c). What is written meanwhile (the -v transcript, warnings)
+ * waits in memory.
+ */
+void
+queue_hold(int *held)
+{
+	int	mem, saved;
+
+	if (*held)
+		return;
+	*held = 1;
+	if (hold.depth++ > 0)
+		return;
+	fflush(stderr);
+	if ((mem = memfd_create("outbox-stderr", MFD_CLOEXEC)) == -1)
+		return;		/* no memory: stderr as it is */
+	if ((saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	    dup2(mem, STDERR_FILENO) == -1) {
+		if (saved != -1)
+			close(saved);
+		close(mem);
+		return;
+	}
+	hold.saved = saved;
+	hold.mem = mem;
+}
+
+/* Gives stderr back once the last holder let go, and replays it there. */
+void
+queue_unhold(int *held)
+{
+	char	buf[8192];
+	off_t	off = 0;
+	ssize_t	n, w, done;
+
+	if (!*held)
+		return;
+	*held = 0;
+	if (hold.depth == 0 || --hold.depth > 0 || hold.saved == -1)
+		return;
+	fflush(stderr);
+	dup2(hold.saved, STDERR_FILENO);
+	close(hold.saved);
+	/* May block now: this process no longer holds anyone's mail. */
+	while ((n = pread(hold.mem, buf, sizeof(buf), off)) > 0) {
+		for (done = 0; done < n; done += w)
+			if ((w = write(STDERR_FILENO, buf + done, n - done)) ==
+			    -1) {
+				if (errno != EINTR)
+					goto out;
+				w = 0;
+			}
+		off += n;
+	}
+out:
+	close(hold.mem);
+	hold.saved = hold.mem = -1;
+}
+
+/*
+ * A process that leaves its caller gives fd (/dev/null) to the stderr it
+ * holds too, so that nothing reaches the caller later, nor keeps its pipe
+ * open. Async-signal-safe.
+ */
+void
+queue_hold_detach(int fd)
+{
+	if (hold.saved != -1)
+		dup2(fd, hold.saved);
+}
+
+/* A detached process forgets the stderr it held: it has none to give. */
+void
+queue_hold_forget(void)
+{
+	if (hold.saved != -1)
+		close(hold.saved);
+	if (hold.mem != -1)
+		close(hold.mem);
+	hold.depth = 0;
+	hold.saved = hold.mem = -1;
+}
+
+/* A claim on one's own entry delays only one's own mail: no hold. */
+static void
+q_hold(struct qentry *q)
+{
+	if (q->owner != getuid())
+		queue_hold(&q->errheld);
+}
+
+/*
  * Loads an entry. With lock, claims it without waiting: 1 when another
  * process holds it. -1 with err when it is gone (errno ENOENT), damaged
  * (EBADMSG: reported, never sent; queue_set_aside after an hour), or set
@@ -838,7 +1008,8 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 		}
 		snprintf(err, errlen, "%s.bad: set aside: %s", id, why);
 		errno = ENOTRECOVERABLE;
-	}
+	} else if (rv == 0 && lock)
+		q_hold(q);
 	if (rv != 0 && q->msg.fd != -1) {
 		close(q->msg.fd);
 		q->msg.fd = -1;
@@ -885,6 +1056,8 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 	}
 	if (rv != 0)
 		flock(q->msg.fd, LOCK_UN);
+	else
+		q_hold(q);
 	close(dfd);
 	return rv;
 }
@@ -895,6 +1068,7 @@ queue_release(struct qentry *q)
 {
 	if (q->msg.fd != -1)
 		flock(q->msg.fd, LOCK_UN);
+	queue_unhold(&q->errheld);
 }
 
 /* Releases an entry (and its lock). */
@@ -904,6 +1078,7 @@ queue_free(struct qentry *q)
 	if (q->msg.fd != -1)
 		close(q->msg.fd);
 	q->msg.fd = -1;
+	queue_unhold(&q->errheld);
 	env_clear(q);
 }
 
@@ -913,7 +1088,10 @@ id_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Removes name when it is litter a crash left over an hour ago. */
+/*
+ * Removes name when it is litter a crash left over an hour ago, or a TLS
+ * session file (or its temporary) too old to be offered (tls.c).
+ */
 static void
 q_litter(int dfd, const char *name, time_t now)
 {
@@ -927,6 +1105,9 @@ q_litter(int dfd, const char *name, time_t now)
 	if (len == 4 + ID_LEN + 4 && strncmp(name, "tmp.", 4) == 0 &&
 	    id_valid(name + 4, ID_LEN) && strcmp(name + len - 4, ".env") == 0)
 		unlinkat(dfd, name, 0);
+	else if (S_ISREG(st.st_mode) && (strncmp(name, "tls-", 4) == 0 ||
+	    strncmp(name, "tmp.tls-", 8) == 0))
+		unlinkat(dfd, name, 0);	/* a session too old to offer */
 	else if (len >= ID_LEN + 4 && id_valid(name, ID_LEN) &&
 	    (strcmp(name + ID_LEN, ".msg") == 0 ||
 	    strcmp(name + ID_LEN, ".orig") == 0)) {
@@ -980,54 +1161,125 @@ q_list_(const char *dir, struct strlist *ids)
 }
 
 /*
- * Whether a new entry of size octets fits a shared (setgid) spool: the
- * file system keeps queue_min_free, and the owner's entries stay within
- * queue_max_user_bytes. A personal queue fills only its user's disk.
- * -1 with err: a temporary refusal.
+ * The octets an entry's envelope will take: its header lines, and a line
+ * per address. A thousand long recipients weigh more than the message.
+ */
+off_t
+queue_env_size(const struct qentry *q)
+{
+	off_t	n = 1024 + PATH_MAX;
+	size_t	i;
+
+	if (q->env.sender != NULL)
+		n += strlen(q->env.sender);
+	for (i = 0; i < q->env.nrcpt; i++)
+		n += strlen(q->env.rcpt[i].addr) + 6;
+	return n;
+}
+
+/*
+ * What owner has in the spool: entries (the ID.msg it owns) with their
+ * messages, envelopes (whoever last wrote them) and reports in progress,
+ * and the TLS session files it wrote.
+ */
+static void
+q_share(int dfd, uid_t owner, struct share *sh)
+{
+	static const char *const ext[] = { "env", "sub", "rep" };
+	struct stat	 st;
+	struct dirent	*e;
+	DIR		*d;
+	char		 name[64];
+	size_t		 len, i;
+	int		 fd;
+
+	memset(sh, 0, sizeof(*sh));
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		len = strlen(e->d_name);
+		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
+		    strcmp(e->d_name + ID_LEN, ".msg") == 0) {
+			if (fstatat(dfd, e->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1 || st.st_uid != owner)
+				continue;
+			sh->entries++;
+			sh->bytes += st.st_size;
+			for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
+				snprintf(name, sizeof(name), "%.*s.%s", ID_LEN,
+				    e->d_name, ext[i]);
+				if (fstatat(dfd, name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0)
+					sh->bytes += st.st_size;
+			}
+		} else if ((strncmp(e->d_name, "tls-", 4) == 0 ||
+		    strncmp(e->d_name, "tmp.tls-", 8) == 0) &&
+		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_uid == owner)
+			sh->bytes += st.st_size;
+	}
+	closedir(d);
+}
+
+/*
+ * Whether a new entry of size octets (message and envelope) fits a
+ * shared (setgid) spool: the file system keeps queue_min_free octets and,
+ * for users other than root, queue_min_free_inodes inodes (root's reserve,
+ * so that a user who fills the spool's inodes stops no one but himself);
+ * the owner stays within queue_max_user_entries and queue_max_user_bytes
+ * (q_share). A personal queue fills only its user's disk. -1 with err: a
+ * temporary refusal.
  */
 static int
 q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
     char *err, size_t errlen)
 {
 	struct statvfs	 vfs;
-	struct stat	 st;
-	struct dirent	*e;
-	DIR		*d;
-	long long	 mine = size;
-	int		 dfd, fd;
+	struct share	 sh;
+	int		 dfd, rv = -1;
 
 	if (priv_group() == (gid_t)-1)
 		return 0;
 	if ((dfd = dir_open(dir, err, errlen)) == -1)
 		return -1;
-	if (lim->queue_min_free > 0 && fstatvfs(dfd, &vfs) == 0 &&
+	if (fstatvfs(dfd, &vfs) == -1)
+		memset(&vfs, 0, sizeof(vfs));
+	if (lim->queue_min_free > 0 && vfs.f_frsize > 0 &&
 	    (long long)vfs.f_bavail * (long long)vfs.f_frsize - size <
 	    lim->queue_min_free) {
 		snprintf(err, errlen, "the file system of %s is nearly full "
 		    "(queue_min_free %lld octets); try again later", dir,
 		    lim->queue_min_free);
-		close(dfd);
-		return -1;
+		goto out;
 	}
-	if (lim->queue_max_user_bytes == 0 || (fd = dup(dfd)) == -1 ||
-	    (d = fdopendir(fd)) == NULL) {
-		close(dfd);
-		return 0;
+	/* An entry takes up to three inodes while it is written. */
+	if (owner != 0 && lim->queue_min_free_inodes > 0 && vfs.f_files > 0 &&
+	    (long long)vfs.f_favail - 3 < lim->queue_min_free_inodes) {
+		snprintf(err, errlen, "the file system of %s has few inodes "
+		    "left (queue_min_free_inodes %lld); try again later", dir,
+		    lim->queue_min_free_inodes);
+		goto out;
 	}
-	while ((e = readdir(d)) != NULL)
-		if (strlen(e->d_name) == ID_LEN + 4 &&
-		    strcmp(e->d_name + ID_LEN, ".msg") == 0 &&
-		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_uid == owner)
-			mine += st.st_size;
-	closedir(d);
+	q_share(dfd, owner, &sh);
+	if (lim->queue_max_user_entries > 0 &&
+	    sh.entries + 1 > lim->queue_max_user_entries)
+		snprintf(err, errlen, "you have %lld entries waiting in %s, "
+		    "as many as queue_max_user_entries allows; try again when "
+		    "the queue has drained (mailq)", sh.entries, dir);
+	else if (lim->queue_max_user_bytes > 0 &&
+	    sh.bytes + size > lim->queue_max_user_bytes)
+		snprintf(err, errlen, "your mail waiting in %s would pass "
+		    "queue_max_user_bytes (%lld octets: messages, envelopes "
+		    "and TLS session files); try again when the queue has "
+		    "drained (mailq)", dir, lim->queue_max_user_bytes);
+	else
+		rv = 0;
+out:
 	close(dfd);
-	if (mine <= lim->queue_max_user_bytes)
-		return 0;
-	snprintf(err, errlen, "your mail waiting in %s would pass "
-	    "queue_max_user_bytes (%lld octets); try again when the queue "
-	    "has drained (mailq)", dir, lim->queue_max_user_bytes);
-	return -1;
+	return rv;
 }
 
 /*

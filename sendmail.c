@@ -521,6 +521,7 @@ verify(const struct opts *o, const struct account *a,
 		if (addr_resolve(&one, al, a->maildomain, &out, err,
 		    sizeof(err)) == -1) {
 			printf("%s: error: %s\n", o->rcpt.v[i], err);
+			strlist_free(&out);	/* what came before the error */
 			bad = 1;
 			continue;
 		}

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -51,6 +52,7 @@
  * from the system store stops counting within the hour.
  */
 #define CACHE_AGE_MAX	3600
+#define CACHE_PER_USER	16		/* session files one user may keep */
 
 #define CA_FILE_MAX	(16 * 1024 * 1024)	/* a big system bundle is 0.2 MiB */
 
@@ -107,6 +109,7 @@ static SSL_SESSION *cache_parse(const struct tlscache *,
 static int	cache_usable(SSL_SESSION *, time_t, const struct account *,
 		    const char *);
 static void	cache_save(const struct tlscache *, SSL_SESSION *);
+static void	cache_evict(int, const char *);
 static int	cache_issued(SSL *, SSL_SESSION *);
 
 /* Formats the first OpenSSL error queue entry after what. */
@@ -654,7 +657,8 @@ cache_key(const struct account *a, const char *host, const struct tlsca *ca,
 /*
  * A cache file we may read: a regular file with one link, of a size a
  * session can have, ours alone (or the group's, nothing for others, in a
- * setgid install, whose spool only the group can enter).
+ * setgid install, whose spool only the group can enter; also for root's
+ * run under NoNewPrivileges, which did not get the group).
  */
 static int
 cache_trusted(const struct stat *st)
@@ -662,8 +666,9 @@ cache_trusted(const struct stat *st)
 	if (!S_ISREG(st->st_mode) || st->st_nlink != 1 ||
 	    st->st_size <= (off_t)CACHE_HDR || st->st_size > CACHE_MAX)
 		return 0;
-	if (priv_group() != (gid_t)-1)
-		return st->st_gid == priv_group() && (st->st_mode & 007) == 0;
+	if (priv_install_group() != (gid_t)-1)
+		return st->st_gid == priv_install_group() &&
+		    (st->st_mode & 007) == 0;
 	return st->st_uid == getuid() && (st->st_mode & 077) == 0;
 }
 
@@ -774,7 +779,8 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 {
 	unsigned char	*buf, *p;
 	char		 tmp[sizeof(c->name) + 32];
-	mode_t		 mode = priv_group() != (gid_t)-1 ? 0660 : 0600;
+	mode_t		 mode = priv_install_group() != (gid_t)-1 ? 0660 :
+			    0600;
 	size_t		 len, i;
 	int		 dfd, fd, n, ok;
 
@@ -793,6 +799,7 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 	if (i2d_SSL_SESSION(sess, &p) == n &&
 	    (dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
 		unlinkat(dfd, tmp, 0);	/* a dead process of the same pid */
+		cache_evict(dfd, c->name);
 		if ((fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, mode)) != -1) {
 			ok = fchmod(fd, mode) == 0 &&
@@ -805,6 +812,55 @@ cache_save(const struct tlscache *c, SSL_SESSION *sess)
 	}
 	priv_drop();
 	freezero(buf, len);
+}
+
+/*
+ * Keeps this user's session files in the directory under CACHE_PER_USER,
+ * keep (the one about to be replaced) aside: the oldest go. In the shared
+ * spool each user's accounts could otherwise leave a file per account,
+ * host and port (up to CACHE_MAX each) for good; the queue sweeps what is
+ * older than an hour anyway (q_litter).
+ */
+static void
+cache_evict(int dfd, const char *keep)
+{
+	struct stat	 st;
+	struct dirent	*e;
+	DIR		*d;
+	char		 old[NAME_MAX + 1];
+	struct timespec	 when = { 0, 0 };
+	int		 fd, n, pass;
+
+	for (pass = 0; pass < CACHE_PER_USER; pass++) {
+		if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+			if (fd != -1)
+				close(fd);
+			return;
+		}
+		n = 0;
+		old[0] = '\0';
+		while ((e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, "tls-", 4) != 0 ||
+			    strcmp(e->d_name, keep) == 0 ||
+			    fstatat(dfd, e->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == -1 ||
+			    !S_ISREG(st.st_mode) || st.st_uid != getuid())
+				continue;
+			n++;
+			if (old[0] == '\0' ||
+			    st.st_mtim.tv_sec < when.tv_sec ||
+			    (st.st_mtim.tv_sec == when.tv_sec &&
+			    st.st_mtim.tv_nsec < when.tv_nsec)) {
+				strlcpy(old, e->d_name, sizeof(old));
+				when = st.st_mtim;
+			}
+		}
+		closedir(d);
+		/* Room for the one about to be written. */
+		if (n < CACHE_PER_USER || old[0] == '\0')
+			return;
+		unlinkat(dfd, old, 0);
+	}
 }
 
 /*

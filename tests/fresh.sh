@@ -44,14 +44,17 @@ printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
 chmod 755 "$R/usr/sbin/policy-rc.d"
 
 # in_root CMD: runs the shell command CMD in /root/outbox of the root, as
-# a login shell would (PATH, HOME), in a private mount namespace.
+# a login shell would (PATH, HOME), in a private mount namespace whose root
+# it is (pivot_root, not chroot: the tests' unshare -r refuses a chroot).
 in_root() {
 	unshare -m --propagation private sh -c '
 		r=$1; shift
 		mount --bind "$r" "$r" && mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" &&
 		mount --rbind /sys "$r/sys" && mount -t tmpfs tmpfs "$r/tmp" &&
-		mount -t tmpfs tmpfs "$r/run" &&
-		exec chroot "$r" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+		mount -t tmpfs tmpfs "$r/run" && mkdir -p "$r/.oldroot" &&
+		cd "$r" && pivot_root . .oldroot && cd / || exit 1
+		/.oldroot/bin/umount -l /.oldroot
+		exec /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
 		    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		    OUTBOX_PORT_BASE="${OUTBOX_PORT_BASE:-}" \
 		    bash -c "cd /root/outbox && $*"' sh "$R" "$@"

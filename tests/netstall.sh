@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # netstall.sh DIR CMD...: runs CMD in user, mount and network namespaces of
 # its own (unshare -rmn): loopback up, 16 KiB TCP buffers (a peer that
 # stops reading blocks the writer within a few segments), ports below 1024

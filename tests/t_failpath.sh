@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: ISC
 # Failure paths of a live session (issue 17): a body whose write stalls in
 # the middle (BDAT and DATA, small TCP windows), a 421 at the greeting,
 # MAIL, RCPT and the end of data with entries queued behind, a certificate

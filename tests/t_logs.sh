@@ -5,7 +5,8 @@
 # delay=, delays=, dsn= and status=; a log file's lines carry an RFC 3339
 # timestamp and the host name; -L sets the tag; server text is printable.
 # Debian's pflogsumm reads the file and counts what happened.
-# Needs python3; pflogsumm when installed. Run via tests/run.sh, or alone:
+# Needs python3; pflogsumm and unshare -rm (the syslog case) when allowed,
+# else those checks are skipped. Run via tests/run.sh, or alone:
 #   export TESTROOT=$(mktemp -d) RESULTS=$TESTROOT/results OUTBOX=$PWD/outbox
 #   bash tests/t_logs.sh
 set -u

@@ -436,6 +436,159 @@ expect_eq mu-report-nb-nothing-left "$(comm -13 <(printf '%s\n' "$B") <(ids))" "
 kill "$NB_PID" 2>/dev/null
 wait "$NB_PID" 2>/dev/null
 
+# ---- 18.3 A stalled stderr holds no one's entry: evil runs -v -qI on
+# each of victim's entries with stderr on a full pipe nobody reads
+# (tests/fillpipe.py); root's run then finds none of them busy.
+STALL=()
+for i in 1 2 3 4 5; do
+	B=$(ids)
+	msg "mu-stall-$i" | as victim "$OB" -a fast -odq "st$i@stall.example"
+	STALL+=("$(new_id "$B")")
+done
+SPIDS=()
+for id in "${STALL[@]}"; do
+	python3 "$(dirname "$0")/fillpipe.py" "$M/stall.$id.pid" setpriv \
+		--reuid=evil --regid=evil --clear-groups env -i PATH=/usr/bin:/bin \
+		HOME="$M/evil" "$OB" -v -qI "$id" >/dev/null 2>&1 &
+	SPIDS+=($!)
+done
+# Until each of evil's runs is blocked in a write to descriptor 2.
+blocked=0
+for _ in $(seq 200); do
+	blocked=0
+	for id in "${STALL[@]}"; do
+		p=$(cat "$M/stall.$id.pid" 2>/dev/null) || continue
+		case $(cat "/proc/$p/syscall" 2>/dev/null) in
+		"1 0x2 "*) blocked=$((blocked + 1)) ;;
+		esac
+	done
+	[ "$blocked" -eq 5 ] && break
+	sleep 0.1
+done
+expect_eq mu-stall-evil-blocked "$blocked" 5
+expect_exit 0 mu-stall-root-q timeout 120 env -i PATH=/usr/bin:/bin \
+	HOME="$M/roothome" "$OB" -v -qRstall.example
+expect_grep mu-stall-root-none-busy ", 0 busy$" "$OUT"
+n=0 left=0
+for i in 1 2 3 4 5; do
+	[ "$(got "$FAST_LOG" "mu-stall-$i")" = 1 ] && n=$((n + 1))
+done
+for id in "${STALL[@]}"; do [ -e "$SPOOL/$id.env" ] && left=$((left + 1)); done
+expect_eq mu-stall-delivered-once "$n" 5
+expect_eq mu-stall-none-left "$left" 0
+for p in "${SPIDS[@]}"; do kill "$p" 2>/dev/null; done
+for p in "${SPIDS[@]}"; do wait "$p" 2>/dev/null; done
+
+# ---- 18.5 Root's run as systemd starts it: NoNewPrivileges=yes ignores
+# the setgid bit, so it runs without the group and with outbox's umask
+# 077; every file it rewrites or makes stays readable by the owners' runs.
+nnp() { setpriv --no-new-privs env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
+B=$(ids)
+msg mu-nnp | as victim "$OB" -a down -odq n1@dest.example
+IDN=$(new_id "$B")
+expect_exit 0 mu-nnp-root-q nnp "$OB" -q
+check mu-nnp-root-tried grep -q '^attempts [1-9]' "$SPOOL/$IDN.env"
+expect_eq mu-nnp-env-mode "$(stat -c '%a %G' "$SPOOL/$IDN.env")" "660 outbox"
+expect_eq mu-nnp-msg-mode "$(stat -c '%a %U' "$SPOOL/$IDN.msg")" "660 victim"
+expect_exit 0 mu-nnp-victim-bp as victim "$OB" -bp
+expect_grep mu-nnp-victim-bp-lists "^$IDN " "$OUT"
+expect_nogrep mu-nnp-victim-bp-readable "Permission denied" "$OUT"
+# A system account's connection slots and state stay every user's.
+expect_exit 0 mu-nnp-root-sends nnp "$OB" -a fast -odi n2@dest.example \
+	< <(msg mu-nnp-root)
+expect_exit 0 mu-nnp-victim-sends as victim "$OB" -a fast -odi \
+	n3@dest.example < <(msg mu-nnp-after)
+expect_eq mu-nnp-victim-delivered "$(got "$FAST_LOG" mu-nnp-after)" 1
+expect_eq mu-nnp-no-private-files "$(find "$SPOOL" -type f ! -perm -040 | head -3)" ""
+expect_exit 0 mu-nnp-victim-qD as victim "$OB" -qD "$IDN"
+check mu-nnp-entry-gone test ! -e "$SPOOL/$IDN.env"
+
+# The installed unit: this build's paths, the queue its only writable
+# place, and confined (systemd-analyze security, issue 18.5: at most 4).
+UNIT=$R/lib/systemd/system/outbox-queue.service
+expect_nogrep mu-unit-paths-filled "@[A-Z]+@" "$UNIT"
+expect_grep mu-unit-writes-the-queue "^ReadWritePaths=-$SPOOL\$" "$UNIT"
+if command -v systemd-analyze >/dev/null &&
+    systemd-analyze security --offline=yes "$UNIT" >"$M/unit.score" 2>&1; then
+	score=$(sed -n 's/.*exposure level for .*: \([0-9.]*\) .*/\1/p' "$M/unit.score")
+	check mu-unit-score-at-most-4 awk -v s="${score:-99}" 'BEGIN { exit !(s <= 4) }'
+else
+	echo "SKIP mu-unit-score: no systemd-analyze security --offline"
+fi
+
+# ---- 18.4 The quota counts everything a user puts in the spool; a user
+# who fills his share is refused (75), root is still served.
+# evil_clear: evil deletes his own entries.
+evil_clear() {
+	local f
+	for f in $(find "$SPOOL" -maxdepth 1 -name '*.msg' -user evil); do
+		as evil "$OB" -qD "$(basename "$f" .msg)" >/dev/null 2>&1
+	done
+}
+# refill N FILE RCPT...: evil queues a small message to RCPT... up to N
+# times, until one is refused: $rc is that exit status (else 0), $k the
+# attempt, FILE its stderr.
+refill() {
+	local n=$1 out=$2; shift 2
+	rc=0
+	for k in $(seq "$n"); do
+		msg mu-quota | as evil "$OB" -a down -odq "$@" >"$out" 2>&1
+		rc=$?
+		[ "$rc" -ne 0 ] && break
+	done
+}
+evil_clear
+# Envelope bytes: 999 recipients of 240 octets (240 KB) beside a tiny
+# message, against queue_max_user_bytes 300k.
+L=$(printf 'r%.0s' $(seq 60))
+D=$(printf 'd%.0s' $(seq 55)).$(printf 'e%.0s' $(seq 55)).$(printf 'f%.0s' $(seq 55)).example
+RCPTS=()
+for i in $(seq 999); do RCPTS+=("$L$i@$D"); done
+refill 4 "$M/qenv.out" "${RCPTS[@]}"
+expect_eq mu-quota-env-tempfail "$rc" 75
+expect_eq mu-quota-env-refused-second "$k" 2
+expect_grep mu-quota-env-says-why "queue_max_user_bytes.*envelopes" "$M/qenv.out"
+expect_exit 0 mu-quota-env-root-served as_root "$OB" -a down -odq r@dest.example \
+	< <(msg mu-quota-root)
+evil_clear
+# Entries: queue_max_user_entries.
+sed -i "/^queue_max_user_bytes/a queue_max_user_entries 3" "$R/etc/outbox.conf"
+refill 5 "$M/qent.out" e@dest.example
+expect_eq mu-quota-entries-tempfail "$rc" 75
+expect_eq mu-quota-entries-fourth-refused "$k" 4
+expect_grep mu-quota-entries-says-why "queue_max_user_entries" "$M/qent.out"
+expect_exit 0 mu-quota-entries-root-served as_root "$OB" -a down -odq r@dest.example \
+	< <(msg mu-quota-root2)
+sed -i "/^queue_max_user_entries/d" "$R/etc/outbox.conf"
+evil_clear
+# TLS session files: the queue sweeps them, and their temporaries, after
+# an hour; fresh ones stay.
+for f in tls-0000000000000000000000000000aaaa tmp.tls-0000000000000000000000000000aaaa.77 \
+    tls-0000000000000000000000000000bbbb tmp.tls-0000000000000000000000000000bbbb.77; do
+	head -c 300 /dev/urandom >"$SPOOL/$f"
+	chown evil:outbox "$SPOOL/$f"
+	chmod 660 "$SPOOL/$f"
+done
+touch -d '2 hours ago' "$SPOOL"/*tls-*aaaa*
+expect_exit 0 mu-tls-tmp-bp as victim "$OB" -bp
+check mu-tls-tmp-old-swept test ! -e "$SPOOL/tls-0000000000000000000000000000aaaa"
+check mu-tls-tmp-old-tmp-swept test ! -e "$SPOOL/tmp.tls-0000000000000000000000000000aaaa.77"
+check mu-tls-tmp-fresh-kept test -e "$SPOOL/tls-0000000000000000000000000000bbbb" \
+	-a -e "$SPOOL/tmp.tls-0000000000000000000000000000bbbb.77"
+rm -f "$SPOOL"/*tls-*bbbb*
+# Inodes: a spool of 1040 inodes; users leave queue_min_free_inodes (1000).
+if mount -t tmpfs -o "nr_inodes=1040,size=256m,mode=2770,gid=$OGID" \
+    mu-inodes "$SPOOL" 2>/dev/null; then
+	refill 60 "$M/qino.out" i@dest.example
+	expect_eq mu-quota-inodes-tempfail "$rc" 75
+	expect_grep mu-quota-inodes-says-why "queue_min_free_inodes" "$M/qino.out"
+	expect_exit 0 mu-quota-inodes-root-served as_root "$OB" -a down -odq \
+		r@dest.example < <(msg mu-quota-root3)
+	umount "$SPOOL"
+else
+	echo "SKIP mu-quota-inodes: cannot mount a tmpfs here"
+fi
+
 for p in "$VSRV_PID" "$ESRV_PID" "$SYS_PID" "$FAST_PID" "$SLOW_PID"; do
 	kill "$p" 2>/dev/null
 	wait "$p" 2>/dev/null

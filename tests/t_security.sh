@@ -169,6 +169,8 @@ expect_exit 0 sec-nobody-queues as_nobody "$OB" sec2@example.test <"$S/msg"
 QID=$(ls "$R/var/spool/outbox" | sed -n 's/\.env$//p' | head -1)
 expect_eq sec-queue-file-mode "$(stat -c '%U:%G %a' "$R/var/spool/outbox/$QID.msg")" \
 	"nobody:outbox 660"
+expect_eq sec-queue-env-mode "$(stat -c '%U:%G %a' "$R/var/spool/outbox/$QID.env")" \
+	"nobody:outbox 660"
 if as_daemon cat "$R/var/spool/outbox/$QID.msg" >/dev/null 2>&1; then
 	fail sec-queue-unreadable "daemon read nobody's queued message"
 else

@@ -97,6 +97,22 @@ send off2 0
 check tls-off-full full off2
 expect_eq tls-off-no-file "$(ls "$Q2" | grep -c '^tls-')" 0
 
+# A user keeps at most 16 session files (tls.c's cache_evict): 18
+# accounts, a file each; the oldest go, the newest stays and resumes.
+Q3=$FS/q-cap; mkdir -m 700 "$Q3"
+mkcfg cap "$Q3" "tls_ca_file $CA"
+for i in $(seq 18); do printf 'account c%s\n' "$i" >>"$CFG"; done
+crc=0
+for i in $(seq 18); do
+	"$OUTBOX" -C "$CFG" -a "c$i" -i -f a@example.test b@example.test \
+		<"$MSG" 2>>"$FS/cap.err" || crc=1
+done
+expect_eq tls-cap-all-sent "$crc" 0
+expect_eq tls-cap-16-files "$(ls "$Q3" | grep -c '^tls-')" 16
+expect_exit 0 tls-cap-newest-again "$OUTBOX" -C "$CFG" -a c18 -v -i \
+	-f a@example.test b@example.test <"$MSG"
+expect_grep tls-cap-newest-kept 'TLS session resumed' "$ERR"
+
 # Another trust key (a copy of the CA under another name): its own file,
 # a full handshake, and the first file left as it was.
 cp "$CA" "$FS/ca-copy.pem"

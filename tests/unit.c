@@ -922,6 +922,31 @@ test_dsn(void)
 }
 
 /*
+ * A new entry for the queue tests: one message, two recipients r[0..1]
+ * waiting, the caller's; returns the spooled text, for the caller to free.
+ */
+static char *
+entry_fill(struct qentry *q, struct rcpt *r)
+{
+	char	*text;
+
+	memset(q, 0, sizeof(*q));
+	memset(r, 0, 2 * sizeof(*r));
+	text = spool("Subject: q\n\nbody\n", 0, 0, &q->msg);
+	r[0].addr = (char *)(uintptr_t)"a@example.org";
+	r[1].addr = (char *)(uintptr_t)"b@example.org";
+	r[0].st = r[1].st = ST_TEMP;
+	q->env.sender = (char *)(uintptr_t)"me@example.org";
+	q->env.rcpt = r;
+	q->env.nrcpt = 2;
+	q->account = (char *)(uintptr_t)"work";
+	q->account_file = (char *)(uintptr_t)"/etc/outbox.conf";
+	q->owner = getuid();
+	q->created = q->next = time(NULL);
+	return text;
+}
+
+/*
  * Queue claims: busy while another description holds the lock, read
  * again when another run changed the envelope, gone once removed.
  */
@@ -934,19 +959,7 @@ test_queue(void)
 
 	snprintf(dir, sizeof(dir), "%s/queue", tmpdir);
 	CHECK("queue open", queue_open(dir, err, sizeof(err)) == 0);
-	memset(&q, 0, sizeof(q));
-	memset(r, 0, sizeof(r));
-	text = spool("Subject: q\n\nbody\n", 0, 0, &q.msg);
-	r[0].addr = (char *)(uintptr_t)"a@example.org";
-	r[1].addr = (char *)(uintptr_t)"b@example.org";
-	r[0].st = r[1].st = ST_TEMP;
-	q.env.sender = (char *)(uintptr_t)"me@example.org";
-	q.env.rcpt = r;
-	q.env.nrcpt = 2;
-	q.account = (char *)(uintptr_t)"work";
-	q.account_file = (char *)(uintptr_t)"/etc/outbox.conf";
-	q.owner = getuid();
-	q.created = q.next = time(NULL);
+	text = entry_fill(&q, r);
 	CHECK("queue add", queue_add(dir, &q, 1, err, sizeof(err)) == 0);
 	CHECK("queue load unlocked", queue_load(dir, q.id, &a, 0, err,
 	    sizeof(err)) == 0 && a.env.nrcpt == 2 &&
@@ -974,6 +987,171 @@ test_queue(void)
 	CHECK("queue id checked", queue_load(dir, "../../etc/passwd", &a, 0,
 	    err, sizeof(err)) == -1);
 	free(text);
+}
+
+/*
+ * Queue files get their modes whatever the umask (issue 18.5): a personal
+ * queue keeps them its user's; a shared one (the setgid bit on the
+ * directory, as a root run under NoNewPrivileges=yes finds the spool)
+ * gives the group envelopes and messages 0660, also when rewritten.
+ */
+static void
+test_queue_modes(void)
+{
+	struct qentry	 q, a;
+	struct rcpt	 r[2];
+	struct stat	 st;
+	char		 dir[300], path[400], err[512], name[64], *text;
+	mode_t		 old = umask(077);
+	int		 shared;
+
+	for (shared = 0; shared <= 1; shared++) {
+		snprintf(name, sizeof(name), "queue modes %s: dir 0700, "
+		    "add, claim, update", shared ? "shared" : "personal");
+		snprintf(dir, sizeof(dir), "%s/qmodes%d", tmpdir, shared);
+		CHECK(name, queue_open(dir, err, sizeof(err)) == 0 &&
+		    stat(dir, &st) == 0 && (st.st_mode & 07777) == 0700);
+		if (shared)
+			chmod(dir, 02770);
+		text = entry_fill(&q, r);
+		CHECK(name, queue_add(dir, &q, 1, err, sizeof(err)) == 0);
+		snprintf(path, sizeof(path), "%s/%s.env", dir, q.id);
+		CHECK(shared ? "queue modes shared env 0660" :
+		    "queue modes personal env 0600", stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
+		snprintf(path, sizeof(path), "%s/%s.msg", dir, q.id);
+		CHECK(shared ? "queue modes shared msg 0660" :
+		    "queue modes personal msg 0600", stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
+		message_close(&q.msg);
+		/* Another run rewrites the envelope: the mode stays. */
+		CHECK(name, queue_load(dir, q.id, &a, 0, err,
+		    sizeof(err)) == 0 && queue_claim(dir, &a, err,
+		    sizeof(err)) == 0);
+		a.env.rcpt[0].done = 1;
+		CHECK(name, queue_update(dir, &a, err, sizeof(err)) == 0);
+		snprintf(path, sizeof(path), "%s/%s.env", dir, q.id);
+		CHECK(shared ? "queue modes shared env rewritten 0660" :
+		    "queue modes personal env rewritten 0600",
+		    stat(path, &st) == 0 &&
+		    (st.st_mode & 07777) == (shared ? 0660u : 0600u));
+		queue_free(&a);
+		free(text);
+	}
+	umask(old);
+}
+
+/* An envelope's required lines, but its recipients. */
+#define ENV_HEAD "outbox-queue 2\nowner 0\ncreated 1\nnext 1\nattempts 0\n" \
+	"account a\nfile f\nsender a@b.c\nsize 0\nbody 0\nmaxline 0\n" \
+	"flags 0 0 0 0 0 0\n"
+
+/*
+ * A report is an entry of its own: written, committed in its message's
+ * envelope, published; loaded, it names its message and belongs to the
+ * message's owner. A submission's ID.sub is no live entry. The envelope
+ * grammar of reports: no rcpt once the report is written, IDs checked.
+ */
+static void
+test_queue_report(void)
+{
+	struct qentry	 q, b, l;
+	struct rcpt	 r, to;
+	struct strlist	 ids = { NULL, 0 };
+	char		 dir[300], err[512], bid[16], oid[16], *t1, *t2;
+	const char	*e;
+	off_t		 size;
+	size_t		 i;
+	int		 listed = 0;
+
+	snprintf(dir, sizeof(dir), "%s/queue-report", tmpdir);
+	CHECK("report: queue open", queue_open(dir, err, sizeof(err)) == 0);
+	memset(&q, 0, sizeof(q));
+	memset(&r, 0, sizeof(r));
+	t1 = spool("Subject: r\n\nthe body\n", 0, 0, &q.msg);
+	r.addr = (char *)(uintptr_t)"a@example.org";
+	r.st = ST_PERM;
+	q.env.sender = (char *)(uintptr_t)"me@example.org";
+	q.env.rcpt = &r;
+	q.env.nrcpt = 1;
+	q.account = (char *)(uintptr_t)"work";
+	q.account_file = (char *)(uintptr_t)"/etc/outbox.conf";
+	q.owner = getuid();
+	q.created = q.next = time(NULL);
+	CHECK("report: a submission's entry", queue_add(dir, &q, 0, err,
+	    sizeof(err)) == 0 && q.sub);
+	CHECK("report: ID.sub is not live", queue_load(dir, q.id, &l, 0, err,
+	    sizeof(err)) == -1 && errno == ENOENT);
+	queue_free(&l);
+	CHECK("report: published when it must wait", queue_update(dir, &q, err,
+	    sizeof(err)) == 0 && !q.sub && queue_load(dir, q.id, &l, 0, err,
+	    sizeof(err)) == 0);
+	queue_free(&l);
+	memset(&b, 0, sizeof(b));
+	memset(&to, 0, sizeof(to));
+	t2 = spool("Subject: report\n\nit failed\n", 0, 0, &b.msg);
+	to.addr = q.env.sender;
+	to.st = ST_TEMP;
+	b.env.sender = (char *)(uintptr_t)"";
+	b.env.rcpt = &to;
+	b.env.nrcpt = 1;
+	b.account = q.account;
+	b.account_file = q.account_file;
+	b.owner = q.owner;
+	b.created = b.next = time(NULL);
+	r.done = 1;
+	CHECK("report: queued", queue_report(dir, &q, &b, err,
+	    sizeof(err)) == 0 && strcmp(b.orig, q.id) == 0 &&
+	    q.report[0] == '\0');
+	strlcpy(bid, b.id, sizeof(bid));
+	strlcpy(oid, q.id, sizeof(oid));
+	size = q.msg.size;
+	message_close(&q.msg);		/* its claim, as a run's would end */
+	CHECK("report: loads, names its message", queue_load(dir, bid, &l, 0,
+	    err, sizeof(err)) == 0 && strcmp(l.orig, q.id) == 0 &&
+	    l.owner == q.owner && l.env.sender[0] == '\0');
+	queue_free(&l);
+	CHECK("report: the message commits it", queue_load(dir, q.id, &l, 0,
+	    err, sizeof(err)) == 0 && strcmp(l.report, bid) == 0 &&
+	    l.env.nrcpt == 0);
+	CHECK("report: finished, the message goes", queue_finish(dir, &l, err,
+	    sizeof(err)) == 0 && queue_load(dir, oid, &q, 0, err,
+	    sizeof(err)) == -1 && errno == ENOENT);
+	queue_free(&l);
+	queue_list(dir, &ids);
+	for (i = 0; i < ids.n; i++)
+		listed += strcmp(ids.v[i], bid) == 0;
+	CHECK("report: listed", ids.n == 1 && listed == 1);
+	strlist_free(&ids);
+	CHECK("report: its message whole beside it",
+	    queue_load(dir, bid, &l, 0, err, sizeof(err)) == 0 &&
+	    queue_open_orig(dir, &l, &q.msg) == 0 && q.msg.size == size);
+	close(q.msg.fd);
+	queue_free(&l);
+	message_close(&b.msg);
+	queue_remove(dir, bid);
+	free(t1);
+	free(t2);
+
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "report 0123456789AB\n";
+	CHECK("env: report without rcpt", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == 0 && strcmp(l.report, "0123456789AB") == 0);
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	CHECK("env: no rcpt, no report", queue_parse(ENV_HEAD, sizeof(ENV_HEAD)
+	    - 1, &l, err, sizeof(err)) == -1 && strstr(err, "no rcpt"));
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "rcpt a@b.c\norig ../x\n";
+	CHECK("env: bad orig", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == -1 && strstr(err, "bad queue ID") != NULL);
+	queue_free(&l);
+	memset(&l, 0, sizeof(l));
+	e = ENV_HEAD "rcpt a@b.c\nheld 1\n";
+	CHECK("env: held", queue_parse(e, strlen(e), &l, err,
+	    sizeof(err)) == 0 && l.held == 1);
+	queue_free(&l);
 }
 
 /* The token response parser keeps only valid fields. */
@@ -1437,6 +1615,8 @@ main(void)
 	test_config();
 	test_dsn();
 	test_queue();
+	test_queue_report();
+	test_queue_modes();
 	test_io_sticky();
 	test_smtp_failures();
 	test_printable();
