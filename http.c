@@ -1,25 +1,22 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * A small HTTPS client for OAuth2 token endpoints: one POST of a form, one
- * response read into memory (bounded). The connection is OpenSSL's BIO;
- * TLS is tls.c's, with its rules (CA store or oauth2_ca_file, TLS 1.2 at
+ * response read into memory (bounded). The connection is io.c's (the name
+ * resolved and every wait bounded by one deadline); TLS is tls.c's, with its rules (CA store or oauth2_ca_file, TLS 1.2 at
  * least, the host name checked); io.c bounds every wait by the timeout.
  *
  * OpenSSL's OSSL_HTTP_transfer is not used: in OpenSSL 3.0 it fails on any
  * status but 200 without reading the body, and OAuth2 says why a request
  * failed in the body of a 400 (RFC 6749 5.2; RFC 8628 3.5 polls on it).
  */
-#include <sys/socket.h>
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
 
 #include "outbox.h"
@@ -29,7 +26,6 @@
 
 static int	url_split(const char *, char *, size_t, char *, size_t,
 		    const char **);
-static int	http_dial(const char *, const char *, long long);
 static int	http_connect(struct io *, const struct account *,
 		    const char *, const char *, long long, char *, size_t);
 static int	read_head(struct io *, struct http_resp *, long long *,
@@ -71,42 +67,6 @@ url_split(const char *url, char *host, size_t hsize, char *port,
 }
 
 /*
- * A TCP connection to the first address that answers by end_ms
- * (CLOCK_MONOTONIC), or -1.
- */
-static int
-http_dial(const char *host, const char *port, long long end_ms)
-{
-	BIO_ADDRINFO		*res = NULL;
-	const BIO_ADDRINFO	*ai;
-	long long		 left = end_ms - mono_ms();
-	/* BIO_socket_wait counts whole seconds of the wall clock. */
-	time_t			 end = time(NULL) + (left + 999) / 1000;
-	int			 fd = -1, ok;
-
-	if (BIO_lookup_ex(host, port, BIO_LOOKUP_CLIENT, AF_UNSPEC,
-	    SOCK_STREAM, 0, &res) != 1)
-		return -1;
-	for (ai = res; ai != NULL && fd == -1; ai = BIO_ADDRINFO_next(ai)) {
-		if ((fd = BIO_socket(BIO_ADDRINFO_family(ai), SOCK_STREAM, 0,
-		    0)) == -1)
-			continue;
-		/* 0 with a retry is a connection in progress. */
-		ok = BIO_connect(fd, BIO_ADDRINFO_address(ai),
-		    BIO_SOCK_NONBLOCK | BIO_SOCK_NODELAY) == 1 ||
-		    BIO_sock_should_retry(-1);
-		if (!ok || BIO_socket_wait(fd, 0, end) != 1 ||
-		    BIO_sock_error(fd) != 0 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
-			BIO_closesocket(fd);
-			fd = -1;
-		}
-	}
-	BIO_ADDRINFO_free(res);
-	return fd;
-}
-
-/*
  * Connects and shakes hands, both by end_ms, which also bounds every
  * later wait of the io; -1 with err.
  */
@@ -116,11 +76,13 @@ http_connect(struct io *io, const struct account *a, const char *host,
 {
 	struct account	 t;
 	struct session	 s;	/* tls_start's: no session cache here */
-	char		 why[256];
+	char		 why[256], addr[64];
 	int		 fd;
 
-	if ((fd = http_dial(host, port, end_ms)) == -1) {
-		snprintf(err, errlen, "cannot connect to %s:%s", host, port);
+	why[0] = '\0';
+	if ((fd = io_dial(host, port, a->timeout * 1000LL, end_ms, addr,
+	    sizeof(addr), why, sizeof(why))) == -1) {
+		snprintf(err, errlen, "cannot connect: %s", why);
 		return -1;
 	}
 	memset(&t, 0, sizeof(t));

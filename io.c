@@ -9,8 +9,10 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,14 +36,120 @@ io_init(struct io *io, int fd, int timeout_ms)
 	io->write = plain_write;
 }
 
-/* Milliseconds on CLOCK_MONOTONIC, for deadlines. */
-long long
-io_now_ms(void)
-{
-	struct timespec	ts;
+#define RESOLVE_LATE	1		/* not a getaddrinfo code: those are < 0 */
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+struct lookup {
+	struct gaicb	 cb;
+	struct addrinfo	 hints;
+	char		*host, port[16];
+};
+
+/*
+ * getaddrinfo by end_ms (getaddrinfo_a: a resolver that never answers cannot
+ * hold the caller). Returns getaddrinfo's code, or RESOLVE_LATE when the time
+ * was up first; such a lookup is cancelled, or left to finish on its own with
+ * its memory (a few hundred octets, once).
+ */
+static int
+resolve(const char *host, const char *port, long long end_ms,
+    struct addrinfo **res)
+{
+	struct lookup	*l = xcalloc(1, sizeof(*l));
+	struct gaicb	*list[1] = { &l->cb };
+	struct timespec	 ts;
+	long long	 left;
+	int		 e;
+
+	l->host = xstrdup(host);
+	strlcpy(l->port, port, sizeof(l->port));
+	l->hints.ai_family = AF_UNSPEC;
+	l->hints.ai_socktype = SOCK_STREAM;
+	l->cb.ar_name = l->host;
+	l->cb.ar_service = l->port;
+	l->cb.ar_request = &l->hints;
+	if ((e = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0)
+		goto done;
+	while ((e = gai_error(&l->cb)) == EAI_INPROGRESS) {
+		if ((left = end_ms - mono_ms()) <= 0 || stopping())
+			break;
+		ts.tv_sec = left / 1000;
+		ts.tv_nsec = left % 1000 * 1000000;
+		gai_suspend((const struct gaicb * const *)list, 1, &ts);
+	}
+	if (e == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED &&
+	    gai_error(&l->cb) == EAI_INPROGRESS)
+		return RESOLVE_LATE;	/* still running: l is its memory */
+	if (e == EAI_INPROGRESS)
+		e = RESOLVE_LATE;
+	if (e == 0)
+		*res = l->cb.ar_result;
+	else if (l->cb.ar_result != NULL)
+		freeaddrinfo(l->cb.ar_result);
+done:
+	free(l->host);
+	free(l);
+	return e;
+}
+
+/*
+ * A TCP connection to host:port: the name resolved by end_ms (CLOCK_MONOTONIC),
+ * then every address in turn, each given timeout_ms and no more than is left
+ * of end_ms. The address that answered goes to addr; -1 with why.
+ */
+int
+io_dial(const char *host, const char *port, long long timeout_ms,
+    long long end_ms, char *addr, size_t addrlen, char *why, size_t whylen)
+{
+	struct addrinfo	*res, *ai;
+	struct pollfd	 pfd;
+	socklen_t	 sl;
+	long long	 ms;
+	long long	 left = end_ms - mono_ms();
+	int		 fd = -1, e, one = 1;
+
+	*addr = '\0';
+	if ((e = resolve(host, port, end_ms, &res)) == RESOLVE_LATE) {
+		reason_add(why, whylen, "%s: no answer from the resolver within "
+		    "%lld ms (timeout)", host, left > 0 ? left : 0);
+		return -1;
+	}
+	if (e != 0) {
+		reason_add(why, whylen, "%s: %s", host, gai_strerror(e));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, addr, addrlen, NULL,
+		    0, NI_NUMERICHOST);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd == -1)
+			continue;
+		e = 0;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1 &&
+		    (e = errno) == EINPROGRESS) {
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			ms = end_ms - mono_ms();
+			if (ms > timeout_ms)
+				ms = timeout_ms;
+			if (ms <= 0 || poll(&pfd, 1, (int)ms) <= 0)
+				e = ETIMEDOUT;
+			else {
+				sl = sizeof(e);
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl);
+			}
+		}
+		if (e == 0)
+			break;
+		reason_add(why, whylen, "%s[%s]:%s: %s", host, addr, port,
+		    strerror(e));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd != -1)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
 }
 
 /* The whole session must be over within ms from now; 0 lifts the bound. */
@@ -49,7 +157,7 @@ void
 io_session(struct io *io, long long ms)
 {
 	io->session_ms = ms;
-	io->session_end = ms > 0 ? io_now_ms() + ms : 0;
+	io->session_end = ms > 0 ? mono_ms() + ms : 0;
 }
 
 /*
@@ -60,7 +168,7 @@ io_session(struct io *io, long long ms)
 void
 io_reply(struct io *io, int on)
 {
-	io->reply_end = on ? io_now_ms() + io->timeout_ms : 0;
+	io->reply_end = on ? mono_ms() + io->timeout_ms : 0;
 }
 
 /*
@@ -70,7 +178,7 @@ io_reply(struct io *io, int on)
 int
 io_wait_ms(struct io *io)
 {
-	long long	now = io_now_ms(), ms = io->timeout_ms;
+	long long	now = mono_ms(), ms = io->timeout_ms;
 
 	if (io->reply_end != 0 && io->reply_end - now < ms)
 		ms = io->reply_end - now;
@@ -83,7 +191,7 @@ io_wait_ms(struct io *io)
 void
 io_timed_out(struct io *io, const char *what)
 {
-	long long	now = io_now_ms();
+	long long	now = mono_ms();
 
 	if (io->session_end != 0 && now >= io->session_end)
 		snprintf(io->err, sizeof(io->err), "%s%sthe session took "

@@ -411,6 +411,8 @@ void	 strlist_add(struct strlist *, const char *);
 void	 strlist_free(struct strlist *);
 const char *stage_name(enum stage);
 long long mono_ms(void);
+void	reason_add(char *, size_t, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
 void	 signals_init(void);
 int	 stopping(void);
 size_t	 utf8_len(const unsigned char *, size_t);
@@ -467,7 +469,8 @@ void	 aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);
-long long io_now_ms(void);
+int	io_dial(const char *, const char *, long long, long long, char *, size_t,
+	    char *, size_t);
 void	 io_session(struct io *, long long);
 void	 io_reply(struct io *, int);
 int	 io_wait_ms(struct io *);

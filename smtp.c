@@ -28,7 +28,6 @@
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 #define REOPEN_MAX	3		/* new sessions after 421s, per run */
-#define RESOLVE_LATE	1		/* not a getaddrinfo code: those are < 0 */
 
 /* One transaction on its way. */
 struct tx {
@@ -63,7 +62,6 @@ static void	trace(const char *, const char *, size_t);
 static void	vfail(struct session *, enum stage, enum fclass,
 		    const struct reply *, const char *, va_list)
 		    __attribute__((format(printf, 5, 0)));
-static void	append(char *, size_t, const char *, ...) PRINTF(3, 4);
 static enum status refused(struct session *, enum stage, const char *, ...)
 		    PRINTF(3, 4);
 static enum status doubt(struct session *, const char *);
@@ -129,23 +127,6 @@ vfail(struct session *s, enum stage stage, enum fclass class,
 	s->fail.code = r != NULL ? r->code : 0;
 	strlcpy(s->fail.enhanced, r != NULL ? r->enhanced : "",
 	    sizeof(s->fail.enhanced));
-}
-
-/* Appends a "; "-separated reason to buf, truncating if it must. */
-static void
-append(char *buf, size_t size, const char *fmt, ...)
-{
-	size_t	len = strlen(buf);
-	va_list	ap;
-
-	if (len > 0 && len + 2 < size) {
-		memcpy(buf + len, "; ", 3);
-		len += 2;
-	}
-	va_start(ap, fmt);
-	if (vsnprintf(buf + len, size - len, fmt, ap) < 0)
-		buf[len] = '\0';
-	va_end(ap);
 }
 
 /*
@@ -392,116 +373,22 @@ smtp_command(struct session *s, int redact, const char *fmt, ...)
 }
 
 /* A name lookup that may outlive its caller: all of it on the heap. */
-struct lookup {
-	struct gaicb	 cb;
-	struct addrinfo	 hints;
-	char		*host, port[16];
-};
-
 /*
- * getaddrinfo within ms milliseconds (getaddrinfo_a: a resolver that never
- * answers cannot hold the session). Returns getaddrinfo's code, or
- * RESOLVE_LATE when the time was up first; such a lookup is cancelled, or
- * left to finish on its own with its memory (a few hundred octets, once).
+ * Connects to one host: every address in turn, each with the timeout, the
+ * name resolved within the session's bound.
  */
-static int
-resolve(const char *host, const char *port, long long ms,
-    struct addrinfo **res)
-{
-	struct lookup	*l = xcalloc(1, sizeof(*l));
-	struct gaicb	*list[1] = { &l->cb };
-	struct timespec	 ts;
-	long long	 end = io_now_ms() + ms, left;
-	int		 e;
-
-	l->host = xstrdup(host);
-	strlcpy(l->port, port, sizeof(l->port));
-	l->hints.ai_family = AF_UNSPEC;
-	l->hints.ai_socktype = SOCK_STREAM;
-	l->cb.ar_name = l->host;
-	l->cb.ar_service = l->port;
-	l->cb.ar_request = &l->hints;
-	if ((e = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL)) != 0)
-		goto done;
-	while ((e = gai_error(&l->cb)) == EAI_INPROGRESS) {
-		if ((left = end - io_now_ms()) <= 0 || stopping())
-			break;
-		ts.tv_sec = left / 1000;
-		ts.tv_nsec = left % 1000 * 1000000;
-		gai_suspend((const struct gaicb * const *)list, 1, &ts);
-	}
-	if (e == EAI_INPROGRESS && gai_cancel(&l->cb) != EAI_CANCELED &&
-	    gai_error(&l->cb) == EAI_INPROGRESS)
-		return RESOLVE_LATE;	/* still running: l is its memory */
-	if (e == EAI_INPROGRESS)
-		e = RESOLVE_LATE;
-	if (e == 0)
-		*res = l->cb.ar_result;
-	else if (l->cb.ar_result != NULL)
-		freeaddrinfo(l->cb.ar_result);
-done:
-	free(l->host);
-	free(l);
-	return e;
-}
-
-/* Connects to one host: every address in turn, each with the timeout. */
 static int
 dial(struct session *s, const char *host, char *why, size_t whylen)
 {
-	struct addrinfo	*res, *ai;
-	struct pollfd	 pfd;
 	char		 port[16];
-	socklen_t	 sl;
 	long long	 ms = s->acct->timeout * 1000LL;
-	int		 fd = -1, e, one = 1;
 
 	snprintf(port, sizeof(port), "%lld", s->acct->port);
 	if (s->acct->session_timeout > 0 &&
 	    s->acct->session_timeout * 1000LL < ms)
 		ms = s->acct->session_timeout * 1000LL;
-	if ((e = resolve(host, port, ms, &res)) == RESOLVE_LATE) {
-		append(why, whylen, "%s: no answer from the resolver within "
-		    "%lld ms (timeout)", host, ms);
-		return -1;
-	}
-	if (e != 0) {
-		append(why, whylen, "%s: %s", host, gai_strerror(e));
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, s->addr,
-		    sizeof(s->addr), NULL, 0, NI_NUMERICHOST);
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1)
-			continue;
-		e = 0;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
-			e = errno;
-			if (e == EINPROGRESS) {
-				pfd.fd = fd;
-				pfd.events = POLLOUT;
-				if (poll(&pfd, 1, s->acct->timeout * 1000) <= 0)
-					e = ETIMEDOUT;
-				else {
-					sl = sizeof(e);
-					getsockopt(fd, SOL_SOCKET, SO_ERROR, &e,
-					    &sl);
-				}
-			}
-		}
-		if (e == 0)
-			break;
-		append(why, whylen, "%s[%s]:%s: %s", host, s->addr, port,
-		    strerror(e));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd != -1)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
+	return io_dial(host, port, s->acct->timeout * 1000LL, mono_ms() + ms,
+	    s->addr, sizeof(s->addr), why, whylen);
 }
 
 static void
@@ -712,7 +599,7 @@ smtp_open(struct session *s)
 			return ST_OK;
 		}
 		s->connected = 0;
-		append(why, sizeof(why), "%s[%s]:%lld: %s", host, s->addr,
+		reason_add(why, sizeof(why), "%s[%s]:%lld: %s", host, s->addr,
 		    s->port, s->fail.text);
 		io_close(&s->io);
 	}

@@ -78,6 +78,23 @@ strlist_free(struct strlist *l)
 }
 
 
+/* Appends a "; "-separated reason to buf, truncating if it must. */
+void
+reason_add(char *buf, size_t size, const char *fmt, ...)
+{
+	size_t	len = strlen(buf);
+	va_list	ap;
+
+	if (len > 0 && len + 2 < size) {
+		memcpy(buf + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	if (vsnprintf(buf + len, size - len, fmt, ap) < 0)
+		buf[len] = '\0';
+	va_end(ap);
+}
+
 /* Milliseconds on CLOCK_MONOTONIC: deadlines that a clock change cannot move. */
 long long
 mono_ms(void)

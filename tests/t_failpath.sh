@@ -262,5 +262,17 @@ except OSError:
 	OB_TIMEOUT=8 ob "fault-$name" 0 -i -f a@example.test b@example.test <"$FS/$name"
 	expect_grep "fault-$name-bounded" 'no answer from the resolver within 1000 ms' "$QD"/*.env
 	expect_eq "fault-$name-queued" "$(attempts | wc -l)" 1
+	# The token endpoint's name too: the device flow's first request
+	# gives up within timeout, as temporary (75).
+	name=dns-stall-token
+	mkcfg "$name" 25 "tls starttls" "timeout 1" "user a@example.test" \
+		"auth xoauth2" "oauth2_grant refresh_token" \
+		"oauth2_refresh_token_file $FS/$name.rt" \
+		"oauth2_token_url https://token.stall.test/token" \
+		"oauth2_device_url https://token.stall.test/device" \
+		"oauth2_client_id app"
+	OB_TIMEOUT=8 ob "fault-$name" 75 --oauth2-login </dev/null
+	expect_grep "fault-$name-bounded" \
+		'token.stall.test: no answer from the resolver within [0-9]* ms' "$TR"
 	kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null
 fi
