@@ -477,7 +477,6 @@ set_hosts(struct account *a, char *v)
 		strlist_add(&a->host, p);
 }
 
-/* Sets one key of an account from its text; -1 with err on a bad value. */
 /* Whether v is one of the values the K_CHOICE key allows. */
 static int
 choice_ok(const char *key, const char *v)
@@ -492,6 +491,7 @@ choice_ok(const char *key, const char *v)
 	return 0;
 }
 
+/* Sets one key of an account from its text; -1 with err on a bad value. */
 static int
 set_key(struct account *a, const struct key *k, char *v, const char *file,
     int line, char *err, size_t errlen)

@@ -233,7 +233,7 @@ lost(const struct session *s)
 	return s->io.wlen == 0;
 }
 
-/* The lines of one reply; -1 (s->err says why) when it is not one. */
+/* The lines of one reply; -1 (s->fail says why) when it is not one. */
 static int
 read_lines(struct session *s, int ehlo)
 {
