@@ -426,6 +426,15 @@ many_scenario() {
 	echo "note: $s/many $got of 50 recipients delivered after one -q;" \
 		"$(grep -c '^<- 452' "$W/$s-many.q1") 452 replies, $(qn) entries left"
 	expect_eq "io-$s-many-all-in-one-run" "$got" 50
+	# Exim 4.98 (Debian 13) announces RFC 9422 LIMITS, RCPTMAX=10 from
+	# recipients_max: outbox then splits before the server must refuse.
+	if grep -q '^<- 250[- ]LIMITS .*RCPTMAX=10' "$W/$s-many.q1"; then
+		expect_eq "io-$s-many-limits-no-452" "$(grep -c '^<- 452' "$W/$s-many.q1")" 0
+		expect_eq "io-$s-many-limits-rcpt-per-tx" \
+			"$(grep -c '^-> RCPT TO' "$W/$s-many.q1") $(grep -c '^-> MAIL FROM' "$W/$s-many.q1")" "50 5"
+	else
+		echo "note: $s does not announce LIMITS here (Exim before 4.98)"
+	fi
 	for i in 2 3 4 5 6; do
 		[ "$(qn)" -eq 0 ] && break
 		timeout 120 "$OUTBOX" -C "$CFG" -q >"$W/$s-many.q$i" 2>&1
