@@ -20,7 +20,6 @@
 #include "outbox.h"
 
 #define LINE_MAX_SMTP	998	/* RFC 5322 2.1.1, without CRLF */
-#define BLOCK		65536
 
 struct header {
 	char		*text;		/* the whole field, CRLF between lines */

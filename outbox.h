@@ -24,6 +24,7 @@
 #define REPLY_LINE_MAX	2048	/* octets in one reply line (RFC 5321: 512) */
 #define REPLY_LINES_MAX	100	/* lines in one multi-line reply */
 #define REPLY_TEXT_MAX	1024	/* reply text kept for messages */
+#define BLOCK		65536	/* message text read or written at once */
 
 #define PRINTF(f, a)	__attribute__((format(printf, f, a)))
 
@@ -403,7 +404,9 @@ void	 priv_drop(void);
 void	 priv_lose(void);
 
 /* util.c */
-void	 die(const char *, ...) __attribute__((noreturn)) PRINTF(1, 2);
+void	 fatal(int, const char *, ...) __attribute__((noreturn)) PRINTF(2, 3);
+int	 err_at(char *, size_t, const char *, int, const char *, ...)
+	    PRINTF(5, 6);
 char	*xstrdup(const char *);
 void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);

@@ -20,8 +20,6 @@
 
 #include "outbox.h"
 
-#define BLOCK		65536
-
 struct qp {
 	int	(*out)(void *, const char *, size_t);
 	void	*arg;
