@@ -482,7 +482,7 @@ shared(const struct account *a, const char *qdir)
 	struct stat	st;
 	int		fd;
 
-	if (!a->system || priv_group() == (gid_t)-1 || qdir == NULL)
+	if (!a->system || priv_install_group() == (gid_t)-1 || qdir == NULL)
 		return 0;
 	priv_raise();
 	fd = open(qdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -490,7 +490,7 @@ shared(const struct account *a, const char *qdir)
 	if (fd == -1)
 		return 0;
 	if (fstat(fd, &st) == -1 || st.st_uid != 0 ||
-	    st.st_gid != priv_group() || (st.st_mode & 002) != 0) {
+	    st.st_gid != priv_install_group() || (st.st_mode & 002) != 0) {
 		close(fd);
 		return 0;
 	}
@@ -521,7 +521,7 @@ state_open(const char *qdir, const char *name)
 		return -1;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    st.st_nlink != 1 || (st.st_mode & 027) != 0 ||
-	    (st.st_gid != priv_group() && st.st_uid != 0)) {
+	    (st.st_gid != priv_install_group() && st.st_uid != 0)) {
 		close(fd);
 		return -1;
 	}
@@ -610,7 +610,7 @@ cache_read(const struct account *a, const char *qdir, time_t *expires)
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (st.st_uid != getuid() && st.st_uid != 0 && !shared(a, qdir)) ||
 	    (st.st_mode & 007) != 0 || ((st.st_mode & 070) != 0 &&
-	    st.st_gid != priv_group())) {
+	    st.st_gid != priv_install_group())) {
 		close(fd);
 		return NULL;
 	}
@@ -637,7 +637,7 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 	int	 group = shared(a, qdir);
 
 	if (cache_path(a, qdir, path, sizeof(path)) == -1 || (a->system &&
-	    priv_group() != (gid_t)-1 && !group))
+	    priv_install_group() != (gid_t)-1 && !group))
 		return;
 	o = json_pack("{s:s, s:s, s:s?, s:s, s:I, s:s}", "account", a->name,
 	    "token_url", a->oauth2_token_url, "client_id",
@@ -650,7 +650,7 @@ cache_write(const struct account *a, const char *qdir, const char *tok,
 	json_decref(o);
 	priv_raise();
 	/* No fsync: a lost cache costs one token request, nothing more. */
-	file_replace(path, text, group ? 0640 : 0600, group ? priv_group() :
+	file_replace(path, text, group ? 0640 : 0600, group ? priv_install_group() :
 	    (gid_t)-1, 0, err, sizeof(err));
 	priv_drop();
 	freezero(text, strlen(text));
@@ -690,8 +690,8 @@ refresh_save(const struct account *a, const char *tok, char *err,
 	if (stat(a->oauth2_refresh_token_file, &st) == 0) {
 		gid = st.st_gid;
 		mode = st.st_mode & 0640;
-	} else if (a->system && priv_group() != (gid_t)-1) {
-		gid = priv_group();
+	} else if (a->system && priv_install_group() != (gid_t)-1) {
+		gid = priv_install_group();
 		mode = 0640;
 	}
 	rv = file_replace(a->oauth2_refresh_token_file, line, mode, gid, 1,
@@ -788,7 +788,7 @@ state_save(const struct account *a, const char *qdir, const char *base,
 	}
 	json_decref(o);
 	priv_raise();
-	rv = file_replace(path, text, 0640, priv_group(), 1, err, errlen);
+	rv = file_replace(path, text, 0640, priv_install_group(), 1, err, errlen);
 	priv_drop();
 	freezero(text, strlen(text));
 	return rv;
@@ -1031,7 +1031,7 @@ oauth2_state_describe(const struct account *a, const char *qdir,
 	struct stat	st;
 
 	buf[0] = '\0';
-	if (!a->system || priv_group() == (gid_t)-1 || a->oauth2_grant ==
+	if (!a->system || priv_install_group() == (gid_t)-1 || a->oauth2_grant ==
 	    NULL || strcmp(a->oauth2_grant, "refresh_token") != 0 ||
 	    qdir == NULL)
 		return 0;

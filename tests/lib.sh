@@ -202,6 +202,18 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
+# wait_detached NAME CFG: waits until no outbox process runs with -C CFG any
+# more (a submission's detached flush ends by itself, within its bound of
+# 10 s and 100 entries); the check NAME fails if one still runs after 120 s.
+wait_detached() {
+	local i
+	for i in $(seq 1200); do
+		pgrep -f -- "-C $2( |$)" >/dev/null || { pass "$1"; return 0; }
+		sleep 0.1
+	done
+	fail "$1" "an outbox with -C $2 still runs after 120 s"
+}
+
 # mkcfg NAME PORT [LINE...]: writes $FS/NAME.cfg (mode 600) for a server on
 # 127.0.0.1:PORT and sets CFG, QD ($FS/NAME.q) and DEAD ($FS/NAME.dead).
 # The defaults are host 127.0.0.1, port PORT, tls off, timeout 3,

@@ -121,6 +121,8 @@ as() {
 		env -i PATH=/usr/bin:/bin HOME="$M/$u" "$@"
 }
 as_root() { env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
+# nnp CMD: root as systemd starts it, NoNewPrivileges=yes: no setgid group.
+nnp() { setpriv --no-new-privs env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
 mkdir -p "$M/evil" "$M/victim" "$M/roothome"
 chown evil:evil "$M/evil"
 chown victim:victim "$M/victim"
@@ -391,6 +393,20 @@ expect_eq mu-oauth2-group-writable-state-ignored "$(last_request)" "/token refre
 # A queue directory that is not root's is no token state: a user's run
 # cannot keep a rotation there nor over the system's file, and says so.
 expect_exit 0 mu-oauth2-root-login-2 as_root "$OB" --oauth2-login -a m365
+# Root's run as systemd starts it (no setgid group) keeps the token files
+# the group's: the cache it writes and the system file it rotates.
+script rotate
+rm -f "$CACHE"
+msg mu-oauth-nnp | nnp "$OB" -a m365 -odi o8@dest.example >"$M/o8.out" 2>&1
+expect_eq mu-oauth2-nnp-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-nnp-delivered "$(got "$OSRV_LOG" mu-oauth-nnp)" 1
+expect_eq mu-oauth2-nnp-cache-group-mode "$(stat -c '%G %a' "$CACHE" 2>&1)" "outbox 640"
+expect_eq mu-oauth2-nnp-system-file "$(stat -c '%U:%G %a' "$SYSTOK")" "root:outbox 640"
+rm -f "$CACHE"
+msg mu-oauth-nnp-after | as victim "$OB" -a m365 -odi o9@dest.example >"$M/o9.out" 2>&1
+expect_eq mu-oauth2-nnp-then-victim-exit-0 "${PIPESTATUS[1]}" 0
+expect_eq mu-oauth2-nnp-then-victim-delivered "$(got "$OSRV_LOG" mu-oauth-nnp-after)" 1
+expect_exit 0 mu-oauth2-root-login-3 as_root "$OB" --oauth2-login -a m365
 chown evil "$SPOOL"
 script rotate
 rm -f "$CACHE"
@@ -482,7 +498,6 @@ for p in "${SPIDS[@]}"; do wait "$p" 2>/dev/null; done
 # ---- 18.5 Root's run as systemd starts it: NoNewPrivileges=yes ignores
 # the setgid bit, so it runs without the group and with outbox's umask
 # 077; every file it rewrites or makes stays readable by the owners' runs.
-nnp() { setpriv --no-new-privs env -i PATH=/usr/bin:/bin HOME="$M/roothome" "$@"; }
 B=$(ids)
 msg mu-nnp | as victim "$OB" -a down -odq n1@dest.example
 IDN=$(new_id "$B")

@@ -79,7 +79,7 @@ n432=$(count 432)
 expect_eq prov-conn-no-432 "$n432" 0
 # What a submission queued for want of a slot goes in the next run.
 "$OUTBOX" -C "$CFG" -q --due >/dev/null 2>&1
-sleep 1	# a submission's detached flush may still be ending
+wait_detached prov-conn-flush-ends "$CFG"
 "$OUTBOX" -C "$CFG" -q --due >/dev/null 2>&1
 expect_eq prov-conn-all-delivered "$(count msg)" 210
 echo "note: 200 queued + 10 submissions, connections default: $n432 × 432, most sessions at once $(grep '^concurrent' "$LOG" | awk '{print $2}' | sort -n | tail -1)"
