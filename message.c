@@ -261,7 +261,7 @@ put_phrase(char *buf, size_t size, const char *name)
 	for (off = 0; off < len; off += chunk) {
 		char	w[MIME_WORD_MAX];
 
-		chunk = mime_word(w, name + off, len - off, "UTF-8", 75);
+		chunk = render_mime_word(w, name + off, len - off, "UTF-8", 75);
 		if (off > 0)
 			strlcat(buf, " ", size);
 		strlcat(buf, w, size);

@@ -7,7 +7,7 @@
  * exists once ID.env does. The lock (a claim) is flock(2) on ID.msg, which
  * is never renamed. Every file is opened relative to the directory's
  * descriptor, never through a symbolic link, and what is read back is
- * checked as hostile input (queue_parse in qenv.c).
+ * checked as hostile input (qenv_parse in qenv.c).
  *
  * Other names: ID.sub is a submission's envelope while it is tried at
  * once (not a live entry: nothing is synced; published as ID.env only
@@ -596,7 +596,7 @@ peek_env(int dfd, const char *name, struct qentry *q, char *err,
 	    > 0)
 		len += n;
 	if (len <= ENV_MAX)
-		rv = queue_parse(buf, len, q, err, errlen);
+		rv = qenv_parse(buf, len, q, err, errlen);
 	else
 		snprintf(err, errlen, "%s: too large", name);
 	free(buf);
@@ -837,7 +837,7 @@ read_env(int dfd, struct qentry *q, const char *ext, char *err,
 	}
 	q->env_ino = st.st_ino;
 	q->env_mtime = st.st_mtim;
-	if (queue_parse(buf, len, q, err, errlen) == -1)
+	if (qenv_parse(buf, len, q, err, errlen) == -1)
 		goto out;
 	if (q->orig[0] != '\0') {
 		/* A report is written by whichever run settled its message;

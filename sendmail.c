@@ -737,13 +737,13 @@ other_mode(struct outbox *ob)
 	memset(&f, 0, sizeof(f));
 	switch (ob->o.mode) {
 	case M_LIST:
-		deliver_list(&ob->r, &f);
+		runner_list(&ob->r, &f);
 		return queue_outcome(&f);
 	case M_QUEUE:
 		if (ob->o.qsel == 'D')
-			deliver_delete(&ob->r, ob->o.qarg, &f);
+			runner_delete(&ob->r, ob->o.qarg, &f);
 		else
-			deliver_queue(&ob->r, &f);
+			runner_queue(&ob->r, &f);
 		return queue_outcome(&f);
 	case M_ALIASES:
 		return aliases_mode(ob);
