@@ -479,8 +479,8 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 			continue;
 		}
 		if ((colon = strchr(line, ':')) == NULL || colon == line) {
-			snprintf(err, errlen, "%s:%d: expected \"name: address,"
-			    " ...\"", path, lineno);
+			err_at(err, errlen, path, lineno, "expected \"name: "
+			    "address, ...\"");
 			free(line);
 			fclose(fp);
 			aliases_free(al);
@@ -506,8 +506,7 @@ aliases_load(struct aliases *al, const char *path, char *err, size_t errlen)
 		alias_split(&al->v[i]);
 		if (addr_parse_list(al->v[i].value, strlen(al->v[i].value), &l,
 		    why, sizeof(why)) == -1) {
-			snprintf(err, errlen, "%s:%d: %s", path, al->v[i].line,
-			    why);
+			err_at(err, errlen, path, al->v[i].line, "%s", why);
 			aliases_free(al);
 			return -1;
 		}
@@ -677,13 +676,13 @@ expand(struct expansion *x, const char *a, int aliases, int depth)
 		if (x->state[i] == 2)
 			return 0;	/* its recipients are in already */
 		if (x->state[i] == 1) {
-			snprintf(x->err, x->errlen, "%s:%d: alias loop "
-			    "through %s", al->path, v->line, a);
+			err_at(x->err, x->errlen, al->path, v->line,
+			    "alias loop through %s", a);
 			return -1;
 		}
 		if (depth >= ALIAS_DEPTH) {
-			snprintf(x->err, x->errlen, "%s:%d: aliases nested "
-			    "deeper than %d", al->path, v->line, ALIAS_DEPTH);
+			err_at(x->err, x->errlen, al->path, v->line,
+			    "aliases nested deeper than %d", ALIAS_DEPTH);
 			return -1;
 		}
 		if (addr_parse_list(v->value, strlen(v->value), &targets,

@@ -103,7 +103,7 @@ caller_handoff(struct run *r, struct session *s, const struct account *a)
 	r->foreground = 0;
 	r->budget_end = 0;
 	r->verbose = 0;
-	deliver_flush(r, s, a);
+	runner_flush(r, s, a);
 	smtp_close(s);
 	_exit(0);
 }

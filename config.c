@@ -205,7 +205,9 @@ static int	parse_word(const struct key *, const char *, struct account *);
 static void	set_hosts(struct account *, char *);
 static int	set_key(struct account *, const struct key *, char *,
 		    const char *, int, char *, size_t);
-static int	lerr(struct loader *, const char *, ...) PRINTF(2, 3);
+/* "file:line: why" into the loader's err; returns -1. */
+#define lerr(l, ...)	err_at((l)->err, (l)->errlen, (l)->path, \
+			    (l)->lineno, __VA_ARGS__)
 static int	split_line(char *, char **, char **);
 static const struct key *find_key(const char *);
 static struct account *add_account(struct loader *, const char *);
@@ -268,9 +270,8 @@ set_size(struct account *a, const struct key *k, char *v, const char *file,
 	}
 	num = strtonum(v, 0, k->max / mult, &e);
 	if (e != NULL || strspn(v, "0123456789") != strlen(v)) {
-		snprintf(err, errlen, "%s:%d: %s: give a size in octets, or "
-		    "with k, M or G, such as 50M (0: no limit)", file, line,
-		    k->name);
+		err_at(err, errlen, file, line, "%s: give a size in octets, or "
+		    "with k, M or G, such as 50M (0: no limit)", k->name);
 		return -1;
 	}
 	*FIELD(a, k, long long) = num * mult;
@@ -289,11 +290,10 @@ spool_key(const struct key *k, const char *file, int line, int system,
 	if ((k->type != K_SIZE && strcmp(k->name, "queue_dir") != 0) ||
 	    system || priv_group() == (gid_t)-1)
 		return 0;
-	snprintf(err, errlen, "%s:%d: %s: in a setgid install the shared "
-	    "queue and its limits are set by " SYSCONFDIR "/outbox.conf "
+	return err_at(err, errlen, file, line, "%s: in a setgid install the "
+	    "shared queue and its limits are set by " SYSCONFDIR "/outbox.conf "
 	    "only; remove this line (outbox -C FILE gives a private queue, "
-	    "without the group)", file, line, k->name);
-	return -1;
+	    "without the group)", k->name);
 }
 
 /* Copies the spool limits a file set (not -1) into the configuration's. */
@@ -507,8 +507,8 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_NUM:
 		num = strtonum(v, k->min, k->max, &e);
 		if (e != NULL) {
-			snprintf(err, errlen, "%s:%d: %s: %s is %s (%lld to "
-			    "%lld)", file, line, k->name, v, e, k->min, k->max);
+			err_at(err, errlen, file, line, "%s: %s is %s (%lld to "
+			    "%lld)", k->name, v, e, k->min, k->max);
 			return -1;
 		}
 		*FIELD(a, k, long long) = num;
@@ -517,9 +517,9 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		return set_size(a, k, v, file, line, err, errlen);
 	case K_DURATION:
 		if ((num = parse_duration(k, v)) == -1) {
-			snprintf(err, errlen, "%s:%d: %s: give a duration "
+			err_at(err, errlen, file, line, "%s: give a duration "
 			    "such as 90s, 30m or 12h (%lld to %lld seconds)",
-			    file, line, k->name, k->min, k->max);
+			    k->name, k->min, k->max);
 			return -1;
 		}
 		*FIELD(a, k, long long) = num;
@@ -529,15 +529,15 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_TLSVER:
 		if (parse_word(k, v, a) == 0)
 			return 0;
-		snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
+		err_at(err, errlen, file, line, "%s: bad value \"%s\"",
 		    k->name, v);
 		return -1;
 	case K_FINGERPRINT:
 		if (parse_fingerprint(v, hex) == -1) {
-			snprintf(err, errlen, "%s:%d: tls_fingerprint must be "
+			err_at(err, errlen, file, line, "tls_fingerprint must "
+			    "be "
 			    "the SHA-256 of the certificate: 64 hex digits "
-			    "(openssl x509 -noout -fingerprint -sha256)", file,
-			    line);
+			    "(openssl x509 -noout -fingerprint -sha256)");
 			return -1;
 		}
 		v = hex;
@@ -545,17 +545,17 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_ABSPATH:
 		/* Relative to whichever directory outbox was started in. */
 		if (v[0] != '/') {
-			snprintf(err, errlen, "%s:%d: %s: \"%s\" is not an "
-			    "absolute path (start it with /)", file, line,
-			    k->name, v);
+			err_at(err, errlen, file, line, "%s: \"%s\" is not "
+			    "an "
+			    "absolute path (start it with /)", k->name, v);
 			return -1;
 		}
 		break;
 	case K_HELO:
 		if (!helo_valid(v)) {
-			snprintf(err, errlen, "%s:%d: helo: \"%s\" is not a "
+			err_at(err, errlen, file, line, "helo: \"%s\" is not a "
 			    "host name (letters, digits, '-' and dots) or an "
-			    "[address literal]", file, line, v);
+			    "[address literal]", v);
 			return -1;
 		}
 		break;
@@ -564,8 +564,9 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		if (strcasecmp(v, "on") != 0 && strcasecmp(v, "off") != 0 &&
 		    auth_mech(v) == NULL) {
 			auth_names(hex, sizeof(hex));
-			snprintf(err, errlen, "%s:%d: auth: no mechanism \"%s\" "
-			    "(on, off, %s)", file, line, v, hex);
+			err_at(err, errlen, file, line, "auth: no mechanism "
+			    "\"%s\" "
+			    "(on, off, %s)", v, hex);
 			return -1;
 		}
 		free(a->auth);
@@ -575,7 +576,7 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 	case K_CHOICE:
 		if (choice_ok(k->name, v))
 			break;
-		snprintf(err, errlen, "%s:%d: %s: bad value \"%s\"", file, line,
+		err_at(err, errlen, file, line, "%s: bad value \"%s\"",
 		    k->name, v);
 		return -1;
 	case K_FILE:
@@ -585,29 +586,13 @@ set_key(struct account *a, const struct key *k, char *v, const char *file,
 		break;
 	}
 	if (k->owned != OWN) {	/* account_copy() would share it */
-		snprintf(err, errlen, "%s:%d: %s: the key table must say OWN",
-		    file, line, k->name);
+		err_at(err, errlen, file, line, "%s: the key table must say "
+		    "OWN", k->name);
 		return -1;
 	}
 	free(*FIELD(a, k, char *));
 	*FIELD(a, k, char *) = xstrdup(v);
 	return 0;
-}
-
-/* Formats "file:line: why" into the loader's err; returns -1. */
-static int
-lerr(struct loader *l, const char *fmt, ...)
-{
-	va_list	ap;
-	int	n;
-
-	n = snprintf(l->err, l->errlen, "%s:%d: ", l->path, l->lineno);
-	if (n < 0 || (size_t)n >= l->errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(l->err + n, l->errlen - n, fmt, ap);
-	va_end(ap);
-	return -1;
 }
 
 /*

@@ -23,6 +23,11 @@
 #include "outbox.h"
 
 static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
+static enum status deliver_attempt(struct run *, struct session *,
+		    const struct account *, const struct message *,
+		    struct envelope *);
+static void	deliver_settle(struct run *, struct session *,
+		    const struct account *, struct qentry *);
 static void	report(const struct run *, const struct session *,
 		    const struct envelope *, enum status, int);
 static void	last_error(char *, size_t, const char *,
@@ -161,7 +166,7 @@ deliver_keep(const struct run *r, const struct account *a,
 		    r->home != NULL ? r->home : ".");
 	if (theirs)
 		priv_raise();
-	rv = message_dead_letter(m, path, sender, theirs ? 0660 : 0600, err,
+	rv = render_dead_letter(m, path, sender, theirs ? 0660 : 0600, err,
 	    sizeof(err));
 	priv_drop();
 	if (rv == 0)
@@ -174,7 +179,7 @@ deliver_keep(const struct run *r, const struct account *a,
  * One attempt for one message over s, opened on demand for account a.
  * Every recipient not yet done ends ST_OK, ST_TEMP or ST_PERM.
  */
-enum status
+static enum status
 deliver_attempt(struct run *r, struct session *s, const struct account *a,
     const struct message *m, struct envelope *env)
 {
@@ -391,7 +396,7 @@ sender_refused(const struct session *s)
  * when nobody is owed it, else the recipients still owed and the next
  * attempt; bounces what failed for good or waited past queue_lifetime.
  */
-void
+static void
 deliver_settle(struct run *r, struct session *s, const struct account *a,
     struct qentry *q)
 {

@@ -20,7 +20,6 @@
 #include "outbox.h"
 
 #define LINE_MAX_SMTP	998	/* RFC 5322 2.1.1, without CRLF */
-#define BLOCK		65536
 
 struct header {
 	char		*text;		/* the whole field, CRLF between lines */
@@ -262,7 +261,7 @@ put_phrase(char *buf, size_t size, const char *name)
 	for (off = 0; off < len; off += chunk) {
 		char	w[MIME_WORD_MAX];
 
-		chunk = mime_word(w, name + off, len - off, "UTF-8", 75);
+		chunk = render_mime_word(w, name + off, len - off, "UTF-8", 75);
 		if (off > 0)
 			strlcat(buf, " ", size);
 		strlcat(buf, w, size);

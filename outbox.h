@@ -24,6 +24,7 @@
 #define REPLY_LINE_MAX	2048	/* octets in one reply line (RFC 5321: 512) */
 #define REPLY_LINES_MAX	100	/* lines in one multi-line reply */
 #define REPLY_TEXT_MAX	1024	/* reply text kept for messages */
+#define BLOCK		65536	/* message text read or written at once */
 
 #define PRINTF(f, a)	__attribute__((format(printf, f, a)))
 
@@ -403,7 +404,9 @@ void	 priv_drop(void);
 void	 priv_lose(void);
 
 /* util.c */
-void	 die(const char *, ...) __attribute__((noreturn)) PRINTF(1, 2);
+void	 fatal(int, const char *, ...) __attribute__((noreturn)) PRINTF(2, 3);
+int	 err_at(char *, size_t, const char *, int, const char *, ...)
+	    PRINTF(5, 6);
 char	*xstrdup(const char *);
 void	*xcalloc(size_t, size_t);
 void	*xreallocarray(void *, size_t, size_t);
@@ -444,14 +447,14 @@ const char *config_hostname(void);
 #define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
 #define MIME_WORD_MAX	76	/* an encoded-word, with its NUL */
 int	 message_read(struct message *, const struct msgopts *, int);
-int	 message_render(const struct message *, int,
+int	 render_message(const struct message *, int,
 	    int (*)(void *, const char *, size_t), void *);
-size_t	 mime_word(char[MIME_WORD_MAX], const char *, size_t, const char *,
-	    size_t);
+size_t	 render_mime_word(char[MIME_WORD_MAX], const char *, size_t,
+	    const char *, size_t);
 int	 message_qp_allowed(const struct message *);
 int	 message_body_8bit(const struct message *);
 void	 message_close(struct message *);
-int	 message_dead_letter(const struct message *, const char *,
+int	 render_dead_letter(const struct message *, const char *,
 	    const char *, mode_t, char *, size_t);
 
 /* addr.c */
@@ -494,11 +497,9 @@ enum status smtp_send(struct session *, const struct message *,
 void	 smtp_close(struct session *);
 int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
 int	 smtp_reply(struct session *);
-enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
 enum status smtp_failx(struct session *, enum stage, enum fclass,
 	    const char *, ...) PRINTF(4, 5);
-enum status smtp_auth(struct session *);
-int	 reply_parse_line(const char *, size_t, int *, int *);
+int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
 /* queue.c */
@@ -527,20 +528,16 @@ int	 queue_list(const char *, struct strlist *);
 int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
-int	 queue_parse(const char *, size_t, struct qentry *, char *, size_t);
+int	 qenv_parse(const char *, size_t, struct qentry *, char *, size_t);
 off_t	 queue_env_size(const struct qentry *);
 int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
-const struct account *queue_account(const struct config *,
+const struct account *qenv_account(const struct config *,
 	    const struct qentry *, char *, size_t);
 
 /* deliver.c */
 void	 deliver_submit(struct run *, const struct account *, struct qentry *,
 	    int, struct failure *);
-enum status deliver_attempt(struct run *, struct session *,
-	    const struct account *, const struct message *, struct envelope *);
-void	 deliver_settle(struct run *, struct session *, const struct account *,
-	    struct qentry *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 int	 deliver_keep(const struct run *, const struct account *,
@@ -575,10 +572,11 @@ void	 caller_gate(struct run *);
 void	 caller_done(struct run *, const struct failure *);
 
 /* runner.c */
-void	 deliver_queue(struct run *, struct failure *);
-void	 deliver_flush(struct run *, struct session *, const struct account *);
-void	 deliver_list(struct run *, struct failure *);
-void	 deliver_delete(struct run *, const char *, struct failure *);
+void	 runner_queue(struct run *, struct failure *);
+void	 runner_flush(struct run *, struct session *,
+	    const struct account *);
+void	 runner_list(struct run *, struct failure *);
+void	 runner_delete(struct run *, const char *, struct failure *);
 /* json.c */
 void	 json_entry(FILE *, const struct qentry *);
 void	 json_damaged(FILE *, const char *, const char *);

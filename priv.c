@@ -90,14 +90,14 @@ void
 priv_raise(void)
 {
 	if (privgid != (gid_t)-1 && setegid(privgid) == -1)
-		die("setegid: %s", strerror(errno));
+		fatal(EX_OSERR, "setegid: %s", strerror(errno));
 }
 
 void
 priv_drop(void)
 {
 	if (privgid != (gid_t)-1 && setegid(getgid()) == -1)
-		die("setegid: %s", strerror(errno));
+		fatal(EX_OSERR, "setegid: %s", strerror(errno));
 }
 
 /* Gives the group up for good, and checks that it cannot come back. */
@@ -111,6 +111,6 @@ priv_lose(void)
 	/* setgid() would keep the saved group; setresgid() clears all three. */
 	if (setresgid(gid, gid, gid) == -1 || getegid() != gid ||
 	    (gid != privgid && setegid(privgid) != -1))
-		die("cannot give up group %u", (unsigned)privgid);
+		fatal(EX_OSERR, "cannot give up group %u", (unsigned)privgid);
 	privgid = (gid_t)-1;
 }

@@ -359,7 +359,7 @@ env_line(struct qentry *q, char *line, unsigned *seen, long long *num,
  * -1 with err naming the first problem.
  */
 int
-queue_parse(const char *buf, size_t len, struct qentry *q, char *err,
+qenv_parse(const char *buf, size_t len, struct qentry *q, char *err,
     size_t errlen)
 {
 	char		 line[ENV_LINE_MAX + 1], why[256];
@@ -420,7 +420,7 @@ queue_parse(const char *buf, size_t len, struct qentry *q, char *err,
  * NULL with why when this run must leave the entry alone.
  */
 const struct account *
-queue_account(const struct config *cfg, const struct qentry *q, char *why,
+qenv_account(const struct config *cfg, const struct qentry *q, char *why,
     size_t whylen)
 {
 	const struct account	*a = NULL;

@@ -7,7 +7,7 @@
  * exists once ID.env does. The lock (a claim) is flock(2) on ID.msg, which
  * is never renamed. Every file is opened relative to the directory's
  * descriptor, never through a symbolic link, and what is read back is
- * checked as hostile input (queue_parse in qenv.c).
+ * checked as hostile input (qenv_parse in qenv.c).
  *
  * Other names: ID.sub is a submission's envelope while it is tried at
  * once (not a live entry: nothing is synced; published as ID.env only
@@ -41,7 +41,7 @@
 #define RETRY_FIRST	300	/* 5 min, doubling ... */
 #define RETRY_MAX	3600	/* ... up to an hour */
 #define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
-#define ID_LEN		12	/* q_add_: 8 hex digits of time, 4 random */
+#define ID_LEN		12	/* q_link: 8 hex digits of seconds, 4 of the 1/65536th */
 
 /* What q_perm gives a mode to. */
 enum qkind { QK_ENV, QK_MSG, QK_DIR };
@@ -313,15 +313,20 @@ static int
 q_link(int dfd, struct qentry *q, char *err, size_t errlen)
 {
 	char		 name[64], proc[64];
-	unsigned char	 rnd[2];
+	struct timespec	 ts;
 	int		 fd, tries;
 
-	/* IDs sort by time; a clash with another one is tried again. */
+	/*
+	 * IDs sort by time: the second, then its 1/65536th, so entries
+	 * queued one after another are in order even within a second. A
+	 * clash (another process in the same tick) is tried again, later.
+	 */
 	for (tries = 0;; tries++) {
-		arc4random_buf(rnd, sizeof(rnd));
-		snprintf(q->id, sizeof(q->id), "%08llX%02X%02X",
-		    (unsigned long long)time(NULL) & 0xffffffffULL, rnd[0],
-		    rnd[1]);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(q->id, sizeof(q->id), "%08llX%04X",
+		    (unsigned long long)ts.tv_sec & 0xffffffffULL,
+		    (unsigned)(((unsigned long long)ts.tv_nsec << 16) /
+		    1000000000ULL));
 		snprintf(name, sizeof(name), "%s.msg", q->id);
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", q->msg.fd);
 		if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0) {
@@ -596,7 +601,7 @@ peek_env(int dfd, const char *name, struct qentry *q, char *err,
 	    > 0)
 		len += n;
 	if (len <= ENV_MAX)
-		rv = queue_parse(buf, len, q, err, errlen);
+		rv = qenv_parse(buf, len, q, err, errlen);
 	else
 		snprintf(err, errlen, "%s: too large", name);
 	free(buf);
@@ -837,7 +842,7 @@ read_env(int dfd, struct qentry *q, const char *ext, char *err,
 	}
 	q->env_ino = st.st_ino;
 	q->env_mtime = st.st_mtim;
-	if (queue_parse(buf, len, q, err, errlen) == -1)
+	if (qenv_parse(buf, len, q, err, errlen) == -1)
 		goto out;
 	if (q->orig[0] != '\0') {
 		/* A report is written by whichever run settled its message;

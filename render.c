@@ -20,8 +20,6 @@
 
 #include "outbox.h"
 
-#define BLOCK		65536
-
 struct qp {
 	int	(*out)(void *, const char *, size_t);
 	void	*arg;
@@ -169,7 +167,7 @@ body_charset(const struct message *m)
  * of a UTF-8 sequence. Returns how many octets it took (0: max is too small).
  */
 size_t
-mime_word(char word[MIME_WORD_MAX], const char *p, size_t len,
+render_mime_word(char word[MIME_WORD_MAX], const char *p, size_t len,
     const char *charset, size_t max)
 {
 	unsigned char	enc[64];
@@ -227,7 +225,7 @@ words(struct hbuf *b, const char *p, size_t n)
 	size_t		 off, used;
 
 	for (off = 0; off < n; off += used) {
-		if ((used = mime_word(w, p + off, n - off, cs, 76 -
+		if ((used = render_mime_word(w, p + off, n - off, cs, 76 -
 		    column(b))) == 0) {
 			hbuf_add(b, "\r\n ", 3);
 			continue;
@@ -511,7 +509,7 @@ done:
  * needs it, BDAT does not).
  */
 int
-message_render(const struct message *m, int flags,
+render_message(const struct message *m, int flags,
     int (*out)(void *, const char *, size_t), void *arg)
 {
 	char	buf[BLOCK];
@@ -538,7 +536,7 @@ message_render(const struct message *m, int flags,
  * "From " lines quoted, so that nothing refused is ever gone.
  */
 int
-message_dead_letter(const struct message *m, const char *path,
+render_dead_letter(const struct message *m, const char *path,
     const char *sender, mode_t mode, char *err, size_t errlen)
 {
 	char	buf[BLOCK], date[64];

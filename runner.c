@@ -58,7 +58,7 @@ static void	refuse(struct failure *, enum fclass, const char *, ...)
 
 /*
  * The account an entry was queued for, as that same file defined it, and
- * only in its owner's run unless it is a system account (queue_account);
+ * only in its owner's run unless it is a system account (qenv_account);
  * NULL: this run leaves the entry alone (-bp says why).
  */
 static const struct account *
@@ -66,7 +66,7 @@ entry_account(const struct run *r, const struct qentry *q)
 {
 	char	why[512];
 
-	return queue_account(r->cfg, q, why, sizeof(why));
+	return qenv_account(r->cfg, q, why, sizeof(why));
 }
 /* Whether a -qI, -qR or -qS selection takes this entry. */
 static int
@@ -312,7 +312,7 @@ group(struct run *r, struct batch *b, size_t nb)
  * account's entries go over its own sessions, all accounts at once.
  */
 void
-deliver_queue(struct run *r, struct failure *f)
+runner_queue(struct run *r, struct failure *f)
 {
 	struct batch	*b;
 	pid_t		*pid;
@@ -385,7 +385,7 @@ deliver_queue(struct run *r, struct failure *f)
  * caller never waits on a backlog; outbox -q takes the rest.
  */
 void
-deliver_flush(struct run *r, struct session *s, const struct account *a)
+runner_flush(struct run *r, struct session *s, const struct account *a)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct qentry	 q;
@@ -431,7 +431,7 @@ show(const char *fmt, ...)
  * munin, scripts) already parses.
  */
 void
-deliver_list(struct run *r, struct failure *f)
+runner_list(struct run *r, struct failure *f)
 {
 	struct strlist	 ids = { NULL, 0 };
 	struct qentry	 q;
@@ -481,7 +481,7 @@ deliver_list(struct run *r, struct failure *f)
 		    date, q.env.sender[0] != '\0' ? q.env.sender :
 		    "MAILER-DAEMON");
 		why[0] = '\0';
-		if (queue_account(r->cfg, &q, why, sizeof(why)) != NULL)
+		if (qenv_account(r->cfg, &q, why, sizeof(why)) != NULL)
 			why[0] = '\0';
 		show("(%d attempt%s: %s%s%s)", q.attempts, q.attempts == 1 ?
 		    "" : "s", q.lasterr, why[0] != '\0' ? "; " : "", why);
@@ -516,7 +516,7 @@ refuse(struct failure *f, enum fclass class, const char *fmt, ...)
 
 /* -qD ID: removes an entry; its owner or root only. */
 void
-deliver_delete(struct run *r, const char *id, struct failure *f)
+runner_delete(struct run *r, const char *id, struct failure *f)
 {
 	struct qentry	q;
 	char		err[512];

@@ -61,8 +61,6 @@ struct opts {
 static void	usage(void) __attribute__((noreturn));
 static void	print_usage(FILE *);
 static void	stdout_check(void);
-static void	fatal(int, const char *, ...)
-		    __attribute__((noreturn, format(printf, 2, 3)));
 static const char *optarg_of(char **, int *, int, const char *);
 static void	parse_long(struct opts *, const char *);
 static int	parse_flag(struct opts *, int);
@@ -98,17 +96,6 @@ static int	recipients(struct outbox *, const struct message *,
 		    struct strlist *);
 static int	submit(struct outbox *);
 static int	send_mode(struct outbox *);
-
-static void
-fatal(int code, const char *fmt, ...)
-{
-	va_list	ap;
-
-	va_start(ap, fmt);
-	vwarnx(fmt, ap);
-	va_end(ap);
-	exit(code);
-}
 
 /*
  * The one exit policy (sysexits(3), outbox(8) EXIT STATUS): every outcome
@@ -750,13 +737,13 @@ other_mode(struct outbox *ob)
 	memset(&f, 0, sizeof(f));
 	switch (ob->o.mode) {
 	case M_LIST:
-		deliver_list(&ob->r, &f);
+		runner_list(&ob->r, &f);
 		return queue_outcome(&f);
 	case M_QUEUE:
 		if (ob->o.qsel == 'D')
-			deliver_delete(&ob->r, ob->o.qarg, &f);
+			runner_delete(&ob->r, ob->o.qarg, &f);
 		else
-			deliver_queue(&ob->r, &f);
+			runner_queue(&ob->r, &f);
 		return queue_outcome(&f);
 	case M_ALIASES:
 		return aliases_mode(ob);

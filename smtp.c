@@ -41,6 +41,8 @@ struct tx {
 };
 
 static int	dial(struct session *, const char *, char *, size_t);
+static enum status smtp_fail(struct session *, const char *, ...) PRINTF(2, 3);
+static enum status smtp_auth(struct session *);
 static int	read_reply(struct session *, int);
 static void	closing(struct session *);
 static int	lost(const struct session *);
@@ -88,7 +90,7 @@ static int	again(const struct envelope *);
  * Records why the step failed, at the session's stage, as a temporary
  * failure (the usual class); returns ST_TEMP.
  */
-enum status
+static enum status
 smtp_fail(struct session *s, const char *fmt, ...)
 {
 	va_list	ap;
@@ -159,7 +161,7 @@ sanitize(char *p)
  * Sets *code and *last; -1 when the line is not a reply.
  */
 int
-reply_parse_line(const char *l, size_t len, int *code, int *last)
+smtp_reply_parse_line(const char *l, size_t len, int *code, int *last)
 {
 	if (len < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '9' ||
 	    l[2] < '0' || l[2] > '9')
@@ -261,7 +263,7 @@ read_lines(struct session *s, int ehlo)
 			    "\"%.80s\"", line);
 			return -1;
 		}
-		if (reply_parse_line(line, len, &code, &last) == -1) {
+		if (smtp_reply_parse_line(line, len, &code, &last) == -1) {
 			smtp_fail(s, "garbled reply: %.80s", line);
 			return -1;
 		}
@@ -746,7 +748,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "an address is not "
 		    "ASCII and the server does not offer SMTPUTF8");
 	if (tx->qp)
-		message_render(m, tx->qp, count_out, &tx->size);
+		render_message(m, tx->qp, count_out, &tx->size);
 	else
 		tx->size = m->size;
 	if ((s->ext & EXT_SIZE) && s->size_max > 0 &&
@@ -962,9 +964,9 @@ body_out(struct session *s, const struct message *m, const struct tx *tx)
 		fprintf(stderr, "-> [message: %lld octets]\n",
 		    (long long)tx->size);
 	if (tx->bdat)
-		rv = message_render(m, tx->qp, raw_out, &s->io);
+		rv = render_message(m, tx->qp, raw_out, &s->io);
 	else
-		rv = message_render(m, tx->qp, smtp_data_out, &dot) == -1 ||
+		rv = render_message(m, tx->qp, smtp_data_out, &dot) == -1 ||
 		    io_write(&s->io, ".\r\n", 3) == -1 ? -1 : 0;
 	if (rv == -1) {
 		smtp_fail(s, "sending the message: %s", s->io.err[0] != '\0' ?
@@ -1198,7 +1200,7 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
  * refused OAuth2 token is replaced once by a new one (it may have been
  * revoked or expired early).
  */
-enum status
+static enum status
 smtp_auth(struct session *s)
 {
 	const struct sasl_mech	*m;

@@ -382,14 +382,14 @@ static int
 tls_pin_ok(X509 *cert, const char *pin, char *err, size_t errlen)
 {
 	unsigned char	 md[EVP_MAX_MD_SIZE];
-	unsigned int	 mdlen = 0, i;
-	char		 hex[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int	 mdlen = 0;
+	char		 hex[2 * EVP_MAX_MD_SIZE + 1] = "";
 
-	if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1)
+	/* Upper-case digits without colons, as config.c stores the pin. */
+	if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 ||
+	    OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, md, mdlen,
+	    '\0') != 1)
 		mdlen = 0;
-	for (i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02X", md[i]);
-	hex[2 * mdlen] = '\0';
 	if (mdlen == 32 && strcasecmp(hex, pin) == 0)
 		return 1;
 	snprintf(err, errlen, "certificate fingerprint %s does not match "

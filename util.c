@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * Allocation that cannot fail, string lists, stage names, the stop signal,
- * the one UTF-8 validator and printable text, and die(): the one exit
- * outside sendmail.c, for what leaves nothing to go on with (out of
- * memory, a group that cannot be set or dropped).
+ * the one UTF-8 validator and printable text, "file:line: " errors, and
+ * fatal(): the one immediate exit, for sendmail.c's usage errors and for
+ * what leaves nothing to go on with (out of memory, EX_OSERR; a group that
+ * cannot be set or dropped).
  */
 #include <err.h>
 #include <signal.h>
@@ -16,18 +17,36 @@
 #include "outbox.h"
 
 /*
- * The process cannot go on (EX_OSERR). Nothing is half done: a message
- * not yet queued was not accepted, a queued one waits for the next run.
+ * The process cannot go on: exits with code (EX_OSERR for out of memory
+ * and the like). Nothing is half done: a message not yet queued was not
+ * accepted, a queued one waits for the next run.
  */
 void
-die(const char *fmt, ...)
+fatal(int code, const char *fmt, ...)
 {
 	va_list	ap;
 
 	va_start(ap, fmt);
 	vwarnx(fmt, ap);
 	va_end(ap);
-	exit(EX_OSERR);
+	exit(code);
+}
+
+/* Formats "file:line: why" into err; returns -1. */
+int
+err_at(char *err, size_t errlen, const char *file, int line,
+    const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	n = snprintf(err, errlen, "%s:%d: ", file, line);
+	if (n < 0 || (size_t)n >= errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - n, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 void *
@@ -36,7 +55,7 @@ xcalloc(size_t n, size_t size)
 	void	*p = calloc(n, size);
 
 	if (p == NULL)
-		die("out of memory");
+		fatal(EX_OSERR, "out of memory");
 	return p;
 }
 
@@ -44,7 +63,7 @@ void *
 xreallocarray(void *p, size_t n, size_t size)
 {
 	if ((p = reallocarray(p, n, size)) == NULL)
-		die("out of memory");
+		fatal(EX_OSERR, "out of memory");
 	return p;
 }
 
@@ -54,7 +73,7 @@ xstrdup(const char *s)
 	char	*p = strdup(s);
 
 	if (p == NULL)
-		die("out of memory");
+		fatal(EX_OSERR, "out of memory");
 	return p;
 }
 

@@ -193,7 +193,11 @@ expect_grep power-bp-set-aside '6B0000000001.bad: set aside' "$OUT"
 expect_exit 0 power-json-bad "$OUTBOX" -C "$CFG" -bp --json
 expect_grep power-json-bad '"queue_name": "corrupt", "queue_id": "6B0000000001"' "$OUT"
 
-sleep 0.5
+# The ledger reads the log once every session has ended there.
+for _ in $(seq 100); do
+	[ "$(grep -c '^E: session ' "$LOG")" = "$(grep -c '^E: session-end ' "$LOG")" ] && break
+	sleep 0.05
+done
 fault_stop
 python3 "$here/ledger.py" "$WANT" "$LOG" >"$FS/ledger.out"
 tail -n1 "$FS/ledger.out"

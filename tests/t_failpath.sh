@@ -104,7 +104,7 @@ stall_case() {	# NAME EXT
 		--rcvbuf 16384 --stall-at 270000 --stall-read 1.5
 	mkcfg "$name" "$PORT" "timeout 1"
 	queue "$name" "$name-big"
-	sleep 1		# IDs sort by the second: the big one goes first
+	# IDs sort by time (to 1/65536 s): the big one goes first
 	queue "$name" "$name-small"
 	ob "fault-$name-run1" 0 -q
 	expect_eq "fault-$name-run1-big-not-accepted" "$(copies "$name-big")" 0

@@ -267,12 +267,12 @@ mkmsg "$mid"; owe "$mid" b@example.test
 start_srv "$name"
 mkcfg "$name" "$PORT"
 ob "$name" 0 -odq -i -f a@example.test b@example.test <"$MSG"
-sleep 0.3
-expect_eq "q-$name-no-connection" "$(sessions "$LOG")" 0
 expect_queued "$name" b@example.test
 ob "$name-run" 0 -q
 expect_eq "q-$name-run-summary" "$(cat "$OUT")" "outbox: 1 sent, 0 deferred, 0 bounced, 0 busy"
 kill_srv
+# Counted once the server is gone: the -q run's session is the only one.
+expect_eq "q-$name-no-connection" "$(sessions "$LOG")" 1
 expect_one_tx "$name-run" "$LOG" "$mid" b@example.test "$WANT"
 expect_empty "$name-run"
 
@@ -292,10 +292,10 @@ echo "note: -odb returned after $ms ms"
 expect_nogrep "q-$name-back-before-greeting" 'EHLO' "$FS/$name.at-return"
 expect_queued "$name" b@example.test
 for i in $(seq 100); do
-	[ "$(qn)" -eq 0 ] && [ "$(acked "$LOG")" -ge 1 ] && break
+	[ "$(qn)" -eq 0 ] && [ "$(acked "$LOG")" -ge 1 ] &&
+	    grep -q '^E: session-end ' "$LOG" && break
 	sleep 0.1
 done
-sleep 0.2
 kill_srv
 expect_one_tx "$name-child" "$LOG" "$mid" b@example.test "$WANT"
 expect_empty "$name-child"
@@ -308,7 +308,7 @@ mkmsg q5-due-a; owe q5-due-a b@example.test; MSG_A=$MSG
 mkmsg q5-due-b; owe q5-due-b b@example.test; MSG_B=$MSG
 mkcfg "$name" "$(free_port)"
 ob "$name-a" 0 -i -f a@example.test b@example.test <"$MSG_A"
-sleep 1	# IDs sort by time: a before b
+# IDs sort by time (to 1/65536 s): a before b.
 ob "$name-b" 0 -i -f a@example.test b@example.test <"$MSG_B"
 ids=($(qids))
 expect_eq "q-$name-two-queued" "${#ids[@]}" 2
@@ -345,7 +345,6 @@ mkcfg "$name" "$PORT"
 for k in 1 2 3; do
 	mkmsg "q5-sel-$k"; owe "q5-sel-$k" "rb$k@example.test"
 	ob "$name-add$k" 0 -odq -i -f "sa$k@example.test" "rb$k@example.test" <"$MSG"
-	sleep 1.05	# distinct, ordered IDs
 done
 ids=($(qids))
 expect_eq "q-$name-three" "${#ids[@]}" 3
@@ -366,7 +365,6 @@ expect_eq "q-$name-order" "$(tx "$LOG" | awk '{print $2, $3, $4, $5}' | tr '\n' 
 name=t-qD
 mkcfg "$name" "$(free_port)"
 mkmsg q5-del-1; ob "$name-add1" 0 -odq -i -f a@example.test b@example.test <"$MSG"
-sleep 1.05
 mkmsg q5-del-2; ob "$name-add2" 0 -odq -i -f a@example.test b@example.test <"$MSG"
 ids=($(qids))
 ob "$name-del" 0 -qD "${ids[0]}"
@@ -415,7 +413,7 @@ for v in pipe:PIPELINING,CHUNKING,8BITMIME,SIZE=10240000 nopipe:8BITMIME,SIZE=10
 	mkcfg "$name" "$(free_port)"
 	mkmsg "q6-fail-$v-a"; owe "q6-fail-$v-a" b@example.test
 	ob "$name-add1" 0 -odq -i -f a@example.test b@example.test <"$MSG"
-	sleep 1.05	# ordered IDs: the failing one first
+	# ordered IDs (to 1/65536 s): the failing one first
 	mkmsg "q6-fail-$v-b"; owe "q6-fail-$v-b" b@example.test
 	ob "$name-add2" 0 -odq -i -f '<>' b@example.test <"$MSG"
 	start_srv "$name-srv" --scenario mail-451-but-null --ext "$ext"

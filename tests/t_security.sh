@@ -198,7 +198,8 @@ printf 'host 127.0.0.1\nport %s\ntls off\ntimeout 10\nqueue off\nlog off\n' \
 	"$(cat "$S/sport")" >"$S/stall.conf"
 "$SRC/outbox" -C "$S/stall.conf" x@example.test <"$S/msg" >/dev/null 2>&1 &
 OPID=$!
-sleep 1
+# Mid-session once the server has its connection.
+for _ in $(seq 100); do grep -q '^E: session ' "$S/stall.log" 2>/dev/null && break; sleep 0.1; done
 expect_grep sec-no-core-dumps '^Max core file size +0 +0' "/proc/$OPID/limits"
 # Not dumpable, for real: the kernel gives a non-dumpable process's /proc
 # files to root, so an outbox run as nobody must show root as their owner.

@@ -57,21 +57,25 @@ test_replies(void)
 {
 	int	code, last;
 
-	CHECK("reply 250 final", reply_parse_line("250 ok", 6, &code, &last)
-	    == 0 && code == 250 && last);
-	CHECK("reply 250- continues", reply_parse_line("250-PIPELINING", 14,
-	    &code, &last) == 0 && !last);
-	CHECK("reply bare code", reply_parse_line("354", 3, &code, &last) == 0
-	    && code == 354 && last);
-	CHECK("reply garbage", reply_parse_line("hello", 5, &code, &last)
-	    == -1);
-	CHECK("reply 1xx refused", reply_parse_line("199 x", 5, &code, &last)
-	    == -1);
-	CHECK("reply 600 refused", reply_parse_line("600 x", 5, &code, &last)
-	    == -1);
-	CHECK("reply no separator", reply_parse_line("250x", 4, &code, &last)
-	    == -1);
-	CHECK("reply short", reply_parse_line("25", 2, &code, &last) == -1);
+	CHECK("reply 250 final",
+	    smtp_reply_parse_line("250 ok", 6, &code, &last) == 0 &&
+	    code == 250 && last);
+	CHECK("reply 250- continues",
+	    smtp_reply_parse_line("250-PIPELINING", 14, &code, &last) == 0 &&
+	    !last);
+	CHECK("reply bare code",
+	    smtp_reply_parse_line("354", 3, &code, &last) == 0 &&
+	    code == 354 && last);
+	CHECK("reply garbage",
+	    smtp_reply_parse_line("hello", 5, &code, &last) == -1);
+	CHECK("reply 1xx refused",
+	    smtp_reply_parse_line("199 x", 5, &code, &last) == -1);
+	CHECK("reply 600 refused",
+	    smtp_reply_parse_line("600 x", 5, &code, &last) == -1);
+	CHECK("reply no separator",
+	    smtp_reply_parse_line("250x", 4, &code, &last) == -1);
+	CHECK("reply short",
+	    smtp_reply_parse_line("25", 2, &code, &last) == -1);
 }
 
 /* Parses s and compares the addresses with want ("a|b"), or an error. */
@@ -547,7 +551,7 @@ test_qp(void)
 	s = spool(in, 1, 0, &m);
 	CHECK("long line noted", s && m.max_line == 1200 &&
 	    message_qp_allowed(&m));
-	message_render(&m, 1, collect, out);
+	render_message(&m, 1, collect, out);
 	CHECK("QP replaces the transfer encoding", strstr(out,
 	    "Content-Transfer-Encoding: quoted-printable\r\n") &&
 	    !strstr(out, "8bit") && strstr(out, "MIME-Version: 1.0\r\n"));
@@ -571,7 +575,7 @@ rendered(const char *in, int flags, struct message *m)
 	char	*s, *out = calloc(1, 65536);
 
 	s = spool(in, 1, 0, m);
-	if (s == NULL || message_render(m, flags, collect, out) == -1)
+	if (s == NULL || render_message(m, flags, collect, out) == -1)
 		out[0] = '\0';
 	free(s);
 	message_close(m);
@@ -644,13 +648,15 @@ test_rfc2047(void)
 	CHECK("2047: long text in folded words of at most 75", ok &&
 	    strstr(out, "?=\r\n =?UTF-8?B?") != NULL);
 	free(out);
-	n = mime_word(w, "a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	n = render_mime_word(w,
+	    "a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9", 47, "UTF-8", 75);
 	CHECK("2047: a word never splits a UTF-8 sequence", n == 45 &&
 	    strlen(w) <= 75);
-	n = mime_word(w, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	n = render_mime_word(w,
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
 	    "\xc3\xa9", 46, "UTF-8", 75);
@@ -1135,21 +1141,21 @@ test_queue_report(void)
 
 	memset(&l, 0, sizeof(l));
 	e = ENV_HEAD "report 0123456789AB\n";
-	CHECK("env: report without rcpt", queue_parse(e, strlen(e), &l, err,
+	CHECK("env: report without rcpt", qenv_parse(e, strlen(e), &l, err,
 	    sizeof(err)) == 0 && strcmp(l.report, "0123456789AB") == 0);
 	queue_free(&l);
 	memset(&l, 0, sizeof(l));
-	CHECK("env: no rcpt, no report", queue_parse(ENV_HEAD, sizeof(ENV_HEAD)
+	CHECK("env: no rcpt, no report", qenv_parse(ENV_HEAD, sizeof(ENV_HEAD)
 	    - 1, &l, err, sizeof(err)) == -1 && strstr(err, "no rcpt"));
 	queue_free(&l);
 	memset(&l, 0, sizeof(l));
 	e = ENV_HEAD "rcpt a@b.c\norig ../x\n";
-	CHECK("env: bad orig", queue_parse(e, strlen(e), &l, err,
+	CHECK("env: bad orig", qenv_parse(e, strlen(e), &l, err,
 	    sizeof(err)) == -1 && strstr(err, "bad queue ID") != NULL);
 	queue_free(&l);
 	memset(&l, 0, sizeof(l));
 	e = ENV_HEAD "rcpt a@b.c\nheld 1\n";
-	CHECK("env: held", queue_parse(e, strlen(e), &l, err,
+	CHECK("env: held", qenv_parse(e, strlen(e), &l, err,
 	    sizeof(err)) == 0 && l.held == 1);
 	queue_free(&l);
 }

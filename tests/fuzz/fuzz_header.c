@@ -48,7 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (m.body > m.size)
 			abort();
 		if (message_qp_allowed(&m))
-			message_render(&m, 1, discard, NULL);
+			render_message(&m, 1, discard, NULL);
 	}
 	message_close(&m);
 	close(fd);

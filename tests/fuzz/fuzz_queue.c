@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&q, 0, sizeof(q));
 	q.msg.fd = -1;
-	if (queue_parse((const char *)data, size, &q, err, sizeof(err)) == 0) {
+	if (qenv_parse((const char *)data, size, &q, err, sizeof(err)) == 0) {
 		if (q.account == NULL || q.env.sender == NULL ||
 		    q.env.nrcpt == 0 || q.env.nrcpt > RCPT_MAX ||
 		    q.msg.body > q.msg.size || q.msg.size < 0)

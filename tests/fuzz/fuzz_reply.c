@@ -25,7 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (n = 0; n < 1000 && (code = smtp_reply(&s)) != -1; n++)
 		if (code < 200 || code > 599)
 			__builtin_trap();
-	reply_parse_line((const char *)data, size, &code, &last);
+	smtp_reply_parse_line((const char *)data, size, &code, &last);
 	close(sv[0]);
 	close(sv[1]);
 	return 0;
