@@ -487,8 +487,22 @@ void	 io_close(struct io *);
 void	 io_quickack(int);
 
 /* tls.c */
+/*
+ * How tls_start checks its peer besides the host name, and where it keeps
+ * sessions: an account's settings, passed by value so any client can ask.
+ */
+struct tlspeer {
+	const char	*pin;		/* tls_fingerprint: replaces the chain */
+	int		 implicit;	/* TLS from the first octet (the hint) */
+	long long	 port;		/* for the hint */
+	const struct account *cache;	/* the session cache's key, or NULL */
+	const char	*cache_dir;	/* where the cache lives, or NULL */
+	int		 verbose;
+};
 SSL_CTX	*tls_context(const struct account *, char *, size_t);
-int	 tls_start(struct session *, const char *, char *, size_t);
+SSL_CTX	*tls_context_ca(const char *, long long, char *, size_t);
+int	 tls_start(struct io *, SSL_CTX *, const char *,
+	    const struct tlspeer *, enum fclass *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);
