@@ -442,6 +442,13 @@ void	 config_free(struct config *);
 int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
+/* provider.c */
+extern const char *const provider_oauth2_names[];
+extern const char *const provider_preset_names[];
+void	 provider_preset(struct account *);
+void	 provider_oauth2(struct account *);
+const char *provider_oauth2_check(const struct account *);
+
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
 #define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
