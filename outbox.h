@@ -442,6 +442,13 @@ void	 config_free(struct config *);
 int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
+/* provider.c */
+extern const char *const provider_oauth2_names[];
+extern const char *const provider_preset_names[];
+void	 provider_preset(struct account *);
+void	 provider_oauth2(struct account *);
+const char *provider_oauth2_check(const struct account *);
+
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
 #define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
@@ -518,18 +525,12 @@ int	 smtp_data_out(void *, const char *, size_t);
 
 /* queue.c */
 int	 queue_shared(int);
-void	 queue_hold(int *);
-void	 queue_unhold(int *);
-void	 queue_hold_forget(void);
-void	 queue_hold_detach(int);
 int	 queue_open(const char *, char *, size_t);
 int	 queue_add(const char *, struct qentry *, int, char *, size_t);
 int	 queue_update(const char *, struct qentry *, char *, size_t);
 int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
 	    size_t);
 int	 queue_finish(const char *, struct qentry *, char *, size_t);
-int	 queue_set_aside(const char *, const char *, char *, size_t);
-void	 queue_sweep(const char *, struct strlist *);
 int	 queue_active(struct qentry *);
 int	 queue_open_orig(const char *, const struct qentry *,
 	    struct message *);
@@ -542,10 +543,24 @@ int	 queue_list(const char *, struct strlist *);
 int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
-int	 qenv_parse(const char *, size_t, struct qentry *, char *, size_t);
+
+/* qhold.c */
+void	 queue_hold(int *);
+void	 queue_unhold(int *);
+void	 queue_hold_forget(void);
+void	 queue_hold_detach(int);
+
+/* qsweep.c */
+int	 queue_set_aside(const char *, const char *, char *, size_t);
+void	 queue_sweep(const char *, struct strlist *);
+
+/* qroom.c */
 off_t	 queue_env_size(const struct qentry *);
 int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
+
+/* qenv.c */
+int	 qenv_parse(const char *, size_t, struct qentry *, char *, size_t);
 const struct account *qenv_account(const struct config *,
 	    const struct qentry *, char *, size_t);
 

@@ -19,9 +19,7 @@
  * damaged envelope set aside after an hour, with a log line.
  */
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
 #include <dirent.h>
@@ -35,35 +33,18 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "queue.h"
 
-#define STALE		3600	/* seconds before a stray file is litter */
-#define SUB_STALE	600	/* an abandoned submission (ID.sub) */
 #define RETRY_FIRST	300	/* 5 min, doubling ... */
 #define RETRY_MAX	3600	/* ... up to an hour */
-#define ENV_MAX		(RCPT_MAX * (ADDR_MAX + 8) + 3 * PATH_MAX)
-#define ID_LEN		12	/* q_link: 8 hex digits of seconds, 4 of the 1/65536th */
 
 /* What q_perm gives a mode to. */
 enum qkind { QK_ENV, QK_MSG, QK_DIR };
 
-/* One user's share of a shared spool (q_share). */
-struct share {
-	long long	bytes;
-	long long	entries;
-};
-
-static int	 dir_open(const char *, char *, size_t);
-static int	 id_valid(const char *, size_t);
 static int	 write_env(int, const struct qentry *, const char *, int,
 		    char *, size_t);
-static int	 publish(int, const char *, char *, size_t);
-static int	 peek_env(int, const char *, struct qentry *, char *, size_t);
-static int	 exists(int, const char *, const char *);
-static void	 sweep_sub(int, const char *, time_t, struct strlist *);
-static void	 sweep_rep(int, const char *, struct strlist *);
 static int	 copy_fd(int, int);
 static int	 read_env(int, struct qentry *, const char *, char *, size_t);
-static void	 env_clear(struct qentry *);
 static int	 q_open_(const char *, char *, size_t);
 static int	 q_link(int, struct qentry *, char *, size_t);
 static int	 q_add_(const char *, struct qentry *, int, char *, size_t);
@@ -71,38 +52,20 @@ static int	 q_update_(const char *, struct qentry *, char *, size_t);
 static int	 q_report_(const char *, struct qentry *, struct qentry *,
 		    char *, size_t);
 static int	 q_finish_(const char *, struct qentry *, char *, size_t);
-static int	 q_set_aside_(const char *, const char *, char *, size_t);
-static void	 q_sweep_(const char *, struct strlist *);
 static void	 q_remove_(const char *, const char *);
 static int	 q_load_(const char *, const char *, struct qentry *, int,
 		    char *, size_t);
 static int	 q_claim_(const char *, struct qentry *, char *, size_t);
 static int	 q_list_(const char *, struct strlist *);
-static void	 q_litter(int, const char *, time_t);
-static void	 q_share(int, uid_t, struct share *);
-static int	 q_room_(const char *, const struct account *, uid_t, off_t,
-		    char *, size_t);
 static void	 q_hold(struct qentry *);
 static mode_t	 q_perm(int, enum qkind);
-
-/*
- * Where stderr goes while this process holds what other users' mail
- * waits for (queue_hold): a memory file, replayed once the last holder
- * let go. A stderr nobody reads (a full pipe, a stopped terminal) then
- * blocks a process that holds nothing. Process-wide, as descriptor 2 is.
- */
-static struct {
-	int	depth;		/* claims held */
-	int	saved;		/* the real stderr, while depth > 0 */
-	int	mem;		/* what stands in for it */
-} hold = { 0, -1, -1 };
 
 /*
  * The queue directory itself, never through a symbolic link in its last
  * component: -1 with err otherwise.
  */
-static int
-dir_open(const char *dir, char *err, size_t errlen)
+int
+queue_dir_open(const char *dir, char *err, size_t errlen)
 {
 	int	fd;
 
@@ -156,8 +119,8 @@ q_perm(int dfd, enum qkind kind)
 }
 
 /* Whether id[0..len) is exactly what q_add_ makes: 12 upper hex digits. */
-static int
-id_valid(const char *id, size_t len)
+int
+queue_id_valid(const char *id, size_t len)
 {
 	size_t	i;
 
@@ -198,7 +161,7 @@ q_open_(const char *dir, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
-	if ((fd = dir_open(dir, err, errlen)) == -1)
+	if ((fd = queue_dir_open(dir, err, errlen)) == -1)
 		return -1;
 	if (made)
 		fchmod(fd, q_perm(-1, QK_DIR));
@@ -372,7 +335,7 @@ q_add_(const char *dir, struct qentry *q, int sync, char *err,
 	char	name[64];
 	int	dfd;
 
-	if ((dfd = dir_open(dir, err, errlen)) == -1)
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1)
 		return -1;
 	if (q_link(dfd, q, err, errlen) == -1) {
 		close(dfd);
@@ -431,7 +394,7 @@ q_update_(const char *dir, struct qentry *q, char *err, size_t errlen)
 		snprintf(err, errlen, "%s.msg: %s", q->id, strerror(errno));
 		return -1;
 	}
-	if ((dfd = dir_open(dir, err, errlen)) == -1)
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1)
 		return -1;
 	rv = write_env(dfd, q, "env", 1, err, errlen);
 	if (rv == 0 && q->sub) {
@@ -444,8 +407,8 @@ q_update_(const char *dir, struct qentry *q, char *err, size_t errlen)
 }
 
 /* Makes ID.rep the live ID.env, durably. */
-static int
-publish(int dfd, const char *id, char *err, size_t errlen)
+int
+queue_publish(int dfd, const char *id, char *err, size_t errlen)
 {
 	char	rep[64], env[64];
 
@@ -473,7 +436,7 @@ q_report_(const char *dir, struct qentry *q, struct qentry *b, char *err,
 	char	name[64], orig[64];
 	int	dfd;
 
-	if ((dfd = dir_open(dir, err, errlen)) == -1)
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1)
 		return -1;
 	if (q_link(dfd, b, err, errlen) == -1) {
 		close(dfd);
@@ -491,7 +454,7 @@ q_report_(const char *dir, struct qentry *q, struct qentry *b, char *err,
 		if (!q->sub)
 			strlcpy(q->report, b->id, sizeof(q->report));
 		if ((q->sub || write_env(dfd, q, "env", 1, err, errlen) == 0) &&
-		    publish(dfd, b->id, err, errlen) == 0) {
+		    queue_publish(dfd, b->id, err, errlen) == 0) {
 			q->report[0] = '\0';
 			close(dfd);
 			return 0;
@@ -526,12 +489,12 @@ q_finish_(const char *dir, struct qentry *q, char *err, size_t errlen)
 
 	if (flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		return 1;
-	if ((dfd = dir_open(dir, err, errlen)) == -1) {
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1) {
 		flock(q->msg.fd, LOCK_UN);
 		return -1;
 	}
-	if (exists(dfd, q->report, "rep"))
-		rv = publish(dfd, q->report, err, errlen);
+	if (queue_exists(dfd, q->report, "rep"))
+		rv = queue_publish(dfd, q->report, err, errlen);
 	if (rv == 0) {
 		q->report[0] = '\0';
 		if (q->env.nrcpt == 0)
@@ -545,195 +508,14 @@ q_finish_(const char *dir, struct qentry *q, char *err, size_t errlen)
 }
 
 /* Whether ID.ext is there. */
-static int
-exists(int dfd, const char *id, const char *ext)
+int
+queue_exists(int dfd, const char *id, const char *ext)
 {
 	struct stat	st;
 	char		name[64];
 
 	snprintf(name, sizeof(name), "%.*s.%.8s", ID_LEN, id, ext);
 	return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/*
- * Renames a damaged ID.env, untouched for an hour, to ID.bad: no run
- * tries it again, mailq still shows it. 0 set aside, 1 too young.
- */
-static int
-q_set_aside_(const char *dir, const char *id, char *err, size_t errlen)
-{
-	struct stat	st;
-	char		env[64], bad[64];
-	int		dfd, rv = 1;
-
-	if (!id_valid(id, strlen(id)) ||
-	    (dfd = dir_open(dir, err, errlen)) == -1)
-		return -1;
-	snprintf(env, sizeof(env), "%s.env", id);
-	snprintf(bad, sizeof(bad), "%s.bad", id);
-	if (fstatat(dfd, env, &st, AT_SYMLINK_NOFOLLOW) == -1)
-		rv = -1;
-	else if (time(NULL) - st.st_mtime >= STALE)
-		rv = renameat(dfd, env, dfd, bad) == 0 ? 0 : -1;
-	if (rv == -1)
-		snprintf(err, errlen, "%s: %s", env, strerror(errno));
-	close(dfd);
-	return rv;
-}
-
-/* Parses ID.ext into q, without the checks against ID.msg. */
-static int
-peek_env(int dfd, const char *name, struct qentry *q, char *err,
-    size_t errlen)
-{
-	char	*buf;
-	ssize_t	 n;
-	size_t	 len = 0;
-	int	 fd, rv = -1;
-
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", name, strerror(errno));
-		return -1;
-	}
-	buf = xcalloc(1, ENV_MAX + 1);
-	while (len <= ENV_MAX && (n = read(fd, buf + len, ENV_MAX + 1 - len))
-	    > 0)
-		len += n;
-	if (len <= ENV_MAX)
-		rv = qenv_parse(buf, len, q, err, errlen);
-	else
-		snprintf(err, errlen, "%s: too large", name);
-	free(buf);
-	close(fd);
-	return rv;
-}
-
-/*
- * A submission's ID.sub: once its ID.env is there it is a leftover; else,
- * when nobody holds the entry after SUB_STALE, the submission died before
- * it said 0 to anyone: both files go, with a line in said.
- */
-static void
-sweep_sub(int dfd, const char *id, time_t now, struct strlist *said)
-{
-	struct stat	st;
-	char		sub[64], msg[64], line[256];
-	int		fd;
-
-	snprintf(sub, sizeof(sub), "%s.sub", id);
-	snprintf(msg, sizeof(msg), "%s.msg", id);
-	if (exists(dfd, id, "env")) {
-		unlinkat(dfd, sub, 0);
-		return;
-	}
-	if (fstatat(dfd, sub, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    now - st.st_mtime < SUB_STALE)
-		return;
-	fd = openat(dfd, msg, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		close(fd);
-		return;		/* still being tried */
-	}
-	unlinkat(dfd, sub, 0);
-	unlinkat(dfd, msg, 0);
-	if (fd != -1)
-		close(fd);
-	snprintf(line, sizeof(line), "%s: removed an abandoned submission "
-	    "(%s, %lld s old): it never returned 0, so its sender kept the "
-	    "message", id, sub, (long long)(now - st.st_mtime));
-	strlist_add(said, line);
-}
-
-/*
- * A report still named BID.rep, nobody writing it: published when its
- * message's envelope committed it, else removed (its message still owes
- * the report, or its submission never returned).
- */
-static void
-sweep_rep(int dfd, const char *id, struct strlist *said)
-{
-	struct qentry	b, q;
-	char		name[64], err[256], line[512];
-	int		fd, committed = 0;
-
-	snprintf(name, sizeof(name), "%s.msg", id);
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd != -1 && flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		close(fd);
-		return;		/* being written */
-	}
-	memset(&b, 0, sizeof(b));
-	memset(&q, 0, sizeof(q));
-	snprintf(name, sizeof(name), "%s.rep", id);
-	if (peek_env(dfd, name, &b, err, sizeof(err)) == 0 &&
-	    b.orig[0] != '\0') {
-		snprintf(name, sizeof(name), "%s.env", b.orig);
-		committed = peek_env(dfd, name, &q, err, sizeof(err)) == 0 &&
-		    strcmp(q.report, id) == 0;
-	}
-	if (committed && publish(dfd, id, err, sizeof(err)) == 0)
-		snprintf(line, sizeof(line), "%s: report on %s published after "
-		    "an interruption", id, b.orig);
-	else {
-		snprintf(name, sizeof(name), "%s.rep", id);
-		unlinkat(dfd, name, 0);
-		snprintf(name, sizeof(name), "%s.orig", id);
-		unlinkat(dfd, name, 0);
-		snprintf(name, sizeof(name), "%s.msg", id);
-		unlinkat(dfd, name, 0);
-		snprintf(line, sizeof(line), "%s: removed a report never "
-		    "committed (its message still owes it)", id);
-	}
-	strlist_add(said, line);
-	if (fd != -1)
-		close(fd);
-	env_clear(&b);
-	env_clear(&q);
-}
-
-/*
- * Finishes what an interrupted process left: abandoned submissions and
- * reports not yet published (see above). One line per action in said,
- * for the log.
- */
-static void
-q_sweep_(const char *dir, struct strlist *said)
-{
-	DIR		*d;
-	struct dirent	*e;
-	struct strlist	 subs = { NULL, 0 }, reps = { NULL, 0 };
-	char		 id[ID_LEN + 1], err[256];
-	size_t		 len, i;
-	time_t		 now = time(NULL);
-	int		 dfd, fd;
-
-	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
-		return;
-	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		close(dfd);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		len = strlen(e->d_name);
-		if (len != ID_LEN + 4 || !id_valid(e->d_name, ID_LEN))
-			continue;
-		snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
-		if (strcmp(e->d_name + ID_LEN, ".sub") == 0)
-			strlist_add(&subs, id);
-		else if (strcmp(e->d_name + ID_LEN, ".rep") == 0)
-			strlist_add(&reps, id);
-	}
-	closedir(d);
-	for (i = 0; i < subs.n; i++)
-		sweep_sub(dfd, subs.v[i], now, said);
-	for (i = 0; i < reps.n; i++)
-		sweep_rep(dfd, reps.v[i], said);
-	strlist_free(&subs);
-	strlist_free(&reps);
-	close(dfd);
 }
 
 /*
@@ -775,8 +557,8 @@ q_remove_(const char *dir, const char *id)
 	size_t	i;
 	int	dfd;
 
-	if (!id_valid(id, strlen(id)) ||
-	    (dfd = dir_open(dir, err, sizeof(err))) == -1)
+	if (!queue_id_valid(id, strlen(id)) ||
+	    (dfd = queue_dir_open(dir, err, sizeof(err))) == -1)
 		return;
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		snprintf(name, sizeof(name), "%s.%s", id, ext[i]);
@@ -786,8 +568,8 @@ q_remove_(const char *dir, const char *id)
 }
 
 /* Frees what an envelope loaded; the message descriptor stays. */
-static void
-env_clear(struct qentry *q)
+void
+queue_env_clear(struct qentry *q)
 {
 	size_t	i;
 
@@ -868,99 +650,12 @@ read_env(int dfd, struct qentry *q, const char *ext, char *err,
 		rv = 0;
 out:
 	if (rv == -1) {
-		env_clear(q);
+		queue_env_clear(q);
 		errno = EBADMSG;
 	}
 	free(buf);
 	close(fd);
 	return rv;
-}
-
-/*
- * Takes stderr away while this process holds something other users'
- * mail waits for (*held notes that this holder took it): a claim on
- * another user's entry, a connection slot of a system account
- * (limits.c). What is written meanwhile (the -v transcript, warnings)
- * waits in memory.
- */
-void
-queue_hold(int *held)
-{
-	int	mem, saved;
-
-	if (*held)
-		return;
-	*held = 1;
-	if (hold.depth++ > 0)
-		return;
-	fflush(stderr);
-	if ((mem = memfd_create("outbox-stderr", MFD_CLOEXEC)) == -1)
-		return;		/* no memory: stderr as it is */
-	if ((saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) == -1 ||
-	    dup2(mem, STDERR_FILENO) == -1) {
-		if (saved != -1)
-			close(saved);
-		close(mem);
-		return;
-	}
-	hold.saved = saved;
-	hold.mem = mem;
-}
-
-/* Gives stderr back once the last holder let go, and replays it there. */
-void
-queue_unhold(int *held)
-{
-	char	buf[8192];
-	off_t	off = 0;
-	ssize_t	n, w, done;
-
-	if (!*held)
-		return;
-	*held = 0;
-	if (hold.depth == 0 || --hold.depth > 0 || hold.saved == -1)
-		return;
-	fflush(stderr);
-	dup2(hold.saved, STDERR_FILENO);
-	close(hold.saved);
-	/* May block now: this process no longer holds anyone's mail. */
-	while ((n = pread(hold.mem, buf, sizeof(buf), off)) > 0) {
-		for (done = 0; done < n; done += w)
-			if ((w = write(STDERR_FILENO, buf + done, n - done)) ==
-			    -1) {
-				if (errno != EINTR)
-					goto out;
-				w = 0;
-			}
-		off += n;
-	}
-out:
-	close(hold.mem);
-	hold.saved = hold.mem = -1;
-}
-
-/*
- * A process that leaves its caller gives fd (/dev/null) to the stderr it
- * holds too, so that nothing reaches the caller later, nor keeps its pipe
- * open. Async-signal-safe.
- */
-void
-queue_hold_detach(int fd)
-{
-	if (hold.saved != -1)
-		dup2(fd, hold.saved);
-}
-
-/* A detached process forgets the stderr it held: it has none to give. */
-void
-queue_hold_forget(void)
-{
-	if (hold.saved != -1)
-		close(hold.saved);
-	if (hold.mem != -1)
-		close(hold.mem);
-	hold.depth = 0;
-	hold.saved = hold.mem = -1;
 }
 
 /* A claim on one's own entry delays only one's own mail: no hold. */
@@ -986,13 +681,13 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 
 	memset(q, 0, sizeof(*q));
 	q->msg.fd = -1;
-	if (!id_valid(id, strlen(id))) {
+	if (!queue_id_valid(id, strlen(id))) {
 		snprintf(err, errlen, "%.32s is not a queue ID", id);
 		errno = EINVAL;
 		return -1;
 	}
 	strlcpy(q->id, id, sizeof(q->id));
-	if ((dfd = dir_open(dir, err, errlen)) == -1)
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1)
 		return -1;
 	snprintf(name, sizeof(name), "%s.msg", id);
 	q->msg.fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
@@ -1003,12 +698,12 @@ q_load_(const char *dir, const char *id, struct qentry *q, int lock,
 	} else if (lock && flock(q->msg.fd, LOCK_EX | LOCK_NB) == -1)
 		rv = 1;
 	else if ((rv = read_env(dfd, q, "env", err, errlen)) == -1 &&
-	    errno == ENOENT && exists(dfd, id, "bad")) {
+	    errno == ENOENT && queue_exists(dfd, id, "bad")) {
 		/* Set aside: shown, never sent. */
 		char why[512];
 
 		if (read_env(dfd, q, "bad", why, sizeof(why)) == 0) {
-			env_clear(q);
+			queue_env_clear(q);
 			strlcpy(why, "readable, but never sent", sizeof(why));
 		}
 		snprintf(err, errlen, "%s.bad: set aside: %s", id, why);
@@ -1041,7 +736,7 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot claim it", q->id);
 		return -1;
 	}
-	if ((dfd = dir_open(dir, err, errlen)) == -1) {
+	if ((dfd = queue_dir_open(dir, err, errlen)) == -1) {
 		flock(q->msg.fd, LOCK_UN);
 		return -1;
 	}
@@ -1056,7 +751,7 @@ q_claim_(const char *dir, struct qentry *q, char *err, size_t errlen)
 		rv = 0;
 	else {
 		/* Another run settled it meanwhile: what is owed now. */
-		env_clear(q);
+		queue_env_clear(q);
 		rv = read_env(dfd, q, "env", err, errlen);
 	}
 	if (rv != 0)
@@ -1084,45 +779,13 @@ queue_free(struct qentry *q)
 		close(q->msg.fd);
 	q->msg.fd = -1;
 	queue_unhold(&q->errheld);
-	env_clear(q);
+	queue_env_clear(q);
 }
 
 static int
 id_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/*
- * Removes name when it is litter a crash left over an hour ago, or a TLS
- * session file (or its temporary) too old to be offered (tls.c).
- */
-static void
-q_litter(int dfd, const char *name, time_t now)
-{
-	struct stat	st;
-	char		env[64];
-	size_t		len = strlen(name);
-
-	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-	    now - st.st_mtime < STALE)
-		return;
-	if (len == 4 + ID_LEN + 4 && strncmp(name, "tmp.", 4) == 0 &&
-	    id_valid(name + 4, ID_LEN) && strcmp(name + len - 4, ".env") == 0)
-		unlinkat(dfd, name, 0);
-	else if (S_ISREG(st.st_mode) && (strncmp(name, "tls-", 4) == 0 ||
-	    strncmp(name, "tmp.tls-", 8) == 0))
-		unlinkat(dfd, name, 0);	/* a session too old to offer */
-	else if (len >= ID_LEN + 4 && id_valid(name, ID_LEN) &&
-	    (strcmp(name + ID_LEN, ".msg") == 0 ||
-	    strcmp(name + ID_LEN, ".orig") == 0)) {
-		/* A message nothing names (the sweep takes .sub and .rep). */
-		snprintf(env, sizeof(env), "%.*s", ID_LEN, name);
-		if (!exists(dfd, env, "env") && !exists(dfd, env, "sub") &&
-		    !exists(dfd, env, "rep") && !exists(dfd, env, "bad") &&
-		    errno == ENOENT)
-			unlinkat(dfd, name, 0);
-	}
 }
 
 /*
@@ -1140,7 +803,7 @@ q_list_(const char *dir, struct strlist *ids)
 	time_t		 now = time(NULL);
 	int		 dfd, fd;
 
-	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
+	if ((dfd = queue_dir_open(dir, err, sizeof(err))) == -1)
 		return errno == ENOENT ? 0 : -1;
 	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
 		if (fd != -1)
@@ -1150,141 +813,19 @@ q_list_(const char *dir, struct strlist *ids)
 	}
 	while ((e = readdir(d)) != NULL) {
 		len = strlen(e->d_name);
-		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
+		if (len == ID_LEN + 4 && queue_id_valid(e->d_name, ID_LEN) &&
 		    (strcmp(e->d_name + ID_LEN, ".env") == 0 ||
 		    strcmp(e->d_name + ID_LEN, ".bad") == 0)) {
 			snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 			strlist_add(ids, id);
 		} else
-			q_litter(dfd, e->d_name, now);
+			qsweep_litter(dfd, e->d_name, now);
 	}
 	closedir(d);
 	close(dfd);
 	if (ids->n > 1)
 		qsort(ids->v, ids->n, sizeof(*ids->v), id_cmp);
 	return 0;
-}
-
-/*
- * The octets an entry's envelope will take: its header lines, and a line
- * per address. A thousand long recipients weigh more than the message.
- */
-off_t
-queue_env_size(const struct qentry *q)
-{
-	off_t	n = 1024 + PATH_MAX;
-	size_t	i;
-
-	if (q->env.sender != NULL)
-		n += strlen(q->env.sender);
-	for (i = 0; i < q->env.nrcpt; i++)
-		n += strlen(q->env.rcpt[i].addr) + 6;
-	return n;
-}
-
-/*
- * What owner has in the spool: entries (the ID.msg it owns) with their
- * messages, envelopes (whoever last wrote them) and reports in progress,
- * and the TLS session files it wrote.
- */
-static void
-q_share(int dfd, uid_t owner, struct share *sh)
-{
-	static const char *const ext[] = { "env", "sub", "rep" };
-	struct stat	 st;
-	struct dirent	*e;
-	DIR		*d;
-	char		 name[64];
-	size_t		 len, i;
-	int		 fd;
-
-	memset(sh, 0, sizeof(*sh));
-	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
-		if (fd != -1)
-			close(fd);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		len = strlen(e->d_name);
-		if (len == ID_LEN + 4 && id_valid(e->d_name, ID_LEN) &&
-		    strcmp(e->d_name + ID_LEN, ".msg") == 0) {
-			if (fstatat(dfd, e->d_name, &st,
-			    AT_SYMLINK_NOFOLLOW) == -1 || st.st_uid != owner)
-				continue;
-			sh->entries++;
-			sh->bytes += st.st_size;
-			for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
-				snprintf(name, sizeof(name), "%.*s.%s", ID_LEN,
-				    e->d_name, ext[i]);
-				if (fstatat(dfd, name, &st,
-				    AT_SYMLINK_NOFOLLOW) == 0)
-					sh->bytes += st.st_size;
-			}
-		} else if ((strncmp(e->d_name, "tls-", 4) == 0 ||
-		    strncmp(e->d_name, "tmp.tls-", 8) == 0) &&
-		    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    st.st_uid == owner)
-			sh->bytes += st.st_size;
-	}
-	closedir(d);
-}
-
-/*
- * Whether a new entry of size octets (message and envelope) fits a
- * shared (setgid) spool: the file system keeps queue_min_free octets and,
- * for users other than root, queue_min_free_inodes inodes (root's reserve,
- * so that a user who fills the spool's inodes stops no one but himself);
- * the owner stays within queue_max_user_entries and queue_max_user_bytes
- * (q_share). A personal queue fills only its user's disk. -1 with err: a
- * temporary refusal.
- */
-static int
-q_room_(const char *dir, const struct account *lim, uid_t owner, off_t size,
-    char *err, size_t errlen)
-{
-	struct statvfs	 vfs;
-	struct share	 sh;
-	int		 dfd, rv = -1;
-
-	if (priv_group() == (gid_t)-1)
-		return 0;
-	if ((dfd = dir_open(dir, err, errlen)) == -1)
-		return -1;
-	if (fstatvfs(dfd, &vfs) == -1)
-		memset(&vfs, 0, sizeof(vfs));
-	if (lim->queue_min_free > 0 && vfs.f_frsize > 0 &&
-	    (long long)vfs.f_bavail * (long long)vfs.f_frsize - size <
-	    lim->queue_min_free) {
-		snprintf(err, errlen, "the file system of %s is nearly full "
-		    "(queue_min_free %lld octets); try again later", dir,
-		    lim->queue_min_free);
-		goto out;
-	}
-	/* An entry takes up to three inodes while it is written. */
-	if (owner != 0 && lim->queue_min_free_inodes > 0 && vfs.f_files > 0 &&
-	    (long long)vfs.f_favail - 3 < lim->queue_min_free_inodes) {
-		snprintf(err, errlen, "the file system of %s has few inodes "
-		    "left (queue_min_free_inodes %lld); try again later", dir,
-		    lim->queue_min_free_inodes);
-		goto out;
-	}
-	q_share(dfd, owner, &sh);
-	if (lim->queue_max_user_entries > 0 &&
-	    sh.entries + 1 > lim->queue_max_user_entries)
-		snprintf(err, errlen, "you have %lld entries waiting in %s, "
-		    "as many as queue_max_user_entries allows; try again when "
-		    "the queue has drained (mailq)", sh.entries, dir);
-	else if (lim->queue_max_user_bytes > 0 &&
-	    sh.bytes + size > lim->queue_max_user_bytes)
-		snprintf(err, errlen, "your mail waiting in %s would pass "
-		    "queue_max_user_bytes (%lld octets: messages, envelopes "
-		    "and TLS session files); try again when the queue has "
-		    "drained (mailq)", dir, lim->queue_max_user_bytes);
-	else
-		rv = 0;
-out:
-	close(dfd);
-	return rv;
 }
 
 /*
@@ -1348,25 +889,6 @@ queue_finish(const char *dir, struct qentry *q, char *err, size_t errlen)
 	return rv;
 }
 
-int
-queue_set_aside(const char *dir, const char *id, char *err, size_t errlen)
-{
-	int	rv;
-
-	priv_raise();
-	rv = q_set_aside_(dir, id, err, errlen);
-	priv_drop();
-	return rv;
-}
-
-void
-queue_sweep(const char *dir, struct strlist *said)
-{
-	priv_raise();
-	q_sweep_(dir, said);
-	priv_drop();
-}
-
 /* A report's message, whole (ID.orig), into *m: fd and size. */
 int
 queue_open_orig(const char *dir, const struct qentry *q, struct message *m)
@@ -1378,7 +900,7 @@ queue_open_orig(const char *dir, const struct qentry *q, struct message *m)
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
 	priv_raise();
-	if ((dfd = dir_open(dir, err, sizeof(err))) != -1) {
+	if ((dfd = queue_dir_open(dir, err, sizeof(err))) != -1) {
 		snprintf(name, sizeof(name), "%s.orig", q->id);
 		m->fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
@@ -1411,7 +933,7 @@ queue_sync(const char *dir)
 	int	dfd, rv;
 
 	priv_raise();
-	if ((dfd = dir_open(dir, err, sizeof(err))) == -1)
+	if ((dfd = queue_dir_open(dir, err, sizeof(err))) == -1)
 		rv = -1;
 	else {
 		rv = fsync(dfd);
@@ -1456,17 +978,5 @@ queue_list(const char *dir, struct strlist *ids)
 	saved = errno;
 	priv_drop();
 	errno = saved;
-	return rv;
-}
-
-int
-queue_room(const char *dir, const struct account *lim, uid_t owner,
-    off_t size, char *err, size_t errlen)
-{
-	int	rv;
-
-	priv_raise();
-	rv = q_room_(dir, lim, owner, size, err, errlen);
-	priv_drop();
 	return rv;
 }
