@@ -626,12 +626,15 @@ int	 http_post(const struct account *, const char *, const char *,
 	    long long, struct http_resp *, int, char *, size_t);
 int	 http_read(struct io *, struct http_resp *, char *, size_t);
 
-/* secret.c */
-int	 secret_read(const struct account *, const char *, int, char **,
+/* secretfile.c */
+#define LINE_MAX_SECRET	16384	/* octets of a secret's line, NUL included */
+int	 secretfile_read(const struct account *, const char *, int, char **,
 	    char *, size_t);
+int	 secretfile_shared(const char *, char *, size_t);
+
+/* secret.c */
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-int	 secret_shared(const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
