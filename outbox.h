@@ -530,12 +530,12 @@ void	 queue_hold_forget(void);
 void	 queue_hold_detach(int);
 
 /* qsweep.c */
-int	 queue_set_aside(const char *, const char *, char *, size_t);
-void	 queue_sweep(const char *, struct strlist *);
+int	 qsweep_set_aside(const char *, const char *, char *, size_t);
+void	 qsweep_run(const char *, struct strlist *);
 
 /* qroom.c */
-off_t	 queue_env_size(const struct qentry *);
-int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
+off_t	 qroom_env_size(const struct qentry *);
+int	 qroom_check(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
 
 /* qenv.c */
