@@ -442,6 +442,13 @@ void	 config_free(struct config *);
 int	 config_private(int, const char *, char *, size_t);
 const char *config_hostname(void);
 
+/* provider.c */
+extern const char *const provider_oauth2_names[];
+extern const char *const provider_preset_names[];
+void	 provider_preset(struct account *);
+void	 provider_oauth2(struct account *);
+const char *provider_oauth2_check(const struct account *);
+
 /* message.c, render.c */
 #define RENDER_QP	0x1	/* the body as quoted-printable */
 #define RENDER_7BIT	0x2	/* 8-bit header text as RFC 2047 words */
@@ -487,8 +494,22 @@ void	 io_close(struct io *);
 void	 io_quickack(int);
 
 /* tls.c */
+/*
+ * How tls_start checks its peer besides the host name, and where it keeps
+ * sessions: an account's settings, passed by value so any client can ask.
+ */
+struct tlspeer {
+	const char	*pin;		/* tls_fingerprint: replaces the chain */
+	int		 implicit;	/* TLS from the first octet (the hint) */
+	long long	 port;		/* for the hint */
+	const struct account *cache;	/* the session cache's key, or NULL */
+	const char	*cache_dir;	/* where the cache lives, or NULL */
+	int		 verbose;
+};
 SSL_CTX	*tls_context(const struct account *, char *, size_t);
-int	 tls_start(struct session *, const char *, char *, size_t);
+SSL_CTX	*tls_context_ca(const char *, long long, char *, size_t);
+int	 tls_start(struct io *, SSL_CTX *, const char *,
+	    const struct tlspeer *, enum fclass *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);
