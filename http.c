@@ -74,8 +74,9 @@ static int
 http_connect(struct io *io, const struct account *a, const char *host,
     const char *port, long long end_ms, char *err, size_t errlen)
 {
-	struct account	 t;
-	struct session	 s;	/* tls_start's: no session cache here */
+	const struct tlspeer p = { .pin = NULL };	/* no session cache */
+	SSL_CTX		*ctx;
+	enum fclass	 class;
 	char		 why[256], addr[64];
 	int		 fd;
 
@@ -85,23 +86,18 @@ http_connect(struct io *io, const struct account *a, const char *host,
 		snprintf(err, errlen, "cannot connect: %s", why);
 		return -1;
 	}
-	memset(&t, 0, sizeof(t));
-	t.tls_ca_file = a->oauth2_ca_file;
-	t.tls_min_version = a->tls_min_version;
-	memset(&s, 0, sizeof(s));
-	s.acct = &t;
-	io_init(&s.io, fd, a->timeout * 1000);
+	io_init(io, fd, a->timeout * 1000);
 	/* One deadline for the handshake, the status, headers and body. */
-	s.io.reply_end = end_ms;
-	if ((s.ctx = tls_context(&t, why, sizeof(why))) == NULL ||
-	    tls_start(&s, host, why, sizeof(why)) == -1) {
+	io->reply_end = end_ms;
+	if ((ctx = tls_context_ca(a->oauth2_ca_file, a->tls_min_version, why,
+	    sizeof(why))) == NULL ||
+	    tls_start(io, ctx, host, &p, &class, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s:%s: TLS: %s", host, port, why);
-		SSL_CTX_free(s.ctx);
-		io_close(&s.io);
+		SSL_CTX_free(ctx);
+		io_close(io);
 		return -1;
 	}
-	SSL_CTX_free(s.ctx);	/* the SSL holds its own reference */
-	*io = s.io;
+	SSL_CTX_free(ctx);	/* the SSL holds its own reference */
 	return 0;
 }
 

@@ -494,8 +494,22 @@ void	 io_close(struct io *);
 void	 io_quickack(int);
 
 /* tls.c */
+/*
+ * How tls_start checks its peer besides the host name, and where it keeps
+ * sessions: an account's settings, passed by value so any client can ask.
+ */
+struct tlspeer {
+	const char	*pin;		/* tls_fingerprint: replaces the chain */
+	int		 implicit;	/* TLS from the first octet (the hint) */
+	long long	 port;		/* for the hint */
+	const struct account *cache;	/* the session cache's key, or NULL */
+	const char	*cache_dir;	/* where the cache lives, or NULL */
+	int		 verbose;
+};
 SSL_CTX	*tls_context(const struct account *, char *, size_t);
-int	 tls_start(struct session *, const char *, char *, size_t);
+SSL_CTX	*tls_context_ca(const char *, long long, char *, size_t);
+int	 tls_start(struct io *, SSL_CTX *, const char *,
+	    const struct tlspeer *, enum fclass *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);
@@ -537,12 +551,12 @@ void	 queue_hold_forget(void);
 void	 queue_hold_detach(int);
 
 /* qsweep.c */
-int	 queue_set_aside(const char *, const char *, char *, size_t);
-void	 queue_sweep(const char *, struct strlist *);
+int	 qsweep_set_aside(const char *, const char *, char *, size_t);
+void	 qsweep_run(const char *, struct strlist *);
 
 /* qroom.c */
-off_t	 queue_env_size(const struct qentry *);
-int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
+off_t	 qroom_env_size(const struct qentry *);
+int	 qroom_check(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
 
 /* qenv.c */

@@ -54,6 +54,7 @@ static enum status greet(struct session *, const char *);
 static enum status session_refused(struct session *, enum stage,
 		    const char *);
 static enum status starttls(struct session *, const char *);
+static int	smtp_tls(struct session *, const char *, char *, size_t);
 static enum status tls_failed(struct session *, const char *);
 static void	hangup(struct session *);
 static int	raw_out(void *, const char *, size_t);
@@ -488,9 +489,26 @@ starttls(struct session *s, const char *host)
 		return smtp_fail(s, "the server sent data after its STARTTLS "
 		    "reply; possible injection attack");
 	s->stage = STAGE_TLS;
-	if (tls_start(s, host, err, sizeof(err)) == -1)
+	if (smtp_tls(s, host, err, sizeof(err)) == -1)
 		return tls_failed(s, err);
 	return ehlo(s);
+}
+
+/* The handshake for s's account, with its session cache; -1 with err. */
+static int
+smtp_tls(struct session *s, const char *host, char *err, size_t errlen)
+{
+	const struct tlspeer p = {
+		.pin = s->acct->tls_fingerprint,
+		.implicit = s->acct->tls == TLS_IMPLICIT,
+		.port = s->acct->port,
+		.cache = s->acct,
+		.cache_dir = s->state_dir,
+		.verbose = s->verbose,
+	};
+
+	return tls_start(&s->io, s->ctx, host, &p, &s->fail.class, err,
+	    errlen);
 }
 
 /*
@@ -517,7 +535,7 @@ greet(struct session *s, const char *host)
 	io_session(&s->io, s->acct->session_timeout * 1000);
 	s->stage = STAGE_TLS;
 	if (s->acct->tls == TLS_IMPLICIT &&
-	    tls_start(s, host, err, sizeof(err)) == -1)
+	    smtp_tls(s, host, err, sizeof(err)) == -1)
 		return tls_failed(s, err);
 	s->stage = STAGE_GREETING;
 	if ((code = read_reply(s, 0)) == -1 && s->io.rlen == 0 &&

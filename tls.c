@@ -84,11 +84,13 @@ static ssize_t	tls_read(struct io *, void *, size_t);
 static ssize_t	tls_write(struct io *, const void *, size_t);
 static int	tls_retry(struct io *, int, const char *);
 static int	tls_pin_ok(X509 *, const char *, char *, size_t);
-static int	tls_peer_ok(X509 *, const struct account *, const char *,
-		    char *, size_t);
+static int	tls_peer_ok(X509 *, const char *, const char *, char *,
+		    size_t);
 static int	tls_verified(struct io *, const struct tlscache *,
-		    const struct account *, const char *, char *, size_t);
+		    const char *, const char *, char *, size_t);
 static void	tls_error(char *, size_t, const char *);
+static SSL_CTX	*context_new(long long, const char *, const char *, char *,
+		    size_t);
 static int	tls_default_store(SSL_CTX *);
 static int	ca_index(void);
 static void	ca_free(void *, void *, CRYPTO_EX_DATA *, int, long, void *);
@@ -98,7 +100,8 @@ static int	ca_verify(X509_STORE_CTX *, void *);
 static int	cache_index(void);
 static void	cache_free(void *, void *, CRYPTO_EX_DATA *, int, long,
 		    void *);
-static struct tlscache *cache_new(const struct session *, const char *);
+static struct tlscache *cache_new(SSL *, SSL_CTX *, const struct tlspeer *,
+		    const char *);
 static int	cache_key(const struct account *, const char *,
 		    const struct tlsca *, unsigned char *);
 static SSL_SESSION *cache_load(const struct tlscache *,
@@ -127,9 +130,14 @@ tls_error(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* Builds the client context for an account; NULL with err on failure. */
-SSL_CTX *
-tls_context(const struct account *a, char *err, size_t errlen)
+/*
+ * The context both clients share: min_version and up, the suites above,
+ * and the peer verified by its chain (ca_file, or the system store) unless
+ * a pin replaces that. NULL with err on failure.
+ */
+static SSL_CTX *
+context_new(long long min_version, const char *ca_file, const char *pin,
+    char *err, size_t errlen)
 {
 	SSL_CTX	*ctx;
 
@@ -143,31 +151,46 @@ tls_context(const struct account *a, char *err, size_t errlen)
 		tls_error(err, errlen, "SSL_CTX_new");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, a->tls_min_version);
+	SSL_CTX_set_min_proto_version(ctx, min_version);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
 		tls_error(err, errlen, "SSL_CTX_set_cipher_list");
 		goto fail;
 	}
-	if (a->tls_session_cache) {
-		/* Sessions go to our callback, never to OpenSSL's cache. */
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
-		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
-		SSL_CTX_sess_set_new_cb(ctx, cache_issued);
-	}
-	if (a->tls_fingerprint != NULL) {
+	if (pin != NULL) {
 		/* The pin is the identity: the chain is not consulted. */
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		if (a->tls_ca_file != NULL) {
-			if (ca_read(ctx, a->tls_ca_file, err, errlen) == -1)
+		if (ca_file != NULL) {
+			if (ca_read(ctx, ca_file, err, errlen) == -1)
 				goto fail;
 		} else if (tls_default_store(ctx) == -1) {
 			tls_error(err, errlen, "system CA store");
 			goto fail;
 		}
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* Builds the client context for an account; NULL with err on failure. */
+SSL_CTX *
+tls_context(const struct account *a, char *err, size_t errlen)
+{
+	SSL_CTX	*ctx;
+
+	if ((ctx = context_new(a->tls_min_version, a->tls_ca_file,
+	    a->tls_fingerprint, err, errlen)) == NULL)
+		return NULL;
+	if (a->tls_session_cache) {
+		/* Sessions go to our callback, never to OpenSSL's cache. */
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx, cache_issued);
 	}
 	if (a->tls_cert_file != NULL) {
 		if (SSL_CTX_use_certificate_chain_file(ctx, a->tls_cert_file)
@@ -185,6 +208,18 @@ tls_context(const struct account *a, char *err, size_t errlen)
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+/*
+ * A context that verifies the peer by its chain (ca_file, or the system
+ * store) and name only: no pin, no client certificate, no session cache
+ * (http.c's token endpoint). NULL with err on failure.
+ */
+SSL_CTX *
+tls_context_ca(const char *ca_file, long long min_version, char *err,
+    size_t errlen)
+{
+	return context_new(min_version, ca_file, NULL, err, errlen);
 }
 
 /*
@@ -402,8 +437,8 @@ tls_pin_ok(X509 *cert, const char *pin, char *err, size_t errlen)
  * chain verification: the pin, or the host name (or IP address).
  */
 static int
-tls_peer_ok(X509 *cert, const struct account *a, const char *host,
-    char *err, size_t errlen)
+tls_peer_ok(X509 *cert, const char *pin, const char *host, char *err,
+    size_t errlen)
 {
 	unsigned char	 ip[16];
 	int		 isip;
@@ -412,8 +447,8 @@ tls_peer_ok(X509 *cert, const struct account *a, const char *host,
 		snprintf(err, errlen, "server sent no certificate");
 		return 0;
 	}
-	if (a->tls_fingerprint != NULL)
-		return tls_pin_ok(cert, a->tls_fingerprint, err, errlen);
+	if (pin != NULL)
+		return tls_pin_ok(cert, pin, err, errlen);
 	isip = inet_pton(AF_INET, host, ip) == 1 ||
 	    inet_pton(AF_INET6, host, ip) == 1;
 	if ((isip ? X509_check_ip_asc(cert, host, 0) : X509_check_host(cert,
@@ -431,7 +466,7 @@ tls_peer_ok(X509 *cert, const struct account *a, const char *host,
  * is checked again on the certificate it carries.
  */
 static int
-tls_verified(struct io *io, const struct tlscache *c, const struct account *a,
+tls_verified(struct io *io, const struct tlscache *c, const char *pin,
     const char *host, char *err, size_t errlen)
 {
 	X509	*cert = SSL_get0_peer_certificate(io->ssl);
@@ -443,11 +478,11 @@ tls_verified(struct io *io, const struct tlscache *c, const struct account *a,
 			    "we did not offer");
 			return 0;
 		}
-		if (!tls_peer_ok(cert, a, host, err, errlen))
+		if (!tls_peer_ok(cert, pin, host, err, errlen))
 			return 0;
-	} else if (a->tls_fingerprint != NULL)
-		return tls_peer_ok(cert, a, host, err, errlen);
-	if (a->tls_fingerprint == NULL &&
+	} else if (pin != NULL)
+		return tls_peer_ok(cert, pin, host, err, errlen);
+	if (pin == NULL &&
 	    (vr = SSL_get_verify_result(io->ssl)) != X509_V_OK) {
 		snprintf(err, errlen, "certificate verification failed: %s",
 		    X509_verify_cert_error_string(vr));
@@ -457,17 +492,18 @@ tls_verified(struct io *io, const struct tlscache *c, const struct account *a,
 }
 
 /*
- * Runs the client handshake on the session's socket and switches its io
- * to TLS. host is the configured name (or IP literal) the certificate must
- * match. With a state directory, a cached session is offered and the ones
- * the server issues are kept. On failure, s->fail.class says FC_CONFIG
- * when an administrator must act (a certificate that fails verification,
- * a server that does not speak TLS at once), else FC_TEMP.
+ * Runs the client handshake with ctx on io's socket and switches io to
+ * TLS. host is the configured name (or IP literal) the certificate must
+ * match; p says how else the peer is checked. With p's cache, a cached
+ * session is offered and the ones the server issues are kept. On failure,
+ * *class says FC_CONFIG when an administrator must act (a certificate that
+ * fails verification, a server that does not speak TLS at once), else
+ * FC_TEMP.
  */
 int
-tls_start(struct session *s, const char *host, char *err, size_t errlen)
+tls_start(struct io *io, SSL_CTX *ctx, const char *host,
+    const struct tlspeer *p, enum fclass *class, char *err, size_t errlen)
 {
-	struct io	*io = &s->io;
 	struct tlscache	*c;
 	unsigned char	 ip[16];
 	char		 sni[256];
@@ -475,8 +511,8 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 	int		 isip, n;
 	long		 vr;
 
-	s->fail.class = FC_TEMP;
-	if ((io->ssl = SSL_new(s->ctx)) == NULL ||
+	*class = FC_TEMP;
+	if ((io->ssl = SSL_new(ctx)) == NULL ||
 	    SSL_set_fd(io->ssl, io->fd) != 1) {
 		tls_error(err, errlen, "SSL_new");
 		return -1;
@@ -489,7 +525,7 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 		tls_error(err, errlen, "SNI");
 		return -1;
 	}
-	if (s->acct->tls_fingerprint == NULL) {
+	if (p->pin == NULL) {
 		X509_VERIFY_PARAM *vp = SSL_get0_param(io->ssl);
 
 		X509_VERIFY_PARAM_set_hostflags(vp,
@@ -501,7 +537,7 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	c = cache_new(s, host);
+	c = cache_new(io->ssl, ctx, p, host);
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
@@ -510,21 +546,21 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 			break;
 		/* With a pin the chain's result is not ours to judge. */
 		vr = SSL_get_verify_result(io->ssl);
-		if (s->acct->tls_fingerprint == NULL && vr != X509_V_OK) {
+		if (p->pin == NULL && vr != X509_V_OK) {
 			snprintf(err, errlen, "certificate verification "
 			    "failed: %s", X509_verify_cert_error_string(vr));
-			s->fail.class = FC_CONFIG;
+			*class = FC_CONFIG;
 			return -1;
 		}
 		e = ERR_peek_error();
 		if (ERR_GET_LIB(e) == ERR_LIB_SSL && (ERR_GET_REASON(e) ==
 		    SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) ==
-		    SSL_R_PACKET_LENGTH_TOO_LONG) && s->acct->tls == TLS_IMPLICIT) {
+		    SSL_R_PACKET_LENGTH_TOO_LONG) && p->implicit) {
 			/* "220 ..." read as a TLS record: a plaintext server. */
 			snprintf(err, errlen, "the server does not speak TLS "
 			    "from the first octet (port %lld); set tls "
-			    "starttls, or port 465", s->acct->port);
-			s->fail.class = FC_CONFIG;
+			    "starttls, or port 465", p->port);
+			*class = FC_CONFIG;
 			return -1;
 		}
 		if (tls_retry(io, n, "TLS handshake") == -1) {
@@ -537,8 +573,8 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (!tls_verified(io, c, s->acct, host, err, errlen)) {
-		s->fail.class = FC_CONFIG;	/* name, pin or chain */
+	if (!tls_verified(io, c, p->pin, host, err, errlen)) {
+		*class = FC_CONFIG;	/* name, pin or chain */
 		return -1;
 	}
 	if (c != NULL) {
@@ -550,7 +586,7 @@ tls_start(struct session *s, const char *host, char *err, size_t errlen)
 		if (c->pending)
 			cache_save(c, SSL_get0_session(io->ssl));
 	}
-	if (s->verbose)
+	if (p->verbose)
 		fprintf(stderr, "** %s %s, %s\n", SSL_get_version(io->ssl),
 		    SSL_get_cipher_name(io->ssl), SSL_session_reused(io->ssl) ?
 		    "TLS session resumed" : "full TLS handshake");
@@ -579,36 +615,36 @@ cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 }
 
 /*
- * Attaches the cache to the session's SSL and offers the cached session;
- * NULL (no cache) without a state directory or with tls_session_cache off.
+ * Attaches the cache to ssl and offers the cached session; NULL (no cache)
+ * without p's account and directory, or with tls_session_cache off.
  */
 static struct tlscache *
-cache_new(const struct session *s, const char *host)
+cache_new(SSL *ssl, SSL_CTX *ctx, const struct tlspeer *p, const char *host)
 {
 	struct tlscache	*c;
 	SSL_SESSION	*sess;
 	size_t		 i;
 
-	if (s->state_dir == NULL || !s->acct->tls_session_cache ||
-	    cache_index() == -1)
+	if (p->cache == NULL || p->cache_dir == NULL ||
+	    !p->cache->tls_session_cache || cache_index() == -1)
 		return NULL;
 	c = xcalloc(1, sizeof(*c));
-	c->dir = s->state_dir;
-	if (cache_key(s->acct, host, SSL_CTX_get_ex_data(s->ctx, ca_index()),
+	c->dir = p->cache_dir;
+	if (cache_key(p->cache, host, SSL_CTX_get_ex_data(ctx, ca_index()),
 	    c->key) == -1 ||
-	    SSL_set_ex_data(s->io.ssl, cache_index(), c) != 1) {
+	    SSL_set_ex_data(ssl, cache_index(), c) != 1) {
 		free(c);
 		return NULL;
 	}
 	for (i = 0; i < CACHE_KEYLEN; i++)
 		snprintf(c->hex + 2 * i, 3, "%02x", c->key[i]);
 	snprintf(c->name, sizeof(c->name), "tls-%.*s", CACHE_NAMELEN, c->hex);
-	if ((sess = cache_load(c, s->acct, host, &c->since)) != NULL) {
-		c->offered = SSL_set_session(s->io.ssl, sess) == 1;
+	if ((sess = cache_load(c, p->cache, host, &c->since)) != NULL) {
+		c->offered = SSL_set_session(ssl, sess) == 1;
 		SSL_SESSION_free(sess);
 	}
 	ERR_clear_error();
-	if (s->verbose)
+	if (p->verbose)
 		fprintf(stderr, "** TLS session cache %s/%s (key %s): %s\n",
 		    c->dir, c->name, c->hex, c->offered ? "offered" :
 		    "none to offer");
@@ -764,8 +800,8 @@ cache_usable(SSL_SESSION *sess, time_t since, const struct account *a,
 	    t > now + 60 || now - t >= SSL_SESSION_get_timeout(sess) ||
 	    since > now + 60 || now - since >= CACHE_AGE_MAX)
 		return 0;
-	return tls_peer_ok(SSL_SESSION_get0_peer(sess), a, host, err,
-	    sizeof(err));
+	return tls_peer_ok(SSL_SESSION_get0_peer(sess), a->tls_fingerprint,
+	    host, err, sizeof(err));
 }
 
 /*
