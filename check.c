@@ -577,7 +577,7 @@ check_secrets(const struct config *cfg, const char *qdir)
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
 			if (files[k] == NULL)
 				continue;
-			secret_shared(files[k], why, sizeof(why));
+			secretfile_shared(files[k], why, sizeof(why));
 			line("secrets", "account %s: %s", a->name, why);
 		}
 	}

@@ -651,8 +651,8 @@ deliver_submit(struct run *r, const struct account *a, struct qentry *q,
 	memset(f, 0, sizeof(*f));
 	maildomain_warn(r, a, &q->env);
 	/* A full spool or quota is temporary: the caller keeps the mail. */
-	if (r->qdir != NULL && queue_room(r->qdir, &r->cfg->defaults,
-	    getuid(), q->msg.size + queue_env_size(q), err, sizeof(err)) == -1) {
+	if (r->qdir != NULL && qroom_check(r->qdir, &r->cfg->defaults,
+	    getuid(), q->msg.size + qroom_env_size(q), err, sizeof(err)) == -1) {
 		f->stage = STAGE_QUEUE;
 		f->class = FC_TEMP;
 		snprintf(f->text, sizeof(f->text), "not accepted: %s", err);

@@ -199,7 +199,7 @@ load_key(const struct account *a, struct creds *c, char *err, size_t errlen)
 	char	*text, why[256];
 	int	 rv;
 
-	if (secret_read(a, a->oauth2_key_file, 1, &text, err, errlen)
+	if (secretfile_read(a, a->oauth2_key_file, 1, &text, err, errlen)
 	    == -1)
 		return -1;
 	rv = jwt_key_parse(text, &c->key, why, sizeof(why));
@@ -235,11 +235,11 @@ creds_load(const struct account *a, const char *qdir, struct creds *c,
 	if (a->oauth2_client_secret != NULL)
 		c->secret = xstrdup(a->oauth2_client_secret);
 	else if (a->oauth2_client_secret_file != NULL &&
-	    secret_read(a, a->oauth2_client_secret_file, 0,
+	    secretfile_read(a, a->oauth2_client_secret_file, 0,
 	    &c->secret, err, errlen) == -1)
 		return -1;
 	if (strcmp(a->oauth2_grant, "refresh_token") == 0 &&
-	    secret_read(a, a->oauth2_refresh_token_file, 0,
+	    secretfile_read(a, a->oauth2_refresh_token_file, 0,
 	    &c->refresh, err, errlen) == -1) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "account %s has no refresh token "
@@ -989,7 +989,7 @@ oauth2_login(const struct account *a, const char *qdir, int verbose,
 	if (a->oauth2_client_secret != NULL)
 		c.secret = xstrdup(a->oauth2_client_secret);
 	else if (a->oauth2_client_secret_file != NULL &&
-	    secret_read(a, a->oauth2_client_secret_file, 0, &c.secret,
+	    secretfile_read(a, a->oauth2_client_secret_file, 0, &c.secret,
 	    err, errlen) == -1)
 		return OAUTH2_CONFIG;
 	if ((rv = device_start(a, &c, verbose, &d, err, errlen)) != OAUTH2_OK)

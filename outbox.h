@@ -554,12 +554,12 @@ void	 queue_hold_forget(void);
 void	 queue_hold_detach(int);
 
 /* qsweep.c */
-int	 queue_set_aside(const char *, const char *, char *, size_t);
-void	 queue_sweep(const char *, struct strlist *);
+int	 qsweep_set_aside(const char *, const char *, char *, size_t);
+void	 qsweep_run(const char *, struct strlist *);
 
 /* qroom.c */
-off_t	 queue_env_size(const struct qentry *);
-int	 queue_room(const char *, const struct account *, uid_t, off_t, char *,
+off_t	 qroom_env_size(const struct qentry *);
+int	 qroom_check(const char *, const struct account *, uid_t, off_t, char *,
 	    size_t);
 
 /* qenv.c */
@@ -643,12 +643,15 @@ int	 http_post(const struct account *, const char *, const char *,
 	    long long, struct http_resp *, int, char *, size_t);
 int	 http_read(struct io *, struct http_resp *, char *, size_t);
 
-/* secret.c */
-int	 secret_read(const struct account *, const char *, int, char **,
+/* secretfile.c */
+#define LINE_MAX_SECRET	16384	/* octets of a secret's line, NUL included */
+int	 secretfile_read(const struct account *, const char *, int, char **,
 	    char *, size_t);
+int	 secretfile_shared(const char *, char *, size_t);
+
+/* secret.c */
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-int	 secret_shared(const char *, char *, size_t);
 
 /* oauth2.c */
 int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);

@@ -32,7 +32,7 @@ static int	 q_room_(const char *, const struct account *, uid_t, off_t,
  * per address. A thousand long recipients weigh more than the message.
  */
 off_t
-queue_env_size(const struct qentry *q)
+qroom_env_size(const struct qentry *q)
 {
 	off_t	n = 1024 + PATH_MAX;
 	size_t	i;
@@ -150,7 +150,7 @@ out:
 }
 
 int
-queue_room(const char *dir, const struct account *lim, uid_t owner,
+qroom_check(const char *dir, const struct account *lim, uid_t owner,
     off_t size, char *err, size_t errlen)
 {
 	int	rv;

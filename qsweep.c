@@ -246,7 +246,7 @@ qsweep_litter(int dfd, const char *name, time_t now)
 }
 
 int
-queue_set_aside(const char *dir, const char *id, char *err, size_t errlen)
+qsweep_set_aside(const char *dir, const char *id, char *err, size_t errlen)
 {
 	int	rv;
 
@@ -257,7 +257,7 @@ queue_set_aside(const char *dir, const char *id, char *err, size_t errlen)
 }
 
 void
-queue_sweep(const char *dir, struct strlist *said)
+qsweep_run(const char *dir, struct strlist *said)
 {
 	priv_raise();
 	q_sweep_(dir, said);

@@ -325,7 +325,7 @@ q_link(int dfd, struct qentry *q, char *err, size_t errlen)
  * directory) before outbox may say 0. Without, the envelope is ID.sub,
  * not a live entry: nothing is synced, no run sends it, and queue_update
  * publishes it (synced) only if the message must wait; an abandoned one
- * is swept (queue_sweep). The entry stays claimed (locked) through
+ * is swept (qsweep_run). The entry stays claimed (locked) through
  * q->msg.fd.
  */
 static int
@@ -669,7 +669,7 @@ q_hold(struct qentry *q)
 /*
  * Loads an entry. With lock, claims it without waiting: 1 when another
  * process holds it. -1 with err when it is gone (errno ENOENT), damaged
- * (EBADMSG: reported, never sent; queue_set_aside after an hour), or set
+ * (EBADMSG: reported, never sent; qsweep_set_aside after an hour), or set
  * aside as ID.bad (ENOTRECOVERABLE).
  */
 static int

@@ -243,7 +243,7 @@ damaged(struct run *r, const char *id, const char *why)
 	int	rv;
 
 	warnx("queue %s: %s", id, why);
-	if ((rv = queue_set_aside(r->qdir, id, err, sizeof(err))) == 0)
+	if ((rv = qsweep_set_aside(r->qdir, id, err, sizeof(err))) == 0)
 		deliver_log(log_account(r), "%s: %s; set aside as %s.bad",
 		    id, why, id);
 	else if (rv == -1)
@@ -257,7 +257,7 @@ sweep(struct run *r)
 	struct strlist	said = { NULL, 0 };
 	size_t		i;
 
-	queue_sweep(r->qdir, &said);
+	qsweep_run(r->qdir, &said);
 	for (i = 0; i < said.n; i++) {
 		deliver_log(log_account(r), "%s", said.v[i]);
 		if (r->verbose)
