@@ -222,7 +222,7 @@ deliver_attempt(struct run *r, struct session *s, const struct account *a,
 		return st;
 	}
 	t = log_now();
-	if ((st = smtp_send(s, m, env)) == ST_PERM)
+	if ((st = smtptx_send(s, m, env)) == ST_PERM)
 		refuse_all(env);
 	s->xfer_s = log_now() - t;
 	limits_after(r, s, a);

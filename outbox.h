@@ -513,15 +513,21 @@ int	 tls_start(struct io *, SSL_CTX *, const char *,
 
 /* smtp.c */
 enum status smtp_open(struct session *);
-enum status smtp_send(struct session *, const struct message *,
-	    struct envelope *);
 void	 smtp_close(struct session *);
+void	 smtp_hangup(struct session *);
 int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
 int	 smtp_reply(struct session *);
+int	 smtp_lost(const struct session *);
 enum status smtp_failx(struct session *, enum stage, enum fclass,
 	    const char *, ...) PRINTF(4, 5);
+enum status smtp_refused(struct session *, enum stage, const char *, ...)
+	    PRINTF(3, 4);
 int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
-int	 smtp_data_out(void *, const char *, size_t);
+
+/* smtptx.c */
+enum status smtptx_send(struct session *, const struct message *,
+	    struct envelope *);
+int	 smtptx_data_out(void *, const char *, size_t);
 
 /* smtpauth.c */
 enum status smtpauth_login(struct session *);

@@ -674,9 +674,9 @@ test_dotstuff(void)
 
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	io_init(&io, sv[0], 1000);
-	smtp_data_out(&d, ".a\r\nb\r\n.", 8);
-	smtp_data_out(&d, ".c\r\n", 4);	/* the dot began the last chunk */
-	smtp_data_out(&d, "d.\r\n..\r\n", 8);
+	smtptx_data_out(&d, ".a\r\nb\r\n.", 8);
+	smtptx_data_out(&d, ".c\r\n", 4);	/* the dot began the last chunk */
+	smtptx_data_out(&d, "d.\r\n..\r\n", 8);
 	io_flush(&io);
 	n = read(sv[1], buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = '\0';
@@ -1356,7 +1356,7 @@ test_io_sticky(void)
 }
 
 /*
- * One smtp_send over the stub, with the server's replies cut (EOF) at
+ * One smtptx_send over the stub, with the server's replies cut (EOF) at
  * rcut and writes failing from wcut on; then the session is closed as a
  * run would close it. Returns the message's status.
  */
@@ -1386,7 +1386,7 @@ stub_send(struct session *s, const struct message *m, struct envelope *env,
 	io_init(&s->io, -1, 2000);
 	s->io.read = stub_read;
 	s->io.write = stub_write;
-	st = smtp_send(s, m, env);
+	st = smtptx_send(s, m, env);
 	smtp_close(s);
 	return st;
 }
