@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * SASL mechanisms for SMTP AUTH (RFC 4954) as a table. Each step turns a
- * server challenge into a response with no I/O: smtp.c owns the exchange.
+ * server challenge into a response with no I/O: smtpauth.c owns the exchange.
  * OpenSSL does the hashing, HMAC, PBKDF2, base64 and the nonce.
  */
 #include <stdio.h>

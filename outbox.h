@@ -523,6 +523,9 @@ enum status smtp_failx(struct session *, enum stage, enum fclass,
 int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
 int	 smtp_data_out(void *, const char *, size_t);
 
+/* smtpauth.c */
+enum status smtpauth_login(struct session *);
+
 /* queue.c */
 int	 queue_shared(int);
 int	 queue_open(const char *, char *, size_t);
