@@ -571,7 +571,7 @@ check_secrets(const struct config *cfg, const char *qdir)
 
 		if (!a->system)
 			continue;
-		oauth2_state_describe(a, qdir, why, sizeof(why));
+		oauth2state_describe(a, qdir, why, sizeof(why));
 		if (why[0] != '\0')
 			line("secrets", "account %s: %s", a->name, why);
 		for (k = 0; k < sizeof(files) / sizeof(files[0]); k++) {

@@ -666,9 +666,23 @@ int	 oauth2_token(const struct account *, const char *, int, int,
 	    long long, char **, time_t *, char *, size_t);
 int	 oauth2_login(const struct account *, const char *, int, FILE *,
 	    char *, size_t);
-int	 oauth2_state_describe(const struct account *, const char *, char *,
-	    size_t);
 int	 oauth2_describe(const struct account *, const char *, FILE *);
+
+/* oauth2state.c */
+struct json_t;		/* jansson's json_t */
+char	*oauth2state_text(struct json_t *, const char *, int);
+char	*oauth2state_cache_read(const struct account *, const char *,
+	    time_t *);
+void	 oauth2state_cache_write(const struct account *, const char *,
+	    const char *, time_t);
+int	 oauth2state_refresh_save(const struct account *, const char *,
+	    char *, size_t);
+char	*oauth2state_refresh_read(const struct account *, const char *,
+	    const char *);
+int	 oauth2state_rotated(const struct account *, const char *,
+	    const char *, const char *);
+int	 oauth2state_describe(const struct account *, const char *, char *,
+	    size_t);
 
 /* auth.c */
 const struct sasl_mech *auth_mech(const char *);
