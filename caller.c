@@ -82,7 +82,7 @@ caller_handoff(struct run *r, struct session *s, const struct account *a)
 			;
 		io_close(&s->io);	/* the grandchild's now: no QUIT */
 		s->connected = 0;
-		limits_release(s);
+		smtplimits_release(s);
 		return 1;
 	}
 	if (fork() != 0)

@@ -529,6 +529,12 @@ enum status smtptx_send(struct session *, const struct message *,
 	    struct envelope *);
 int	 smtptx_data_out(void *, const char *, size_t);
 
+/* smtplimits.c */
+void	 smtplimits_release(struct session *);
+void	 smtplimits_reply(struct session *);
+void	 smtplimits_ehlo(struct session *, const char *);
+size_t	 smtplimits_rcpt_split(const struct session *, struct envelope *);
+
 /* smtpauth.c */
 enum status smtpauth_login(struct session *);
 
@@ -590,15 +596,11 @@ enum status limits_open(struct run *, struct session *,
 enum status limits_pace(struct run *, struct session *,
 	    const struct account *);
 void	 limits_after(struct run *, struct session *, const struct account *);
-void	 limits_release(struct session *);
-void	 limits_reply(struct session *);
 int	 limits_uncharged(const struct session *, struct qentry *);
 int	 limits_blocked(const struct run *, const struct account *, char *,
 	    size_t);
 long long limits_cap(const struct run *, const struct account *);
 void	 limits_show(const struct run *, FILE *);
-void	 limits_ehlo(struct session *, const char *);
-size_t	 limits_rcpt_split(const struct session *, struct envelope *);
 long long limits_now_ms(void);
 
 /* caller.c */

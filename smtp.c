@@ -163,7 +163,7 @@ read_reply(struct session *s, int ehlo)
 		s->io.failed = 1;	/* out of step: write nothing more */
 		s->connected = 0;
 	} else {
-		limits_reply(s);	/* throttling: the account's state */
+		smtplimits_reply(s);	/* throttling: the account's state */
 		if (code == 421)
 			closing(s);
 	}
@@ -370,7 +370,7 @@ ehlo_line(struct session *s, const char *l)
 	size_t		 i, n;
 	const char	*e;
 
-	limits_ehlo(s, l);
+	smtplimits_ehlo(s, l);
 	for (i = 0; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		n = strlen(ext[i].kw);
 		if (strncasecmp(l, ext[i].kw, n) != 0 ||
@@ -394,7 +394,7 @@ ehlo(struct session *s)
 	s->ext = 0;
 	s->size_max = 0;
 	s->mechs[0] = '\0';
-	limits_ehlo(s, NULL);
+	smtplimits_ehlo(s, NULL);
 	s->stage = STAGE_EHLO;
 	if (smtp_command(s, 0, "EHLO %s", s->acct->helo) == -1 ||
 	    (code = read_reply(s, 1)) == -1)
@@ -621,7 +621,7 @@ smtp_hangup(struct session *s)
 	s->connected = 0;
 	s->dirty = 0;
 	io_close(&s->io);
-	limits_release(s);	/* the connection slot (limits.c) */
+	smtplimits_release(s);	/* the connection slot */
 }
 
 /* Ends the session, and frees what it kept for the next connection. */

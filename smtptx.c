@@ -463,7 +463,7 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 
 	if ((st = tx_prepare(s, m, env, &tx)) != ST_OK)
 		return st;
-	limits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
+	smtplimits_rcpt_split(s, env);	/* max_rcpt, LIMITS: "again" */
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;

@@ -1563,17 +1563,17 @@ test_limits(void)
 	memset(&a, 0, sizeof(a));
 	memset(&s, 0, sizeof(s));
 	s.acct = &a;
-	limits_ehlo(&s, "LIMITS MAILMAX=1000 RCPTMAX=50000 RCPTDOMAINMAX=5");
+	smtplimits_ehlo(&s, "LIMITS MAILMAX=1000 RCPTMAX=50000 RCPTDOMAINMAX=5");
 	CHECK("LIMITS parsed", s.mailmax == 1000 && s.rcptmax == 50000 &&
 	    s.rcptdomainmax == 5);
-	limits_ehlo(&s, "LIMITS RCPTMAX=0 MAILMAX=x1 RCPTDOMAINMAX=99999999");
+	smtplimits_ehlo(&s, "LIMITS RCPTMAX=0 MAILMAX=x1 RCPTDOMAINMAX=99999999");
 	CHECK("LIMITS bad values ignored", s.rcptmax == 0 && s.mailmax == 0 &&
 	    s.rcptdomainmax == 0);
-	limits_ehlo(&s, "LIMITSX RCPTMAX=3");
+	smtplimits_ehlo(&s, "LIMITSX RCPTMAX=3");
 	CHECK("LIMITS keyword whole", s.rcptmax == 0);
-	limits_ehlo(&s, "limits rcptmax=3");
+	smtplimits_ehlo(&s, "limits rcptmax=3");
 	CHECK("LIMITS case-insensitive", s.rcptmax == 3);
-	limits_ehlo(&s, NULL);
+	smtplimits_ehlo(&s, NULL);
 	CHECK("LIMITS forgotten", s.rcptmax == 0);
 
 	memset(&env, 0, sizeof(env));
@@ -1583,7 +1583,7 @@ test_limits(void)
 	env.rcpt = rc;
 	env.nrcpt = 7;
 	a.max_rcpt = 3;
-	later = limits_rcpt_split(&s, &env);
+	later = smtplimits_rcpt_split(&s, &env);
 	CHECK("max_rcpt splits", later == 4 && !rc[2].again && rc[3].again &&
 	    rc[6].again);
 	for (i = 0; i < 7; i++)
@@ -1591,7 +1591,7 @@ test_limits(void)
 	a.max_rcpt = 0;
 	s.rcptdomainmax = 2;
 	rc[0].done = 1;		/* delivered: not counted */
-	later = limits_rcpt_split(&s, &env);
+	later = smtplimits_rcpt_split(&s, &env);
 	CHECK("RCPTDOMAINMAX splits by domain", later == 2 && !rc[1].again &&
 	    !rc[2].again && rc[3].again && !rc[4].again && !rc[5].again &&
 	    rc[6].again);
