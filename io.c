@@ -110,7 +110,7 @@ io_dial(const char *host, const char *port, long long timeout_ms,
 	*addr = '\0';
 	if ((e = resolve(host, port, end_ms, &res)) == RESOLVE_LATE) {
 		reason_add(why, whylen, "%s: no answer from the resolver within "
-		    "%lld ms (timeout)", host, left > 0 ? left : 0);
+		    "%lld s (timeout)", host, left > 0 ? (left + 999) / 1000 : 0);
 		return -1;
 	}
 	if (e != 0) {

@@ -100,7 +100,7 @@ static enum fclass
 command_secret(const struct account *a, long long end_ms, char **out,
     char *err, size_t errlen)
 {
-	char		buf[LINE_MAX_SECRET];
+	char		buf[LINE_MAX_SECRET] = "";	/* terminated whatever the read did */
 	size_t		len = 0;
 	int		p[2], fd, status = 0, rv, e = 0;
 	pid_t		pid;

@@ -30,7 +30,8 @@ want() {
 echo "== unit"
 unit=(./tests/unit)
 [ -n "${OUTBOX_WRAPPER:-}" ] && unit=(valgrind -q --error-exitcode=99 \
-	--leak-check=full --errors-for-leak-kinds=definite ./tests/unit)
+	--leak-check=full --errors-for-leak-kinds=definite \
+	--run-libc-freeres=no --suppressions=tests/valgrind.supp ./tests/unit)
 "${unit[@]}" | tee -a "$RESULTS.unit"
 urc=${PIPESTATUS[0]}
 grep -E '^(PASS|FAIL) ' "$RESULTS.unit" >>"$RESULTS"

@@ -141,8 +141,11 @@ rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 at_return=$(count msg)
 expect_eq prov-backlog-exit "$rc" 0
-# Its own message went; the flush of the others was not waited for.
-check prov-backlog-not-waited test "$at_return" -ge 1 -a "$at_return" -lt 101
+# The flush of the others was not waited for; its own message went at once
+# (under valgrind its attempt may outlast submit_timeout and go on detached).
+check prov-backlog-not-waited test "$at_return" -lt 101
+[ -z "${OUTBOX_WRAPPER:-}" ] &&
+	check prov-backlog-own-at-once test "$at_return" -ge 1
 for _ in $(seq 300); do [ "$(count msg)" -ge 101 ] && break; sleep 0.1; done
 expect_eq prov-backlog-flushed-later "$(count msg)" 101
 echo "note: one submission with 300 due entries: the caller waited $ms ms ($at_return message(s) sent by then)"
