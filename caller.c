@@ -22,6 +22,8 @@
 
 #include "outbox.h"
 #include "io.h"
+#include "queue.h"
+#include "smtp.h"
 
 static void	leave_caller(void);
 static void	on_detach(int);

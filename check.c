@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "io.h"
 #include "oauth2.h"
+#include "smtp.h"
 
 /* What the TLS handshake showed, seen from OpenSSL's callbacks. */
 struct probe {

@@ -22,6 +22,8 @@
 
 #include "outbox.h"
 #include "io.h"
+#include "queue.h"
+#include "smtp.h"
 
 static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
 static enum status deliver_attempt(struct run *, struct session *,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * The I/O layer and the TLS over it (io.c, tls.c): struct io, the only
- * header that carries OpenSSL's SSL types. Included by who reads or writes
- * through a struct io: smtp*.c, smtpd.c, http.c, check.c, the tests.
+ * header with OpenSSL's SSL types. Included by smtp.h (a session embeds
+ * one) and by who uses a struct io itself: smtp*.c, smtpd.c, http.c,
+ * check.c, caller.c, submit.c, the tests.
  */
 #ifndef IO_H
 #define IO_H

@@ -30,6 +30,8 @@
 #include <openssl/evp.h>
 
 #include "outbox.h"
+#include "queue.h"
+#include "smtp.h"
 
 #define SLOTS_DIR	".slots"
 #define STATE_DIR	".state"

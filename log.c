@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "smtp.h"
 
 static void	log_file(const char *, const char *, const char *);
 static const char *qid(const struct qentry *);

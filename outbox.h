@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: ISC */
 /*
  * outbox: a sendmail-compatible mail submission client.
- * The types and functions the source files share.
+ * The types and functions the source files share, and the prototypes of
+ * the modules without a header of their own. Included first by every
+ * file; the module headers come after it: io.h (io.c, tls.c: the OpenSSL
+ * types), auth.h (the SASL table), oauth2.h (OAuth2, http.c, jwt.c),
+ * smtp.h (the SMTP client's session), queue.h (the queue module) and
+ * qfile.h (what the queue's own files share).
  */
 #ifndef OUTBOX_H
 #define OUTBOX_H
@@ -72,6 +77,7 @@ struct failure {
 };
 
 struct aliases;
+struct session;
 
 struct strlist {
 	char		**v;
@@ -210,60 +216,6 @@ struct message {
 	struct failure	 fail;		/* why message_read() failed */
 };
 
-/* struct session embeds a struct io: until the session has smtp.h. */
-#include "io.h"
-
-/* EHLO capabilities. */
-#define EXT_PIPELINING	0x001
-#define EXT_STARTTLS	0x002
-#define EXT_8BITMIME	0x004
-#define EXT_SMTPUTF8	0x008
-#define EXT_DSN		0x010
-#define EXT_SIZE	0x020
-#define EXT_CHUNKING	0x040
-#define EXT_ENHANCED	0x080
-#define EXT_AUTH	0x100
-#define EXT_REQUIRETLS	0x200
-
-struct session {
-	const struct account *acct;
-	struct io	 io;
-	SSL_CTX		*ctx;
-	int		 verbose;
-	int		 connected;	/* in step, ready for a command */
-	int		 dirty;		/* a transaction is open: RSET first */
-	int		 down;		/* no host answered in this run */
-	int		 closed;	/* the server said 421: open a new one */
-	int		 reopens;	/* sessions opened again after a 421 */
-	enum stage	 stage;		/* what the session is doing now */
-	const char	*state_dir;	/* the queue: TLS session cache, tokens */
-	const char	*token_dir;	/* tokens only (--check), else state_dir */
-	unsigned	 ext;
-	unsigned long long size_max;
-	char		 mechs[256];	/* AUTH mechanisms offered */
-	char		 host[256];	/* relay, for messages and the log */
-	char		 addr[64];
-	long long	 port;
-	const char	*tls_version;
-	int		 authenticated;
-	const char	*mech;		/* the SASL mechanism used */
-	struct reply	 reply;		/* the last reply read */
-	struct failure	 fail;		/* why the last step failed */
-	double		 began;		/* the attempt (log.c: delays=) */
-	double		 conn_s;	/* seconds to connect, greet, log in */
-	double		 xfer_s;	/* seconds of the transaction */
-	int		 tls_logged;	/* the log has this session's TLS */
-	int		 slot;		/* connection slot's lock fd + 1; 0: none */
-	int		 errheld;	/* stderr held with the slot (queue_hold) */
-	int		 uncharged;	/* the account's state, not the message's:
-					   no retry step for the entry */
-	unsigned	 ntx;		/* transactions in this session */
-	struct reply	 throttle;	/* the last throttling reply (limits.c) */
-	long long	 mailmax;	/* RFC 9422 LIMITS, 0: not announced */
-	long long	 rcptmax;
-	long long	 rcptdomainmax;
-};
-
 /* A queue entry: the message, its envelope, and its retry state. */
 struct qentry {
 	char		 id[32];
@@ -306,12 +258,6 @@ struct run {
 					   ends, 0: none (submit_timeout) */
 	int		 gate_up, gate_down;	/* a submit_timeout child's
 					   pipes to its caller, + 1; 0: none */
-};
-
-/* Where DATA's dot-stuffing writes, and whether a line just began. */
-struct dotsink {
-	struct io	*io;
-	int		 bol;
 };
 
 /* What a delivery status notification reports (dsn.c). */
@@ -407,74 +353,6 @@ struct aliases *aliases_open(const char *, char *, size_t);
 size_t	 aliases_size(const struct aliases *);
 void	 aliases_warn(const struct aliases *);
 void	 aliases_close(struct aliases *);
-
-/* smtp.c */
-enum status smtp_open(struct session *);
-void	 smtp_close(struct session *);
-void	 smtp_hangup(struct session *);
-int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
-int	 smtp_reply(struct session *);
-int	 smtp_lost(const struct session *);
-enum status smtp_failx(struct session *, enum stage, enum fclass,
-	    const char *, ...) PRINTF(4, 5);
-enum status smtp_refused(struct session *, enum stage, const char *, ...)
-	    PRINTF(3, 4);
-int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
-
-/* smtptx.c */
-enum status smtptx_send(struct session *, const struct message *,
-	    struct envelope *);
-int	 smtptx_data_out(void *, const char *, size_t);
-
-/* smtplimits.c */
-void	 smtplimits_release(struct session *);
-void	 smtplimits_reply(struct session *);
-void	 smtplimits_ehlo(struct session *, const char *);
-size_t	 smtplimits_rcpt_split(const struct session *, struct envelope *);
-
-/* smtpauth.c */
-enum status smtpauth_login(struct session *);
-
-/* queue.c */
-int	 queue_shared(int);
-int	 queue_open(const char *, char *, size_t);
-int	 queue_add(const char *, struct qentry *, int, char *, size_t);
-int	 queue_update(const char *, struct qentry *, char *, size_t);
-int	 queue_report(const char *, struct qentry *, struct qentry *, char *,
-	    size_t);
-int	 queue_finish(const char *, struct qentry *, char *, size_t);
-int	 queue_active(struct qentry *);
-int	 queue_open_orig(const char *, const struct qentry *,
-	    struct message *);
-void	 queue_backoff(struct qentry *, time_t);
-void	 queue_remove(const char *, const char *);
-int	 queue_load(const char *, const char *, struct qentry *, int, char *,
-	    size_t);
-void	 queue_free(struct qentry *);
-int	 queue_list(const char *, struct strlist *);
-int	 queue_claim(const char *, struct qentry *, char *, size_t);
-void	 queue_release(struct qentry *);
-int	 queue_sync(const char *);
-
-/* qhold.c */
-void	 queue_hold(int *);
-void	 queue_unhold(int *);
-void	 queue_hold_forget(void);
-void	 queue_hold_detach(int);
-
-/* qsweep.c */
-int	 qsweep_set_aside(const char *, const char *, char *, size_t);
-void	 qsweep_run(const char *, struct strlist *);
-
-/* qroom.c */
-off_t	 qroom_env_size(const struct qentry *);
-int	 qroom_check(const char *, const struct account *, uid_t, off_t, char *,
-	    size_t);
-
-/* qenv.c */
-int	 qenv_parse(const char *, size_t, struct qentry *, char *, size_t);
-const struct account *qenv_account(const struct config *,
-	    const struct qentry *, char *, size_t);
 
 /* deliver.c */
 void	 deliver_submit(struct run *, const struct account *, struct qentry *,

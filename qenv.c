@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "queue.h"
 
 #define ENV_LINE_MAX	(PATH_MAX + 16)
 #define TIME_MAX	(1LL << 40)	/* seconds: past the year 36000 */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "queue.h"
 
 /*
  * Where stderr goes while this process holds what other users' mail

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "qfile.h"
 #include "queue.h"
 
 /* One user's share of a shared spool (q_share). */

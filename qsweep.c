@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "qfile.h"
 #include "queue.h"
 
 #define STALE		3600	/* seconds before a stray file is litter */

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "qfile.h"
 #include "queue.h"
 
 #define RETRY_FIRST	300	/* 5 min, doubling ... */

@@ -22,6 +22,8 @@
 
 #include "outbox.h"
 #include "io.h"
+#include "queue.h"
+#include "smtp.h"
 
 #define FLUSH_MAX	100	/* entries one submission's flush may carry */
 #define FLUSH_SECONDS	10	/* and for how long */

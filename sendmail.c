@@ -24,6 +24,7 @@
 
 #include "outbox.h"
 #include "oauth2.h"
+#include "queue.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"

@@ -23,6 +23,7 @@
 
 #include "outbox.h"
 #include "io.h"
+#include "smtp.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"

@@ -13,6 +13,7 @@
 #include "outbox.h"
 #include "auth.h"
 #include "io.h"
+#include "smtp.h"
 
 static enum status auth_exchange(struct session *, const struct sasl_mech *,
 		    struct sasl *);

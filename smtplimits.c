@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "queue.h"
+#include "smtp.h"
 
 static int	throttling(int, const char *);
 

@@ -12,6 +12,7 @@
 
 #include "outbox.h"
 #include "io.h"
+#include "smtp.h"
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 

@@ -23,6 +23,8 @@
 #include "auth.h"
 #include "io.h"
 #include "oauth2.h"
+#include "queue.h"
+#include "smtp.h"
 
 static int	 failures;
 static char	 tmpdir[256];

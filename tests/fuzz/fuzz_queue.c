@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "outbox.h"
+#include "queue.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -10,6 +10,7 @@
 #include "outbox.h"
 #include "feed.h"
 #include "io.h"
+#include "smtp.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
