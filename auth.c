@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "outbox.h"
+#include "auth.h"
 
 #define SCRAM_LEN	32	/* SHA-256 */
 #define SASL_STEPS_MAX	8	/* challenges in one exchange */

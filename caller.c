@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "io.h"
 
 static void	leave_caller(void);
 static void	on_detach(int);

@@ -19,6 +19,9 @@
 #include <openssl/x509_vfy.h>
 
 #include "outbox.h"
+#include "auth.h"
+#include "io.h"
+#include "oauth2.h"
 
 /* What the TLS handshake showed, seen from OpenSSL's callbacks. */
 struct probe {

@@ -18,7 +18,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/tls1.h>
+
 #include "outbox.h"
+#include "auth.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "io.h"
 
 static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
 static enum status deliver_attempt(struct run *, struct session *,

@@ -20,6 +20,8 @@
 #include <openssl/crypto.h>
 
 #include "outbox.h"
+#include "io.h"
+#include "oauth2.h"
 
 #define HTTP_BODY_MAX	(64 * 1024)
 #define HTTP_HEADERS_MAX 100

@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 
 #include "outbox.h"
+#include "io.h"
 
 static ssize_t	plain_read(struct io *, void *, size_t);
 static ssize_t	plain_write(struct io *, const void *, size_t);

@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "outbox.h"
+#include "oauth2.h"
 
 #define JWT_LIFE	3600	/* Google's limit for an assertion (seconds) */
 

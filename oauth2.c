@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "outbox.h"
+#include "oauth2.h"
 
 #define EARLY		60	/* refresh a token with less left (seconds) */
 

@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "outbox.h"
+#include "oauth2.h"
 
 #define TOKEN_MAX	16384	/* octets in a token (Microsoft's are ~3 KB) */
 #define TEXT_MAX	300	/* error, description, URIs, codes */

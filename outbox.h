@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <openssl/ssl.h>
-
 #define OUTBOX_VERSION	"0.1.0"
 
 #define ADDR_MAX	254	/* RFC 5321 4.5.3.1.3: a path is 256 octets with <> */
@@ -212,24 +210,8 @@ struct message {
 	struct failure	 fail;		/* why message_read() failed */
 };
 
-struct io {
-	int		 fd;
-	SSL		*ssl;
-	int		 timeout_ms;	/* each wait */
-	long long	 reply_end;	/* ms, CLOCK_MONOTONIC; 0 is none */
-	long long	 session_end;	/* ms; 0 is none */
-	long long	 session_ms;	/* for the message */
-	int		 tcp;		/* a TCP socket: ACK at once (io_quickack) */
-	ssize_t		(*read)(struct io *, void *, size_t);
-	ssize_t		(*write)(struct io *, const void *, size_t);
-	char		 rbuf[8192];
-	size_t		 rpos, rlen;
-	char		 wbuf[65536];
-	size_t		 wlen;
-	unsigned long	 nflush;	/* write bursts, for the round-trip count */
-	int		 failed;	/* a read or write failed: write nothing more */
-	char		 err[256];
-};
+/* struct session embeds a struct io: until the session has smtp.h. */
+#include "io.h"
 
 /* EHLO capabilities. */
 #define EXT_PIPELINING	0x001
@@ -344,57 +326,6 @@ struct dsn {
 	int		 delayed;	/* a delay warning, not a failure */
 };
 
-/* One SASL exchange: what the mechanism's steps need and keep. */
-struct sasl {
-	const char	*user;
-	const char	*secret;	/* the password, or an OAuth2 token */
-	const char	*host;		/* OAUTHBEARER's host and port */
-	long long	 port;
-	const char	*nonce;		/* SCRAM: a fixed client nonce (tests) */
-	int		 stage, steps;
-	int		 verified;	/* SCRAM: the server's signature checked */
-	int		 token_error;	/* a bearer token was refused (334) */
-	char		*first;		/* SCRAM: client-first-message-bare */
-	char		*authmsg;	/* SCRAM: AuthMessage */
-	unsigned char	 salted[32];	/* SCRAM: SaltedPassword */
-	char		 err[256];
-};
-
-/* A row of the SASL table (auth.c). */
-struct sasl_mech {
-	const char	*name;
-	int		 strength;	/* auth on picks the highest; 0: never */
-	int		(*step)(struct sasl *, const char *, size_t, char **,
-			    size_t *);
-};
-
-/* An HTTP response (http.c): the status and the body, NUL-terminated. */
-struct http_resp {
-	int		 status;
-	long long	 retry_after;	/* seconds, -1 when not given */
-	char		*body;
-	size_t		 len;
-};
-
-/* A token endpoint's answer (oauth2.c), every field validated. */
-struct oauth2_resp {
-	char		*access_token;
-	char		*refresh_token;
-	char		*error;
-	char		*error_description;
-	char		*device_code;
-	char		*user_code;
-	char		*verification_uri;
-	long long	 expires_in;	/* seconds, 0 when not given */
-	long long	 interval;	/* RFC 8628: seconds between polls */
-};
-
-/* How a token request ended. */
-#define OAUTH2_OK	0
-#define OAUTH2_TEMP	1	/* no answer, HTTP 5xx or 429: try later */
-#define OAUTH2_CONFIG	2	/* refused: the configuration needs a fix */
-#define OAUTH2_NOPERM	3	/* not this user's to do */
-
 /* priv.c */
 void	 priv_init(void);
 gid_t	 priv_install_group(void);
@@ -476,40 +407,6 @@ struct aliases *aliases_open(const char *, char *, size_t);
 size_t	 aliases_size(const struct aliases *);
 void	 aliases_warn(const struct aliases *);
 void	 aliases_close(struct aliases *);
-
-/* io.c */
-void	 io_init(struct io *, int, int);
-int	io_dial(const char *, const char *, long long, long long, char *, size_t,
-	    char *, size_t);
-void	 io_session(struct io *, long long);
-void	 io_reply(struct io *, int);
-int	 io_wait_ms(struct io *);
-void	 io_timed_out(struct io *, const char *);
-int	 io_getline(struct io *, char **, size_t *);
-int	 io_getpiece(struct io *, char **, size_t *);
-int	 io_write(struct io *, const void *, size_t);
-int	 io_flush(struct io *);
-size_t	 io_pending(const struct io *);
-void	 io_close(struct io *);
-void	 io_quickack(int);
-
-/* tls.c */
-/*
- * How tls_start checks its peer besides the host name, and where it keeps
- * sessions: an account's settings, passed by value so any client can ask.
- */
-struct tlspeer {
-	const char	*pin;		/* tls_fingerprint: replaces the chain */
-	int		 implicit;	/* TLS from the first octet (the hint) */
-	long long	 port;		/* for the hint */
-	const struct account *cache;	/* the session cache's key, or NULL */
-	const char	*cache_dir;	/* where the cache lives, or NULL */
-	int		 verbose;
-};
-SSL_CTX	*tls_context(const struct account *, char *, size_t);
-SSL_CTX	*tls_context_ca(const char *, long long, char *, size_t);
-int	 tls_start(struct io *, SSL_CTX *, const char *,
-	    const struct tlspeer *, enum fclass *, char *, size_t);
 
 /* smtp.c */
 enum status smtp_open(struct session *);
@@ -633,24 +530,6 @@ void	 check_account(const struct account *, const char *, const char *,
 void	 smtpd_run(struct run *, const struct account *,
 	    const struct aliases *, const char *, int);
 
-/* A key for signing assertions (jwt.c). */
-struct jwt_key {
-	EVP_PKEY	*key;
-	X509		*cert;		/* its certificate (x5t), if the PEM has it */
-	char		*iss;		/* a Google key's client_email */
-};
-
-/* jwt.c */
-int	 jwt_key_parse(const char *, struct jwt_key *, char *, size_t);
-void	 jwt_key_free(struct jwt_key *);
-char	*jwt_sign(const struct jwt_key *, const char *, const char *,
-	    const char *, const char *);
-
-/* http.c */
-int	 http_post(const struct account *, const char *, const char *,
-	    long long, struct http_resp *, int, char *, size_t);
-int	 http_read(struct io *, struct http_resp *, char *, size_t);
-
 /* secretfile.c */
 #define LINE_MAX_SECRET	16384	/* octets of a secret's line, NUL included */
 int	 secretfile_read(const struct account *, const char *, int, char **,
@@ -660,38 +539,5 @@ int	 secretfile_shared(const char *, char *, size_t);
 /* secret.c */
 enum fclass secret_get(const struct account *, const char *, int, int,
 	    long long, char **, char *, size_t);
-
-/* oauth2.c */
-int	 oauth2_parse(const char *, size_t, struct oauth2_resp *);
-void	 oauth2_resp_free(struct oauth2_resp *);
-int	 oauth2_token(const struct account *, const char *, int, int,
-	    long long, char **, time_t *, char *, size_t);
-int	 oauth2_login(const struct account *, const char *, int, FILE *,
-	    char *, size_t);
-int	 oauth2_describe(const struct account *, const char *, FILE *);
-
-/* oauth2state.c */
-struct json_t;		/* jansson's json_t */
-char	*oauth2state_text(struct json_t *, const char *, int);
-char	*oauth2state_cache_read(const struct account *, const char *,
-	    time_t *);
-void	 oauth2state_cache_write(const struct account *, const char *,
-	    const char *, time_t);
-int	 oauth2state_refresh_save(const struct account *, const char *,
-	    char *, size_t);
-char	*oauth2state_refresh_read(const struct account *, const char *,
-	    const char *);
-int	 oauth2state_rotated(const struct account *, const char *,
-	    const char *, const char *);
-int	 oauth2state_describe(const struct account *, const char *, char *,
-	    size_t);
-
-/* auth.c */
-const struct sasl_mech *auth_mech(const char *);
-const struct sasl_mech *auth_choose(const char *, const char *);
-void	 auth_names(char *, size_t);
-int	 auth_step(const struct sasl_mech *, struct sasl *, const char *,
-	    char **);
-void	 auth_clear(struct sasl *);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "outbox.h"
+#include "auth.h"
 
 static char	*provider_url(const char *, const char *);
 

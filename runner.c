@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "io.h"
 
 #define FLUSH_MAX	100	/* entries one submission's flush may carry */
 #define FLUSH_SECONDS	10	/* and for how long */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "oauth2.h"
 
 static int	command_read(int, long long, char *, size_t *);
 static int	command_wait(pid_t, long long, int *);

@@ -20,7 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "outbox.h"
+#include "oauth2.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"

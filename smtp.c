@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "io.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"

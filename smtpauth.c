@@ -11,6 +11,8 @@
 #include <strings.h>
 
 #include "outbox.h"
+#include "auth.h"
+#include "io.h"
 
 static enum status auth_exchange(struct session *, const struct sasl_mech *,
 		    struct sasl *);

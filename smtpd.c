@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "outbox.h"
+#include "io.h"
 
 #define SERVER_TIMEOUT	300	/* seconds, RFC 5321 4.5.3.2.7 */
 

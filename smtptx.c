@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "outbox.h"
+#include "io.h"
 
 #define INLINE_MAX	(64 * 1024)	/* BDAT this small goes with RCPT */
 

@@ -27,6 +27,7 @@
 #include <openssl/x509v3.h>
 
 #include "outbox.h"
+#include "io.h"
 
 /*
  * TLS 1.2 suites: forward secrecy and AEAD only (no kRSA, no CBC). TLS 1.3

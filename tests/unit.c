@@ -20,6 +20,9 @@
 #include <openssl/evp.h>
 
 #include "outbox.h"
+#include "auth.h"
+#include "io.h"
+#include "oauth2.h"
 
 static int	 failures;
 static char	 tmpdir[256];

@@ -9,6 +9,7 @@
 
 #include "outbox.h"
 #include "feed.h"
+#include "io.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -12,6 +12,8 @@
 
 #include "outbox.h"
 #include "feed.h"
+#include "io.h"
+#include "oauth2.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
