@@ -80,22 +80,8 @@ deb_ns_ok() {
 
 # deb_pids PATTERN: pids of processes whose command line contains PATTERN
 # (a path under the instance's DIR, so only that instance's processes match).
-# One pass over /proc in one process, as tests/postfix.sh's our_pids.
 deb_pids() {
-	python3 - "$1" $$ <<'EOF'
-import os, sys
-want, skip = os.fsencode(sys.argv[1]), {sys.argv[2], str(os.getpid()), str(os.getppid())}
-for pid in os.listdir("/proc"):
-    if not pid.isdigit() or pid in skip:
-        continue
-    try:
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            cmd = f.read().replace(b"\0", b" ")
-    except OSError:
-        continue
-    if want in cmd:
-        print(pid)
-EOF
+	python3 "$(dirname "${BASH_SOURCE[0]}")/procpids.py" cmdline "$1" $$
 }
 
 # deb_kill PATTERN: TERM, then after up to 5 s KILL, every process deb_pids finds.

@@ -52,10 +52,16 @@ expect_eq() {
 		fail "$1" "got [$2], want [$3]"; fi
 }
 
-# expect_grep NAME PATTERN FILE: passes when FILE has a line matching PATTERN (grep -E).
+# expect_grep NAME PATTERN FILE: passes when FILE has a line matching
+# PATTERN (grep -E); a missing or unreadable FILE fails.
 expect_grep() {
-	if grep -Eq -- "$2" "$3"; then pass "$1"; else
-		fail "$1" "no line matching /$2/ in $3: $(head -c 600 "$3")"; fi
+	local rc
+	grep -Eq -- "$2" "$3" 2>/dev/null; rc=$?
+	case $rc in
+	0) pass "$1" ;;
+	1) fail "$1" "no line matching /$2/ in $3: $(head -c 600 "$3")" ;;
+	*) fail "$1" "cannot read $3 (grep exit $rc)" ;;
+	esac
 }
 
 # expect_nogrep NAME PATTERN FILE: passes when FILE exists, is readable and
@@ -218,23 +224,44 @@ wait_detached() {
 # 127.0.0.1:PORT and sets CFG, QD ($FS/NAME.q) and DEAD ($FS/NAME.dead).
 # The defaults are host 127.0.0.1, port PORT, tls off, timeout 3,
 # dead_letter $DEAD and queue_dir $QD (queue off instead when MKCFG_QUEUE is
-# "off"); a LINE whose key is a default's replaces it, the others follow.
+# "off"), then the lines of the array MKCFG_LINES (a file's own defaults,
+# such as "log off"; one replaces a built-in default with its key). A LINE
+# whose key is a default's replaces it, the others follow in their order.
 # Rewriting it with the same NAME keeps the queue.
 mkcfg() {
-	local name=$1 port=$2 l q; shift 2
+	local name=$1 port=$2 q i k; shift 2
 	local -A given=()
+	local -a dflt out=()
 	CFG=$FS/$name.cfg QD=$FS/$name.q DEAD=$FS/$name.dead
 	q="queue_dir $QD"
 	[ "${MKCFG_QUEUE:-}" = off ] && q="queue off"
-	for l in "$@"; do given[${l%% *}]=1; done
-	{
-		for l in "host 127.0.0.1" "port $port" "tls off" "timeout 3" \
-		    "dead_letter $DEAD" "$q"; do
-			[ -n "${given[${l%% *}]:-}" ] || echo "$l"
-		done
-		for l in "$@"; do echo "$l"; done
-	} >"$CFG"
+	dflt=("host 127.0.0.1" "port $port" "tls off" "timeout 3" "dead_letter $DEAD"
+	    "$q" ${MKCFG_LINES[@]+"${MKCFG_LINES[@]}"})
+	for i in "$@"; do given[${i%% *}]=1; done
+	# The last default with a key wins, unless a LINE has that key.
+	for ((i = ${#dflt[@]} - 1; i >= 0; i--)); do
+		k=${dflt[i]%% *}
+		[ -n "${given[$k]:-}" ] && continue
+		given[$k]=1
+		out=("${dflt[i]}" ${out[@]+"${out[@]}"})
+	done
+	printf '%s\n' "${out[@]}" "$@" >"$CFG"
 	chmod 600 "$CFG"
+}
+
+# qn [DIR]: how many queue entries (ID.env, not tmp.*) DIR (default $QD) holds.
+qn() { find "${1:-$QD}" -maxdepth 1 -name '*.env' ! -name 'tmp.*' 2>/dev/null | wc -l; }
+
+# start_srv NAME ARGS...: stops the server still running (with the
+# command $SRV_STOP, default fault_stop), then fault_start NAME with the
+# array SRV_ARGS (a file's own, such as --once or --concurrent and its
+# limits) and ARGS; sets PORT, LOG ($FS/NAME.log) and SRV_PID, and adds
+# the pid to the array ALL_PIDS.
+start_srv() {
+	local name=$1; shift
+	${SRV_STOP:-fault_stop}
+	fault_start "$name" ${SRV_ARGS[@]+"${SRV_ARGS[@]}"} "$@"
+	ALL_PIDS+=("$SRV_PID")
 }
 
 # ob NAME WANT [ARGS...] <MSG: runs outbox -C $CFG ARGS under timeout and

@@ -45,6 +45,7 @@
 # PF_DIR PF_HOST PF_PLAIN PF_NOCHUNK PF_SUBMIT PF_SMTPS PF_WRONGNAME PF_CA PF_OTHER_CA PF_MAIL
 # PF_LOG PF_CONF).
 set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { printf 'postfix.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -67,23 +68,8 @@ P_PLAIN=$((base + 25)) P_NOCHUNK=$((base + 26)) P_SUBMIT=$((base + 587)) P_SMTPS
 
 # pids of every process that runs with this instance's configuration
 # (master and its children inherit MAIL_CONFIG=DIR/etc).
-# One pass over /proc in one process (a tr and a grep per process took
-# 19-29 s per stop on a busy machine).
 our_pids() {
-	python3 - "MAIL_CONFIG=$DIR/etc" $$ <<'EOF'
-import os, sys
-want, skip = os.fsencode(sys.argv[1]), {sys.argv[2], str(os.getpid()), str(os.getppid())}
-for pid in os.listdir("/proc"):
-    if not pid.isdigit() or pid in skip:
-        continue
-    try:
-        with open("/proc/%s/environ" % pid, "rb") as f:
-            env = f.read().split(b"\0")
-    except OSError:
-        continue
-    if want in env:
-        print(pid)
-EOF
+	python3 "$here/procpids.py" environ "MAIL_CONFIG=$DIR/etc" $$
 }
 
 do_stop() {

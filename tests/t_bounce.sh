@@ -25,14 +25,30 @@ msg() {
 entries() { ls "$QD" 2>/dev/null | grep -c '\.env$'; }
 litter() { ls -A "$QD" 2>/dev/null | grep -Ev '^(tls-|\.slots$|\.state$)' | tr '\n' ' '; }
 
+# queue_case NAME ARGS...: the message $FS/NAME.msg, queued by
+# `outbox ARGS` (the check NAME-queued) while no server answers; the
+# configuration NAME logs to $FS/NAME.log.
+queue_case() {
+	local name=$1; shift
+	msg "$name"
+	mkcfg "$name" "$(free_port)" "log $FS/$name.log"
+	ob "$name-queued" 0 "$@" <"$FS/$name.msg"
+}
+
+# run_case NAME FAULTSMTP-ARGS...: a faultsmtp with those arguments, and a
+# queue run of NAME's queue to it (the check NAME-run); the server is left
+# running.
+run_case() {
+	local name=$1; shift
+	fault_start "$name" --max-time 60 "$@"
+	mkcfg "$name" "$PORT" "log $FS/$name.log"
+	ob "$name-run" 0 -q
+}
+
 # 1. Refused at RCPT, and its bounce refused at MAIL FROM:<>.
-msg b1
-mkcfg b1 "$(free_port)" "log $FS/b1.log"
-ob b1-queued 0 -i -f a@example.test nobody@example.test <"$FS/b1.msg"
+queue_case b1 -i -f a@example.test nobody@example.test
 expect_eq b1-one-entry "$(entries)" 1
-fault_start b1 --max-time 60 --scenario mail-null-550 --rcpt-refuse nobody
-mkcfg b1 "$PORT" "log $FS/b1.log"
-ob b1-run 0 -q
+run_case b1 --scenario mail-null-550 --rcpt-refuse nobody
 fault_stop
 expect_grep b1-rcpt-refused '^C: RCPT TO:<nobody@example.test>' "$LOG"
 expect_grep b1-report-tried '^C: MAIL FROM:<>' "$LOG"
@@ -47,12 +63,8 @@ expect_eq b1-bp-empty "$(cat "$OUT")" "Mail queue is empty"
 
 # 2. The sender itself refused (MAIL 550): no report is tried, the
 # message goes whole to dead.letter.
-msg b2
-mkcfg b2 "$(free_port)" "log $FS/b2.log"
-ob b2-queued 0 -i -f a@example.test c@example.test <"$FS/b2.msg"
-fault_start b2 --max-time 60 --scenario mail-550
-mkcfg b2 "$PORT" "log $FS/b2.log"
-ob b2-run 0 -q
+queue_case b2 -i -f a@example.test c@example.test
+run_case b2 --scenario mail-550
 fault_stop
 expect_grep b2-mail-tried '^C: MAIL FROM:<a@example.test>' "$LOG"
 expect_nogrep b2-no-report '^C: MAIL FROM:<>' "$LOG"
@@ -61,12 +73,8 @@ expect_eq b2-queue-empty "$(litter)" ""
 
 # 3. Partial refusal in a queue run: c gets it once, the sender one
 # report over the same session, nothing stays queued.
-msg b3
-mkcfg b3 "$(free_port)" "log $FS/b3.log"
-ob b3-queued 0 -i -f a@example.test c@example.test nobody@example.test <"$FS/b3.msg"
-fault_start b3 --max-time 60 --rcpt-refuse nobody
-mkcfg b3 "$PORT" "log $FS/b3.log"
-ob b3-run 0 -q
+queue_case b3 -i -f a@example.test c@example.test nobody@example.test
+run_case b3 --rcpt-refuse nobody
 fault_stop
 expect_eq b3-delivered-once "$(grep -c '^E: accepted .*mid=b3@example.test' "$LOG")" 1
 expect_eq b3-one-report "$(grep -c '^C: MAIL FROM:<>' "$LOG")" 1
@@ -78,9 +86,7 @@ expect_grep b3-summary '1 bounced' "$OUT"
 # its message's owner, its message whole beside it (ID.orig, the same
 # file), and mailq lists it; with the null sender refused it ends in
 # dead.letter, not in the runner's.
-msg b4
-mkcfg b4 "$(free_port)" "log $FS/b4.log"
-ob b4-queued 0 -i -f a@example.test nobody@example.test <"$FS/b4.msg"
+queue_case b4 -i -f a@example.test nobody@example.test
 oid=$(ls "$QD" | sed -n 's/\.env$//p')
 owner=$(sed -n 's/^owner //p' "$QD/$oid.env")
 sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$QD/$oid.env"
@@ -94,21 +100,17 @@ expect_grep b4-orig-whole 'body of b4: only dead.letter' "$QD/$bid.orig"
 expect_eq b4-original-gone "$(ls "$QD/$oid".* 2>/dev/null)" ""
 expect_exit 0 b4-json "$OUTBOX" -C "$CFG" -bp --json
 expect_grep b4-json-report "\"report_of\": \"$oid\"" "$OUT"
-fault_start b4 --max-time 60 --scenario mail-null-550
-mkcfg b4 "$PORT" "log $FS/b4.log"
-ob b4-run 0 -q
+run_case b4 --scenario mail-null-550
 fault_stop
 expect_grep b4-body-in-dead-letter 'body of b4: only dead.letter' "$DEAD"
 expect_eq b4-queue-empty "$(litter)" ""
 
 # 5. dead.letter cannot be written: the report stays queued, held, and
 # mailq (and --json) say so; no run tries it again.
-msg b5
-mkcfg b5 "$(free_port)" "log $FS/b5.log" "dead_letter $FS/no/such/dir/dead"
-ob b5-queued 0 -i -f a@example.test nobody@example.test <"$FS/b5.msg"
-fault_start b5 --max-time 60 --scenario mail-null-550 --rcpt-refuse nobody
-mkcfg b5 "$PORT" "log $FS/b5.log" "dead_letter $FS/no/such/dir/dead"
-ob b5-run 0 -q
+MKCFG_LINES=("dead_letter $FS/no/such/dir/dead")
+queue_case b5 -i -f a@example.test nobody@example.test
+run_case b5 --scenario mail-null-550 --rcpt-refuse nobody
+MKCFG_LINES=()
 expect_exit 0 b5-bp "$OUTBOX" -C "$CFG" -bp
 expect_grep b5-bp-held '^[0-9A-F]{12}!' "$OUT"
 expect_grep b5-bp-why 'held: the report failed for good' "$OUT"
@@ -125,12 +127,8 @@ expect_grep b5-logged 'held in the queue' "$FS/b5.log"
 # 6. Refused by policy at the end of data (5.7.60, Microsoft 365's
 # SendAsDenied for a sender the account may not use): no report from <>
 # carries the user's header past the smarthost; dead.letter has it whole.
-msg b6
-mkcfg b6 "$(free_port)" "log $FS/b6.log"
-ob b6-queued 0 -i -f victim@example.test c@example.test <"$FS/b6.msg"
-fault_start b6 --max-time 60 --eod-fault "b6=550 5.7.60 faultsmtp: not allowed to send as victim"
-mkcfg b6 "$PORT" "log $FS/b6.log"
-ob b6-run 0 -q
+queue_case b6 -i -f victim@example.test c@example.test
+run_case b6 --eod-fault "b6=550 5.7.60 faultsmtp: not allowed to send as victim"
 fault_stop
 expect_grep b6-refused '^E: refused .*mid=b6@example.test' "$LOG"
 expect_nogrep b6-no-report '^C: MAIL FROM:<>' "$LOG"
@@ -139,9 +137,7 @@ expect_eq b6-queue-empty "$(litter)" ""
 
 # 7. mailq --json says "active" while a process holds an entry's claim
 # (flock on ID.msg), and reading that takes no lock of its own.
-msg b7
-mkcfg b7 "$(free_port)" "log $FS/b7.log"
-ob b7-queued 0 -odq -f a@example.test c@example.test <"$FS/b7.msg"
+queue_case b7 -odq -f a@example.test c@example.test
 id=$(ls "$QD" | sed -n 's/\.env$//p')
 flock "$QD/$id.msg" sleep 2 &
 hold=$!

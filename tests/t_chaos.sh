@@ -29,12 +29,8 @@ trap 'srv_stop; [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null' EXIT
 
 # --- helpers -------------------------------------------------------------------
 
-# start_srv NAME ARGS...: a concurrent faultsmtp; sets PORT, LOG ($FS/NAME.log).
-start_srv() {
-	local name=$1; shift
-	srv_stop
-	fault_start "$name" --concurrent --max-time 200 --io-timeout 20 "$@"
-}
+# start_srv (lib.sh): a concurrent faultsmtp, once the last one is stopped.
+SRV_STOP=srv_stop SRV_ARGS=(--concurrent --max-time 200 --io-timeout 20)
 
 # srv_stop: once every session has ended (each has written its transcript;
 # 3 s at most), stops the server.
@@ -49,16 +45,12 @@ srv_stop() {
 	SRV_PID=
 }
 
-# cfg NAME PORT [LINE...]: lib.sh's mkcfg (a LINE replaces the default
-# with its key; rewriting keeps the queue), and WANT, NAME's ledger of what
-# must arrive.
-cfg() {
-	mkcfg "$@"
-	WANT=$FS/$1.want
-}
+# Each case $name writes its configuration with lib.sh's mkcfg (a LINE
+# replaces the default with its key; rewriting keeps the queue) and keeps
+# its ledger of what must arrive in $FS/$name.want.
 
 # enqueue MID SENDER RCPT...: queues (-odq) a small message with Message-ID
-# <MID@chaos.test> from SENDER, and owes it to each RCPT (in $WANT).
+# <MID@chaos.test> from SENDER, and owes it to each RCPT (in $FS/$name.want).
 enqueue() {
 	local mid=$1 from=$2 r m; shift 2
 	m=$FS/msgs/$mid.eml
@@ -67,11 +59,8 @@ enqueue() {
 		"Subject: chaos $mid" '' "Message $mid from $from." >"$m"
 	"$OB_PLAIN" -C "$CFG" -odq -i -f "$from" "$@" <"$m" 2>>"$FS/enqueue.err" ||
 		echo "enqueue $mid: exit $?" >>"$FS/enqueue.err"
-	for r in "$@"; do echo "$mid@chaos.test $r $from" >>"$WANT"; done
+	for r in "$@"; do echo "$mid@chaos.test $r $from" >>"$FS/$name.want"; done
 }
-
-# qn: how many entries $QD holds.
-qn() { find "$QD" -maxdepth 1 -name '*.env' ! -name 'tmp.*' 2>/dev/null | wc -l; }
 
 # drain NAME MAX: `outbox -q` until the queue is empty, at most MAX runs;
 # sets RUNS. The exit codes go to $FS/NAME.rcs.
@@ -85,10 +74,10 @@ drain() {
 	done
 }
 
-# ledger NAME: tests/ledger.py on $WANT and $LOG; sets SUM (its figures) and
+# ledger NAME: tests/ledger.py on $FS/NAME.want and $LOG; sets SUM (its figures) and
 # prints the first problems as notes.
 ledger() {
-	python3 "$here/ledger.py" "$WANT" "$LOG" >"$FS/$1.ledger" 2>&1
+	python3 "$here/ledger.py" "$FS/$1.want" "$LOG" >"$FS/$1.ledger" 2>&1
 	SUM=$(tail -n1 "$FS/$1.ledger")
 	grep -v '^pairs=' "$FS/$1.ledger" | head -8 | sed "s/^/note: $1: /"
 }
@@ -125,7 +114,7 @@ fi
 
 name=batch-451
 start_srv "$name" --eod-fault "#5=451 4.3.0 faultsmtp: try this one later"
-cfg "$name" "$PORT"
+mkcfg "$name" "$PORT"
 for k in $(seq -w 1 20); do enqueue "c1-$k" "s$k@chaos.test" r@chaos.test; done
 expect_eq "chaos-$name-queued" "$(qn)" 20
 drain "$name" 5
@@ -144,7 +133,7 @@ expect_grep "chaos-$name-451-given" '^E: refused .* n=5 .*code=451' "$LOG"
 
 name=exim-503
 start_srv "$name" --scenario exim --rcpt-refuse nobody@
-cfg "$name" "$PORT"
+mkcfg "$name" "$PORT"
 enqueue c2-01 s01@chaos.test r@chaos.test
 for k in $(seq -w 2 10); do
 	case $k in 02 | 05 | 08) r=nobody@chaos.test ;; *) r=r@chaos.test ;; esac
@@ -162,7 +151,7 @@ expect_ledger "$name" wrong_sender=0 extra=0 once=7 refused=3 duplicates=0 lost=
 
 name=strict
 start_srv "$name" --scenario strict
-cfg "$name" "$PORT"
+mkcfg "$name" "$PORT"
 for k in $(seq -w 1 10); do enqueue "c3-$k" "s$k@chaos.test" r@chaos.test; done
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 expect_eq "chaos-$name-first-run-exit" "$?" 0
@@ -179,7 +168,7 @@ echo "note: $name: VIOLATION lines: $(grep -c '^VIOLATION: ' "$LOG"), sessions: 
 
 name=rcpt-452
 start_srv "$name" --rcpt-max 10
-cfg "$name" "$PORT"
+mkcfg "$name" "$PORT"
 mapfile -t rcpts < <(for k in $(seq -w 1 50); do echo "r$k@chaos.test"; done)
 enqueue c4-50 s@chaos.test "${rcpts[@]}"
 timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
@@ -207,7 +196,7 @@ fi
 for v in 4:40 1:16; do
 	n=${v%:*} count=${v#*:} name=sessions-${v%:*}
 	start_srv "$name" --eod-delay 0.1	# every transaction takes a while
-	cfg "$name" "$PORT" "sessions $n"
+	mkcfg "$name" "$PORT" "sessions $n"
 	for k in $(seq -w 1 "$count"); do enqueue "c5-$n-$k" "s$k@chaos.test" r@chaos.test; done
 	timeout 120 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err"
 	expect_eq "chaos-$name-exit" "$?" 0
@@ -233,15 +222,15 @@ done
 # in a detached process once its own message is delivered.
 
 name=flush
-cfg "$name" 9	# no connection: -odq only queues
+mkcfg "$name" 9	# no connection: -odq only queues
 for k in $(seq -w 1 300); do enqueue "c6-$k" "s$k@chaos.test" r@chaos.test; done
 expect_eq "chaos-$name-queued" "$(qn)" 300
 start_srv "$name"
-cfg "$name" "$PORT"
+mkcfg "$name" "$PORT"
 m=$FS/msgs/c6-own.eml
 printf '%s\n' 'From: <own@chaos.test>' 'Message-ID: <c6-own@chaos.test>' \
 	'Subject: chaos own' '' 'The submission itself.' >"$m"
-echo "c6-own@chaos.test r@chaos.test own@chaos.test" >>"$WANT"
+echo "c6-own@chaos.test r@chaos.test own@chaos.test" >>"$FS/$name.want"
 expect_exit 0 "chaos-$name-submission-exit" timeout 120 "$OUTBOX" -C "$CFG" -i -f own@chaos.test r@chaos.test <"$m"
 expect_eq "chaos-$name-own-first" "$(accepted c6-own@)" 1
 # The submission hands the backlog to a detached process (caller.c): what
@@ -276,7 +265,7 @@ SEED=20261202
 start_srv "$name" "${TLSARGS[@]}" --eod-delay 0.01 --seed "$SEED" --p-eod-451 0.03 \
 	--p-eod-554 0.01 --p-eod-drop 0.01 --p-eod-cut 0.01 --p-eod-stall 0.003 \
 	--p-rcpt-451 0.02 --p-rcpt-550 0.005
-cfg "$name" "$PORT" "timeout 2" "tls starttls" "tls_ca_file $CA" "user alice" "password secret"
+mkcfg "$name" "$PORT" "timeout 2" "tls starttls" "tls_ca_file $CA" "user alice" "password secret"
 for k in $(seq -w 1 300); do
 	if [ $((10#$k % 4)) -eq 0 ]; then
 		enqueue "c7-$k" "s$k@chaos.test" "a$k@chaos.test" "b$k@chaos.test"
@@ -311,7 +300,7 @@ done
 expect_eq "chaos-$name-empty" "$(qn)" 0
 srv_stop
 ledger "$name"
-echo "note: chaos (seed $SEED): 300 messages, $(wc -l <"$WANT") pairs, $RUNS runs, $kills killed;" \
+echo "note: chaos (seed $SEED): 300 messages, $(wc -l <"$FS/$name.want") pairs, $RUNS runs, $kills killed;" \
 	"delivered=$(fig delivered) refused=$(fig refused) lost=$(fig lost)" \
 	"duplicates=$(fig duplicates) allowed=$(fig allowed) (unreplied=$(fig unreplied)" \
 	"unconfirmed=$(fig unconfirmed)) excess=$(fig excess) wrong_sender=$(fig wrong_sender)" \

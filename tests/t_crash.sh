@@ -93,36 +93,45 @@ recover() {
 	fi
 }
 
+# each_trial KIND BODY SYSCALL:N...: for each SYSCALL and each n of 1..N,
+# one trial t=KIND-SYSCALL-n, sender s=$t@example.test: its message
+# $FS/$t.msg and configuration (log $FS/$t.olog), then BODY SYSCALL n,
+# which runs outbox killed there and notes what is owed, then recovery.
+each_trial() {
+	local kind=$1 body=$2 sc n; shift 2
+	for sc in "$@"; do
+		for n in $(seq "${sc#*:}"); do
+			t=$kind-${sc%:*}-$n s=$t@example.test
+			msg "$t"
+			mkcfg "$t" "$PORT" "log $FS/$t.olog"
+			"$body" "${sc%:*}" "$n"
+			recover "$t"
+		done
+	done
+}
+
 # 1. A queue run: c gets the message, nobody is refused, the sender
 # gets a report.
-for sc in sendto:12 unlinkat:6 renameat:6 linkat:3 fsync:10; do
-	for n in $(seq "${sc#*:}"); do
-		t=run-${sc%:*}-$n s=$t@example.test
-		msg "$t"
-		mkcfg "$t" "$PORT" "log $FS/$t.olog" "sessions 1"
-		"$OUTBOX" -C "$CFG" -odq -f "$s" c@example.test nobody@example.test <"$FS/$t.msg"
-		echo "$t@example.test c@example.test $s" >>"$WANT"
-		echo "$s" >>"$REPORTS"
-		killed "${sc%:*}" "$n" -q </dev/null
-		recover "$t"
-	done
-done
+run_q() {
+	"$OUTBOX" -C "$CFG" -odq -f "$s" c@example.test nobody@example.test <"$FS/$t.msg"
+	echo "$t@example.test c@example.test $s" >>"$WANT"
+	echo "$s" >>"$REPORTS"
+	killed "$1" "$2" -q </dev/null
+}
+MKCFG_LINES=("sessions 1")
+each_trial run run_q sendto:12 unlinkat:6 renameat:6 linkat:3 fsync:10
+MKCFG_LINES=()
 
 # 2. A submission tried at once.
-for sc in sendto:6 unlinkat:3 fsync:2 linkat:2; do
-	for n in $(seq "${sc#*:}"); do
-		t=sub-${sc%:*}-$n s=$t@example.test
-		msg "$t"
-		mkcfg "$t" "$PORT" "log $FS/$t.olog"
-		killed "${sc%:*}" "$n" -i -f "$s" c@example.test <"$FS/$t.msg"
-		if [ "$RC" -eq 0 ]; then
-			echo "$t@example.test c@example.test $s" >>"$WANT"
-		else
-			echo "$t@example.test" >>"$SUBS"
-		fi
-		recover "$t"
-	done
-done
+sub_now() {
+	killed "$1" "$2" -i -f "$s" c@example.test <"$FS/$t.msg"
+	if [ "$RC" -eq 0 ]; then
+		echo "$t@example.test c@example.test $s" >>"$WANT"
+	else
+		echo "$t@example.test" >>"$SUBS"
+	fi
+}
+each_trial sub sub_now sendto:6 unlinkat:3 fsync:2 linkat:2
 
 # 3. 32 entries over 4 sessions (one process each).
 for sc in sendto:3 sendto:9 unlinkat:2 unlinkat:7 fsync:4; do
@@ -139,32 +148,24 @@ done
 
 # 4. A submission queued first (-odq), and -bs: owed only when it said
 # so (exit 0; -bs: the 250 to the end of the data).
-for sc in fsync:3 renameat:2 linkat:1; do
-	for n in $(seq "${sc#*:}"); do
-		t=odq-${sc%:*}-$n s=$t@example.test
-		msg "$t"
-		mkcfg "$t" "$PORT" "log $FS/$t.olog"
-		killed "${sc%:*}" "$n" -odq -f "$s" c@example.test <"$FS/$t.msg"
-		[ "$RC" -eq 0 ] && echo "$t@example.test c@example.test $s" >>"$WANT"
-		recover "$t"
-	done
-done
-for sc in sendto:5 unlinkat:2 fsync:2; do
-	for n in $(seq "${sc#*:}"); do
-		t=bs-${sc%:*}-$n s=$t@example.test
-		msg "$t"
-		mkcfg "$t" "$PORT" "log $FS/$t.olog"
-		{ printf 'EHLO crash.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<c@example.test>\r\nDATA\r\n' "$s"
-		  sed 's/$/\r/' "$FS/$t.msg"; printf '.\r\nQUIT\r\n'; } >"$FS/$t.bs"
-		killed "${sc%:*}" "$n" -bs <"$FS/$t.bs"
-		if [ "$(grep -c '^250 ' "$FS/last.out")" -ge 4 ]; then
-			echo "$t@example.test c@example.test $s" >>"$WANT"
-		else
-			echo "$t@example.test" >>"$SUBS"
-		fi
-		recover "$t"
-	done
-done
+sub_odq() {
+	killed "$1" "$2" -odq -f "$s" c@example.test <"$FS/$t.msg"
+	if [ "$RC" -eq 0 ]; then
+		echo "$t@example.test c@example.test $s" >>"$WANT"
+	fi
+}
+sub_bs() {
+	{ printf 'EHLO crash.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<c@example.test>\r\nDATA\r\n' "$s"
+	  sed 's/$/\r/' "$FS/$t.msg"; printf '.\r\nQUIT\r\n'; } >"$FS/$t.bs"
+	killed "$1" "$2" -bs <"$FS/$t.bs"
+	if [ "$(grep -c '^250 ' "$FS/last.out")" -ge 4 ]; then
+		echo "$t@example.test c@example.test $s" >>"$WANT"
+	else
+		echo "$t@example.test" >>"$SUBS"
+	fi
+}
+each_trial odq sub_odq fsync:3 renameat:2 linkat:1
+each_trial bs sub_bs sendto:5 unlinkat:2 fsync:2
 
 # 5. What a power cut can leave: names without data. An entry whose files
 # came back empty (8a939ad published before syncing) is damaged: mailq and

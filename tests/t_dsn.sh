@@ -12,13 +12,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=$TESTROOT/dsn
 rm -rf "$W"; mkdir -p "$W"
 
-# cfg PORT [LINE...]: $W/cfg for the plain port PORT, queue in $W/q.
-cfg() {
-	local port=$1; shift
-	printf '%s\n' "host $PF_HOST" "port $port" "tls off" "timeout 5" \
-		"dead_letter $W/dead" "queue_dir $W/q" "log off" "$@" >"$W/cfg"
-	chmod 600 "$W/cfg"
-}
+# mkcfg dsn PORT [LINE...] (lib.sh): $CFG ($W/dsn.cfg) for the plain port
+# PORT, queue in $QD ($W/dsn.q).
+FS=$W MKCFG_LINES=("host $PF_HOST" "timeout 5" "log off")
 # msg MID: a small message with that Message-ID in $W/MID.msg.
 msg() {
 	printf '%s\n' "From: <$2>" 'To: someone' "Message-ID: <$1@example.test>" \
@@ -53,9 +49,9 @@ got_bounce() {
 # A 5xx at RCPT, -oem: the refusal comes back as a report with the
 # server's enhanced code and its reply as Diagnostic-Code.
 mail_clear
-cfg "$PF_PLAIN"
+mkcfg dsn "$PF_PLAIN"
 msg rcpt5xx dsn-one@example.test
-expect_exit 67 dsn-rcpt-exit "$OUTBOX" -C "$W/cfg" -oem -i -f dsn-one@example.test \
+expect_exit 67 dsn-rcpt-exit "$OUTBOX" -C "$CFG" -oem -i -f dsn-one@example.test \
 	reject-nobody@example.test dsn-ok@example.test <"$W/rcpt5xx.msg"
 expect_grep dsn-rcpt-mailed 'error report mailed to <dsn-one@example.test>' "$ERR"
 check dsn-rcpt-others-got-it mail_wait dsn-ok
@@ -70,48 +66,48 @@ fi
 # once older than the lifetime (its created line is moved back 6 days),
 # and the bounce, queued since nothing answered, goes with the next run.
 mail_clear
-rm -rf "$W/q"
+rm -rf "$W/dsn.q"
 dead=$((PF_PLAIN - 20))		# nothing listens there (tests/postfix.sh ports)
-cfg "$dead"
+mkcfg dsn "$dead"
 msg expire dsn-two@example.test
-expect_exit 0 dsn-life-queued "$OUTBOX" -C "$W/cfg" -i -f dsn-two@example.test \
+expect_exit 0 dsn-life-queued "$OUTBOX" -C "$CFG" -i -f dsn-two@example.test \
 	dsn-late@example.test <"$W/expire.msg"
-env=$(ls "$W"/q/*.env 2>/dev/null | head -1)
+env=$(ls "$QD"/*.env 2>/dev/null | head -1)
 check dsn-life-entry test -n "$env"
 sed -i "s/^created .*/created $(( $(date +%s) - 6 * 86400 ))/" "$env"
-expect_exit 0 dsn-life-run "$OUTBOX" -C "$W/cfg" -q
+expect_exit 0 dsn-life-run "$OUTBOX" -C "$CFG" -q
 expect_grep dsn-life-bounced '1 bounced' "$OUT"
-cfg "$PF_PLAIN"
-expect_exit 0 dsn-life-run2 "$OUTBOX" -C "$W/cfg" -q
+mkcfg dsn "$PF_PLAIN"
+expect_exit 0 dsn-life-run2 "$OUTBOX" -C "$CFG" -q
 if got_bounce life dsn-two; then
 	dsncheck life "$f" failed dsn-late@example.test 5.0.0
 	expect_grep dsn-life-why '^Diagnostic-Code: X-outbox; gave up after queue_lifetime' "$f"
 	expect_grep dsn-life-orig-header '^Message-ID: <expire@example\.test>' "$f"
 fi
-expect_eq dsn-life-queue-empty "$(ls "$W/q" | grep -c '\.env$')" 0
+expect_eq dsn-life-queue-empty "$(qn)" 0
 
 # delay_warning_time: an entry older than it, tried again and still owed,
 # sends its sender one "delayed" report (queued while nothing answers),
 # and only one, however many runs follow.
 mail_clear
-rm -rf "$W/q"
-cfg "$dead"
+rm -rf "$W/dsn.q"
+mkcfg dsn "$dead"
 msg delay dsn-three@example.test
-expect_exit 0 dsn-delay-queued "$OUTBOX" -C "$W/cfg" -i -f dsn-three@example.test \
+expect_exit 0 dsn-delay-queued "$OUTBOX" -C "$CFG" -i -f dsn-three@example.test \
 	dsn-wait@example.test <"$W/delay.msg"
-env=$(ls "$W"/q/*.env 2>/dev/null | head -1)
+env=$(ls "$QD"/*.env 2>/dev/null | head -1)
 sed -i "s/^created .*/created $(( $(date +%s) - 5 * 3600 ))/" "$env"
-cfg "$dead" "delay_warning_time 4h"
-expect_exit 0 dsn-delay-run "$OUTBOX" -C "$W/cfg" -q
+mkcfg dsn "$dead" "delay_warning_time 4h"
+expect_exit 0 dsn-delay-run "$OUTBOX" -C "$CFG" -q
 expect_grep dsn-delay-marked '^warned 1$' "$env"
-expect_eq dsn-delay-warning-queued "$(ls "$W/q" | grep -c '\.env$')" 2
-expect_exit 0 dsn-delay-run-again "$OUTBOX" -C "$W/cfg" -q
-expect_eq dsn-delay-only-one "$(ls "$W/q" | grep -c '\.env$')" 2
-cfg "$PF_PLAIN" "delay_warning_time 4h"
-expect_exit 0 dsn-delay-deliver "$OUTBOX" -C "$W/cfg" -q
+expect_eq dsn-delay-warning-queued "$(qn)" 2
+expect_exit 0 dsn-delay-run-again "$OUTBOX" -C "$CFG" -q
+expect_eq dsn-delay-only-one "$(qn)" 2
+mkcfg dsn "$PF_PLAIN" "delay_warning_time 4h"
+expect_exit 0 dsn-delay-deliver "$OUTBOX" -C "$CFG" -q
 check dsn-delay-original-arrived mail_wait dsn-wait
 if got_bounce delay dsn-three; then
 	dsncheck delay "$f" delayed dsn-wait@example.test 4.0.0
 	expect_grep dsn-delay-subject '^Subject: Delayed Mail' "$f"
 fi
-expect_eq dsn-delay-queue-empty "$(ls "$W/q" | grep -c '\.env$')" 0
+expect_eq dsn-delay-queue-empty "$(qn)" 0

@@ -22,11 +22,8 @@ trap 'stop_srv' EXIT
 # --- helpers ---------------------------------------------------------------
 
 
-# start_srv NAME ARGS...: one faultsmtp session; sets PORT, LOG.
-start_srv() {
-	local name=$1; shift
-	fault_start "$name" --once --max-time 60 --io-timeout 15 "$@"
-}
+# start_srv (lib.sh): one faultsmtp session.
+SRV_ARGS=(--once --max-time 60 --io-timeout 15)
 
 stop_srv() { fault_stop; }
 

@@ -16,20 +16,10 @@ rm -rf "$FS"; mkdir -p "$FS"
 SRV_PID=
 trap 'fault_stop' EXIT
 
-# cfg NAME PORT [LINE...]: $FS/NAME.cfg for 127.0.0.1:PORT, tls off,
-# timeout 3, its own queue $FS/NAME.q and dead_letter $FS/NAME.dead; sets
-# CFG, Q and DEAD.
-cfg() {
-	local name=$1 port=$2 l; shift 2
-	CFG=$FS/$name.cfg Q=$FS/$name.q DEAD=$FS/$name.dead
-	{
-		printf 'host 127.0.0.1\nport %s\ntls off\n' "$port"
-		printf 'queue_dir %s\ndead_letter %s\nlog off\n' "$Q" "$DEAD"
-		for l in "$@"; do echo "$l"; done
-		case " $* " in *" timeout "*) ;; *) echo "timeout 3" ;; esac
-	} >"$CFG"
-	chmod 600 "$CFG"
-}
+# mkcfg NAME PORT [LINE...] (lib.sh): $FS/NAME.cfg for 127.0.0.1:PORT,
+# tls off, timeout 3, log off, its own queue $FS/NAME.q and dead_letter
+# $FS/NAME.dead; sets CFG, QD and DEAD.
+MKCFG_LINES=("log off")
 
 # queued DIR: how many messages wait in the queue DIR.
 queued() { find "$1" -name '*.msg' 2>/dev/null | wc -l; }
@@ -51,7 +41,7 @@ bs() {
 }
 
 fault_start bs
-cfg bs "$PORT"
+mkcfg bs "$PORT"
 HEAD='EHLO client.test\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n'
 SMUGGLE='MAIL FROM:<evil@example.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n'
 n=0
@@ -75,26 +65,26 @@ fault_stop
 
 # ---- 7. A trickled reply is bounded by timeout; a session by session_timeout.
 fault_start trickle --once --scenario trickle
-cfg trickle "$PORT"
+mkcfg trickle "$PORT"
 expect_exit 0 trickle-reply-gives-up timeout 30 "$OUTBOX" -C "$CFG" -f a@example.test b@example.test <"$MSG"
-expect_eq trickle-reply-queued "$(queued "$Q")" 1
+expect_eq trickle-reply-queued "$(queued "$QD")" 1
 timeout 10 "$OUTBOX" -C "$CFG" -bp >"$FS/trickle.bp" 2>&1
 expect_grep trickle-reply-why 'no complete reply within 3 s' "$FS/trickle.bp"
 fault_stop
 fault_start trickle2 --once --scenario trickle
-cfg trickle2 "$PORT" "timeout 60" "session_timeout 4s"
+mkcfg trickle2 "$PORT" "timeout 60" "session_timeout 4s"
 expect_exit 0 trickle-session-gives-up timeout 30 "$OUTBOX" -C "$CFG" -f a@example.test b@example.test <"$MSG"
-expect_eq trickle-session-queued "$(queued "$Q")" 1
+expect_eq trickle-session-queued "$(queued "$QD")" 1
 timeout 10 "$OUTBOX" -C "$CFG" -bp >"$FS/trickle2.bp" 2>&1
 expect_grep trickle-session-why 'longer than 4 s \(session_timeout\)' "$FS/trickle2.bp"
 fault_stop
 
 # ---- 8. Started with stdout and stderr closed: no garbage anywhere.
-cfg closed "$DOWN"
+mkcfg closed "$DOWN"
 timeout 20 "$OUTBOX" -C "$CFG" -v -f a@example.test b@example.test <"$MSG" >&- 2>&-
 expect_eq closed-fds-exit "$?" 0
-expect_eq closed-fds-queued "$(queued "$Q")" 1
-QMSG=$(find "$Q" -name '*.msg' | head -1)
+expect_eq closed-fds-queued "$(queued "$QD")" 1
+QMSG=$(find "$QD" -name '*.msg' | head -1)
 cp "$QMSG" "$FS/closed.queued"
 expect_nogrep closed-fds-no-diagnostics-in-queue 'outbox|->|<-|queued as' "$FS/closed.queued"
 fault_start closed --once
@@ -104,10 +94,10 @@ expect_eq closed-fds-run-exit "$?" 0
 fault_stop
 expect_nogrep closed-fds-no-transcript-on-wire '^C: (->|<-|outbox)' "$LOG"
 check closed-fds-sends-exactly-the-message cmp -s "$FS/closed.queued" "$LOG.data"
-expect_eq closed-fds-queue-empty "$(queued "$Q")" 0
+expect_eq closed-fds-queue-empty "$(queued "$QD")" 0
 
 # ---- 9. Writes to stdout are checked.
-cfg out "$DOWN" "aliases $FS/aliases"
+mkcfg out "$DOWN" "aliases $FS/aliases"
 printf 'postmaster: root\n' >"$FS/aliases"
 expect_exit 74 stdout-full-mailq bash -c '"$0" -C "$1" -bp >/dev/full' "$OUTBOX" "$CFG"
 expect_grep stdout-full-mailq-says '^outbox: writing to standard output' "$ERR"
@@ -121,7 +111,7 @@ expect_grep help-usage-on-stdout '^usage: outbox ' "$OUT"
 
 # ---- 10 and 13. Bad addresses are refused before anything goes or waits.
 fault_start addr
-cfg addr "$PORT"
+mkcfg addr "$PORT"
 n=0
 for a in 'bob@' 'bob@@x.test' 'a@ex..ample' '@x.test' 'bob@example.test.' \
     $'b\xffb@example.test' $'j\xc3@example.test' 'x y@example.test'; do
@@ -133,7 +123,7 @@ expect_exit 65 addr-sender-malformed "$OUTBOX" -C "$CFG" -f 'a@b..test' b@exampl
 printf 'To: "x@example.com\nSubject: q\n\nhi\n' >"$FS/quote.msg"
 expect_exit 65 addr-open-quote "$OUTBOX" -C "$CFG" -t -f a@example.test <"$FS/quote.msg"
 expect_grep addr-open-quote-says 'never closed' "$ERR"
-expect_eq addr-nothing-queued "$(queued "$Q")" 0
+expect_eq addr-nothing-queued "$(queued "$QD")" 0
 expect_nogrep addr-nothing-sent 'RCPT TO' "$LOG"
 expect_exit 0 addr-null-sender-ok "$OUTBOX" -C "$CFG" -odq -f '<>' b@example.test <"$MSG"
 expect_exit 0 addr-utf8-ok "$OUTBOX" -C "$CFG" -odq -f a@example.test $'j\xc3\xb6rg@example.test' <"$MSG"
@@ -141,7 +131,7 @@ fault_stop
 
 # A NUL in a reply is a garbled reply (temporary), not a shorter one.
 fault_start nul --once --scenario nul-in-reply
-cfg nul "$PORT" "queue off"
+mkcfg nul "$PORT" "queue off"
 expect_exit 75 nul-reply-temporary timeout 20 "$OUTBOX" -C "$CFG" -f a@example.test b@example.test <"$MSG"
 expect_grep nul-reply-says 'garbled reply: a NUL' "$ERR"
 fault_stop
@@ -152,7 +142,7 @@ fault_stop
 bs_refused() {
 	local name=$1 want=$2; shift 2
 	fault_start "$name" "$@"
-	cfg "$name" "$PORT"
+	mkcfg "$name" "$PORT"
 	bs "$name" "${HEAD}Subject: x\r\n\r\n$(printf 'line %s\\r\\n' $(seq 30))\r\n.\r\nQUIT\r\n"
 	expect_grep "bs-$name-reply" "$want" "$FS/$name.out"
 	expect_eq "bs-$name-one-reply" "$(tr -d '\r' <"$FS/$name.out" |
@@ -198,7 +188,7 @@ EVIL=$'\x1b]0;owned\x07\x1b[2J\xc2\x9b1m\r\x08'
 fault_start esc --once --reply "GREETING=220 fault.test ESMTP $EVIL" \
 	--ext "PIPELINING,8BITMIME,AUTH=PLAIN${EVIL}LOGIN" \
 	--reply "RCPT=550 5.1.1 no such user $EVIL"
-cfg esc "$PORT" "queue off"
+mkcfg esc "$PORT" "queue off"
 expect_exit 67 esc-v-refused timeout 20 "$OUTBOX" -C "$CFG" -v -f a@example.test b@example.test <"$MSG"
 cp "$ERR" "$FS/esc-v.err"
 expect_grep esc-v-shown '^<- 220 fault\.test ESMTP \?\]0;owned\?\?\[2J\?1m\?\?$' "$FS/esc-v.err"
@@ -206,7 +196,7 @@ clean esc-v-clean "$FS/esc-v.err"
 fault_stop
 fault_start esc-check --once --ext "PIPELINING,8BITMIME,AUTH=PLAIN${EVIL}LOGIN" \
 	--reply "EHLO=250-fault.test $EVIL\n250 AUTH PLAIN${EVIL}"
-cfg esc-check "$PORT" "queue off"
+mkcfg esc-check "$PORT" "queue off"
 timeout 20 "$OUTBOX" -C "$CFG" --check -f a@example.test >"$FS/esc-check.out" 2>&1
 expect_grep esc-check-shown 'PLAIN\?\]0;owned' "$FS/esc-check.out"
 clean esc-check-clean "$FS/esc-check.out"
@@ -214,7 +204,7 @@ fault_stop
 
 # Another user's envelope in mailq: a bidi override in the sender, a C1
 # control in a recipient (both valid UTF-8, so both queue).
-cfg esc-q "$DOWN"
+mkcfg esc-q "$DOWN"
 expect_exit 0 esc-queued "$OUTBOX" -C "$CFG" -odq -f $'admin\xe2\x80\xaemoc.knab@example.test' \
 	$'b\xc2\x9b2J@example.test' <"$MSG"
 timeout 10 "$OUTBOX" -C "$CFG" -bp >"$FS/esc-mailq.out" 2>&1
@@ -240,7 +230,7 @@ for l in open(sys.argv[1]): json.loads(l)' "$FS/esc-json.out"
 	printf 'wide: %s\n' "$(seq -f 'w%g@example.test' 1001 | paste -sd, -)"
 	printf 'diamond: d1, d2\nd1: shared, one@example.test\nd2: shared\nshared: s@example.test\n'
 } >"$FS/fan.aliases"
-cfg fan "$DOWN" "aliases $FS/fan.aliases"
+mkcfg fan "$DOWN" "aliases $FS/fan.aliases"
 expect_exit 0 alias-fanout-bv timeout 60 "$OUTBOX" -C "$CFG" -bv fan0
 expect_eq alias-fanout-one-recipient "$(cat "$OUT")" \
 	"fan0 -> <last@example.test> via account default, 127.0.0.1:$DOWN (no TLS)"

@@ -238,28 +238,9 @@ server_log_clean() {
 
 # --- outbox --------------------------------------------------------------------
 
-# cfg S NAME MODE [LINE...]: $W/S-NAME.conf for server S; MODE starttls, implicit,
-# or proxy (tls off to tests/dropproxy.py on $PROXY_PORT). Sets CFG and QD.
-cfg() {
-	local s=$1 name=$2 mode=$3; shift 3
-	CFG=$W/$s-$name.conf QD=$W/$s-$name.q
-	{
-		echo "host 127.0.0.1"
-		case $mode in
-		starttls) printf '%s\n' "port ${SUBMIT[$s]}" "tls starttls" ;;
-		implicit) printf '%s\n' "port ${SMTPS[$s]}" "tls implicit" ;;
-		proxy) printf '%s\n' "port $PROXY_PORT" "tls off" "auth_plaintext on" ;;
-		esac
-		echo "tls_ca_file $PW"
-		echo "user $USER_NAME"
-		echo "password $USER_PASS"
-		echo "timeout 10"
-		echo "queue_dir $QD"
-		echo "dead_letter $W/$s-$name.dead"
-		[ $# -gt 0 ] && printf '%s\n' "$@"
-	} >"$CFG"
-	chmod 600 "$CFG"
-}
+# mkcfg S-NAME PORT [LINE...] (lib.sh): $W/S-NAME.cfg for server S, with
+# its queue $W/S-NAME.q, the test CA and the test user; sets CFG and QD.
+FS=$W MKCFG_LINES=("tls_ca_file $PW" "user $USER_NAME" "password $USER_PASS" "timeout 10")
 
 # mkmsg FILE MID [HEADER...]: a test message (dot lines, a CRLF line, no final
 # newline) in FILE and what a Maildir must hold in FILE.want (LF endings).
@@ -275,8 +256,6 @@ mkmsg() {
 	} >"$f"
 	{ tr -d '\r' <"$f"; echo; } >"$f.want"
 }
-
-qn() { find "$QD" -maxdepth 1 -name '*.env' ! -name 'tmp.*' 2>/dev/null | wc -l; }
 
 # ledger_check S NAME LEDGER [MAYDUP]: the note line and the checks
 ledger_check() {
@@ -294,10 +273,12 @@ ledger_check() {
 # --- single sends ------------------------------------------------------------------
 
 single() {
-	local s=$1 mech mode mid rcpt lp f n
+	local s=$1 mech mode mid rcpt lp f n port
 	for mode in starttls implicit; do
+		port=${SUBMIT[$s]}
+		[ "$mode" = implicit ] && port=${SMTPS[$s]}
 		for mech in plain login cram-md5; do
-			cfg "$s" "single-$mode-$mech" "$mode" "auth $mech" "queue off"
+			mkcfg "$s-single-$mode-$mech" "$port" "tls $mode" "auth $mech" "queue off"
 			mid="single-$mode-$mech.$s@example.test"
 			lp="${s:0:2}-single-$mode-$mech"
 			rcpt=$lp@example.test
@@ -377,7 +358,7 @@ queue_drain() {
 
 queue_scenario() {
 	local s=$1
-	cfg "$s" queue starttls
+	mkcfg "$s-queue" "${SUBMIT[$s]}" "tls starttls"
 	queue_fill "$s" queue 20 "$W/$s-queue.ledger"
 	queue_drain "$s" queue
 	ledger_check "$s" queue "$W/$s-queue.ledger"
@@ -397,7 +378,7 @@ drop_scenario() {
 		(exec 3<>"/dev/tcp/127.0.0.1/$PROXY_PORT") 2>/dev/null && break
 		sleep 0.1
 	done
-	cfg "$s" drop proxy
+	mkcfg "$s-drop" "$PROXY_PORT" "auth_plaintext on"
 	queue_fill "$s" drop 12 "$W/$s-drop.ledger"
 	queue_drain "$s" drop
 	expect_grep "io-$s-drop-dropped" '^drop 4 ' "$W/$s-drop.proxy.log"
@@ -411,7 +392,7 @@ PROXY_RUNS=()
 many_scenario() {
 	local s=$1 i rcpts=() led got
 	led=$W/$s-many.ledger
-	cfg "$s" many starttls
+	mkcfg "$s-many" "${SUBMIT[$s]}" "tls starttls"
 	: >"$led"
 	for i in $(seq -w 1 50); do
 		rcpts+=("${s:0:2}-many-$i@example.test")

@@ -28,35 +28,17 @@ ALICE=("user alice" "password $ALICE_PW")
 
 # Builds with a retry queue accept "queue off"; these cases assert the exit
 # code a caller sees when nothing may wait, so turn it off where it exists.
-QUEUE_OFF=
 printf 'host 127.0.0.1\nqueue off\n' >"$W/probe.conf"
-"$OUTBOX" -C "$W/probe.conf" -bv probe@example.test >/dev/null 2>&1 && QUEUE_OFF="queue off"
+"$OUTBOX" -C "$W/probe.conf" -bv probe@example.test >/dev/null 2>&1 && MKCFG_QUEUE=off
 
-# cfg NAME PROFILE [LINE...]: write $W/NAME.conf, mode 600, and set CFG.
-# PROFILE: plain (port 25-ish, tls off), nochunk (the same without CHUNKING,
-# so DATA), submit (STARTTLS), smtps (implicit TLS), none (only the common
-# lines). The LINEs come last.
-cfg() {
-	local name=$1 prof=$2; shift 2
-	CFG=$W/$name.conf
-	{
-		echo "# t_postfix case $name"
-		echo "host $PF_HOST"
-		echo "timeout 10"
-		echo "from sender@example.test"
-		echo "dead_letter $W/$name.dead"
-		[ -n "$QUEUE_OFF" ] && echo "$QUEUE_OFF"
-		case $prof in
-		plain) printf '%s\n' "port $PF_PLAIN" "tls off" ;;
-		nochunk) printf '%s\n' "port $PF_NOCHUNK" "tls off" ;;
-		submit) printf '%s\n' "port $PF_SUBMIT" "tls starttls" "tls_ca_file $PF_CA" ;;
-		smtps) printf '%s\n' "port $PF_SMTPS" "tls implicit" "tls_ca_file $PF_CA" ;;
-		none) ;;
-		esac
-		[ $# -gt 0 ] && printf '%s\n' "$@"
-	} >"$CFG"
-	chmod 600 "$CFG"
-}
+# mkcfg NAME PORT [LINE...] (lib.sh) writes $W/NAME.cfg, mode 600, and sets
+# CFG: for the test Postfix, from sender@example.test, timeout 10. PORT is
+# $PF_PLAIN (tls off), $PF_NOCHUNK (the same without CHUNKING, so DATA),
+# $PF_SUBMIT with the LINEs "${SUBMIT[@]}" (STARTTLS) or $PF_SMTPS with
+# "${SMTPS[@]}" (implicit TLS).
+FS=$W MKCFG_LINES=("host $PF_HOST" "timeout 10" "from sender@example.test")
+SUBMIT=("tls starttls" "tls_ca_file $PF_CA")
+SMTPS=("tls implicit" "tls_ca_file $PF_CA")
 
 # ob (lib.sh) NAME WANT [outbox args...] <MSG: the exit code is the check
 # pf-NAME; stderr is kept as $W/NAME.err, named $TR.
@@ -186,7 +168,7 @@ printf 'From: sender@example.test\nTo: someone@example.test\nDate: Mon, 02 Feb 2
 # --- plain port, tls off, no auth ----------------------------------------------
 
 mail_clear
-cfg plain plain
+mkcfg plain "$PF_PLAIN"
 ob plain-basic 0 -i plain1@example.test <"$M/basic"
 delivered plain-basic plain1 "$M/basic" Date Message-ID
 expect_eq pf-plain-basic-one-from "$(hdr_count "$GOT" From)" 1
@@ -234,7 +216,7 @@ expect_grep pf-plain-nullsender-postfix-from "^.*: ${qid:-NOQID}: from=<>," "$PF
 auth_case() {
 	local name=$1 u=$2 pw=$3 mech=$4 want=$5 lines=("user $2" "password $3")
 	[ -n "$mech" ] && lines+=("$mech")
-	cfg "$name" submit "${lines[@]}"
+	mkcfg "$name" "$PF_SUBMIT" "${SUBMIT[@]}" "${lines[@]}"
 	ob "$name" 0 -v -i "$name@example.test" <"$M/auth"
 	delivered "$name" "$name" "$M/auth"
 	expect_eq "pf-$name-mechanism" "$(auth_mech)" "$want"
@@ -266,7 +248,7 @@ expect_eq pf-v-order "$order" "EHLO STARTTLS EHLO AUTH MAIL "
 # --- implicit TLS ------------------------------------------------------------
 
 mail_clear
-cfg smtps smtps "${ALICE[@]}"
+mkcfg smtps "$PF_SMTPS" "${SMTPS[@]}" "${ALICE[@]}"
 ob smtps 0 -v -i smtps@example.test <"$M/auth"
 delivered smtps smtps "$M/auth"
 expect_nogrep pf-smtps-no-starttls '^-> STARTTLS' "$TR"
@@ -277,17 +259,17 @@ no_secret smtps alice "$ALICE_PW"
 
 mail_clear
 fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | sed 's/.*=//'; }
-cfg pin-ok none "port $PF_WRONGNAME" "tls starttls" "tls_fingerprint $(fp "$PF_DIR/pki/wrong.pem")" "${ALICE[@]}"
+mkcfg pin-ok "$PF_WRONGNAME" "tls starttls" "tls_fingerprint $(fp "$PF_DIR/pki/wrong.pem")" "${ALICE[@]}"
 ob pin-ok 0 -v -i pin-ok@example.test <"$M/auth"
 delivered pin-ok pin-ok "$M/auth"
-cfg pin-bad none "port $PF_WRONGNAME" "tls starttls" "tls_fingerprint $(fp "$PF_DIR/pki/server.pem" | tr -d :)" "${ALICE[@]}"
+mkcfg pin-bad "$PF_WRONGNAME" "tls starttls" "tls_fingerprint $(fp "$PF_DIR/pki/server.pem" | tr -d :)" "${ALICE[@]}"
 ob pin-bad 75 -v -i pin-bad@example.test <"$M/auth"
 none pin-bad pin-bad
 expect_nogrep pf-pin-bad-no-auth '^-> (AUTH|MAIL)' "$TR"
 
 # --- DSN: -N/-R/-V reach Postfix, which reports the delivery to the sender ----
 
-cfg dsn plain
+mkcfg dsn "$PF_PLAIN"
 ob dsn 0 -v -i -f dsn-sender@example.test -N success,failure -R hdrs -V outbox-envid-42 dsn@example.test <"$M/auth"
 delivered dsn dsn "$M/auth"
 expect_grep pf-dsn-mail-params '^-> MAIL FROM:<dsn-sender@example.test> .*RET=HDRS.*ENVID=outbox-envid-42|^-> MAIL FROM:<dsn-sender@example.test> .*ENVID=outbox-envid-42.*RET=HDRS' "$TR"
@@ -304,23 +286,23 @@ fi
 # --- content fidelity (plain port unless said) ------------------------------
 
 mail_clear
-cfg content plain
+mkcfg content "$PF_PLAIN"
 
 # leading dots, a lone "." and ".." with -i
 printf 'From: sender@example.test\nTo: dots@example.test\nSubject: dots\n\n.leading dot\n..two dots\n.\n..\n. space\nlast\n' >"$M/dots"
 ob dots 0 -i dots@example.test <"$M/dots"
 delivered dots dots "$M/dots" Date Message-ID
 # the same over STARTTLS + AUTH
-cfg content-tls submit "${ALICE[@]}"
+mkcfg content-tls "$PF_SUBMIT" "${SUBMIT[@]}" "${ALICE[@]}"
 ob dots-tls 0 -oi dots-tls@example.test <"$M/dots"
 delivered dots-tls dots-tls "$M/dots" Date Message-ID
 # and with DATA (no CHUNKING offered), where the dots must be stuffed
-cfg content-data nochunk
+mkcfg content-data "$PF_NOCHUNK"
 ob dots-data 0 -v -i dots-data@example.test <"$M/dots"
 delivered dots-data dots-data "$M/dots" Date Message-ID
 expect_grep pf-dots-data-uses-data '^-> DATA$' "$TR"
 expect_nogrep pf-dots-data-no-bdat '^-> BDAT' "$TR"
-cfg content plain
+mkcfg content "$PF_PLAIN"
 
 # 8-bit UTF-8 (body and a raw 8-bit Subject): BODY=8BITMIME, bytes unchanged
 printf 'From: sender@example.test\nTo: utf8@example.test\nSubject: Grüße aus Köln\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nGrüße, ça va? 日本語のテキスト\nÆØÅ æøå €\n' >"$M/utf8"
@@ -339,10 +321,10 @@ expect_grep pf-utf8-8bitmime '^-> MAIL FROM:<sender@example.test> .*BODY=8BITMIM
 expect_eq pf-long-is-1000-lines "$(wc -l <"$M/long")" 1000
 ob long 0 -i long@example.test <"$M/long"
 delivered long long "$M/long" Date Message-ID
-cfg content-data nochunk
+mkcfg content-data "$PF_NOCHUNK"
 ob long-data 0 -i long-data@example.test <"$M/long"
 delivered long-data long-data "$M/long" Date Message-ID
-cfg content plain
+mkcfg content "$PF_PLAIN"
 
 # header block only: no empty line, no body
 printf 'From: sender@example.test\nTo: hdronly@example.test\nSubject: no body at all\n' >"$M/hdronly"
@@ -378,10 +360,10 @@ printf 'From: sender@example.test\nTo: dotend@example.test\nSubject: dot ends it
 printf 'From: sender@example.test\nTo: dotend@example.test\nSubject: dot ends it\n\nbefore\n' >"$M/dotend.want"
 ob dotend 0 dotend@example.test <"$M/dotend"
 delivered dotend dotend "$M/dotend.want" Date Message-ID
-cfg content-data nochunk
+mkcfg content-data "$PF_NOCHUNK"
 ob dotend-data 0 dotend-data@example.test <"$M/dotend"
 delivered dotend-data dotend-data "$M/dotend.want" Date Message-ID
-cfg content plain
+mkcfg content "$PF_PLAIN"
 
 # -t: Bcc (folded over two lines) removed, every Bcc recipient still gets it,
 # argv recipients are added
@@ -430,7 +412,7 @@ expect_eq pf-dup-one-rcpt "$(grep -c '^-> RCPT TO:<dup1@example.test>' "$TR")" 1
 mail_clear
 printf 'From: sender@example.test\nTo: fail@example.test\nSubject: must not arrive\n\nno\n' >"$M/fail"
 
-cfg badpw submit "user alice" "password wrong horse"
+mkcfg badpw "$PF_SUBMIT" "${SUBMIT[@]}" "user alice" "password wrong horse"
 ob badpw 75 -v -i badpw@example.test <"$M/fail"
 none badpw badpw
 expect_grep pf-badpw-535 '^<- 535' "$TR"
@@ -438,40 +420,40 @@ expect_nogrep pf-badpw-no-mail '^-> MAIL' "$TR"
 expect_grep pf-badpw-says-why '^outbox: ' "$TR"
 no_secret badpw alice "wrong horse"
 
-cfg unknownca submit "${ALICE[@]}" "tls_ca_file $PF_OTHER_CA"
+mkcfg unknownca "$PF_SUBMIT" "tls starttls" "tls_ca_file $PF_OTHER_CA" "${ALICE[@]}"
 ob unknownca 75 -v -i unknownca@example.test <"$M/fail"
 none unknownca unknownca
 expect_nogrep pf-unknownca-no-auth '^-> (AUTH|MAIL)' "$TR"
 
-cfg wrongname none "port $PF_WRONGNAME" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
+mkcfg wrongname "$PF_WRONGNAME" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
 ob wrongname 75 -v -i wrongname@example.test <"$M/fail"
 none wrongname wrongname
 expect_nogrep pf-wrongname-no-auth '^-> (AUTH|MAIL)' "$TR"
 
 # the same by host name: localhost is in the good certificate, not in the wrong one
-cfg wrongname-dns none "port $PF_WRONGNAME" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
+mkcfg wrongname-dns "$PF_WRONGNAME" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
 sed -i "s/^host .*/host localhost/" "$CFG"
 ob wrongname-dns 75 -v -i wrongname-dns@example.test <"$M/fail"
 none wrongname-dns wrongname-dns
 expect_nogrep pf-wrongname-dns-no-auth '^-> (AUTH|MAIL)' "$TR"
-cfg rightname-dns submit "${ALICE[@]}"
+mkcfg rightname-dns "$PF_SUBMIT" "${SUBMIT[@]}" "${ALICE[@]}"
 sed -i "s/^host .*/host localhost/" "$CFG"
 ob rightname-dns 0 -i rightname-dns@example.test <"$M/auth"
 delivered rightname-dns rightname-dns "$M/auth"
 
-cfg nostarttls none "port $PF_PLAIN" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
+mkcfg nostarttls "$PF_PLAIN" "tls starttls" "tls_ca_file $PF_CA" "${ALICE[@]}"
 ob nostarttls 75 -v -i nostarttls@example.test <"$M/fail"
 none nostarttls nostarttls
 expect_grep pf-nostarttls-ehlo '^-> EHLO' "$TR"
 expect_nogrep pf-nostarttls-no-auth-mail '^-> (AUTH|MAIL|RCPT|DATA|BDAT)' "$TR"
 
-cfg refused none "port $(free_port)" "tls off"
+mkcfg refused "$(free_port)" "tls off"
 ob refused 75 -i refused@example.test <"$M/fail"
 none refused refused
 expect_grep pf-refused-says-why '^outbox: ' "$TR"
 
 # With the queue on, the same failure waits; the log line names its id.
-cfg refusedq none "port $(free_port)" "tls off" "queue on" \
+mkcfg refusedq "$(free_port)" "tls off" "queue on" \
 	"queue_dir $W/refusedq.queue" "log $W/refusedq.log"
 ob refusedq 0 -i refusedq@example.test <"$M/fail"
 # Safely queued, and stderr is not a terminal: nothing said (mailq has it).
@@ -480,26 +462,26 @@ qid=$(ls "$W/refusedq.queue" | sed -n 's/^\([0-9A-F]\{12\}\)\.env$/\1/p')
 expect_grep pf-refusedq-log-id "outbox/smtp\[[0-9]+\]: ${qid:-NOID}: to=<refusedq@example\.test>, relay=none, .*status=deferred \(.*Connection refused\)" "$W/refusedq.log"
 
 mail_clear
-cfg rcpt plain
+mkcfg rcpt "$PF_PLAIN"
 ob rcpt 67 -i reject1@example.test rcptok@example.test <"$M/fail"
 delivered rcpt rcptok "$M/fail" Date Message-ID
 expect_grep pf-rcpt-reply-on-stderr '550.*reject1@example\.test.*User unknown|reject1@example\.test.*550.*User unknown' "$TR"
 expect_eq pf-rcpt-one-copy "$(total)" 1
 
 mail_clear
-cfg perm plain "${ALICE[@]}" "auth off"
+mkcfg perm "$PF_PLAIN" "${ALICE[@]}" "auth off"
 chmod 644 "$CFG"
 ob perm 78 -i perm@example.test <"$M/fail"
 none perm perm
 expect_fixed pf-perm-names-file "$CFG" "$TR"
 
-cfg unknownkey plain "bogus_key yes"
+mkcfg unknownkey "$PF_PLAIN" "bogus_key yes"
 n=$(grep -n '^bogus_key' "$CFG" | cut -d: -f1)
 ob unknownkey 78 -i unknownkey@example.test <"$M/fail"
 none unknownkey unknownkey
 expect_fixed pf-unknownkey-file-line "$CFG:$n" "$TR"
 
-cfg norcpt plain
+mkcfg norcpt "$PF_PLAIN"
 printf 'From: sender@example.test\nSubject: nobody\n\nto nobody\n' >"$M/norcpt"
 ob norcpt 65 -i <"$M/norcpt"
 ob norcpt-t 65 -t -i <"$M/norcpt"

@@ -36,14 +36,9 @@ OB_PREFIX=q- OB_SUFFIX=-exit OB_TIMEOUT=60 OB_DIR=$FS
 QT=(python3 "$here/qtool.py")
 
 
-# start_srv NAME ARGS...: start faultsmtp (serving sessions one after the
-# other; add --once for one session); sets PORT and LOG ($FS/NAME.log).
-start_srv() {
-	local name=$1; shift
-	fault_stop
-	fault_start "$name" --max-time 90 --io-timeout 40 "$@"
-	ALL_PIDS+=("$SRV_PID")
-}
+# start_srv (lib.sh): faultsmtp serving sessions one after the other (add
+# --once for one session).
+SRV_ARGS=(--max-time 90 --io-timeout 40)
 
 stop_srv() { fault_stop; }
 
@@ -91,7 +86,6 @@ qids() {
 		echo "${f%.env}"
 	done
 }
-qn() { qids | wc -l; }
 
 # envset ID KEY VALUE: edits one line of an entry's envelope (the test's
 # stand-in for time passing).

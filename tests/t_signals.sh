@@ -17,15 +17,9 @@ trap 'fault_stop' EXIT
 MSG=$FS/msg
 printf 'Subject: signals\nMessage-ID: <sig@example.test>\n\nbody\n' >"$MSG"
 
-# cfg PORT: a plain configuration with its own queue.
-cfg() {
-	CFG=$FS/cfg QD=$FS/q
-	printf '%s\n' "host 127.0.0.1" "port $1" "tls off" "timeout 20" \
-		"queue_dir $QD" "dead_letter $FS/dead" "log off" "sessions 1" >"$CFG"
-	chmod 600 "$CFG"
-}
-
-qn() { find "$QD" -maxdepth 1 -name '*.env' ! -name 'tmp.*' 2>/dev/null | wc -l; }
+# mkcfg sig PORT (lib.sh): a plain configuration with its own queue,
+# $FS/sig.q, kept when it is rewritten.
+MKCFG_LINES=("timeout 20" "log off" "sessions 1")
 
 # wait_data LOG: until the server has the whole message (it then stalls).
 wait_data() {
@@ -38,9 +32,9 @@ wait_data() {
 
 for sig in TERM HUP INT; do
 	name=submit-$sig
-	rm -rf "$FS/q"
+	rm -rf "$FS/sig.q"
 	fault_start "$name" --once --scenario dot-stall
-	cfg "$PORT"
+	mkcfg sig "$PORT"
 	"$OUTBOX" -C "$CFG" -i -f a@example.test b@example.test <"$MSG" \
 		>"$FS/$name.out" 2>"$FS/$name.err" &
 	pid=$!
@@ -56,8 +50,8 @@ done
 
 # A signal before the message is read: nothing to keep, so 75.
 name=stdin
-rm -rf "$FS/q"
-cfg "$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+rm -rf "$FS/sig.q"
+mkcfg sig "$(free_port)"
 mkfifo "$FS/fifo"
 "$OUTBOX" -C "$CFG" -i -f a@example.test b@example.test <"$FS/fifo" \
 	>"$FS/$name.out" 2>"$FS/$name.err" &
@@ -79,15 +73,15 @@ expect_eq "sig-$name-nothing-queued" "$(qn)" 0
 
 # A queue run: the entry in flight and those not tried stay as they were.
 name=run
-rm -rf "$FS/q"
-cfg 1
+rm -rf "$FS/sig.q"
+mkcfg sig 1
 for k in 1 2 3; do
 	"$OUTBOX" -C "$CFG" -odq -i -f a@example.test b@example.test <"$MSG" 2>>"$FS/$name.add" ||
 		echo "add $k failed" >>"$FS/$name.add"
 done
 expect_eq "sig-$name-three-queued" "$(qn)" 3
 fault_start "$name" --scenario dot-stall
-cfg "$PORT"
+mkcfg sig "$PORT"
 "$OUTBOX" -C "$CFG" -q >"$FS/$name.out" 2>"$FS/$name.err" &
 pid=$!
 if wait_data "$LOG"; then pass "sig-$name-stalled"; else
