@@ -3,7 +3,7 @@
  * The I/O layer and the TLS over it (io.c, tls.c): struct io, the only
  * header with OpenSSL's SSL types. Included by smtp.h (a session embeds
  * one) and by who uses a struct io itself: smtp*.c, smtpd.c, http.c,
- * check.c, caller.c, submit.c, the tests.
+ * check.c, caller.c, runner.c, submit.c, the tests.
  */
 #ifndef IO_H
 #define IO_H
