@@ -272,7 +272,7 @@ struct session {
 	double		 xfer_s;	/* seconds of the transaction */
 	int		 tls_logged;	/* the log has this session's TLS */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
-	int		 errheld;	/* stderr held with the slot (queue_hold) */
+	int		 errheld;	/* stderr held with the slot (qhold_take) */
 	int		 uncharged;	/* the account's state, not the message's:
 					   no retry step for the entry */
 	unsigned	 ntx;		/* transactions in this session */
@@ -515,14 +515,20 @@ int	 tls_start(struct io *, SSL_CTX *, const char *,
 enum status smtp_open(struct session *);
 void	 smtp_close(struct session *);
 void	 smtp_hangup(struct session *);
-int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
-int	 smtp_reply(struct session *);
-int	 smtp_lost(const struct session *);
-enum status smtp_failx(struct session *, enum stage, enum fclass,
+
+/* smtpio.c */
+int	 smtpio_command(struct session *, int, const char *, ...) PRINTF(3, 4);
+int	 smtpio_reply(struct session *);
+int	 smtpio_read(struct session *, void (*)(struct session *,
+	    const char *));
+int	 smtpio_lost(const struct session *);
+enum status smtpio_fail(struct session *, const char *, ...) PRINTF(2, 3);
+enum status smtpio_failx(struct session *, enum stage, enum fclass,
 	    const char *, ...) PRINTF(4, 5);
-enum status smtp_refused(struct session *, enum stage, const char *, ...)
+enum status smtpio_refused(struct session *, enum stage, const char *, ...)
 	    PRINTF(3, 4);
-int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
+int	 smtpio_parse_line(const char *, size_t, int *, int *);
+void	 smtpio_sanitize(char *);
 
 /* smtptx.c */
 enum status smtptx_send(struct session *, const struct message *,
@@ -560,10 +566,10 @@ void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
 
 /* qhold.c */
-void	 queue_hold(int *);
-void	 queue_unhold(int *);
-void	 queue_hold_forget(void);
-void	 queue_hold_detach(int);
+void	 qhold_take(int *);
+void	 qhold_release(int *);
+void	 qhold_forget(void);
+void	 qhold_detach(int);
 
 /* qsweep.c */
 int	 qsweep_set_aside(const char *, const char *, char *, size_t);
@@ -580,13 +586,25 @@ const struct account *qenv_account(const struct config *,
 	    const struct qentry *, char *, size_t);
 
 /* deliver.c */
-void	 deliver_submit(struct run *, const struct account *, struct qentry *,
-	    int, struct failure *);
+enum status deliver_attempt(struct run *, struct session *,
+	    const struct account *, const struct message *, struct envelope *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
 void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
+void	 deliver_say(const struct run *, int, const char *, ...) PRINTF(3, 4);
+void	 deliver_tell(const struct run *, const struct session *,
+	    const struct envelope *, enum status, int);
+int	 deliver_report(struct run *, struct session *, const struct account *,
+	    struct qentry *, const char *, int, int);
+int	 deliver_sender_refused(const struct session *);
+void	 deliver_last_error(char *, size_t, const char *,
+	    const struct envelope *);
+
+/* submit.c */
+void	 submit_message(struct run *, const struct account *, struct qentry *,
+	    int, struct failure *);
 
 /* limits.c */
 #define LIMITS_PAUSED	1	/* limits_blocked: after throttling */

@@ -872,7 +872,7 @@ submit(struct outbox *ob)
 			/* ST_TEMP until the server takes it. */
 			q.env.rcpt[i].st = ST_TEMP;
 		}
-		deliver_submit(&ob->r, ob->a, &q, ob->o.deliver, &f);
+		submit_message(&ob->r, ob->a, &q, ob->o.deliver, &f);
 		code = exit_code(&f);
 	}
 	message_close(&q.msg);

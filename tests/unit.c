@@ -58,24 +58,24 @@ test_replies(void)
 	int	code, last;
 
 	CHECK("reply 250 final",
-	    smtp_reply_parse_line("250 ok", 6, &code, &last) == 0 &&
+	    smtpio_parse_line("250 ok", 6, &code, &last) == 0 &&
 	    code == 250 && last);
 	CHECK("reply 250- continues",
-	    smtp_reply_parse_line("250-PIPELINING", 14, &code, &last) == 0 &&
+	    smtpio_parse_line("250-PIPELINING", 14, &code, &last) == 0 &&
 	    !last);
 	CHECK("reply bare code",
-	    smtp_reply_parse_line("354", 3, &code, &last) == 0 &&
+	    smtpio_parse_line("354", 3, &code, &last) == 0 &&
 	    code == 354 && last);
 	CHECK("reply garbage",
-	    smtp_reply_parse_line("hello", 5, &code, &last) == -1);
+	    smtpio_parse_line("hello", 5, &code, &last) == -1);
 	CHECK("reply 1xx refused",
-	    smtp_reply_parse_line("199 x", 5, &code, &last) == -1);
+	    smtpio_parse_line("199 x", 5, &code, &last) == -1);
 	CHECK("reply 600 refused",
-	    smtp_reply_parse_line("600 x", 5, &code, &last) == -1);
+	    smtpio_parse_line("600 x", 5, &code, &last) == -1);
 	CHECK("reply no separator",
-	    smtp_reply_parse_line("250x", 4, &code, &last) == -1);
+	    smtpio_parse_line("250x", 4, &code, &last) == -1);
 	CHECK("reply short",
-	    smtp_reply_parse_line("25", 2, &code, &last) == -1);
+	    smtpio_parse_line("25", 2, &code, &last) == -1);
 }
 
 /* Parses s and compares the addresses with want ("a|b"), or an error. */
