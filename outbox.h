@@ -472,10 +472,10 @@ int	 addr_resolve(const struct strlist *, const struct aliases *,
 	    const char *, struct strlist *, char *, size_t);
 int	 addr_qualify(const char *, size_t, const struct aliases *,
 	    const char *, char **, char *, size_t);
-struct aliases *aliases_open(const char *, char *, size_t);
-size_t	 aliases_size(const struct aliases *);
-void	 aliases_warn(const struct aliases *);
-void	 aliases_close(struct aliases *);
+struct aliases *addr_aliases_open(const char *, char *, size_t);
+size_t	 addr_aliases_size(const struct aliases *);
+void	 addr_aliases_warn(const struct aliases *);
+void	 addr_aliases_close(struct aliases *);
 
 /* io.c */
 void	 io_init(struct io *, int, int);

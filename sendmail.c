@@ -640,7 +640,7 @@ configure(struct outbox *ob)
 	    access("/etc/aliases", R_OK) == 0)
 		ob->apath = "/etc/aliases";
 	if (ob->apath != NULL && (!ob->o.noalias || ob->o.mode == M_ALIASES) &&
-	    (ob->al = aliases_open(ob->apath, err, sizeof(err))) == NULL)
+	    (ob->al = addr_aliases_open(ob->apath, err, sizeof(err))) == NULL)
 		fatal(EX_CONFIG, "%s", err);
 }
 
@@ -722,8 +722,8 @@ aliases_mode(const struct outbox *ob)
 	if (ob->apath == NULL)
 		printf("outbox: no aliases file configured; nothing to do\n");
 	else {
-		aliases_warn(ob->al);
-		printf("%s: %zu aliases\n", ob->apath, aliases_size(ob->al));
+		addr_aliases_warn(ob->al);
+		printf("%s: %zu aliases\n", ob->apath, addr_aliases_size(ob->al));
 	}
 	return EX_OK;
 }
@@ -923,7 +923,7 @@ main(int argc, char *argv[])
 	free(ob.o.notify);
 	free(ob.o.ret);
 	free(ob.name);
-	aliases_close(ob.al);
+	addr_aliases_close(ob.al);
 	config_free(&ob.cfg);
 	stdout_check();
 	return code;

@@ -292,8 +292,8 @@ test_aliases(void)
 	    "admin2: a2@example.org\n"
 	    "proc: \"|/usr/bin/procmail -a x\", |/bin/foo -x, /var/log/x, "
 	    ":include:/etc/list, \"q r\"@example.org, \"/x\"\n", 0644);
-	al = aliases_open(path, err, sizeof(err));
-	CHECK("aliases open", al != NULL && aliases_size(al) == 8);
+	al = addr_aliases_open(path, err, sizeof(err));
+	CHECK("aliases open", al != NULL && addr_aliases_size(al) == 8);
 	strlist_add(&in, "root");
 	strlist_add(&in, "ops@EXAMPLE.org");
 	CHECK("aliases nested, continued, deduplicated",
@@ -338,9 +338,9 @@ test_aliases(void)
 	CHECK("header: qualified names untouched", addr_qualify(h, strlen(h),
 	    al, "h.test", &q, err, sizeof(err)) == 0);
 	write_file(path, "bad: John Doe\n", 0644);
-	CHECK("aliases: a bad target names the line", aliases_open(path, err,
+	CHECK("aliases: a bad target names the line", addr_aliases_open(path, err,
 	    sizeof(err)) == NULL && strstr(err, "aliases:1:") != NULL);
-	aliases_close(al);
+	addr_aliases_close(al);
 }
 
 /* Spools input with the given options; returns the spool's text. */
@@ -387,9 +387,9 @@ spool_aliased(const char *input, struct message *m)
 			perror(path);
 		close(fd);
 	}
-	aliases = aliases_open(path, err, sizeof(err));
+	aliases = addr_aliases_open(path, err, sizeof(err));
 	s = spool(input, 1, 0, m);
-	aliases_close((struct aliases *)(uintptr_t)aliases);
+	addr_aliases_close((struct aliases *)(uintptr_t)aliases);
 	aliases = NULL;
 	return s;
 }
