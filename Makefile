@@ -27,8 +27,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR) -D_FORTIFY_SOURCE=2 \
 	   $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LIBS	 = $(shell pkg-config --libs $(PKGS))
 
-OBJS	 = util.o log.o priv.o config.o provider.o secretfile.o secret.o message.o render.o addr.o smtp.o smtptx.o smtpauth.o smtplimits.o io.o tls.o auth.o \
-	   queue.o qenv.o qhold.o qsweep.o qroom.o deliver.o runner.o limits.o caller.o dsn.o json.o smtpd.o check.o http.o jwt.o oauth2.o oauth2state.o
+OBJS	 = util.o log.o priv.o config.o provider.o secretfile.o secret.o message.o render.o addr.o smtp.o smtpio.o smtptx.o smtpauth.o smtplimits.o io.o tls.o auth.o \
+	   queue.o qenv.o qhold.o qsweep.o qroom.o deliver.o submit.o runner.o limits.o caller.o dsn.o json.o smtpd.o check.o http.o jwt.o oauth2.o oauth2state.o
 
 all: outbox
 

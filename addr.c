@@ -595,7 +595,7 @@ alias_split(struct alias *a)
 
 /* Warns once for each alias with targets outbox skips (newaliases). */
 void
-aliases_warn(const struct aliases *al)
+addr_aliases_warn(const struct aliases *al)
 {
 	size_t	i;
 
@@ -608,7 +608,7 @@ aliases_warn(const struct aliases *al)
 
 /* Reads and checks an aliases file; NULL with err when it is bad. */
 struct aliases *
-aliases_open(const char *path, char *err, size_t errlen)
+addr_aliases_open(const char *path, char *err, size_t errlen)
 {
 	struct aliases	*al = xcalloc(1, sizeof(*al));
 
@@ -620,13 +620,13 @@ aliases_open(const char *path, char *err, size_t errlen)
 }
 
 size_t
-aliases_size(const struct aliases *al)
+addr_aliases_size(const struct aliases *al)
 {
 	return al != NULL ? al->n : 0;
 }
 
 void
-aliases_close(struct aliases *al)
+addr_aliases_close(struct aliases *al)
 {
 	if (al != NULL) {
 		aliases_free(al);

@@ -49,7 +49,7 @@ leave_caller(void)
 		dup2(fd, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		queue_hold_detach(fd);	/* stderr held in memory, too */
+		qhold_detach(fd);	/* stderr held in memory, too */
 		if (fd > 2)
 			close(fd);
 	}
@@ -93,7 +93,7 @@ caller_handoff(struct run *r, struct session *s, const struct account *a)
 	leave_caller();
 	signal(SIGHUP, SIG_IGN);
 	closelog();
-	queue_hold_forget();	/* its descriptors go below */
+	qhold_forget();	/* its descriptors go below */
 	keep[0] = s->io.fd < s->slot - 1 ? s->io.fd : s->slot - 1;
 	keep[1] = s->io.fd < s->slot - 1 ? s->slot - 1 : s->io.fd;
 	lo = keep[0] >= 0 ? keep[0] : keep[1];

@@ -514,14 +514,14 @@ envelope_step(struct session *s, enum stage st, const char *verb,
 	int		 code;
 
 	s->stage = st;
-	code = smtp_command(s, 0, "%s:<%s>", verb, addr) == -1 ? -1 :
-	    smtp_reply(s);
+	code = smtpio_command(s, 0, "%s:<%s>", verb, addr) == -1 ? -1 :
+	    smtpio_reply(s);
 	if (code / 100 == 2) {
 		line(label, "ok: <%s> accepted", addr);
 		return;
 	}
 	if (code != -1) {
-		smtp_failx(s, st, code / 100 == 5 ? FC_PERM : FC_TEMP,
+		smtpio_failx(s, st, code / 100 == 5 ? FC_PERM : FC_TEMP,
 		    "%s <%s> refused: %d %s", label, addr, code, s->reply.text);
 		s->fail.code = code;
 		strlcpy(s->fail.enhanced, s->reply.enhanced,
@@ -640,8 +640,8 @@ check_account(const struct account *a, const char *sender, const char *rcpt,
 		envelope_step(&s, STAGE_MAIL, "MAIL FROM", sender);
 		if (s.fail.class == FC_NONE)
 			envelope_step(&s, STAGE_RCPT, "RCPT TO", rcpt);
-		if (s.connected && smtp_command(&s, 0, "RSET") == 0)
-			smtp_reply(&s);
+		if (s.connected && smtpio_command(&s, 0, "RSET") == 0)
+			smtpio_reply(&s);
 	}
 	smtp_close(&s);
 	*f = s.fail;

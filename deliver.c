@@ -3,7 +3,7 @@
  * What follows from an attempt: delivered now; what may work later waits
  * in the queue; what can never go is bounced to the sender and kept in
  * dead.letter. Every outcome is a struct failure for sendmail.c to map;
- * what reaches stderr is decided here, in say().
+ * what reaches stderr is decided here, in deliver_say().
  */
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -21,40 +21,17 @@
 #include <unistd.h>
 
 #include "outbox.h"
-#include "io.h"
 #include "queue.h"
 #include "smtp.h"
 
-static void	say(const struct run *, int, const char *, ...) PRINTF(3, 4);
-static enum status deliver_attempt(struct run *, struct session *,
-		    const struct account *, const struct message *,
-		    struct envelope *);
 static void	deliver_settle(struct run *, struct session *,
 		    const struct account *, struct qentry *);
-static void	report(const struct run *, const struct session *,
-		    const struct envelope *, enum status, int);
-static void	last_error(char *, size_t, const char *,
-		    const struct envelope *);
 static int	report_make(const struct run *, const struct session *,
 		    const struct account *, const struct qentry *,
 		    const char *, int, struct qentry *, struct rcpt *);
-static int	report_send(struct run *, struct session *,
-		    const struct account *, struct qentry *, const char *,
-		    int, int);
 static void	report_failed(struct run *, const struct account *,
 		    struct qentry *, const char *);
-static int	sender_refused(const struct session *);
 static void	refuse_all(struct envelope *);
-static void	background(struct run *, const struct account *,
-		    struct qentry *);
-static void	outcome(const struct session *, const struct envelope *,
-		    enum status, struct failure *);
-static void	queue_failed(struct failure *, const char *);
-static void	submit_queued(struct run *, const struct account *,
-		    struct qentry *, int, struct failure *);
-static void	submit_settle(struct run *, struct session *,
-		    const struct account *, struct qentry *, int,
-		    struct failure *);
 
 /*
  * The one place that decides what a caller sees on stderr. Failures that
@@ -63,8 +40,8 @@ static void	submit_settle(struct run *, struct session *,
  * gets no second mail because the smarthost was down (Postfix's sendmail
  * is as quiet). The log has every outcome either way.
  */
-static void
-say(const struct run *r, int loud, const char *fmt, ...)
+void
+deliver_say(const struct run *r, int loud, const char *fmt, ...)
 {
 	va_list	ap;
 	char	buf[2048];
@@ -93,8 +70,8 @@ deliver_log(const struct account *a, const char *fmt, ...)
 
 /* Why an attempt left recipients waiting: the session's error, else the
  * first deferred recipient's reply. */
-static void
-last_error(char *buf, size_t size, const char *err,
+void
+deliver_last_error(char *buf, size_t size, const char *err,
     const struct envelope *env)
 {
 	size_t	i;
@@ -119,8 +96,8 @@ last_error(char *buf, size_t size, const char *err,
  * deferral is loud only when it needs an administrator or nothing keeps
  * the message (kept 0).
  */
-static void
-report(const struct run *r, const struct session *s,
+void
+deliver_tell(const struct run *r, const struct session *s,
     const struct envelope *env, enum status st, int kept)
 {
 	int	loud = s->fail.class == FC_CONFIG || st == ST_PERM || !kept;
@@ -131,19 +108,19 @@ report(const struct run *r, const struct session *s,
 
 		if (rc->st == ST_PERM && rc->reply.code / 100 == 5 &&
 		    !(st == ST_PERM && s->fail.stage != STAGE_RCPT))
-			say(r, 1, "<%s>: refused by %s: %d %s", rc->addr,
+			deliver_say(r, 1, "<%s>: refused by %s: %d %s", rc->addr,
 			    s->host, rc->reply.code, rc->reply.text);
 		else if (rc->st == ST_TEMP && rc->reply.code / 100 == 4)
-			say(r, loud, "<%s>: deferred by %s: %d %s", rc->addr,
+			deliver_say(r, loud, "<%s>: deferred by %s: %d %s", rc->addr,
 			    s->host, rc->reply.code, rc->reply.text);
 	}
 	if (st == ST_OK || s->fail.class == FC_NONE)
 		return;
 	if (s->addr[0] != '\0' && s->connected)
-		say(r, loud, "%s[%s]:%lld: %s", s->host, s->addr, s->port,
+		deliver_say(r, loud, "%s[%s]:%lld: %s", s->host, s->addr, s->port,
 		    s->fail.text);
 	else
-		say(r, loud, "%s", s->fail.text);
+		deliver_say(r, loud, "%s", s->fail.text);
 }
 
 /*
@@ -173,16 +150,16 @@ deliver_keep(const struct run *r, const struct account *a,
 	    sizeof(err));
 	priv_drop();
 	if (rv == 0)
-		say(r, 1, "message kept in %s", path);
+		deliver_say(r, 1, "message kept in %s", path);
 	else
-		say(r, 1, "could not keep the message: %s", err);
+		deliver_say(r, 1, "could not keep the message: %s", err);
 	return rv;
 }
 /*
  * One attempt for one message over s, opened on demand for account a.
  * Every recipient not yet done ends ST_OK, ST_TEMP or ST_PERM.
  */
-static enum status
+enum status
 deliver_attempt(struct run *r, struct session *s, const struct account *a,
     const struct message *m, struct envelope *env)
 {
@@ -308,8 +285,8 @@ report_make(const struct run *r, const struct session *s,
  * for the null sender, or when it cannot be made or queued; the caller
  * keeps the message then.
  */
-static int
-report_send(struct run *r, struct session *s, const struct account *a,
+int
+deliver_report(struct run *r, struct session *s, const struct account *a,
     struct qentry *q, const char *why, int delayed, int queued)
 {
 	struct qentry	b;
@@ -386,8 +363,8 @@ report_failed(struct run *r, const struct account *a, struct qentry *q,
  * sender but takes the null sender (issue 18); the message goes whole to
  * dead.letter instead.
  */
-static int
-sender_refused(const struct session *s)
+int
+deliver_sender_refused(const struct session *s)
 {
 	return s->fail.class == FC_PERM && (s->fail.stage == STAGE_MAIL ||
 	    ((s->fail.stage == STAGE_DATA || s->fail.stage == STAGE_EOD) &&
@@ -432,8 +409,8 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 		    s->fail.class != FC_NONE ? s->fail.text : q->lasterr);
 		if (q->orig[0] != '\0')
 			report_failed(r, a, q, why);
-		else if (sender_refused(s) ||
-		    report_send(r, s, a, q, why, 0, 1) == -1)
+		else if (deliver_sender_refused(s) ||
+		    deliver_report(r, s, a, q, why, 0, 1) == -1)
 			deliver_keep(r, a, &q->msg, q->env.sender, q->owner);
 		r->bounced++;
 	}
@@ -441,19 +418,19 @@ deliver_settle(struct run *r, struct session *s, const struct account *a,
 	if (temp > 0 && a->delay_warning_time > 0 && !q->warned &&
 	    now - q->created >= a->delay_warning_time) {
 		q->warned = 1;		/* written down with the report */
-		if (report_send(r, s, a, q, q->lasterr, 1, 1) == -1)
+		if (deliver_report(r, s, a, q, q->lasterr, 1, 1) == -1)
 			q->warned = 0;
 	}
 	if (temp > 0) {
 		if (!limits_uncharged(s, q))
 			queue_backoff(q, now);
-		last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
+		deliver_last_error(q->lasterr, sizeof(q->lasterr), s->fail.class !=
 		    FC_NONE ? s->fail.text : "", &q->env);
 		r->deferred++;
 	} else if (perm == 0)
 		r->sent++;
 	if (queue_update(r->qdir, q, qerr, sizeof(qerr)) == -1)
-		say(r, 1, "queue %s: %s", q->id, qerr);
+		deliver_say(r, 1, "queue %s: %s", q->id, qerr);
 }
 
 /* Delivers one queued entry over s, then settles it. */
@@ -463,241 +440,4 @@ deliver_entry(struct run *r, struct session *s, const struct account *a,
 {
 	deliver_attempt(r, s, a, &q->msg, &q->env);
 	deliver_settle(r, s, a, q);
-}
-
-/*
- * -odb: the caller goes on at once; a detached child delivers the entry,
- * still locked. If there is no child, the entry waits in the queue.
- */
-static void
-background(struct run *r, const struct account *a, struct qentry *q)
-{
-	struct session	 s;
-	int		 fd;
-
-	if (fork() != 0)
-		return;		/* the caller, or fork failed */
-	setsid();
-	signal(SIGHUP, SIG_IGN);
-	if ((fd = open("/dev/null", O_RDWR)) != -1) {
-		dup2(fd, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-	}
-	memset(&s, 0, sizeof(s));
-	s.io.fd = -1;
-	deliver_entry(r, &s, a, q);
-	smtp_close(&s);
-	_exit(0);
-}
-
-/*
- * A submission's outcome as one failure: none when every recipient got
- * it or waits safely; the message's own refusal; else a refused
- * recipient (67).
- */
-static void
-outcome(const struct session *s, const struct envelope *env, enum status st,
-    struct failure *f)
-{
-	size_t	i;
-
-	memset(f, 0, sizeof(*f));
-	if (st == ST_PERM && s->fail.class == FC_PERM) {
-		*f = s->fail;
-		return;
-	}
-	for (i = 0; i < env->nrcpt; i++)
-		if (env->rcpt[i].st == ST_PERM) {
-			f->stage = STAGE_RCPT;
-			f->class = FC_PERM;
-			f->code = env->rcpt[i].reply.code;
-			strlcpy(f->enhanced, env->rcpt[i].reply.enhanced,
-			    sizeof(f->enhanced));
-			if (snprintf(f->text, sizeof(f->text), "<%s>: %d %s",
-			    env->rcpt[i].addr, env->rcpt[i].reply.code,
-			    env->rcpt[i].reply.text) < 0)
-				f->text[0] = '\0';
-			return;
-		}
-}
-
-/* The message could not be put in the queue: temporary, as a full disk. */
-static void
-queue_failed(struct failure *f, const char *err)
-{
-	memset(f, 0, sizeof(*f));
-	f->stage = STAGE_QUEUE;
-	f->class = FC_TEMP;
-	snprintf(f->text, sizeof(f->text), "cannot queue the message: %s",
-	    err);
-}
-
-/* -odq, -odb: queued durably first; 'b' then delivers in a child. */
-static void
-submit_queued(struct run *r, const struct account *a, struct qentry *q,
-    int mode, struct failure *f)
-{
-	char	err[512];
-
-	q->next = q->created;
-	strlcpy(q->lasterr, "not tried yet", sizeof(q->lasterr));
-	if (queue_add(r->qdir, q, 1, err, sizeof(err)) == -1) {
-		queue_failed(f, err);
-		say(r, 1, "%s", f->text);
-		return;
-	}
-	log_pickup(a, q);
-	say(r, 0, "queued as %s", q->id);
-	if (mode == 'b')
-		background(r, a, q);
-}
-
-/*
- * After a foreground attempt: what failed for good is reported and kept,
- * what must wait is made durable (the only fsync a submission pays), a
- * delivered entry is removed.
- */
-static void
-submit_settle(struct run *r, struct session *s, const struct account *a,
-    struct qentry *q, int queued, struct failure *f)
-{
-	char	err[512];
-	size_t	i;
-	int	temp = 0, perm = 0;
-
-	for (i = 0; i < q->env.nrcpt; i++) {
-		temp += q->env.rcpt[i].st == ST_TEMP;
-		perm += q->env.rcpt[i].st == ST_PERM;
-		q->env.rcpt[i].done = q->env.rcpt[i].st != ST_TEMP;
-	}
-	if (perm > 0) {
-		/* -oem mails the error back; dead.letter keeps it anyway.
-		 * -bs ('s') says a whole refusal in its reply instead. */
-		deliver_keep(r, a, &q->msg, q->env.sender, getuid());
-		if ((r->errmode == 'm' || (r->errmode == 's' &&
-		    (size_t)perm < q->env.nrcpt)) && !sender_refused(s) &&
-		    report_send(r, s, a, q, s->fail.text, 0, queued) == 0)
-			say(r, 1, "error report mailed to <%s>", q->env.sender);
-	}
-	if (temp > 0 && queued) {
-		if (!limits_uncharged(s, q))
-			queue_backoff(q, q->created);
-		last_error(q->lasterr, sizeof(q->lasterr), s->fail.text,
-		    &q->env);
-		if (queue_update(r->qdir, q, err, sizeof(err)) == 0)
-			say(r, s->fail.class == FC_CONFIG, "queued as %s; "
-			    "outbox -q will retry", q->id);
-		else {
-			queue_remove(r->qdir, q->id);
-			queue_failed(f, err);
-			say(r, 1, "%s", f->text);
-		}
-	} else if (temp > 0) {
-		say(r, 1, "not sent; try again later (%s)", r->qdir == NULL ?
-		    "queue is off" : "the queue failed");
-		if (f->class == FC_NONE)
-			*f = s->fail;
-		if (f->class == FC_NONE || f->class == FC_CONFIG)
-			f->class = FC_TEMP;	/* nothing is kept: 75 */
-	} else if (queued)
-		queue_remove(r->qdir, q->id);
-	if (stopping())
-		say(r, 1, "stopped by signal %d; %s", stopping(), temp == 0 ?
-		    "the message was delivered" : f->class == FC_NONE ?
-		    "the message waits in the queue" :
-		    "the message was not kept");
-}
-
-/*
- * A maildomain without a dot (by default the bare host name: root@vm)
- * makes addresses that providers refuse: one line says so, on a terminal
- * or with -v, when the sender or a recipient ends in it.
- */
-static void
-maildomain_warn(const struct run *r, const struct account *a,
-    const struct envelope *env)
-{
-	const char	*addr, *at;
-	size_t		 i;
-
-	if (a->maildomain == NULL || strchr(a->maildomain, '.') != NULL)
-		return;
-	for (i = 0; i <= env->nrcpt; i++) {
-		addr = i < env->nrcpt ? env->rcpt[i].addr : env->sender;
-		at = strrchr(addr, '@');
-		if (at != NULL && strcasecmp(at + 1, a->maildomain) == 0) {
-			say(r, 0, "warning: %s: the mail domain %s has no dot "
-			    "and providers refuse such addresses; set "
-			    "maildomain in %s (outbox.conf(5))", addr,
-			    a->maildomain, a->file != NULL ? a->file :
-			    "the configuration");
-			return;
-		}
-	}
-}
-
-/*
- * Submits a new message: mode 'i' delivers now and queues what must wait;
- * 'q' only queues; 'b' queues, then delivers in a detached child. The
- * outcome goes to *f (FC_NONE: delivered or safely queued).
- */
-void
-deliver_submit(struct run *r, const struct account *a, struct qentry *q,
-    int mode, struct failure *f)
-{
-	struct session	 s;
-	char		 err[512];
-	int		 queued = 0;
-	enum status	 st;
-
-	memset(f, 0, sizeof(*f));
-	maildomain_warn(r, a, &q->env);
-	/* A full spool or quota is temporary: the caller keeps the mail. */
-	if (r->qdir != NULL && qroom_check(r->qdir, &r->cfg->defaults,
-	    getuid(), q->msg.size + qroom_env_size(q), err, sizeof(err)) == -1) {
-		f->stage = STAGE_QUEUE;
-		f->class = FC_TEMP;
-		snprintf(f->text, sizeof(f->text), "not accepted: %s", err);
-		say(r, 1, "%s", f->text);
-		return;
-	}
-	q->account = a->name;
-	q->account_file = (char *)(uintptr_t)a->file;
-	q->owner = getuid();
-	q->created = time(NULL);
-	if (mode != 'i' && r->qdir != NULL) {
-		submit_queued(r, a, q, mode, f);
-		return;
-	}
-	/*
-	 * The entry is in the queue, locked and not synced, while we try:
-	 * a kill -9 leaves it there for -q. Only mail that must wait pays
-	 * for fsync.
-	 */
-	if (r->qdir != NULL) {
-		strlcpy(q->lasterr, "being delivered", sizeof(q->lasterr));
-		if (!(queued = queue_add(r->qdir, q, 0, err, sizeof(err)) ==
-		    0))
-			say(r, 1, "cannot queue the message: %s", err);
-	}
-	log_pickup(a, q);
-	memset(&s, 0, sizeof(s));
-	s.io.fd = -1;
-	r->foreground = 1;
-	r->budget_end = limits_now_ms() + a->submit_timeout * 1000;
-	/* The caller waits submit_timeout at most (limits.c). */
-	if (queued && caller_budget(r, a, q, f) == 1)
-		return;
-	st = deliver_attempt(r, &s, a, &q->msg, &q->env);
-	log_outcome(&s, q);
-	report(r, &s, &q->env, st, queued);
-	outcome(&s, &q->env, st, f);
-	caller_gate(r);
-	submit_settle(r, &s, a, q, queued, f);
-	/* Due entries go over the live session, in a detached process. */
-	if (st == ST_OK && s.connected && !stopping())
-		caller_handoff(r, &s, a);
-	smtp_close(&s);
-	caller_done(r, f);
 }

@@ -384,7 +384,7 @@ block(struct session *s, enum fclass class, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	smtp_failx(s, STAGE_CONNECT, class, "%s", text);
+	smtpio_failx(s, STAGE_CONNECT, class, "%s", text);
 	s->uncharged = 1;
 	return ST_TEMP;
 }
@@ -429,7 +429,7 @@ slot_take(const struct run *r, struct session *s, const struct account *a,
 				/* Every user's runs share a system account's
 				 * slots: nothing blocks on stderr meanwhile. */
 				if (a->system)
-					queue_hold(&s->errheld);
+					qhold_take(&s->errheld);
 				return 0;
 			}
 			close(fd);

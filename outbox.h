@@ -349,19 +349,31 @@ int	 addr_resolve(const struct strlist *, const struct aliases *,
 	    const char *, struct strlist *, char *, size_t);
 int	 addr_qualify(const char *, size_t, const struct aliases *,
 	    const char *, char **, char *, size_t);
-struct aliases *aliases_open(const char *, char *, size_t);
-size_t	 aliases_size(const struct aliases *);
-void	 aliases_warn(const struct aliases *);
-void	 aliases_close(struct aliases *);
+struct aliases *addr_aliases_open(const char *, char *, size_t);
+size_t	 addr_aliases_size(const struct aliases *);
+void	 addr_aliases_warn(const struct aliases *);
+void	 addr_aliases_close(struct aliases *);
 
 /* deliver.c */
-void	 deliver_submit(struct run *, const struct account *, struct qentry *,
-	    int, struct failure *);
+enum status deliver_attempt(struct run *, struct session *,
+	    const struct account *, const struct message *, struct envelope *);
 void	 deliver_entry(struct run *, struct session *, const struct account *,
 	    struct qentry *);
 int	 deliver_keep(const struct run *, const struct account *,
 	    const struct message *, const char *, uid_t);
 void	 deliver_log(const struct account *, const char *, ...) PRINTF(2, 3);
+void	 deliver_say(const struct run *, int, const char *, ...) PRINTF(3, 4);
+void	 deliver_tell(const struct run *, const struct session *,
+	    const struct envelope *, enum status, int);
+int	 deliver_report(struct run *, struct session *, const struct account *,
+	    struct qentry *, const char *, int, int);
+int	 deliver_sender_refused(const struct session *);
+void	 deliver_last_error(char *, size_t, const char *,
+	    const struct envelope *);
+
+/* submit.c */
+void	 submit_message(struct run *, const struct account *, struct qentry *,
+	    int, struct failure *);
 
 /* limits.c */
 #define LIMITS_PAUSED	1	/* limits_blocked: after throttling */

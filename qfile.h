@@ -18,7 +18,4 @@ int	 queue_exists(int, const char *, const char *);
 int	 queue_publish(int, const char *, char *, size_t);
 void	 queue_env_clear(struct qentry *);
 
-/* qsweep.c */
-void	 qsweep_litter(int, const char *, time_t);
-
 #endif

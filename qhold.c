@@ -17,7 +17,7 @@
 
 /*
  * Where stderr goes while this process holds what other users' mail
- * waits for (queue_hold): a memory file, replayed once the last holder
+ * waits for (qhold_take): a memory file, replayed once the last holder
  * let go. A stderr nobody reads (a full pipe, a stopped terminal) then
  * blocks a process that holds nothing. Process-wide, as descriptor 2 is.
  */
@@ -35,7 +35,7 @@ static struct {
  * waits in memory.
  */
 void
-queue_hold(int *held)
+qhold_take(int *held)
 {
 	int	mem, saved;
 
@@ -60,7 +60,7 @@ queue_hold(int *held)
 
 /* Gives stderr back once the last holder let go, and replays it there. */
 void
-queue_unhold(int *held)
+qhold_release(int *held)
 {
 	char	buf[8192];
 	off_t	off = 0;
@@ -96,7 +96,7 @@ out:
  * open. Async-signal-safe.
  */
 void
-queue_hold_detach(int fd)
+qhold_detach(int fd)
 {
 	if (hold.saved != -1)
 		dup2(fd, hold.saved);
@@ -104,7 +104,7 @@ queue_hold_detach(int fd)
 
 /* A detached process forgets the stderr it held: it has none to give. */
 void
-queue_hold_forget(void)
+qhold_forget(void)
 {
 	if (hold.saved != -1)
 		close(hold.saved);

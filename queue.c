@@ -664,7 +664,7 @@ static void
 q_hold(struct qentry *q)
 {
 	if (q->owner != getuid())
-		queue_hold(&q->errheld);
+		qhold_take(&q->errheld);
 }
 
 /*
@@ -769,7 +769,7 @@ queue_release(struct qentry *q)
 {
 	if (q->msg.fd != -1)
 		flock(q->msg.fd, LOCK_UN);
-	queue_unhold(&q->errheld);
+	qhold_release(&q->errheld);
 }
 
 /* Releases an entry (and its lock). */
@@ -779,7 +779,7 @@ queue_free(struct qentry *q)
 	if (q->msg.fd != -1)
 		close(q->msg.fd);
 	q->msg.fd = -1;
-	queue_unhold(&q->errheld);
+	qhold_release(&q->errheld);
 	queue_env_clear(q);
 }
 
@@ -790,9 +790,9 @@ id_cmp(const void *a, const void *b)
 }
 
 /*
- * Lists the entries, oldest first, and removes litter a crash can leave:
- * temporary envelopes and messages without an envelope, after an hour.
- * Only names of the form q_add_ makes count.
+ * Lists the entries, oldest first. Only names of the form q_add_ makes
+ * count (the sweep of a queue run removes the litter a crash leaves:
+ * qsweep.c).
  */
 static int
 q_list_(const char *dir, struct strlist *ids)
@@ -801,7 +801,6 @@ q_list_(const char *dir, struct strlist *ids)
 	struct dirent	*e;
 	char		 id[ID_LEN + 1], err[256];
 	size_t		 len;
-	time_t		 now = time(NULL);
 	int		 dfd, fd;
 
 	if ((dfd = queue_dir_open(dir, err, sizeof(err))) == -1)
@@ -819,8 +818,7 @@ q_list_(const char *dir, struct strlist *ids)
 		    strcmp(e->d_name + ID_LEN, ".bad") == 0)) {
 			snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 			strlist_add(ids, id);
-		} else
-			qsweep_litter(dfd, e->d_name, now);
+		}
 	}
 	closedir(d);
 	close(dfd);

@@ -30,10 +30,10 @@ void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
 
 /* qhold.c */
-void	 queue_hold(int *);
-void	 queue_unhold(int *);
-void	 queue_hold_forget(void);
-void	 queue_hold_detach(int);
+void	 qhold_take(int *);
+void	 qhold_release(int *);
+void	 qhold_forget(void);
+void	 qhold_detach(int);
 
 /* qsweep.c */
 int	 qsweep_set_aside(const char *, const char *, char *, size_t);

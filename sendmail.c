@@ -644,7 +644,7 @@ configure(struct outbox *ob)
 	    access("/etc/aliases", R_OK) == 0)
 		ob->apath = "/etc/aliases";
 	if (ob->apath != NULL && (!ob->o.noalias || ob->o.mode == M_ALIASES) &&
-	    (ob->al = aliases_open(ob->apath, err, sizeof(err))) == NULL)
+	    (ob->al = addr_aliases_open(ob->apath, err, sizeof(err))) == NULL)
 		fatal(EX_CONFIG, "%s", err);
 }
 
@@ -726,8 +726,8 @@ aliases_mode(const struct outbox *ob)
 	if (ob->apath == NULL)
 		printf("outbox: no aliases file configured; nothing to do\n");
 	else {
-		aliases_warn(ob->al);
-		printf("%s: %zu aliases\n", ob->apath, aliases_size(ob->al));
+		addr_aliases_warn(ob->al);
+		printf("%s: %zu aliases\n", ob->apath, addr_aliases_size(ob->al));
 	}
 	return EX_OK;
 }
@@ -876,7 +876,7 @@ submit(struct outbox *ob)
 			/* ST_TEMP until the server takes it. */
 			q.env.rcpt[i].st = ST_TEMP;
 		}
-		deliver_submit(&ob->r, ob->a, &q, ob->o.deliver, &f);
+		submit_message(&ob->r, ob->a, &q, ob->o.deliver, &f);
 		code = exit_code(&f);
 	}
 	message_close(&q.msg);
@@ -927,7 +927,7 @@ main(int argc, char *argv[])
 	free(ob.o.notify);
 	free(ob.o.ret);
 	free(ob.name);
-	aliases_close(ob.al);
+	addr_aliases_close(ob.al);
 	config_free(&ob.cfg);
 	stdout_check();
 	return code;

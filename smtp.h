@@ -51,7 +51,7 @@ struct session {
 	double		 xfer_s;	/* seconds of the transaction */
 	int		 tls_logged;	/* the log has this session's TLS */
 	int		 slot;		/* connection slot's lock fd + 1; 0: none */
-	int		 errheld;	/* stderr held with the slot (queue_hold) */
+	int		 errheld;	/* stderr held with the slot (qhold_take) */
 	int		 uncharged;	/* the account's state, not the message's:
 					   no retry step for the entry */
 	unsigned	 ntx;		/* transactions in this session */
@@ -71,14 +71,20 @@ struct dotsink {
 enum status smtp_open(struct session *);
 void	 smtp_close(struct session *);
 void	 smtp_hangup(struct session *);
-int	 smtp_command(struct session *, int, const char *, ...) PRINTF(3, 4);
-int	 smtp_reply(struct session *);
-int	 smtp_lost(const struct session *);
-enum status smtp_failx(struct session *, enum stage, enum fclass,
+
+/* smtpio.c */
+int	 smtpio_command(struct session *, int, const char *, ...) PRINTF(3, 4);
+int	 smtpio_reply(struct session *);
+int	 smtpio_read(struct session *, void (*)(struct session *,
+	    const char *));
+int	 smtpio_lost(const struct session *);
+enum status smtpio_fail(struct session *, const char *, ...) PRINTF(2, 3);
+enum status smtpio_failx(struct session *, enum stage, enum fclass,
 	    const char *, ...) PRINTF(4, 5);
-enum status smtp_refused(struct session *, enum stage, const char *, ...)
+enum status smtpio_refused(struct session *, enum stage, const char *, ...)
 	    PRINTF(3, 4);
-int	 smtp_reply_parse_line(const char *, size_t, int *, int *);
+int	 smtpio_parse_line(const char *, size_t, int *, int *);
+void	 smtpio_sanitize(char *);
 
 /* smtptx.c */
 enum status smtptx_send(struct session *, const struct message *,

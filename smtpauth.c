@@ -29,29 +29,29 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 	int	 r;
 
 	if ((r = auth_step(m, sa, NULL, &resp)) == -1)
-		return smtp_failx(s, s->stage, FC_TEMP, "AUTH %s: %s",
+		return smtpio_failx(s, s->stage, FC_TEMP, "AUTH %s: %s",
 		    m->name, sa->err);
 	if (r == 0) {
-		r = smtp_command(s, 1, "AUTH %s %s", m->name, resp);
+		r = smtpio_command(s, 1, "AUTH %s %s", m->name, resp);
 		freezero(resp, strlen(resp));
 	} else
-		r = smtp_command(s, 0, "AUTH %s", m->name);
+		r = smtpio_command(s, 0, "AUTH %s", m->name);
 	if (r == -1)
 		return ST_TEMP;
 	for (;;) {
-		if (smtp_reply(s) == -1)
+		if (smtpio_reply(s) == -1)
 			return ST_TEMP;
 		if (s->reply.code != 334)
 			break;
 		if (auth_step(m, sa, s->reply.text, &resp) == -1) {
 			/* cancel: 501 */
-			if (smtp_command(s, 0, "*") == -1 ||
-			    smtp_reply(s) == -1)
+			if (smtpio_command(s, 0, "*") == -1 ||
+			    smtpio_reply(s) == -1)
 				return ST_TEMP;
-			return smtp_failx(s, s->stage, FC_TEMP, "AUTH %s: %s",
+			return smtpio_failx(s, s->stage, FC_TEMP, "AUTH %s: %s",
 		    m->name, sa->err);
 		}
-		r = smtp_command(s, 2, "%s", resp);
+		r = smtpio_command(s, 2, "%s", resp);
 		freezero(resp, strlen(resp));
 		if (r == -1)
 			return ST_TEMP;
@@ -61,7 +61,7 @@ auth_exchange(struct session *s, const struct sasl_mech *m, struct sasl *sa)
 		return ST_OK;
 	}
 	/* Refused credentials need an administrator, not a bounce. */
-	return smtp_failx(s, s->stage, FC_TEMP, "AUTH %s refused: %d %s",
+	return smtpio_failx(s, s->stage, FC_TEMP, "AUTH %s refused: %d %s",
 	    m->name, s->reply.code, s->reply.text);
 }
 
@@ -81,10 +81,10 @@ smtpauth_login(struct session *s)
 	int			 again;
 
 	if (!(s->ext & EXT_AUTH))
-		return smtp_failx(s, STAGE_AUTH, FC_CONFIG, "the server offers "
+		return smtpio_failx(s, STAGE_AUTH, FC_CONFIG, "the server offers "
 		    "no AUTH; check host and port, or set auth off");
 	if ((m = auth_choose(s->mechs, s->acct->auth)) == NULL)
-		return smtp_failx(s, STAGE_AUTH, FC_CONFIG,
+		return smtpio_failx(s, STAGE_AUTH, FC_CONFIG,
 		    "the server offers AUTH %s; %s", s->mechs,
 		    strcasecmp(s->acct->auth, "on") == 0 ? "none of them is "
 		    "supported" : "not the configured mechanism");
@@ -94,7 +94,7 @@ smtpauth_login(struct session *s)
 		    s->token_dir : s->state_dir, again,
 		    s->verbose, s->io.session_end, &secret, err,
 		    sizeof(err))) != FC_NONE)
-			return smtp_failx(s, STAGE_AUTH, class, "%s", err);
+			return smtpio_failx(s, STAGE_AUTH, class, "%s", err);
 		s->mech = m->name;
 		memset(&sa, 0, sizeof(sa));
 		sa.user = s->acct->user;

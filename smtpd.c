@@ -324,7 +324,7 @@ cmd_data(struct smtpd *d)
 		q.env.rcpt[i].addr = rcpt.v[i];
 		q.env.rcpt[i].st = ST_TEMP;
 	}
-	deliver_submit(d->r, d->a, &q, d->mode, &f);
+	submit_message(d->r, d->a, &q, d->mode, &f);
 	answer(d, &q, &f);
 	message_close(&q.msg);
 	free(q.env.rcpt);

@@ -24,7 +24,7 @@ smtplimits_release(struct session *s)
 	if (s->slot != 0)
 		close(s->slot - 1);
 	s->slot = 0;
-	queue_unhold(&s->errheld);
+	qhold_release(&s->errheld);
 }
 
 /*
@@ -42,7 +42,7 @@ throttling(int code, const char *enhanced)
 }
 
 /*
- * Keeps a reply that throttles the account (smtp.c's read_reply), so that
+ * Keeps a reply that throttles the account (smtpio_read), so that
  * a failure after it (a 421 closes the connection) cannot hide it: at
  * RCPT only a throttling 421, 432 and 454, else a 4.7.x may be about the
  * recipient.

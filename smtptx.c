@@ -93,7 +93,7 @@ count_out(void *arg, const char *p, size_t n)
 static enum status
 doubt(struct session *s, const char *what)
 {
-	smtp_failx(s, s->stage, FC_TEMP, "%s (%d %s); ending the session",
+	smtpio_failx(s, s->stage, FC_TEMP, "%s (%d %s); ending the session",
 	    what, s->reply.code, s->reply.text);
 	smtp_hangup(s);
 	return ST_TEMP;
@@ -104,7 +104,7 @@ static int
 rset(struct session *s)
 {
 	s->stage = STAGE_MAIL;
-	if (smtp_command(s, 0, "RSET") == 0 && smtp_reply(s) == 250) {
+	if (smtpio_command(s, 0, "RSET") == 0 && smtpio_reply(s) == 250) {
 		s->dirty = 0;
 		return 0;
 	}
@@ -153,7 +153,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 		tx->qp |= RENDER_7BIT | (message_body_8bit(m) != 0 ?
 		    RENDER_QP : 0);
 	if ((tx->qp & RENDER_QP) && !message_qp_allowed(m))
-		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
+		return smtpio_failx(s, STAGE_LOCAL, FC_PERM, "the message needs "
 		    "re-encoding (%s) but is %s; send it encoded",
 		    m->max_line > 998 ? "a line over 998 octets" : m->nul ?
 		    "a NUL byte" : "8-bit text, and the server lacks 8BITMIME",
@@ -169,7 +169,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 			utf8 |= (unsigned char)*p >= 0x80;
 	}
 	if (utf8 && !(s->ext & EXT_SMTPUTF8))
-		return smtp_failx(s, STAGE_LOCAL, FC_PERM, "an address is not "
+		return smtpio_failx(s, STAGE_LOCAL, FC_PERM, "an address is not "
 		    "ASCII and the server does not offer SMTPUTF8");
 	if (tx->qp)
 		render_message(m, tx->qp, count_out, &tx->size);
@@ -177,7 +177,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 		tx->size = m->size;
 	if ((s->ext & EXT_SIZE) && s->size_max > 0 &&
 	    (unsigned long long)tx->size > s->size_max) {
-		smtp_failx(s, STAGE_MAIL, FC_PERM, "the message is %lld octets; "
+		smtpio_failx(s, STAGE_MAIL, FC_PERM, "the message is %lld octets; "
 		    "the server takes at most %llu (SIZE)",
 		    (long long)tx->size, s->size_max);
 		strlcpy(s->fail.enhanced, "5.3.4", sizeof(s->fail.enhanced));
@@ -201,7 +201,7 @@ tx_prepare(struct session *s, const struct message *m, struct envelope *env,
 	 * it; else the message is refused, for good. */
 	if (env->requiretls && (!(s->ext & EXT_REQUIRETLS) ||
 	    s->io.ssl == NULL)) {
-		smtp_failx(s, STAGE_MAIL, FC_PERM, "REQUIRETLS: %s", s->io.ssl ==
+		smtpio_failx(s, STAGE_MAIL, FC_PERM, "REQUIRETLS: %s", s->io.ssl ==
 		    NULL ? "the session is not TLS" : "the server does not offer "
 		    "REQUIRETLS, so it cannot keep the message on TLS");
 		strlcpy(s->fail.enhanced, "5.7.30", sizeof(s->fail.enhanced));
@@ -233,7 +233,7 @@ rcpt_command(struct session *s, const struct envelope *env, struct rcpt *r)
 		    "ORCPT=rfc822;%s", env->notify, buf) < 0)
 			params[0] = '\0';
 	}
-	if (smtp_command(s, 0, "RCPT TO:<%s>%s", r->addr, params) == -1)
+	if (smtpio_command(s, 0, "RCPT TO:<%s>%s", r->addr, params) == -1)
 		return -1;
 	r->sent = 1;
 	return 0;
@@ -273,7 +273,7 @@ rcpt_replies(struct session *s, struct envelope *env, struct tx *tx)
 	s->stage = STAGE_RCPT;
 	for (i = 0; i < env->nrcpt; i++)
 		if (env->rcpt[i].sent &&
-		    rcpt_result(s, tx, &env->rcpt[i], smtp_reply(s)) == -1)
+		    rcpt_result(s, tx, &env->rcpt[i], smtpio_reply(s)) == -1)
 			return -1;
 	return 0;
 }
@@ -299,12 +299,12 @@ mail_refused(struct session *s, struct envelope *env, struct tx *tx,
 		pending += env->rcpt[i].sent;
 	pending += tx->data_sent;
 	for (i = 0; i < pending; i++) {
-		if ((c = smtp_reply(s)) == -1)
+		if ((c = smtpio_reply(s)) == -1)
 			return ST_TEMP;
 		odd |= c / 100 == 2 || c / 100 == 3;
 	}
 	s->reply = mail;
-	st = smtp_refused(s, STAGE_MAIL, "sender <%s> refused: %d %s", env->sender,
+	st = smtpio_refused(s, STAGE_MAIL, "sender <%s> refused: %d %s", env->sender,
 	    code, mail.text);
 	for (i = 0; i < env->nrcpt; i++)
 		if (!env->rcpt[i].done) {
@@ -343,12 +343,12 @@ end_of_data(struct session *s, struct envelope *env, enum stage stage,
 		char	why[sizeof(s->fail.text)];
 
 		strlcpy(why, s->fail.text, sizeof(why));
-		if (smtp_lost(s))
-			smtp_failx(s, s->stage, FC_TEMP, "no reply after "
+		if (smtpio_lost(s))
+			smtpio_failx(s, s->stage, FC_TEMP, "no reply after "
 			    "the message was sent (%s); it may arrive twice",
 			    why);
 		else
-			smtp_failx(s, s->stage, FC_TEMP, "the message was "
+			smtpio_failx(s, s->stage, FC_TEMP, "the message was "
 			    "not sent whole (%s)", why);
 		return ST_TEMP;		/* recipients stay ST_TEMP */
 	}
@@ -357,7 +357,7 @@ end_of_data(struct session *s, struct envelope *env, enum stage stage,
 	else if (code == 503 || code / 100 == 3)
 		return doubt(s, "unexpected reply to the end of the message");
 	else
-		st = smtp_refused(s, stage, "message refused: %d %s", code,
+		st = smtpio_refused(s, stage, "message refused: %d %s", code,
 		    s->reply.text);
 	for (i = 0; i < env->nrcpt; i++) {
 		struct rcpt *r = &env->rcpt[i];
@@ -394,7 +394,7 @@ body_out(struct session *s, const struct message *m, const struct tx *tx)
 		rv = render_message(m, tx->qp, smtptx_data_out, &dot) == -1 ||
 		    io_write(&s->io, ".\r\n", 3) == -1 ? -1 : 0;
 	if (rv == -1) {
-		smtp_failx(s, s->stage, FC_TEMP, "sending the message: %s",
+		smtpio_failx(s, s->stage, FC_TEMP, "sending the message: %s",
 		    s->io.err[0] != '\0' ? s->io.err : "cannot read the spool "
 		    "file");
 		s->io.failed = 1;
@@ -418,7 +418,7 @@ data(struct session *s, const struct message *m, struct envelope *env,
 
 	s->stage = STAGE_DATA;
 	if (tx->data_sent && tx->bdat) {
-		if ((code = smtp_reply(s)) == -1 && tx->accepted == 0)
+		if ((code = smtpio_reply(s)) == -1 && tx->accepted == 0)
 			return ST_TEMP;
 		if (tx->accepted > 0)
 			return end_of_data(s, env, STAGE_EOD, code);
@@ -428,14 +428,14 @@ data(struct session *s, const struct message *m, struct envelope *env,
 	if (tx->accepted == 0 && !tx->data_sent)
 		return ST_OK;	/* nobody to send it to; RSET comes next */
 	if (tx->bdat) {
-		if (smtp_command(s, 0, "BDAT %lld LAST", (long long)tx->size) ==
+		if (smtpio_command(s, 0, "BDAT %lld LAST", (long long)tx->size) ==
 		    -1 || body_out(s, m, tx) == -1)
 			return ST_TEMP;
-		return end_of_data(s, env, STAGE_EOD, smtp_reply(s));
+		return end_of_data(s, env, STAGE_EOD, smtpio_reply(s));
 	}
-	if (!tx->data_sent && smtp_command(s, 0, "DATA") == -1)
+	if (!tx->data_sent && smtpio_command(s, 0, "DATA") == -1)
 		return ST_TEMP;
-	if ((code = smtp_reply(s)) == -1)
+	if ((code = smtpio_reply(s)) == -1)
 		return ST_TEMP;
 	if (tx->accepted == 0)	/* RFC 2920 3.1: a 354 here is a bug */
 		return code == 354 ? doubt(s, "354 without a recipient") :
@@ -445,7 +445,7 @@ data(struct session *s, const struct message *m, struct envelope *env,
 		    end_of_data(s, env, STAGE_DATA, code);
 	if (body_out(s, m, tx) == -1)
 		return ST_TEMP;
-	return end_of_data(s, env, STAGE_EOD, smtp_reply(s));
+	return end_of_data(s, env, STAGE_EOD, smtpio_reply(s));
 }
 
 /*
@@ -469,11 +469,11 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 	if (s->dirty && rset(s) == -1)
 		return ST_TEMP;
 	s->stage = STAGE_MAIL;
-	if (smtp_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params) ==
+	if (smtpio_command(s, 0, "MAIL FROM:<%s>%s", env->sender, tx.params) ==
 	    -1)
 		return ST_TEMP;
 	s->dirty = 1;		/* until the end of the message is answered */
-	if (!tx.pipelining && (code = smtp_reply(s)) / 100 != 2)
+	if (!tx.pipelining && (code = smtpio_reply(s)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	for (i = 0; i < env->nrcpt; i++) {
 		if (env->rcpt[i].done || env->rcpt[i].again)
@@ -482,23 +482,23 @@ transaction(struct session *s, const struct message *m, struct envelope *env)
 			return ST_TEMP;
 		s->stage = STAGE_RCPT;
 		if (!tx.pipelining &&
-		    rcpt_result(s, &tx, &env->rcpt[i], smtp_reply(s)) == -1)
+		    rcpt_result(s, &tx, &env->rcpt[i], smtpio_reply(s)) == -1)
 			return ST_TEMP;
 	}
 	if (!tx.pipelining)
 		return data(s, m, env, &tx);
 	if (tx.inl) {
-		if (smtp_command(s, 0, "BDAT %lld LAST", (long long)tx.size) ==
+		if (smtpio_command(s, 0, "BDAT %lld LAST", (long long)tx.size) ==
 		    -1 || body_out(s, m, &tx) == -1)
 			return ST_TEMP;
 		tx.data_sent = 1;
 	} else if (!tx.bdat) {
-		if (smtp_command(s, 0, "DATA") == -1)
+		if (smtpio_command(s, 0, "DATA") == -1)
 			return ST_TEMP;
 		tx.data_sent = 1;
 	}
 	s->stage = STAGE_MAIL;
-	if ((code = smtp_reply(s)) / 100 != 2)
+	if ((code = smtpio_reply(s)) / 100 != 2)
 		return mail_refused(s, env, &tx, code);
 	if (rcpt_replies(s, env, &tx) == -1)
 		return ST_TEMP;

@@ -63,24 +63,24 @@ test_replies(void)
 	int	code, last;
 
 	CHECK("reply 250 final",
-	    smtp_reply_parse_line("250 ok", 6, &code, &last) == 0 &&
+	    smtpio_parse_line("250 ok", 6, &code, &last) == 0 &&
 	    code == 250 && last);
 	CHECK("reply 250- continues",
-	    smtp_reply_parse_line("250-PIPELINING", 14, &code, &last) == 0 &&
+	    smtpio_parse_line("250-PIPELINING", 14, &code, &last) == 0 &&
 	    !last);
 	CHECK("reply bare code",
-	    smtp_reply_parse_line("354", 3, &code, &last) == 0 &&
+	    smtpio_parse_line("354", 3, &code, &last) == 0 &&
 	    code == 354 && last);
 	CHECK("reply garbage",
-	    smtp_reply_parse_line("hello", 5, &code, &last) == -1);
+	    smtpio_parse_line("hello", 5, &code, &last) == -1);
 	CHECK("reply 1xx refused",
-	    smtp_reply_parse_line("199 x", 5, &code, &last) == -1);
+	    smtpio_parse_line("199 x", 5, &code, &last) == -1);
 	CHECK("reply 600 refused",
-	    smtp_reply_parse_line("600 x", 5, &code, &last) == -1);
+	    smtpio_parse_line("600 x", 5, &code, &last) == -1);
 	CHECK("reply no separator",
-	    smtp_reply_parse_line("250x", 4, &code, &last) == -1);
+	    smtpio_parse_line("250x", 4, &code, &last) == -1);
 	CHECK("reply short",
-	    smtp_reply_parse_line("25", 2, &code, &last) == -1);
+	    smtpio_parse_line("25", 2, &code, &last) == -1);
 }
 
 /* Parses s and compares the addresses with want ("a|b"), or an error. */
@@ -297,8 +297,8 @@ test_aliases(void)
 	    "admin2: a2@example.org\n"
 	    "proc: \"|/usr/bin/procmail -a x\", |/bin/foo -x, /var/log/x, "
 	    ":include:/etc/list, \"q r\"@example.org, \"/x\"\n", 0644);
-	al = aliases_open(path, err, sizeof(err));
-	CHECK("aliases open", al != NULL && aliases_size(al) == 8);
+	al = addr_aliases_open(path, err, sizeof(err));
+	CHECK("aliases open", al != NULL && addr_aliases_size(al) == 8);
 	strlist_add(&in, "root");
 	strlist_add(&in, "ops@EXAMPLE.org");
 	CHECK("aliases nested, continued, deduplicated",
@@ -343,9 +343,9 @@ test_aliases(void)
 	CHECK("header: qualified names untouched", addr_qualify(h, strlen(h),
 	    al, "h.test", &q, err, sizeof(err)) == 0);
 	write_file(path, "bad: John Doe\n", 0644);
-	CHECK("aliases: a bad target names the line", aliases_open(path, err,
+	CHECK("aliases: a bad target names the line", addr_aliases_open(path, err,
 	    sizeof(err)) == NULL && strstr(err, "aliases:1:") != NULL);
-	aliases_close(al);
+	addr_aliases_close(al);
 }
 
 /* Spools input with the given options; returns the spool's text. */
@@ -392,9 +392,9 @@ spool_aliased(const char *input, struct message *m)
 			perror(path);
 		close(fd);
 	}
-	aliases = aliases_open(path, err, sizeof(err));
+	aliases = addr_aliases_open(path, err, sizeof(err));
 	s = spool(input, 1, 0, m);
-	aliases_close((struct aliases *)(uintptr_t)aliases);
+	addr_aliases_close((struct aliases *)(uintptr_t)aliases);
 	aliases = NULL;
 	return s;
 }

@@ -24,10 +24,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&s, 0, sizeof(s));
 	io_init(&s.io, sv[0], 1000);
-	for (n = 0; n < 1000 && (code = smtp_reply(&s)) != -1; n++)
+	for (n = 0; n < 1000 && (code = smtpio_reply(&s)) != -1; n++)
 		if (code < 200 || code > 599)
 			__builtin_trap();
-	smtp_reply_parse_line((const char *)data, size, &code, &last);
+	smtpio_parse_line((const char *)data, size, &code, &last);
 	close(sv[0]);
 	close(sv[1]);
 	return 0;
