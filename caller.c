@@ -71,7 +71,7 @@ caller_handoff(struct run *r, struct session *s, const struct account *a)
 	int		 keep[2], lo, hi;
 	size_t		 n;
 
-	if (r->qdir == NULL || !s->connected || queue_list(r->qdir, &ids) == -1)
+	if (r->qdir == NULL || !s->connected || queue_list(r->qdir, &ids, qsweep_litter) == -1)
 		return 0;
 	n = ids.n;
 	strlist_free(&ids);

@@ -2,7 +2,8 @@
 /*
  * What crashes leave in the queue directory (queue.c has the names):
  * abandoned submissions (ID.sub) and reports never published (BID.rep)
- * finished or removed by the sweep, litter removed by it too, and
+ * finished or removed by the sweep, litter removed while listing
+ * (qsweep_litter, which the runner hands to queue_list), and
  * damaged envelopes set aside as ID.bad after an hour.
  */
 #include <sys/file.h>
@@ -29,7 +30,6 @@ static int	 q_set_aside_(const char *, const char *, char *, size_t);
 static int	 peek_env(int, const char *, struct qentry *, char *, size_t);
 static void	 sweep_sub(int, const char *, time_t, struct strlist *);
 static void	 sweep_rep(int, const char *, struct strlist *);
-static void	 litter(int, const char *, time_t);
 static void	 q_sweep_(const char *, struct strlist *);
 
 /*
@@ -171,7 +171,7 @@ sweep_rep(int dfd, const char *id, struct strlist *said)
 
 /*
  * Finishes what an interrupted process left: abandoned submissions and
- * reports not yet published (see above), and litter. One line per action in said,
+ * reports not yet published (see above). One line per action in said,
  * for the log.
  */
 static void
@@ -195,17 +195,13 @@ q_sweep_(const char *dir, struct strlist *said)
 	}
 	while ((e = readdir(d)) != NULL) {
 		len = strlen(e->d_name);
-		if (len != ID_LEN + 4 || !queue_id_valid(e->d_name, ID_LEN)) {
-			litter(dfd, e->d_name, now);
+		if (len != ID_LEN + 4 || !queue_id_valid(e->d_name, ID_LEN))
 			continue;
-		}
 		snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 		if (strcmp(e->d_name + ID_LEN, ".sub") == 0)
 			strlist_add(&subs, id);
 		else if (strcmp(e->d_name + ID_LEN, ".rep") == 0)
 			strlist_add(&reps, id);
-		else
-			litter(dfd, e->d_name, now);
 	}
 	closedir(d);
 	for (i = 0; i < subs.n; i++)
@@ -221,8 +217,8 @@ q_sweep_(const char *dir, struct strlist *said)
  * Removes name when it is litter a crash left over an hour ago, or a TLS
  * session file (or its temporary) too old to be offered (tls.c).
  */
-static void
-litter(int dfd, const char *name, time_t now)
+void
+qsweep_litter(int dfd, const char *name, time_t now)
 {
 	struct stat	st;
 	char		env[64];

@@ -57,7 +57,8 @@ static void	 q_remove_(const char *, const char *);
 static int	 q_load_(const char *, const char *, struct qentry *, int,
 		    char *, size_t);
 static int	 q_claim_(const char *, struct qentry *, char *, size_t);
-static int	 q_list_(const char *, struct strlist *);
+static int	 q_list_(const char *, struct strlist *,
+		    void (*)(int, const char *, time_t));
 static void	 q_hold(struct qentry *);
 static mode_t	 q_perm(int, enum qkind);
 
@@ -791,16 +792,18 @@ id_cmp(const void *a, const void *b)
 
 /*
  * Lists the entries, oldest first. Only names of the form q_add_ makes
- * count (the sweep of a queue run removes the litter a crash leaves:
- * qsweep.c).
+ * count; every other name goes to other, when not NULL (qsweep_litter
+ * removes what a crash left).
  */
 static int
-q_list_(const char *dir, struct strlist *ids)
+q_list_(const char *dir, struct strlist *ids,
+    void (*other)(int, const char *, time_t))
 {
 	DIR		*d;
 	struct dirent	*e;
 	char		 id[ID_LEN + 1], err[256];
 	size_t		 len;
+	time_t		 now = time(NULL);
 	int		 dfd, fd;
 
 	if ((dfd = queue_dir_open(dir, err, sizeof(err))) == -1)
@@ -818,7 +821,8 @@ q_list_(const char *dir, struct strlist *ids)
 		    strcmp(e->d_name + ID_LEN, ".bad") == 0)) {
 			snprintf(id, sizeof(id), "%.*s", ID_LEN, e->d_name);
 			strlist_add(ids, id);
-		}
+		} else if (other != NULL)
+			other(dfd, e->d_name, now);
 	}
 	closedir(d);
 	close(dfd);
@@ -968,12 +972,13 @@ queue_claim(const char *dir, struct qentry *q, char *err, size_t errlen)
 }
 
 int
-queue_list(const char *dir, struct strlist *ids)
+queue_list(const char *dir, struct strlist *ids,
+    void (*other)(int, const char *, time_t))
 {
 	int	rv, saved;
 
 	priv_raise();
-	rv = q_list_(dir, ids);
+	rv = q_list_(dir, ids, other);
 	saved = errno;
 	priv_drop();
 	errno = saved;

@@ -24,7 +24,8 @@ void	 queue_remove(const char *, const char *);
 int	 queue_load(const char *, const char *, struct qentry *, int, char *,
 	    size_t);
 void	 queue_free(struct qentry *);
-int	 queue_list(const char *, struct strlist *);
+int	 queue_list(const char *, struct strlist *,
+	    void (*)(int, const char *, time_t));
 int	 queue_claim(const char *, struct qentry *, char *, size_t);
 void	 queue_release(struct qentry *);
 int	 queue_sync(const char *);
@@ -36,6 +37,7 @@ void	 qhold_forget(void);
 void	 qhold_detach(int);
 
 /* qsweep.c */
+void	 qsweep_litter(int, const char *, time_t);
 int	 qsweep_set_aside(const char *, const char *, char *, size_t);
 void	 qsweep_run(const char *, struct strlist *);
 

@@ -284,7 +284,7 @@ group(struct run *r, struct batch *b, size_t nb)
 	time_t		 now = time(NULL);
 	size_t		 i, k;
 
-	if (queue_list(r->qdir, &ids) == -1)
+	if (queue_list(r->qdir, &ids, qsweep_litter) == -1)
 		return -1;
 	for (i = 0; i < ids.n; i++) {
 		if (queue_load(r->qdir, ids.v[i], &q, 0, err, sizeof(err)) != 0) {
@@ -395,7 +395,7 @@ runner_flush(struct run *r, struct session *s, const struct account *a)
 	time_t		 start = time(NULL);
 	size_t		 i, n = 0;
 
-	if (r->qdir == NULL || queue_list(r->qdir, &ids) == -1)
+	if (r->qdir == NULL || queue_list(r->qdir, &ids, qsweep_litter) == -1)
 		return;
 	r->due_only = 1;
 	for (i = 0; i < ids.n && (s->connected || s->closed) && !s->uncharged &&
@@ -444,7 +444,7 @@ runner_list(struct run *r, struct failure *f)
 	int		 rv;
 
 	memset(f, 0, sizeof(*f));
-	if (r->qdir != NULL && queue_list(r->qdir, &ids) == -1) {
+	if (r->qdir != NULL && queue_list(r->qdir, &ids, qsweep_litter) == -1) {
 		f->stage = STAGE_QUEUE;
 		f->class = FC_LOCAL;
 		snprintf(f->text, sizeof(f->text), "%s: %s", r->qdir,

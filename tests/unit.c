@@ -1129,7 +1129,7 @@ test_queue_report(void)
 	    sizeof(err)) == 0 && queue_load(dir, oid, &q, 0, err,
 	    sizeof(err)) == -1 && errno == ENOENT);
 	queue_free(&l);
-	queue_list(dir, &ids);
+	queue_list(dir, &ids, NULL);
 	for (i = 0; i < ids.n; i++)
 		listed += strcmp(ids.v[i], bid) == 0;
 	CHECK("report: listed", ids.n == 1 && listed == 1);
