@@ -74,27 +74,24 @@ check-valgrind: outbox tests/unit
 	OUTBOX_WRAPPER=tests/valgrind.sh bash tests/run.sh
 
 # libFuzzer targets (clang); each runs FUZZ_TIME seconds from its corpus.
+# make -j2 fuzz runs two at once (each with its own FUZZ_TIME).
 FUZZ_TIME ?= 60
 FUZZERS	 = addr header reply config queue token
 FUZZ_SRCS = $(OBJS:.o=.c)
-fuzz:
-	@mkdir -p tests/fuzz/bin
-	@for f in $(FUZZERS); do \
-	    clang -std=c11 -D_GNU_SOURCE -g -O1 -I. \
-	        -DSYSCONFDIR='"/nonexistent"' -DLOCALSTATEDIR='"/nonexistent"' \
-	        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	        $(shell pkg-config --cflags $(PKGS)) -o tests/fuzz/bin/$$f \
-	        tests/fuzz/fuzz_$$f.c $(FUZZ_SRCS) $(LIBS) || exit 1; \
-	done
-	@for f in $(FUZZERS); do \
-	    mkdir -p tests/fuzz/work/$$f; \
-	    echo "== fuzz $$f ($(FUZZ_TIME) s)"; \
-	    tests/fuzz/bin/$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-	        -timeout=10 -rss_limit_mb=2048 tests/fuzz/work/$$f \
-	        tests/fuzz/corpus/$$f 2>&1 | grep -E '^(#|stat::|==|SUMMARY|INFO: Seed)' | \
-	        grep -vE 'NEW|REDUCE|pulse' | tail -12; \
-	    [ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
-	done
+fuzz: $(FUZZERS:%=fuzz-%)
+fuzz-%:
+	@mkdir -p tests/fuzz/bin tests/fuzz/work/$*
+	@clang -std=c11 -D_GNU_SOURCE -g -O1 -I. \
+	    -DSYSCONFDIR='"/nonexistent"' -DLOCALSTATEDIR='"/nonexistent"' \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(shell pkg-config --cflags $(PKGS)) -o tests/fuzz/bin/$* \
+	    tests/fuzz/fuzz_$*.c $(FUZZ_SRCS) $(LIBS)
+	@echo "== fuzz $* ($(FUZZ_TIME) s)"; \
+	tests/fuzz/bin/$* -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -timeout=10 -rss_limit_mb=2048 tests/fuzz/work/$* \
+	    tests/fuzz/corpus/$* 2>&1 | grep -E '^(#|stat::|==|SUMMARY|INFO: Seed)' | \
+	    grep -vE 'NEW|REDUCE|pulse' | tail -12; \
+	[ $${PIPESTATUS[0]} -eq 0 ]
 
 demo:
 	bash tests/demo.sh

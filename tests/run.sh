@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: ISC
 # The whole suite: unit tests, then every tests/t_*.sh against a loopback
-# Postfix that this script starts and stops. Closes with "N passed, N failed,
-# N skipped"; a skip (lib.sh's skip, or a file that recorded no check at all)
-# fails the run unless OUTBOX_ALLOW_SKIP=1 (make check ALLOW_SKIP=1).
+# Postfix that this script starts and stops, in parallel lanes (run_job
+# below). Closes with "N passed, N failed, N skipped"; a skip (lib.sh's
+# skip, or a file that recorded no check at all) fails the run unless
+# OUTBOX_ALLOW_SKIP=1 (make check ALLOW_SKIP=1).
 set -u
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -41,18 +42,47 @@ if [ "$urc" -ne 0 ] && ! grep -q '^FAIL ' "$RESULTS.unit"; then
 fi
 
 echo "== postfix"
-if bash tests/postfix.sh start "$TESTROOT/postfix"; then
-	for t in tests/t_*.sh; do
-		want "$t" || continue
-		# Runs once, in the plain suite: not under ASan or valgrind.
-		[ -n "${OUTBOX_WRAPPER:-}${ASAN:-}" ] && [ "$t" = tests/t_interop.sh ] && continue
-		echo "== $t"
-		before=$(wc -l <"$RESULTS")
-		bash "$t"
+# run_job FILE...: runs the test files one after another, each with its own
+# results ($RESULTS.NAME) and output, printed whole when the file ends.
+run_job() {
+	local t n s
+	for t in "$@"; do
+		n=${t#tests/}; n=${n%.sh}
+		: >"$RESULTS.$n"
+		s=$SECONDS
+		RESULTS=$RESULTS.$n bash "$t" >"$TESTROOT/out.$n" 2>&1
 		# A file that ran no check did not pass: it counts as skipped.
-		[ "$(wc -l <"$RESULTS")" -gt "$before" ] ||
-			printf 'SKIP %s (no check ran)\n' "${t#tests/}" >>"$RESULTS"
+		[ -s "$RESULTS.$n" ] ||
+			printf 'SKIP %s (no check ran)\n' "${t#tests/}" >>"$RESULTS.$n"
+		flock "$RESULTS.lock" sh -c 'echo "== $1 ($2 s)"; cat "$3"' _ \
+			"$t" "$((SECONDS - s))" "$TESTROOT/out.$n"
 	done
+}
+export -f run_job
+
+# The files run in $OUTBOX_JOBS lanes at once (default: one per CPU, at
+# most 4; 1 runs them in turn). The files that use the suite's Postfix
+# (they name PF_*: they clear and count its Maildirs) are one job, run in
+# turn in one lane. Longest first (by lines), so the lanes end together.
+jobs=${OUTBOX_JOBS:-$(nproc)}
+case $jobs in *[!0-9]* | '' | 0) echo "OUTBOX_JOBS must be a positive number" >&2; exit 2 ;; esac
+[ -n "${OUTBOX_JOBS:-}" ] || [ "$jobs" -le 4 ] || jobs=4
+files=() pf=()
+for t in tests/t_*.sh; do
+	want "$t" || continue
+	# Runs once, in the plain suite: not under ASan or valgrind.
+	[ -n "${OUTBOX_WRAPPER:-}${ASAN:-}" ] && [ "$t" = tests/t_interop.sh ] && continue
+	if grep -q 'PF_' "$t"; then pf+=("$t"); else files+=("$t"); fi
+done
+if bash tests/postfix.sh start "$TESTROOT/postfix"; then
+	{
+		[ ${#pf[@]} -eq 0 ] || echo "$(cat "${pf[@]}" | wc -l) ${pf[*]}"
+		for t in ${files[@]+"${files[@]}"}; do echo "$(wc -l <"$t") $t"; done
+	} | sort -rn | cut -d' ' -f2- |
+		xargs -d '\n' -P "$jobs" -I{} bash -c 'run_job $1' _ {}	# $1 split: a job's files
+	for t in ${pf[@]+"${pf[@]}"} ${files[@]+"${files[@]}"}; do
+		n=${t#tests/}; cat "$RESULTS.${n%.sh}"
+	done >>"$RESULTS"
 else
 	printf 'FAIL postfix-start\n' >>"$RESULTS"
 fi

@@ -21,21 +21,10 @@ MSG=$FS/msg.txt
 printf '%s\n' 'From: a@example.test' 'To: b@example.test' 'Subject: tls test' \
 	'' 'Hello.' >"$MSG"
 
-# mkcfg NAME QDIR [LINE...]: STARTTLS to the current server, queue in QDIR.
-mkcfg() {
-	local name=$1 qdir=$2; shift 2
-	CFG=$FS/$name.cfg
-	{
-		echo "host 127.0.0.1"
-		echo "port $PORT"
-		echo "tls starttls"
-		echo "timeout 5"
-		echo "queue_dir $qdir"
-		echo "dead_letter $FS/$name.dead"
-		printf '%s\n' "$@"
-	} >"$CFG"
-	chmod 600 "$CFG"
-}
+# mkcfg (lib.sh) NAME PORT [LINE...]: STARTTLS to the server on PORT; each
+# call names its queue (queue_dir) so that runs share or keep apart their
+# TLS session caches.
+MKCFG_LINES=("tls starttls" "timeout 5")
 
 # send NAME WANT [ENV...]: one message with -v through $CFG; $ERR is its
 # stderr, $SESS the cache file it named, $KEY that file's key (hex).
@@ -49,8 +38,10 @@ send() {
 }
 
 # rekey SRC DST KEY: DST gets SRC's session under the key KEY (hex), which
-# the file holds after its magic.
+# the file holds after its magic. SRC must be a regular file (a FIFO left by
+# a failed check would block the read).
 rekey() {
+	[ -f "$1" ] && [ ! -L "$1" ] || { echo "rekey: $1 is not a regular file"; return 1; }
 	python3 -c 'import sys
 s, d, k = sys.argv[1:4]
 b = open(s, "rb").read()
@@ -61,9 +52,11 @@ resumed() { grep -q 'TLS session resumed' "$FS/$1.stderr"; }
 full() { grep -q 'full TLS handshake' "$FS/$1.stderr"; }
 
 # --- resumption across processes ------------------------------------------
-fault_start a --max-time 120 --io-timeout 15 "${TLSARGS[@]}"
+# Its --max-time is only a safety net: the slowest run (valgrind, in a
+# lane beside another file) must end well inside it.
+fault_start a --max-time 600 --io-timeout 15 "${TLSARGS[@]}"
 Q=$FS/q; mkdir -m 700 "$Q"
-mkcfg a "$Q" "tls_ca_file $CA"
+mkcfg a "$PORT" "queue_dir $Q" "tls_ca_file $CA"
 send cold 0
 check tls-cold-full full cold
 check tls-cold-file test -f "$SESS"
@@ -91,7 +84,7 @@ expect_eq tls-parallel-no-litter "$(ls "$Q" | grep -c '^tmp\.')" 0
 
 # Off by configuration: nothing read, nothing written.
 Q2=$FS/q-off; mkdir -m 700 "$Q2"
-mkcfg off "$Q2" "tls_ca_file $CA" "tls_session_cache off"
+mkcfg off "$PORT" "queue_dir $Q2" "tls_ca_file $CA" "tls_session_cache off"
 send off1 0
 send off2 0
 check tls-off-full full off2
@@ -100,7 +93,7 @@ expect_eq tls-off-no-file "$(ls "$Q2" | grep -c '^tls-')" 0
 # A user keeps at most 16 session files (tls.c's cache_evict): 18
 # accounts, a file each; the oldest go, the newest stays and resumes.
 Q3=$FS/q-cap; mkdir -m 700 "$Q3"
-mkcfg cap "$Q3" "tls_ca_file $CA"
+mkcfg cap "$PORT" "queue_dir $Q3" "tls_ca_file $CA"
 for i in $(seq 18); do printf 'account c%s\n' "$i" >>"$CFG"; done
 crc=0
 for i in $(seq 18); do
@@ -117,7 +110,7 @@ expect_grep tls-cap-newest-kept 'TLS session resumed' "$ERR"
 # a full handshake, and the first file left as it was.
 cp "$CA" "$FS/ca-copy.pem"
 cp "$COLD" "$FS/cold.saved"
-mkcfg ca2 "$Q" "tls_ca_file $FS/ca-copy.pem"
+mkcfg ca2 "$PORT" "queue_dir $Q" "tls_ca_file $FS/ca-copy.pem"
 send ca2 0
 check tls-other-ca-full full ca2
 check tls-other-ca-own-file test "$SESS" != "$COLD"
@@ -135,7 +128,7 @@ check tls-foreign-key-replaced resumed foreign-key2
 # The CA file's contents are part of the key: the same file resumes, a
 # changed one (a line added) costs a full handshake.
 cp "$CA" "$FS/ca-grow.pem"
-mkcfg grow "$Q" "tls_ca_file $FS/ca-grow.pem"
+mkcfg grow "$PORT" "queue_dir $Q" "tls_ca_file $FS/ca-grow.pem"
 send grow1 0
 send grow2 0
 check tls-ca-same-contents-resumed resumed grow2
@@ -144,15 +137,15 @@ send grow3 0
 check tls-ca-changed-full full grow3
 # A CA file without a certificate (parsed at the first full handshake).
 printf 'not a certificate\n' >"$FS/ca-junk.pem"
-mkcfg junk "$Q" "tls_ca_file $FS/ca-junk.pem" "queue off"
+mkcfg junk "$PORT" "queue_dir $Q" "tls_ca_file $FS/ca-junk.pem" "queue off"
 send junk 75
 expect_grep tls-ca-junk-unverified 'unable to get local issuer' "$FS/junk.stderr"
-mkcfg junk "$Q" "tls_ca_file $FS/nonexistent.pem" "queue off"
+mkcfg junk "$PORT" "queue_dir $Q" "tls_ca_file $FS/nonexistent.pem" "queue off"
 send ca-missing 75
 expect_grep tls-ca-missing-named 'tls_ca_file .*nonexistent.pem: No such file' "$FS/ca-missing.stderr"
 
 # Corrupt contents: a full handshake, delivered, the file rewritten.
-mkcfg a "$Q" "tls_ca_file $CA"
+mkcfg a "$PORT" "queue_dir $Q" "tls_ca_file $CA"
 head -c 200 /dev/urandom >"$COLD"; chmod 600 "$COLD"
 send garbage 0
 check tls-garbage-full full garbage
@@ -217,8 +210,8 @@ fi
 # server process, other ticket keys): only the full handshake it costs.
 send refill4 0
 fault_stop
-fault_start b --max-time 60 --io-timeout 15 "${TLSARGS[@]}"
-mkcfg b "$Q" "tls_ca_file $CA"
+fault_start b --max-time 600 --io-timeout 15 "${TLSARGS[@]}"
+mkcfg b "$PORT" "queue_dir $Q" "tls_ca_file $CA"
 send b-first 0
 check tls-new-port-full full b-first
 rekey "$COLD" "$SESS" "$KEY"
@@ -232,15 +225,15 @@ check tls-refused-ticket-replaced resumed refused-ticket2
 # session the right pin verified sits under the wrong pin's key.
 PIN=$(openssl x509 -in "$FS/pki/srv.pem" -outform der | openssl dgst -sha256 -r | cut -c1-64)
 BAD=$(printf '%064d' 0)
-mkcfg pin "$Q" "tls_fingerprint $PIN"
+mkcfg pin "$PORT" "queue_dir $Q" "tls_fingerprint $PIN"
 send pin1 0
 send pin2 0
 check tls-pin-resumed resumed pin2
 GOOD=$SESS
-mkcfg pinbad "$Q" "tls_fingerprint $BAD" "queue off"
+mkcfg pinbad "$PORT" "queue_dir $Q" "tls_fingerprint $BAD" "queue off"
 send pinbad1 75
 expect_grep tls-pin-mismatch-fails 'does not match tls_fingerprint' "$FS/pinbad1.stderr"
-mkcfg pinbad "$Q" "tls_fingerprint $BAD"
+mkcfg pinbad "$PORT" "queue_dir $Q" "tls_fingerprint $BAD"
 send pinbad-q 0	# queued: names the wrong pin's file (queue on)
 rekey "$GOOD" "$SESS" "$KEY"
 send pinbad2 0	# queued again
@@ -251,7 +244,7 @@ expect_nogrep tls-pin-cached-not-resumed 'TLS session resumed' "$FS/pinbad2.stde
 mkdir -p "$FS/certs" "$FS/nocerts"
 cp "$CA" "$FS/certs/"
 openssl rehash "$FS/certs" 2>/dev/null || c_rehash "$FS/certs" >/dev/null
-mkcfg store "$FS/q-store" "queue off"
+mkcfg store "$PORT" "queue_dir $FS/q-store" "queue off"
 send store-dir 0 SSL_CERT_DIR="$FS/certs" SSL_CERT_FILE=/nonexistent
 send store-empty 75 SSL_CERT_DIR="$FS/nocerts" SSL_CERT_FILE=/nonexistent
 expect_grep tls-store-empty-unverified 'unable to get local issuer' "$FS/store-empty.stderr"
@@ -271,19 +264,19 @@ echo | timeout 10 openssl s_client -connect "127.0.0.1:$PORT" -starttls smtp \
 	-cipher AES128-SHA -CAfile "$CA" >"$FS/s_client.out" 2>&1
 expect_grep tls-kRSA-control 'Cipher is AES128-SHA' "$FS/s_client.out"
 Q3=$FS/q-kRSA; mkdir -m 700 "$Q3"
-mkcfg kRSA "$Q3" "tls_ca_file $CA"
+mkcfg kRSA "$PORT" "queue_dir $Q3" "tls_ca_file $CA"
 send kRSA 0
 expect_grep tls-kRSA-refused 'no cipher or version in common' "$FS/kRSA.stderr"
 expect_grep tls-kRSA-queued 'queued as' "$FS/kRSA.stderr"
 expect_eq tls-kRSA-in-queue "$(ls "$Q3" | grep -c '\.env$')" 1
 expect_nogrep tls-kRSA-no-mail '^C: MAIL' "$LOG"
-mkcfg kRSA "$Q3" "tls_ca_file $CA" "queue off"
+mkcfg kRSA "$PORT" "queue_dir $Q3" "tls_ca_file $CA" "queue off"
 send kRSA-noqueue 75
 fault_stop
 # And TLS 1.2 with ECDHE and AES-GCM goes.
 fault_start gcm --max-time 60 --io-timeout 15 --cert "$d/rsa.pem" \
 	--key "$d/rsa.key" --ciphers ECDHE-RSA-AES128-GCM-SHA256
-mkcfg gcm "$FS/q-gcm" "tls_ca_file $CA" "queue off"
+mkcfg gcm "$PORT" "queue_dir $FS/q-gcm" "tls_ca_file $CA" "queue off"
 send gcm 0
 expect_grep tls-12-ecdhe-gcm 'TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256' "$FS/gcm.stderr"
 fault_stop
