@@ -15,6 +15,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 export TESTROOT; TESTROOT=$(mktemp -d /tmp/outbox-package.XXXXXX)
 export RESULTS=$TESTROOT/results
 : >"$RESULTS"
+# lib.sh's checks, lintian and the build make their temporary files here,
+# not in the host's /tmp (52 files and lintian's mldbm-elf-* were left).
+export TMPDIR=$TESTROOT/tmp
+mkdir -p "$TMPDIR"
 . "$top/tests/lib.sh"
 FS=$TESTROOT/fs
 R=$TESTROOT/root
