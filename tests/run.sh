@@ -64,9 +64,9 @@ export -f run_job
 # most 4; 1 runs them in turn). The files that use the suite's Postfix
 # (they name PF_*: they clear and count its Maildirs) are one job, run in
 # turn in one lane. Longest first (by lines), so the lanes end together.
-jobs=${OUTBOX_JOBS:-$(nproc)}
+cpus=$(nproc)
+jobs=${OUTBOX_JOBS:-$((cpus < 4 ? cpus : 4))}
 case $jobs in *[!0-9]* | '' | 0) echo "OUTBOX_JOBS must be a positive number" >&2; exit 2 ;; esac
-[ -n "${OUTBOX_JOBS:-}" ] || [ "$jobs" -le 4 ] || jobs=4
 files=() pf=()
 for t in tests/t_*.sh; do
 	want "$t" || continue
@@ -79,10 +79,8 @@ if bash tests/postfix.sh start "$TESTROOT/postfix"; then
 		[ ${#pf[@]} -eq 0 ] || echo "$(cat "${pf[@]}" | wc -l) ${pf[*]}"
 		for t in ${files[@]+"${files[@]}"}; do echo "$(wc -l <"$t") $t"; done
 	} | sort -rn | cut -d' ' -f2- |
-		xargs -d '\n' -P "$jobs" -I{} bash -c 'run_job $1' _ {}	# $1 split: a job's files
-	for t in ${pf[@]+"${pf[@]}"} ${files[@]+"${files[@]}"}; do
-		n=${t#tests/}; cat "$RESULTS.${n%.sh}"
-	done >>"$RESULTS"
+		xargs -L 1 -P "$jobs" bash -c 'run_job "$@"' _
+	cat "$RESULTS".t_* >>"$RESULTS" 2>/dev/null
 else
 	printf 'FAIL postfix-start\n' >>"$RESULTS"
 fi
